@@ -1,0 +1,1 @@
+//! uniffi bindings (Kotlin, Swift, Python) over sdk-core; grows in the client-core issue.

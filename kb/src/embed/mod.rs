@@ -1,0 +1,266 @@
+//! Sentence embedding: the `Embedder` trait, the bundled local models, and length-bucketed batching.
+
+pub mod bert;
+pub mod e5;
+pub mod e5s1;
+pub mod minilm;
+pub mod testing;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::{KbError, Result};
+
+/// Whether a text is a question (query) or a piece of content (passage). Models such as e5 embed
+/// the two differently; symmetric models ignore it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextRole {
+    Query,
+    Passage,
+}
+
+/// Turns texts into L2-normalised vectors. Implementations are thread-safe and blocking: call them
+/// from a blocking thread in async code.
+pub trait Embedder: Send + Sync {
+    /// Stable model name stored with every knowledge base built by it.
+    fn model_name(&self) -> &str;
+    /// Vector length.
+    fn dim(&self) -> usize;
+    /// One vector per text, in order.
+    fn embed(&self, texts: &[&str], role: TextRole) -> Result<Vec<Vec<f32>>>;
+}
+
+/// A transformer model split into tokenisation and a batched forward pass.
+pub trait EmbedModel: Send + Sync {
+    fn tokenize(&self, text: &str, role: TextRole) -> Result<Vec<u32>>;
+    fn encode(&self, batch: &[Vec<u32>]) -> Result<Vec<Vec<f32>>>;
+    fn dim(&self) -> usize;
+}
+
+/// The models Kefu ships support for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelName {
+    /// Chinese + English (+~100 languages). The default.
+    MultilingualE5Small,
+    /// English only, about twice as fast.
+    AllMiniLmL6V2,
+}
+
+/// The default model name.
+pub const DEFAULT_MODEL: &str = "multilingual-e5-small";
+
+impl ModelName {
+    /// Parses a model name as used on the command line.
+    pub fn parse(name: &str) -> Result<Self> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "multilingual-e5-small" | "e5-small" | "e5" => Ok(Self::MultilingualE5Small),
+            "all-minilm-l6-v2" | "minilm" => Ok(Self::AllMiniLmL6V2),
+            _ => Err(KbError::UnknownModel(name.to_string())),
+        }
+    }
+
+    /// Canonical name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MultilingualE5Small => "multilingual-e5-small",
+            Self::AllMiniLmL6V2 => "all-minilm-l6-v2",
+        }
+    }
+
+    /// The file whose presence means the model is installed.
+    fn marker(self, dir: &Path) -> PathBuf {
+        match self {
+            Self::MultilingualE5Small => dir.join("e5-small-q4.bin"),
+            Self::AllMiniLmL6V2 => dir.join("model.safetensors"),
+        }
+    }
+}
+
+/// Where models live: `KEFU_MODEL_DIR`, else `./models`.
+pub fn default_model_dir() -> PathBuf {
+    std::env::var_os("KEFU_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("models"))
+}
+
+/// Loads a model from `<model_dir>/<name>/`; a missing model is a clear error naming the script that
+/// fetches it (nothing is ever downloaded at run time).
+pub fn load_embedder(name: &str, model_dir: &Path) -> Result<Arc<dyn Embedder>> {
+    Ok(Arc::new(load_batching(name, model_dir, true)?))
+}
+
+/// Loads a model as `load_embedder` does; `centred = false` skips language centring (e5 only), giving
+/// the encoder's raw pooled vectors (used to check the encoder against reference implementations).
+pub fn load_batching(name: &str, model_dir: &Path, centred: bool) -> Result<BatchingEmbedder> {
+    let model = ModelName::parse(name)?;
+    let dir = model_dir.join(model.as_str());
+    if !model.marker(&dir).is_file() {
+        return Err(KbError::ModelMissing {
+            name: model.as_str().to_string(),
+            dir,
+        });
+    }
+    let inner: Box<dyn EmbedModel> = match model {
+        ModelName::MultilingualE5Small => Box::new(e5::E5Model::load(&model.marker(&dir))?),
+        ModelName::AllMiniLmL6V2 => Box::new(minilm::MiniLmModel::load(&dir)?),
+    };
+    let mut embedder = BatchingEmbedder::new(model.as_str(), inner);
+    if centred && model == ModelName::MultilingualE5Small {
+        embedder.centering = Some(LanguageCentering::e5_small()?);
+    }
+    Ok(embedder)
+}
+
+/// Per-language mean vectors subtracted from every embedding (then re-normalised): multilingual
+/// models cluster by language, which drowns cross-language matches and compresses scores. The
+/// means come from everyday sentences in each language (see `kb/calibration/`).
+#[derive(Debug, Clone)]
+pub struct LanguageCentering {
+    cjk: Vec<f32>,
+    other: Vec<f32>,
+}
+
+impl LanguageCentering {
+    /// The means for multilingual-e5-small, compiled in.
+    pub fn e5_small() -> Result<Self> {
+        #[derive(serde::Deserialize)]
+        struct Means {
+            zh: Vec<f32>,
+            en: Vec<f32>,
+        }
+        let m: Means = serde_json::from_str(include_str!("e5_language_means.json"))
+            .map_err(|e| KbError::Tokenizer(format!("language means: {e}")))?;
+        Ok(Self {
+            cjk: m.zh,
+            other: m.en,
+        })
+    }
+
+    /// Whether a text is mainly CJK: over a fifth of its letters are Han, kana or Hangul.
+    pub fn is_cjk(text: &str) -> bool {
+        let (mut letters, mut cjk) = (0usize, 0usize);
+        for c in text.chars().filter(|c| c.is_alphanumeric()) {
+            letters += 1;
+            if matches!(c as u32, 0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xAC00..=0xD7AF | 0xF900..=0xFAFF)
+            {
+                cjk += 1;
+            }
+        }
+        letters > 0 && cjk * 5 > letters
+    }
+
+    /// Centres and re-normalises one vector of `text`.
+    pub fn apply(&self, text: &str, v: &mut [f32]) {
+        let mean = if Self::is_cjk(text) {
+            &self.cjk
+        } else {
+            &self.other
+        };
+        if mean.len() != v.len() {
+            return;
+        }
+        v.iter_mut().zip(mean).for_each(|(x, m)| *x -= m);
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+}
+
+/// Most sequences run through the encoder together.
+pub const MAX_BATCH: usize = 32;
+/// Token budget of one forward pass (batch x padded length), bounding activation memory.
+pub const MAX_BATCH_TOKENS: usize = 8192;
+
+/// Wraps a model: tokenises, groups texts of similar length (less padding), runs batches, and
+/// returns vectors in input order.
+pub struct BatchingEmbedder {
+    name: String,
+    model: Box<dyn EmbedModel>,
+    /// Applied to every output vector when set.
+    pub centering: Option<LanguageCentering>,
+}
+
+impl BatchingEmbedder {
+    pub fn new(name: &str, model: Box<dyn EmbedModel>) -> Self {
+        Self {
+            name: name.to_string(),
+            model,
+            centering: None,
+        }
+    }
+}
+
+impl Embedder for BatchingEmbedder {
+    fn model_name(&self) -> &str {
+        &self.name
+    }
+
+    fn dim(&self) -> usize {
+        self.model.dim()
+    }
+
+    fn embed(&self, texts: &[&str], role: TextRole) -> Result<Vec<Vec<f32>>> {
+        let tokens = texts
+            .iter()
+            .map(|t| self.model.tokenize(t, role))
+            .collect::<Result<Vec<_>>>()?;
+        let mut order: Vec<usize> = (0..tokens.len()).collect();
+        order.sort_by_key(|&i| tokens[i].len());
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); tokens.len()];
+        let mut start = 0;
+        while start < order.len() {
+            // Sorted ascending, so the last member of a group is its longest.
+            let mut end = start + 1;
+            while end < order.len()
+                && end - start < MAX_BATCH
+                && (end - start + 1) * tokens[order[end]].len() <= MAX_BATCH_TOKENS
+            {
+                end += 1;
+            }
+            let batch: Vec<Vec<u32>> = order[start..end]
+                .iter()
+                .map(|&i| tokens[i].clone())
+                .collect();
+            let vectors = self.model.encode(&batch)?;
+            for (&i, v) in order[start..end].iter().zip(vectors) {
+                out[i] = v;
+            }
+            start = end;
+        }
+        if let Some(c) = &self.centering {
+            for (text, v) in texts.iter().zip(out.iter_mut()) {
+                c.apply(text, v);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Cosine similarity of two L2-normalised vectors (their dot product).
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    crate::index::exact::dot(a, b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_cjk_text() {
+        assert!(LanguageCentering::is_cjk("多久发货？"));
+        assert!(LanguageCentering::is_cjk("订单号 SO-42 的物流"));
+        assert!(!LanguageCentering::is_cjk("How long does shipping take?"));
+        assert!(!LanguageCentering::is_cjk("🙂"));
+    }
+
+    #[test]
+    fn centring_removes_the_mean_and_renormalises() {
+        let c = LanguageCentering {
+            cjk: vec![0.5, 0.0],
+            other: vec![0.0, 0.5],
+        };
+        let mut v = vec![0.6, 0.8];
+        c.apply("hello", &mut v);
+        assert!((v[0] - 0.6 / 0.67082).abs() < 1e-3);
+        assert!(((v[0] * v[0] + v[1] * v[1]) - 1.0).abs() < 1e-5);
+    }
+}

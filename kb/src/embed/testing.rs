@@ -1,0 +1,48 @@
+//! A deterministic, model-free embedder for unit tests of logic (store, index, retrieval banding).
+//! It hashes character bigrams into a fixed-size vector: texts sharing characters score high.
+//! Never used to serve users; the real models are tested separately.
+
+use super::{Embedder, TextRole};
+use crate::error::Result;
+
+/// Character-bigram hashing embedder.
+pub struct HashingEmbedder {
+    dim: usize,
+}
+
+impl HashingEmbedder {
+    pub fn new(dim: usize) -> Self {
+        Self { dim: dim.max(8) }
+    }
+
+    fn one(&self, text: &str) -> Vec<f32> {
+        let mut v = vec![0f32; self.dim];
+        let chars: Vec<char> = text
+            .to_lowercase()
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        for w in chars.windows(2) {
+            let h = (u64::from(w[0]) * 31 + u64::from(w[1])).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            v[(h % self.dim as u64) as usize] += 1.0;
+        }
+        if chars.len() == 1 {
+            v[(u64::from(chars[0]) % self.dim as u64) as usize] += 1.0;
+        }
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+        v.iter_mut().for_each(|x| *x /= norm);
+        v
+    }
+}
+
+impl Embedder for HashingEmbedder {
+    fn model_name(&self) -> &str {
+        "test-hashing"
+    }
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn embed(&self, texts: &[&str], _role: TextRole) -> Result<Vec<Vec<f32>>> {
+        Ok(texts.iter().map(|t| self.one(t)).collect())
+    }
+}

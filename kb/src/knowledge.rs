@@ -1,0 +1,543 @@
+//! The knowledge-base service: imports files (parse all, embed what changed, write in one
+//! transaction, then update the index) and answers queries with scored hits and a band.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::embed::{Embedder, TextRole};
+use crate::error::{KbError, Result};
+use crate::index::exact::ExactIndex;
+use crate::index::{SearchFilter, VectorIndex};
+use crate::ingest::{self, FileKind, Record};
+use crate::retrieve::{band_for, Hit, Retrieval, Thresholds};
+use crate::store::{EmbeddedRecord, KbCounts, KbInfo, KbStore};
+
+/// The knowledge base every command uses unless told otherwise.
+pub const DEFAULT_KB: &str = "default";
+/// Most hits a query may ask for.
+pub const MAX_TOP_K: usize = 50;
+/// Longest query accepted, in characters.
+pub const MAX_QUERY_CHARS: usize = 2000;
+/// Texts embedded per progress step during import.
+const IMPORT_BATCH: usize = 64;
+
+/// A file's content to import.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// Name recorded as the entries' source (e.g. the file name).
+    pub name: String,
+    pub kind: FileKind,
+    pub text: String,
+}
+
+impl SourceFile {
+    /// Reads a file from disk; it is recorded under its file name.
+    pub fn read(path: &Path) -> Result<Self> {
+        let kind = FileKind::of(path)?;
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("input")
+            .to_string();
+        let bytes = std::fs::read(path).map_err(|source| KbError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| KbError::Parse {
+            file: name.clone(),
+            line: e.as_bytes()[..e.utf8_error().valid_up_to()]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1,
+            message: "file is not valid UTF-8".into(),
+        })?;
+        Ok(Self {
+            name,
+            kind,
+            text: text.trim_start_matches('\u{feff}').to_string(),
+        })
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct ImportReport {
+    pub files: usize,
+    pub entries: usize,
+    pub added: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub removed: usize,
+    pub vectors_embedded: usize,
+}
+
+/// Progress callback: (texts embedded so far, texts to embed).
+pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
+
+/// Store + index + embedder.
+pub struct Knowledge {
+    store: KbStore,
+    index: Arc<dyn VectorIndex>,
+    embedder: Arc<dyn Embedder>,
+}
+
+impl Knowledge {
+    /// The embedded default: SQLite at `db_path` and the exact in-memory index loaded from it.
+    pub async fn open_embedded(db_path: &Path, embedder: Arc<dyn Embedder>) -> Result<Self> {
+        let store = KbStore::open(db_path).await?;
+        Self::with_exact_index(store, embedder).await
+    }
+
+    /// Any store with the exact index filled from it.
+    pub async fn with_exact_index(store: KbStore, embedder: Arc<dyn Embedder>) -> Result<Self> {
+        let index = ExactIndex::new();
+        index.upsert_sync(store.all_vectors().await?)?;
+        Ok(Self {
+            store,
+            index: Arc::new(index),
+            embedder,
+        })
+    }
+
+    /// A store with another index (e.g. Qdrant), which keeps its own copy of the vectors.
+    pub fn with_index(
+        store: KbStore,
+        embedder: Arc<dyn Embedder>,
+        index: Arc<dyn VectorIndex>,
+    ) -> Self {
+        Self {
+            store,
+            index,
+            embedder,
+        }
+    }
+
+    pub fn store(&self) -> &KbStore {
+        &self.store
+    }
+
+    pub fn embedder(&self) -> &Arc<dyn Embedder> {
+        &self.embedder
+    }
+
+    /// Embeds on a blocking thread.
+    async fn embed(&self, texts: Vec<String>, role: TextRole) -> Result<Vec<Vec<f32>>> {
+        let embedder = self.embedder.clone();
+        tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            embedder.embed(&refs, role)
+        })
+        .await
+        .map_err(|e| KbError::Index(format!("embedding task failed: {e}")))?
+    }
+
+    /// Reads paths (directories recursively) and imports them; nothing is written if any file fails.
+    pub async fn import_paths(
+        &self,
+        kb: &str,
+        paths: &[PathBuf],
+        progress: Progress<'_>,
+    ) -> Result<ImportReport> {
+        let files = ingest::expand_paths(paths)?;
+        let sources = files
+            .iter()
+            .map(|p| SourceFile::read(p))
+            .collect::<Result<Vec<_>>>()?;
+        self.import(kb, sources, progress).await
+    }
+
+    /// Imports file contents into `kb` (created if needed). FAQs are upserted by key; a document's
+    /// chunks replace that document's previous chunks. Unchanged entries are not re-embedded.
+    pub async fn import(
+        &self,
+        kb: &str,
+        sources: Vec<SourceFile>,
+        progress: Progress<'_>,
+    ) -> Result<ImportReport> {
+        let mut records: Vec<Record> = Vec::new();
+        let mut doc_files = Vec::new();
+        let mut seen = HashSet::new();
+        for s in &sources {
+            let recs = ingest::parse_text(s.kind, &s.text, &s.name)?;
+            if matches!(s.kind, FileKind::Markdown | FileKind::Html | FileKind::Text) {
+                doc_files.push(s.name.clone());
+            }
+            for r in recs {
+                if !seen.insert(r.key.clone()) {
+                    return Err(KbError::Parse {
+                        file: s.name.clone(),
+                        line: 0,
+                        message: format!(
+                            "entry {:?} appears in more than one imported file",
+                            r.key
+                        ),
+                    });
+                }
+                records.push(r);
+            }
+        }
+        let info = self
+            .store
+            .ensure_kb(kb, self.embedder.model_name(), self.embedder.dim())
+            .await?;
+        let stored = self.store.entry_hashes(info.id).await?;
+        let mut report = ImportReport {
+            files: sources.len(),
+            entries: records.len(),
+            ..Default::default()
+        };
+        let keep_keys: Vec<String> = records.iter().map(|r| r.key.clone()).collect();
+        let changed: Vec<(Record, String)> = records
+            .into_iter()
+            .filter_map(|r| {
+                let h = content_hash(&r, &info.model);
+                if stored.get(&r.key) == Some(&h) {
+                    report.unchanged += 1;
+                    None
+                } else {
+                    Some((r, h))
+                }
+            })
+            .collect();
+
+        let texts: Vec<(usize, String, TextRole)> = changed
+            .iter()
+            .enumerate()
+            .flat_map(|(i, (r, _))| {
+                r.embed_texts()
+                    .into_iter()
+                    .map(move |(t, role)| (i, t, role))
+            })
+            .collect();
+        let total = texts.len();
+        progress(0, total);
+        let mut vectors: Vec<Vec<(String, Vec<f32>)>> = vec![Vec::new(); changed.len()];
+        for role in [TextRole::Query, TextRole::Passage] {
+            let batch: Vec<&(usize, String, TextRole)> =
+                texts.iter().filter(|t| t.2 == role).collect();
+            for group in batch.chunks(IMPORT_BATCH) {
+                let embedded = self
+                    .embed(group.iter().map(|t| t.1.clone()).collect(), role)
+                    .await?;
+                for (t, v) in group.iter().zip(embedded) {
+                    vectors[t.0].push((t.1.clone(), v));
+                }
+                report.vectors_embedded += group.len();
+                progress(report.vectors_embedded, total);
+            }
+        }
+        let embedded: Vec<EmbeddedRecord> = changed
+            .into_iter()
+            .zip(vectors)
+            .map(|((record, content_hash), vectors)| EmbeddedRecord {
+                record,
+                content_hash,
+                vectors,
+            })
+            .collect();
+        let outcome = self
+            .store
+            .write_import(&info, embedded, &doc_files, &keep_keys)
+            .await?;
+        report.added = outcome.added;
+        report.updated = outcome.updated;
+        report.removed = outcome.removed_entry_ids.len() - outcome.updated;
+        self.index
+            .remove_entries(&outcome.removed_entry_ids)
+            .await?;
+        self.index.upsert(outcome.new_vectors).await?;
+        Ok(report)
+    }
+
+    /// Thresholds in force for a knowledge base.
+    pub fn thresholds(info: &KbInfo) -> Thresholds {
+        let d = Thresholds::for_model(&info.model);
+        Thresholds {
+            answer: info.answer_threshold.unwrap_or(d.answer),
+            suggest: info.suggest_threshold.unwrap_or(d.suggest),
+            margin: info.margin.unwrap_or(d.margin),
+        }
+    }
+
+    async fn kb_for_query(&self, kb: &str) -> Result<KbInfo> {
+        let info = self
+            .store
+            .get_kb(kb)
+            .await?
+            .ok_or_else(|| KbError::KbNotFound(kb.to_string()))?;
+        if info.model != self.embedder.model_name() {
+            return Err(KbError::ModelMismatch {
+                kb: kb.to_string(),
+                built: info.model,
+                active: self.embedder.model_name().to_string(),
+            });
+        }
+        Ok(info)
+    }
+
+    /// Answers one query.
+    pub async fn query(
+        &self,
+        kb: &str,
+        text: &str,
+        top_k: usize,
+        tags: &[String],
+    ) -> Result<Retrieval> {
+        let mut out = self
+            .query_many(kb, &[text.to_string()], top_k, tags)
+            .await?;
+        out.pop().ok_or_else(|| KbError::Index("no result".into()))
+    }
+
+    /// Answers several queries with one embedding batch.
+    pub async fn query_many(
+        &self,
+        kb: &str,
+        texts: &[String],
+        top_k: usize,
+        tags: &[String],
+    ) -> Result<Vec<Retrieval>> {
+        if top_k == 0 || top_k > MAX_TOP_K {
+            return Err(KbError::InvalidInput(format!(
+                "top_k must be between 1 and {MAX_TOP_K}"
+            )));
+        }
+        for t in texts {
+            if t.trim().is_empty() {
+                return Err(KbError::InvalidInput("query is empty".into()));
+            }
+            if t.chars().count() > MAX_QUERY_CHARS {
+                return Err(KbError::InvalidInput(format!(
+                    "query is longer than {MAX_QUERY_CHARS} characters"
+                )));
+            }
+        }
+        let info = self.kb_for_query(kb).await?;
+        let thresholds = Self::thresholds(&info);
+        let vectors = self.embed(texts.to_vec(), TextRole::Query).await?;
+        let filter = SearchFilter {
+            kb_id: info.id,
+            tags: tags.iter().map(|t| t.to_lowercase()).collect(),
+        };
+        let mut out = Vec::with_capacity(texts.len());
+        for (text, v) in texts.iter().zip(vectors) {
+            let found = self.index.search(&v, &filter, top_k).await?;
+            let ids: Vec<i64> = found.iter().map(|h| h.entry_id).collect();
+            let entries = self.store.entries(&ids).await?;
+            let hits: Vec<Hit> = found
+                .iter()
+                .filter_map(|h| {
+                    entries.get(&h.entry_id).map(|e| Hit {
+                        id: e.key.strip_prefix("id:").unwrap_or(&e.key).to_string(),
+                        question: e.question.clone(),
+                        answer: e.answer.clone(),
+                        score: h.score,
+                        source: e.source.clone(),
+                        kind: e.kind.as_str().to_string(),
+                        tags: e.tags.clone(),
+                    })
+                })
+                .collect();
+            out.push(Retrieval {
+                query: text.clone(),
+                band: band_for(&hits, &thresholds),
+                hits,
+                thresholds,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every knowledge base with counts.
+    pub async fn list(&self) -> Result<Vec<KbCounts>> {
+        self.store.list().await
+    }
+
+    /// Deletes a knowledge base and its vectors.
+    pub async fn delete(&self, kb: &str) -> Result<usize> {
+        let ids = self.store.delete_kb(kb).await?;
+        self.index.remove_entries(&ids).await?;
+        Ok(ids.len())
+    }
+
+    /// Vectors held by the index.
+    pub async fn indexed_vectors(&self) -> Result<usize> {
+        self.index.len().await
+    }
+}
+
+/// Hash of everything that determines an entry's stored form and vectors.
+fn content_hash(r: &Record, model: &str) -> String {
+    let mut h = Sha256::new();
+    for part in [
+        model,
+        r.kind.as_str(),
+        &r.question,
+        &r.answer,
+        &r.source,
+        &r.source_file,
+    ] {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    for list in [&r.alternates, &r.tags] {
+        for s in list {
+            h.update(s.as_bytes());
+            h.update([1u8]);
+        }
+        h.update([0u8]);
+    }
+    hex::encode(h.finalize())
+}
+
+/// True when the knowledge base has no entries yet (used to load the demo on first start).
+pub async fn is_empty(store: &KbStore, kb: &str) -> Result<bool> {
+    Ok(store
+        .list()
+        .await?
+        .iter()
+        .find(|c| c.name == kb)
+        .is_none_or(|c| c.faqs + c.chunks == 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embed::testing::HashingEmbedder;
+    use crate::retrieve::Band;
+
+    async fn kb() -> Knowledge {
+        let store = KbStore::in_memory().await.expect("store");
+        Knowledge::with_exact_index(store, Arc::new(HashingEmbedder::new(256)))
+            .await
+            .expect("knowledge")
+    }
+
+    fn csv(body: &str) -> SourceFile {
+        SourceFile {
+            name: "faq.csv".into(),
+            kind: FileKind::FaqCsv,
+            text: format!("id,question,answer,alternates\n{body}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn reimport_updates_by_id_without_duplicates() {
+        let k = kb().await;
+        let none = &|_: usize, _: usize| {};
+        let r = k
+            .import(
+                "shop",
+                vec![csv(
+                    "a,多久发货,24小时内发货,发货时间\nb,怎么退货,7天内申请,\n",
+                )],
+                none,
+            )
+            .await
+            .expect("import");
+        assert_eq!((r.added, r.updated, r.unchanged), (2, 0, 0));
+        assert_eq!(r.vectors_embedded, 3);
+        let r = k
+            .import(
+                "shop",
+                vec![csv(
+                    "a,多久发货,48小时内发货,发货时间\nb,怎么退货,7天内申请,\n",
+                )],
+                none,
+            )
+            .await
+            .expect("reimport");
+        assert_eq!((r.added, r.updated, r.unchanged), (0, 1, 1));
+        let list = k.list().await.expect("list");
+        assert_eq!(list[0].faqs, 2);
+        assert_eq!(list[0].vectors, 3);
+        assert_eq!(k.indexed_vectors().await.expect("len"), 3);
+        let hit = k.query("shop", "发货时间", 3, &[]).await.expect("query");
+        assert_eq!(hit.hits[0].id, "a");
+        assert_eq!(hit.hits[0].answer, "48小时内发货");
+    }
+
+    #[tokio::test]
+    async fn failed_import_writes_nothing() {
+        let k = kb().await;
+        let none = &|_: usize, _: usize| {};
+        k.import("shop", vec![csv("a,q1,a1,\n")], none)
+            .await
+            .expect("import");
+        let bad = SourceFile {
+            name: "bad.csv".into(),
+            kind: FileKind::FaqCsv,
+            text: "question,answer\nq2,a2\nq3,\n".into(),
+        };
+        let err = k.import("shop", vec![csv("c,q4,a4,\n"), bad], none).await;
+        assert!(
+            matches!(err, Err(KbError::Parse { line: 3, .. })),
+            "{err:?}"
+        );
+        assert_eq!(k.list().await.expect("list")[0].faqs, 1);
+    }
+
+    #[tokio::test]
+    async fn documents_replace_their_chunks_and_delete_cleans_index() {
+        let k = kb().await;
+        let none = &|_: usize, _: usize| {};
+        let doc = |text: &str| SourceFile {
+            name: "policy.md".into(),
+            kind: FileKind::Markdown,
+            text: text.into(),
+        };
+        k.import(
+            "shop",
+            vec![doc("# A\n\none.\n\n# B\n\ntwo.\n\n# C\n\nthree.")],
+            none,
+        )
+        .await
+        .expect("import");
+        assert_eq!(k.list().await.expect("list")[0].chunks, 3);
+        let r = k
+            .import("shop", vec![doc("# A\n\none.")], none)
+            .await
+            .expect("reimport");
+        assert_eq!(r.removed, 2);
+        assert_eq!(k.list().await.expect("list")[0].chunks, 1);
+        assert_eq!(k.indexed_vectors().await.expect("len"), 1);
+        k.delete("shop").await.expect("delete");
+        assert_eq!(k.indexed_vectors().await.expect("len"), 0);
+        assert!(matches!(
+            k.query("shop", "x", 1, &[]).await,
+            Err(KbError::KbNotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn query_validates_input_and_bands() {
+        let k = kb().await;
+        let none = &|_: usize, _: usize| {};
+        k.import(
+            "shop",
+            vec![csv("a,where is my order,track it in Orders,\n")],
+            none,
+        )
+        .await
+        .expect("import");
+        assert!(matches!(
+            k.query("shop", "  ", 3, &[]).await,
+            Err(KbError::InvalidInput(_))
+        ));
+        assert!(matches!(
+            k.query("shop", "x", 0, &[]).await,
+            Err(KbError::InvalidInput(_))
+        ));
+        let exact = k
+            .query("shop", "where is my order", 3, &[])
+            .await
+            .expect("query");
+        assert_eq!(exact.band, Band::Answer);
+        let unrelated = k.query("shop", "zzzz qqqq", 3, &[]).await.expect("query");
+        assert_eq!(unrelated.band, Band::None);
+    }
+}

@@ -1,0 +1,17 @@
+//! Kefu's knowledge engine: local sentence embedding (candle), knowledge-base ingestion, a vector
+//! index with exact search, and retrieval with threshold bands. It knows nothing of conversations
+//! or sockets: text in, scored answers out.
+
+pub mod demo;
+pub mod embed;
+pub mod error;
+pub mod index;
+pub mod ingest;
+pub mod knowledge;
+pub mod retrieve;
+pub mod store;
+
+pub use embed::{load_embedder, Embedder, TextRole, DEFAULT_MODEL};
+pub use error::KbError;
+pub use knowledge::{ImportReport, Knowledge, SourceFile, DEFAULT_KB};
+pub use retrieve::{Band, Hit, Retrieval, Thresholds};

@@ -1,0 +1,448 @@
+//! SQLite storage of knowledge bases: entries and their vectors, written in one transaction.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::str::FromStr;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::error::{KbError, Result};
+use crate::index::IndexedVector;
+use crate::ingest::{EntryKind, Record};
+
+/// A knowledge base row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KbInfo {
+    pub id: i64,
+    pub name: String,
+    pub model: String,
+    pub dim: usize,
+    pub answer_threshold: Option<f32>,
+    pub suggest_threshold: Option<f32>,
+    pub margin: Option<f32>,
+}
+
+/// Counts for `kefu kb list|stats`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct KbCounts {
+    pub name: String,
+    pub model: String,
+    pub faqs: i64,
+    pub chunks: i64,
+    pub vectors: i64,
+    pub sources: i64,
+    pub created_at: String,
+}
+
+/// A stored entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEntry {
+    pub id: i64,
+    pub key: String,
+    pub kind: EntryKind,
+    pub question: String,
+    pub answer: String,
+    pub alternates: Vec<String>,
+    pub tags: Vec<String>,
+    pub source: String,
+}
+
+/// A record with its embedded texts, ready to write.
+pub struct EmbeddedRecord {
+    pub record: Record,
+    pub content_hash: String,
+    pub vectors: Vec<(String, Vec<f32>)>,
+}
+
+/// What one write changed: entries to drop from the index and vectors to add.
+#[derive(Debug, Default)]
+pub struct WriteOutcome {
+    pub added: usize,
+    pub updated: usize,
+    pub removed_entry_ids: Vec<i64>,
+    pub new_vectors: Vec<IndexedVector>,
+}
+
+/// The knowledge store.
+#[derive(Clone)]
+pub struct KbStore {
+    pool: SqlitePool,
+}
+
+fn encode_vector(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn decode_vector(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+fn json_list(s: &str) -> Vec<String> {
+    serde_json::from_str(s).unwrap_or_default()
+}
+
+fn to_json(v: &[String]) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}
+
+impl KbStore {
+    /// Opens (creating if needed) the SQLite database at `path` in WAL mode and migrates it.
+    pub async fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| KbError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(std::time::Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await?;
+        Self::from_pool(pool).await
+    }
+
+    /// An in-memory store (tests).
+    pub async fn in_memory() -> Result<Self> {
+        let opts = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts)
+            .await?;
+        Self::from_pool(pool).await
+    }
+
+    async fn from_pool(pool: SqlitePool) -> Result<Self> {
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// The connection pool (shared with other layers that keep tables in the same file).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    fn kb_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<KbInfo> {
+        Ok(KbInfo {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            model: row.try_get("model")?,
+            dim: row.try_get::<i64, _>("dim")? as usize,
+            answer_threshold: row
+                .try_get::<Option<f64>, _>("answer_threshold")?
+                .map(|v| v as f32),
+            suggest_threshold: row
+                .try_get::<Option<f64>, _>("suggest_threshold")?
+                .map(|v| v as f32),
+            margin: row.try_get::<Option<f64>, _>("margin")?.map(|v| v as f32),
+        })
+    }
+
+    /// A knowledge base by name.
+    pub async fn get_kb(&self, name: &str) -> Result<Option<KbInfo>> {
+        let row = sqlx::query("SELECT * FROM kb_bases WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Self::kb_from_row).transpose()
+    }
+
+    /// Gets or creates a knowledge base; an existing one must have been built with `model`.
+    pub async fn ensure_kb(&self, name: &str, model: &str, dim: usize) -> Result<KbInfo> {
+        validate_kb_name(name)?;
+        if let Some(kb) = self.get_kb(name).await? {
+            if kb.model != model {
+                return Err(KbError::ModelMismatch {
+                    kb: name.to_string(),
+                    built: kb.model,
+                    active: model.to_string(),
+                });
+            }
+            return Ok(kb);
+        }
+        sqlx::query(
+            "INSERT INTO kb_bases (name, model, dim) VALUES (?, ?, ?) ON CONFLICT(name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(model)
+        .bind(dim as i64)
+        .execute(&self.pool)
+        .await?;
+        self.get_kb(name)
+            .await?
+            .ok_or_else(|| KbError::KbNotFound(name.to_string()))
+    }
+
+    /// Sets per-knowledge-base thresholds (None keeps the model default).
+    pub async fn set_thresholds(
+        &self,
+        name: &str,
+        answer: Option<f32>,
+        suggest: Option<f32>,
+        margin: Option<f32>,
+    ) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE kb_bases SET answer_threshold = ?, suggest_threshold = ?, margin = ? WHERE name = ?",
+        )
+        .bind(answer.map(f64::from))
+        .bind(suggest.map(f64::from))
+        .bind(margin.map(f64::from))
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(KbError::KbNotFound(name.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Every knowledge base with its counts.
+    pub async fn list(&self) -> Result<Vec<KbCounts>> {
+        let rows = sqlx::query(
+            "SELECT b.name, b.model, b.created_at,
+                (SELECT COUNT(*) FROM kb_entries e WHERE e.kb_id = b.id AND e.kind = 'faq') AS faqs,
+                (SELECT COUNT(*) FROM kb_entries e WHERE e.kb_id = b.id AND e.kind = 'chunk') AS chunks,
+                (SELECT COUNT(*) FROM kb_vectors v JOIN kb_entries e ON e.id = v.entry_id WHERE e.kb_id = b.id) AS vectors,
+                (SELECT COUNT(DISTINCT source_file) FROM kb_entries e WHERE e.kb_id = b.id) AS sources
+             FROM kb_bases b ORDER BY b.name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(KbCounts {
+                    name: r.try_get("name")?,
+                    model: r.try_get("model")?,
+                    faqs: r.try_get("faqs")?,
+                    chunks: r.try_get("chunks")?,
+                    vectors: r.try_get("vectors")?,
+                    sources: r.try_get("sources")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes a knowledge base; returns the ids of its entries (to drop from the index).
+    pub async fn delete_kb(&self, name: &str) -> Result<Vec<i64>> {
+        let kb = self
+            .get_kb(name)
+            .await?
+            .ok_or_else(|| KbError::KbNotFound(name.to_string()))?;
+        let mut tx = self.pool.begin().await?;
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM kb_entries WHERE kb_id = ?")
+            .bind(kb.id)
+            .fetch_all(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM kb_bases WHERE id = ?")
+            .bind(kb.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    /// Stored content hash of every entry by key.
+    pub async fn entry_hashes(&self, kb_id: i64) -> Result<HashMap<String, String>> {
+        let rows = sqlx::query("SELECT key, content_hash FROM kb_entries WHERE kb_id = ?")
+            .bind(kb_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("key")?, r.try_get("content_hash")?)))
+            .collect()
+    }
+
+    /// Writes an import in one transaction: inserts or updates `records` by key (replacing their
+    /// vectors), and removes document chunks of `replaced_files` whose keys are not in `keep_keys`.
+    pub async fn write_import(
+        &self,
+        kb: &KbInfo,
+        records: Vec<EmbeddedRecord>,
+        replaced_files: &[String],
+        keep_keys: &[String],
+    ) -> Result<WriteOutcome> {
+        let mut out = WriteOutcome::default();
+        let mut tx = self.pool.begin().await?;
+        for er in records {
+            let r = &er.record;
+            let existing: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM kb_entries WHERE kb_id = ? AND key = ?")
+                    .bind(kb.id)
+                    .bind(&r.key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let entry_id = match existing {
+                Some(id) => {
+                    sqlx::query(
+                        "UPDATE kb_entries SET kind = ?, question = ?, answer = ?, alternates = ?, tags = ?,
+                         source = ?, source_file = ?, content_hash = ?,
+                         updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?",
+                    )
+                    .bind(r.kind.as_str())
+                    .bind(&r.question)
+                    .bind(&r.answer)
+                    .bind(to_json(&r.alternates))
+                    .bind(to_json(&r.tags))
+                    .bind(&r.source)
+                    .bind(&r.source_file)
+                    .bind(&er.content_hash)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query("DELETE FROM kb_vectors WHERE entry_id = ?")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    out.updated += 1;
+                    out.removed_entry_ids.push(id);
+                    id
+                }
+                None => {
+                    out.added += 1;
+                    sqlx::query(
+                        "INSERT INTO kb_entries (kb_id, key, kind, question, answer, alternates, tags, source, source_file, content_hash)
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    )
+                    .bind(kb.id)
+                    .bind(&r.key)
+                    .bind(r.kind.as_str())
+                    .bind(&r.question)
+                    .bind(&r.answer)
+                    .bind(to_json(&r.alternates))
+                    .bind(to_json(&r.tags))
+                    .bind(&r.source)
+                    .bind(&r.source_file)
+                    .bind(&er.content_hash)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get(0)?
+                }
+            };
+            for (text, vector) in &er.vectors {
+                if vector.len() != kb.dim {
+                    return Err(KbError::InvalidInput(format!(
+                        "vector of {} dimensions for a {}-dimension knowledge base",
+                        vector.len(),
+                        kb.dim
+                    )));
+                }
+                let vector_id: i64 = sqlx::query_scalar(
+                    "INSERT INTO kb_vectors (entry_id, text, embedding) VALUES (?, ?, ?) RETURNING id",
+                )
+                .bind(entry_id)
+                .bind(text)
+                .bind(encode_vector(vector))
+                .fetch_one(&mut *tx)
+                .await?;
+                out.new_vectors.push(IndexedVector {
+                    vector_id,
+                    entry_id,
+                    kb_id: kb.id,
+                    tags: r.tags.clone(),
+                    vector: vector.clone(),
+                });
+            }
+        }
+        if !replaced_files.is_empty() {
+            let keep: std::collections::HashSet<&str> =
+                keep_keys.iter().map(String::as_str).collect();
+            for file in replaced_files {
+                let rows = sqlx::query(
+                    "SELECT id, key FROM kb_entries WHERE kb_id = ? AND source_file = ? AND kind = 'chunk'",
+                )
+                .bind(kb.id)
+                .bind(file)
+                .fetch_all(&mut *tx)
+                .await?;
+                for row in rows {
+                    let key: String = row.try_get("key")?;
+                    if keep.contains(key.as_str()) {
+                        continue;
+                    }
+                    let id: i64 = row.try_get("id")?;
+                    sqlx::query("DELETE FROM kb_entries WHERE id = ?")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    out.removed_entry_ids.push(id);
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Every stored vector (to fill the in-memory index at start-up).
+    pub async fn all_vectors(&self) -> Result<Vec<IndexedVector>> {
+        let rows = sqlx::query(
+            "SELECT v.id, v.entry_id, e.kb_id, e.tags, v.embedding
+             FROM kb_vectors v JOIN kb_entries e ON e.id = v.entry_id ORDER BY v.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(IndexedVector {
+                    vector_id: r.try_get("id")?,
+                    entry_id: r.try_get("entry_id")?,
+                    kb_id: r.try_get("kb_id")?,
+                    tags: json_list(&r.try_get::<String, _>("tags")?),
+                    vector: decode_vector(&r.try_get::<Vec<u8>, _>("embedding")?),
+                })
+            })
+            .collect()
+    }
+
+    /// Entries by id (any order; missing ids are skipped).
+    pub async fn entries(&self, ids: &[i64]) -> Result<HashMap<i64, StoredEntry>> {
+        let mut out = HashMap::new();
+        for id in ids {
+            let row = sqlx::query("SELECT * FROM kb_entries WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+            if let Some(r) = row {
+                let kind: String = r.try_get("kind")?;
+                out.insert(
+                    *id,
+                    StoredEntry {
+                        id: *id,
+                        key: r.try_get("key")?,
+                        kind: EntryKind::parse(&kind).unwrap_or(EntryKind::Faq),
+                        question: r.try_get("question")?,
+                        answer: r.try_get("answer")?,
+                        alternates: json_list(&r.try_get::<String, _>("alternates")?),
+                        tags: json_list(&r.try_get::<String, _>("tags")?),
+                        source: r.try_get("source")?,
+                    },
+                );
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Knowledge base names: 1–64 characters of letters, digits, `-`, `_` or `.` (any script).
+pub fn validate_kb_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.chars().count() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(KbError::InvalidInput(format!(
+            "knowledge base name {name:?} must be 1-64 letters, digits, '-', '_' or '.'"
+        )))
+    }
+}

@@ -1,0 +1,147 @@
+//! `kefu kb …`: import, query, list, stats, delete, thresholds.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use kefu_kb::{Knowledge, Retrieval, Thresholds};
+use serde_json::json;
+
+use crate::cli::KbCommand;
+use crate::config::Config;
+
+/// Runs one `kb` subcommand.
+pub async fn run(config: &Config, cmd: KbCommand) -> anyhow::Result<()> {
+    match cmd {
+        KbCommand::Import { paths, kb, json } => {
+            let k = super::open_knowledge(config).await?;
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} embedding [{bar:30}] {pos}/{len} texts ({per_sec}, eta {eta})",
+                )?
+                .progress_chars("=> "),
+            );
+            let progress = |done: usize, total: usize| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            };
+            let report = k.import_paths(&kb, &paths, &progress).await;
+            bar.finish_and_clear();
+            let r = report?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!(
+                    "imported {} files into '{kb}': {} entries ({} added, {} updated, {} unchanged, {} removed), {} texts embedded",
+                    r.files, r.entries, r.added, r.updated, r.unchanged, r.removed, r.vectors_embedded
+                );
+            }
+        }
+        KbCommand::Query {
+            kb,
+            top_k,
+            tags,
+            json,
+            texts,
+        } => {
+            let k = super::open_knowledge(config).await?;
+            let results = k.query_many(&kb, &texts, top_k, &tags).await?;
+            for r in &results {
+                if json {
+                    println!("{}", serde_json::to_string(&query_json(r))?);
+                } else {
+                    print_retrieval(r);
+                }
+            }
+        }
+        KbCommand::List { json } => {
+            let store = kefu_kb::store::KbStore::open(&config.database_path()).await?;
+            let list = store.list().await?;
+            if json {
+                println!("{}", serde_json::to_string(&list)?);
+            } else if list.is_empty() {
+                println!("no knowledge bases yet: run `kefu kb import FILE…`");
+            } else {
+                println!(
+                    "{:<20} {:<24} {:>6} {:>7} {:>8} {:>8}",
+                    "NAME", "MODEL", "FAQS", "CHUNKS", "VECTORS", "SOURCES"
+                );
+                for c in list {
+                    println!(
+                        "{:<20} {:<24} {:>6} {:>7} {:>8} {:>8}",
+                        c.name, c.model, c.faqs, c.chunks, c.vectors, c.sources
+                    );
+                }
+            }
+        }
+        KbCommand::Stats { kb, json } => {
+            let store = kefu_kb::store::KbStore::open(&config.database_path()).await?;
+            let info = store
+                .get_kb(&kb)
+                .await?
+                .ok_or_else(|| kefu_kb::KbError::KbNotFound(kb.clone()))?;
+            let counts = store.list().await?.into_iter().find(|c| c.name == kb);
+            let t = Knowledge::thresholds(&info);
+            let out = json!({ "kb": kb, "counts": counts, "thresholds": t, "dim": info.dim });
+            if json {
+                println!("{out}");
+            } else {
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            }
+        }
+        KbCommand::Delete { name } => {
+            let store = kefu_kb::store::KbStore::open(&config.database_path()).await?;
+            let n = store.delete_kb(&name).await?.len();
+            println!("deleted knowledge base '{name}' ({n} entries)");
+        }
+        KbCommand::Thresholds {
+            kb,
+            answer,
+            suggest,
+            margin,
+        } => {
+            let store = kefu_kb::store::KbStore::open(&config.database_path()).await?;
+            let info = store
+                .get_kb(&kb)
+                .await?
+                .ok_or_else(|| kefu_kb::KbError::KbNotFound(kb.clone()))?;
+            let d = Thresholds::for_model(&info.model);
+            let wanted = Thresholds {
+                answer: answer.unwrap_or(d.answer),
+                suggest: suggest.unwrap_or(d.suggest),
+                margin: margin.unwrap_or(d.margin),
+            };
+            wanted.validate().map_err(anyhow::Error::msg)?;
+            store.set_thresholds(&kb, answer, suggest, margin).await?;
+            println!("{}", serde_json::to_string(&wanted)?);
+        }
+    }
+    Ok(())
+}
+
+/// The stable JSON shape of one query result (used by the CLI and checked by tests).
+pub fn query_json(r: &Retrieval) -> serde_json::Value {
+    json!({
+        "query": r.query,
+        "band": r.band.as_str(),
+        "hits": r.hits.iter().map(|h| json!({
+            "id": h.id,
+            "question": h.question,
+            "answer": h.answer,
+            "score": h.score,
+            "source": h.source,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn print_retrieval(r: &Retrieval) {
+    println!("{}  [{}]", r.query, r.band.as_str());
+    for (i, h) in r.hits.iter().enumerate() {
+        println!(
+            "  {}. {:.3}  {}  ({})",
+            i + 1,
+            h.score,
+            h.question,
+            h.source
+        );
+        println!("     {}", h.answer);
+    }
+}

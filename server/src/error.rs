@@ -1,0 +1,62 @@
+//! The HTTP error type: every failure becomes `{"error": {"code": "...", "message": "..."}}` with a
+//! status. Internal details are logged, never sent.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use kefu_kb::KbError;
+use serde_json::json;
+
+/// An error as the API reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn not_ready() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "the server is still loading its model and knowledge base",
+        )
+    }
+}
+
+impl From<KbError> for ApiError {
+    fn from(e: KbError) -> Self {
+        let status = match &e {
+            KbError::KbNotFound(_) => StatusCode::NOT_FOUND,
+            KbError::ModelMismatch { .. } => StatusCode::CONFLICT,
+            _ if e.is_user_error() => StatusCode::BAD_REQUEST,
+            KbError::ModelMissing { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %e, "internal error");
+            return Self::new(status, "internal_error", "internal error");
+        }
+        Self::new(status, e.code(), e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": { "code": self.code, "message": self.message } });
+        (self.status, Json(body)).into_response()
+    }
+}

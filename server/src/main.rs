@@ -1,0 +1,43 @@
+//! `kefu`: parse the command line, set up logging, run the command.
+
+use clap::Parser;
+use kefu_server::cli::{Cli, Command};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KEFU_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,kefu_server=info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    // The server runs one inference thread per request and gets its concurrency across requests;
+    // batch commands (import) may use every core.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() && matches!(cli.command, Command::Serve(_)) {
+        std::env::set_var("RAYON_NUM_THREADS", "1");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => kefu_server::commands::serve::run(&cli.config, args).await,
+            Command::Kb(cmd) => kefu_server::commands::kb::run(&cli.config, cmd).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
