@@ -7,8 +7,9 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KEFU_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,kefu_server=info")),
+            tracing_subscriber::EnvFilter::try_from_env("KEFU_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("warn,kefu_server=info,tower_http=off")
+            }),
         )
         .with_writer(std::io::stderr)
         .init();

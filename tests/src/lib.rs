@@ -1,1 +1,120 @@
-//! Helpers shared by the end-to-end tests: locating the `kefu` binary and model dir, spawning servers.
+//! Helpers shared by the end-to-end tests: locating the `kefu` binary and the models, running
+//! commands, and spawning real servers on `127.0.0.1:0`.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// The `kefu` binary: `KEFU_BIN`, else next to this test executable's profile directory.
+pub fn kefu_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("KEFU_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> -> target/<profile>/kefu
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("kefu"))
+        .expect("profile dir");
+    assert!(
+        bin.is_file(),
+        "{} not found: build it first (cargo build --bin kefu)",
+        bin.display()
+    );
+    bin
+}
+
+/// The models directory (`KEFU_MODEL_DIR`, else `<workspace>/models`).
+pub fn model_dir() -> PathBuf {
+    std::env::var_os("KEFU_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("models"))
+}
+
+/// A `kefu` command with its data dir and model dir set.
+pub fn kefu(data_dir: &Path) -> Command {
+    let mut c = Command::new(kefu_bin());
+    c.arg("--data-dir")
+        .arg(data_dir)
+        .arg("--model-dir")
+        .arg(model_dir())
+        .env_remove("KEFU_MODEL")
+        .env_remove("KEFU_DATA_DIR");
+    c
+}
+
+/// Runs a command and returns its output.
+pub fn run(mut c: Command) -> Output {
+    c.output().expect("spawn kefu")
+}
+
+/// A running `kefu serve`; killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Server {
+    /// Starts `kefu serve --listen 127.0.0.1:0` on `data_dir` and waits until `/readyz` is 200.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        let mut c = kefu(data_dir);
+        c.arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = c.spawn().expect("spawn kefu serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let base = loop {
+            let line = lines
+                .next()
+                .expect("kefu serve exited before listening")
+                .expect("read stdout");
+            if let Some(rest) = line.strip_prefix("kefu listening on ") {
+                break rest.trim().to_string();
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let server = Server { child, base };
+        server.wait_ready(Duration::from_secs(120));
+        server
+    }
+
+    fn wait_ready(&self, limit: Duration) {
+        let start = Instant::now();
+        let client = reqwest::blocking::Client::new();
+        loop {
+            if let Ok(r) = client.get(format!("{}/readyz", self.base)).send() {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            assert!(start.elapsed() < limit, "server not ready after {limit:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,171 @@
+//! `kefu kb …` end to end: the real binary, the real model, a real SQLite file.
+
+use kefu_e2e::{kefu, run};
+use serde_json::Value;
+
+fn write(dir: &std::path::Path, name: &str, body: &str) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, body).expect("write");
+    p
+}
+
+#[test]
+fn import_query_list_stats_delete() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    let faq = write(
+        tmp.path(),
+        "faq.csv",
+        "id,question,answer,alternates,tags\n\
+         ship,下单后多久发货？,付款后 24 小时内发货。,什么时候发货|多久发出,shipping\n\
+         pay,What payment methods do you accept?,\"Visa, Mastercard and Alipay.\",Can I pay by card?,payment\n",
+    );
+    let doc = write(
+        tmp.path(),
+        "guide.md",
+        "# Returns\n\nReturns are accepted within 30 days of delivery.\n",
+    );
+
+    let mut c = kefu(&data);
+    c.args(["kb", "import", "--kb", "shop"]).arg(&faq).arg(&doc);
+    let out = run(c);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("3 entries (3 added"), "{stdout}");
+
+    // Re-importing changes nothing.
+    let mut c = kefu(&data);
+    c.args(["kb", "import", "--kb", "shop"]).arg(&faq).arg(&doc);
+    let out = run(c);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("3 unchanged"));
+
+    let mut c = kefu(&data);
+    c.args([
+        "kb",
+        "query",
+        "--kb",
+        "shop",
+        "--json",
+        "--top-k",
+        "2",
+        "多久能发货",
+        "how can I pay?",
+        "tell me a joke",
+    ]);
+    let out = run(c);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["query"], "多久能发货");
+    assert_eq!(lines[0]["band"], "answer");
+    assert_eq!(lines[0]["hits"][0]["id"], "ship");
+    assert_eq!(lines[0]["hits"][0]["source"], "faq.csv");
+    assert!(lines[0]["hits"][0]["score"].as_f64().unwrap_or(0.0) > 0.5);
+    assert_eq!(lines[1]["hits"][0]["id"], "pay");
+    assert_ne!(lines[2]["band"], "answer");
+    for l in &lines {
+        let hits = l["hits"].as_array().expect("hits");
+        assert!(hits.len() <= 2);
+        for h in hits {
+            for key in ["id", "question", "answer", "score", "source"] {
+                assert!(h.get(key).is_some(), "hit lacks {key}: {h}");
+            }
+        }
+        let scores: Vec<f64> = hits.iter().filter_map(|h| h["score"].as_f64()).collect();
+        assert!(scores.windows(2).all(|w| w[0] >= w[1]), "hits best first");
+    }
+
+    let mut c = kefu(&data);
+    c.args(["kb", "list", "--json"]);
+    let list: Value = serde_json::from_slice(&run(c).stdout).expect("list json");
+    assert_eq!(list[0]["name"], "shop");
+    assert_eq!(list[0]["faqs"], 2);
+    assert_eq!(list[0]["chunks"], 1);
+    assert_eq!(list[0]["vectors"], 6);
+
+    let mut c = kefu(&data);
+    c.args(["kb", "delete", "shop"]);
+    assert!(run(c).status.success());
+    let mut c = kefu(&data);
+    c.args(["kb", "query", "--kb", "shop", "x"]);
+    let out = run(c);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("knowledge base 'shop' not found"));
+}
+
+#[test]
+fn bad_file_is_reported_with_line_and_nothing_is_imported() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    let good = write(
+        tmp.path(),
+        "good.csv",
+        "question,answer\n退货运费谁出？,质量问题由我们承担。\n",
+    );
+    let mut c = kefu(&data);
+    c.args(["kb", "import"]).arg(&good);
+    assert!(run(c).status.success());
+
+    let bad = write(
+        tmp.path(),
+        "bad.csv",
+        "question,answer\nok?,fine\n\"no answer?\",\n",
+    );
+    let more = write(
+        tmp.path(),
+        "more.csv",
+        "question,answer\nHow long is delivery?,3-5 days.\n",
+    );
+    let mut c = kefu(&data);
+    c.args(["kb", "import"]).arg(&more).arg(&bad);
+    let out = run(c);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.csv:3") && err.contains("answer is empty"),
+        "{err}"
+    );
+
+    let mut c = kefu(&data);
+    c.args(["kb", "list", "--json"]);
+    let list: Value = serde_json::from_slice(&run(c).stdout).expect("list json");
+    assert_eq!(list[0]["faqs"], 1, "the failed import left nothing behind");
+
+    let unsupported = write(tmp.path(), "x.docx", "binary");
+    let mut c = kefu(&data);
+    c.args(["kb", "import"]).arg(&unsupported);
+    let out = run(c);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported file type"));
+}
+
+#[test]
+fn missing_model_names_the_fetch_script() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    for args in [
+        vec!["kb", "query", "hello"],
+        vec!["serve", "--listen", "127.0.0.1:0"],
+    ] {
+        let mut c = std::process::Command::new(kefu_e2e::kefu_bin());
+        c.arg("--data-dir")
+            .arg(tmp.path())
+            .arg("--model-dir")
+            .arg(tmp.path())
+            .args(&args);
+        let out = run(c);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("scripts/fetch-models"), "{args:?}: {err}");
+    }
+}
