@@ -1,0 +1,132 @@
+//! Knowledge-engine benchmark printing one JSON object: embedding throughput (sentences/s) for both
+//! models at batch 1 and 32 on short questions and ~128-token passages with one intra-op thread,
+//! and exact-index search latency at 10k and 100k vectors.
+//!
+//! `cargo bench -p kefu-kb --bench kb` (models from `KEFU_MODEL_DIR` or `./models`).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use kefu_kb::embed::{load_embedder, Embedder, TextRole};
+use kefu_kb::index::exact::ExactIndex;
+use kefu_kb::index::{IndexedVector, SearchFilter};
+use serde_json::{json, Value};
+
+fn model_dir() -> PathBuf {
+    std::env::var_os("KEFU_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models"))
+}
+
+/// Short questions: the demo FAQ questions (both languages).
+fn questions() -> Vec<String> {
+    kefu_kb::demo::sources()
+        .into_iter()
+        .filter(|s| s.name.ends_with(".csv"))
+        .flat_map(|s| {
+            kefu_kb::ingest::parse_text(s.kind, &s.text, &s.name).unwrap_or_default()
+        })
+        .map(|r| r.question)
+        .take(64)
+        .collect()
+}
+
+/// ~128-token passages (English and Chinese alternating).
+fn passages() -> Vec<String> {
+    let en = "Orders paid before four in the afternoon on a business day ship the same day, and later orders ship on the next business day. Standard delivery takes three to five business days, while express delivery takes one or two. You can return unused items in their original packaging within thirty days of delivery for a full refund, and refunds are issued within three business days.";
+    let zh = "工作日下午四点前付款的订单当天发货，之后付款的订单次日发货。标准快递三到五个工作日送达，加急快递一到两个工作日送达。未使用且包装完好的商品，签收后三十天内可以申请全额退款，仓库收到退货后三个工作日内原路退款，银行到账可能还需要几天。";
+    (0..32).map(|i| if i % 2 == 0 { en.to_string() } else { zh.to_string() }).collect()
+}
+
+fn throughput(e: &dyn Embedder, texts: &[String], batch: usize, role: TextRole) -> f64 {
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    // Warm-up.
+    let _ = e.embed(&refs[..batch.min(refs.len())], role);
+    let start = Instant::now();
+    for chunk in refs.chunks(batch) {
+        e.embed(chunk, role).expect("embed");
+    }
+    texts.len() as f64 / start.elapsed().as_secs_f64()
+}
+
+fn bench_model(name: &str) -> Value {
+    let e = match load_embedder(name, &model_dir()) {
+        Ok(e) => e,
+        Err(err) => return json!({ "skipped": err.to_string() }),
+    };
+    let q = questions();
+    let p = passages();
+    json!({
+        "short_questions": q.len(),
+        "short_batch1_per_s": throughput(e.as_ref(), &q, 1, TextRole::Query),
+        "short_batch32_per_s": throughput(e.as_ref(), &q, 32, TextRole::Query),
+        "passage_batch1_per_s": throughput(e.as_ref(), &p, 1, TextRole::Passage),
+        "passage_batch32_per_s": throughput(e.as_ref(), &p, 32, TextRole::Passage),
+    })
+}
+
+/// Deterministic pseudo-random unit vectors.
+fn random_unit(seed: &mut u64, dim: usize) -> Vec<f32> {
+    let mut v: Vec<f32> = (0..dim)
+        .map(|_| {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 7;
+            *seed ^= *seed << 17;
+            (*seed % 20_000) as f32 / 10_000.0 - 1.0
+        })
+        .collect();
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter_mut().for_each(|x| *x /= n);
+    v
+}
+
+fn bench_search(n: usize) -> Value {
+    let dim = 384;
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let idx = ExactIndex::new();
+    let items: Vec<IndexedVector> = (0..n)
+        .map(|i| IndexedVector {
+            vector_id: i as i64,
+            entry_id: (i / 3) as i64,
+            kb_id: 1,
+            tags: vec![],
+            vector: random_unit(&mut seed, dim),
+        })
+        .collect();
+    idx.upsert_sync(items).expect("upsert");
+    let filter = SearchFilter { kb_id: 1, tags: vec![] };
+    let queries: Vec<Vec<f32>> = (0..200).map(|_| random_unit(&mut seed, dim)).collect();
+    let mut times: Vec<f64> = queries
+        .iter()
+        .map(|q| {
+            let t = Instant::now();
+            idx.search_sync(q, &filter, 5).expect("search");
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    json!({
+        "vectors": n,
+        "top_k": 5,
+        "mean_ms": times.iter().sum::<f64>() / times.len() as f64,
+        "p50_ms": times[times.len() / 2],
+        "p99_ms": times[times.len() * 99 / 100],
+    })
+}
+
+fn main() {
+    // One intra-op thread, as the server runs each request.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", "1");
+    }
+    // `cargo bench` passes `--bench`; nothing else to parse.
+    let out = json!({
+        "threads": std::env::var("RAYON_NUM_THREADS").unwrap_or_default(),
+        "embedding": {
+            "multilingual-e5-small": bench_model("multilingual-e5-small"),
+            "all-minilm-l6-v2": bench_model("all-minilm-l6-v2"),
+        },
+        "search": [bench_search(10_000), bench_search(100_000)],
+    });
+    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+}
