@@ -23,9 +23,7 @@ fn questions() -> Vec<String> {
     kefu_kb::demo::sources()
         .into_iter()
         .filter(|s| s.name.ends_with(".csv"))
-        .flat_map(|s| {
-            kefu_kb::ingest::parse_text(s.kind, &s.text, &s.name).unwrap_or_default()
-        })
+        .flat_map(|s| kefu_kb::ingest::parse_text(s.kind, &s.text, &s.name).unwrap_or_default())
         .map(|r| r.question)
         .take(64)
         .collect()
@@ -35,7 +33,15 @@ fn questions() -> Vec<String> {
 fn passages() -> Vec<String> {
     let en = "Orders paid before four in the afternoon on a business day ship the same day, and later orders ship on the next business day. Standard delivery takes three to five business days, while express delivery takes one or two. You can return unused items in their original packaging within thirty days of delivery for a full refund, and refunds are issued within three business days.";
     let zh = "工作日下午四点前付款的订单当天发货，之后付款的订单次日发货。标准快递三到五个工作日送达，加急快递一到两个工作日送达。未使用且包装完好的商品，签收后三十天内可以申请全额退款，仓库收到退货后三个工作日内原路退款，银行到账可能还需要几天。";
-    (0..32).map(|i| if i % 2 == 0 { en.to_string() } else { zh.to_string() }).collect()
+    (0..32)
+        .map(|i| {
+            if i % 2 == 0 {
+                en.to_string()
+            } else {
+                zh.to_string()
+            }
+        })
+        .collect()
 }
 
 fn throughput(e: &dyn Embedder, texts: &[String], batch: usize, role: TextRole) -> f64 {
@@ -94,7 +100,10 @@ fn bench_search(n: usize) -> Value {
         })
         .collect();
     idx.upsert_sync(items).expect("upsert");
-    let filter = SearchFilter { kb_id: 1, tags: vec![] };
+    let filter = SearchFilter {
+        kb_id: 1,
+        tags: vec![],
+    };
     let queries: Vec<Vec<f32>> = (0..200).map(|_| random_unit(&mut seed, dim)).collect();
     let mut times: Vec<f64> = queries
         .iter()

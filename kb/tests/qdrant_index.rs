@@ -8,11 +8,15 @@ async fn qdrant_index_upserts_searches_filters_and_removes() {
     use kefu_kb::index::{IndexedVector, SearchFilter, VectorIndex};
 
     let Ok(url) = std::env::var("QDRANT_URL") else {
-        eprintln!("skipped: QDRANT_URL is not set (point it at a Qdrant gRPC endpoint to run this test)");
+        eprintln!(
+            "skipped: QDRANT_URL is not set (point it at a Qdrant gRPC endpoint to run this test)"
+        );
         return;
     };
     let collection = format!("kefu_test_{}", std::process::id());
-    let idx = QdrantIndex::connect(&url, &collection, 3).await.expect("connect");
+    let idx = QdrantIndex::connect(&url, &collection, 3)
+        .await
+        .expect("connect");
     let v = |x: f32, y: f32, z: f32| {
         let n = (x * x + y * y + z * z).sqrt();
         vec![x / n, y / n, z / n]
@@ -33,13 +37,36 @@ async fn qdrant_index_upserts_searches_filters_and_removes() {
     .await
     .expect("upsert");
     let q = v(1.0, 0.05, 0.0);
-    let hits = idx.search(&q, &SearchFilter { kb_id: 1, tags: vec![] }, 5).await.expect("search");
-    assert_eq!(hits.iter().map(|h| h.entry_id).collect::<Vec<_>>(), vec![10, 11]);
-    let tagged = idx
-        .search(&q, &SearchFilter { kb_id: 1, tags: vec!["pay".into()] }, 5)
+    let hits = idx
+        .search(
+            &q,
+            &SearchFilter {
+                kb_id: 1,
+                tags: vec![],
+            },
+            5,
+        )
         .await
         .expect("search");
-    assert_eq!(tagged.iter().map(|h| h.entry_id).collect::<Vec<_>>(), vec![11]);
+    assert_eq!(
+        hits.iter().map(|h| h.entry_id).collect::<Vec<_>>(),
+        vec![10, 11]
+    );
+    let tagged = idx
+        .search(
+            &q,
+            &SearchFilter {
+                kb_id: 1,
+                tags: vec!["pay".into()],
+            },
+            5,
+        )
+        .await
+        .expect("search");
+    assert_eq!(
+        tagged.iter().map(|h| h.entry_id).collect::<Vec<_>>(),
+        vec![11]
+    );
     idx.remove_entries(&[10]).await.expect("remove");
     assert_eq!(idx.len().await.expect("len"), 2);
 }
@@ -47,5 +74,7 @@ async fn qdrant_index_upserts_searches_filters_and_removes() {
 #[cfg(not(feature = "qdrant"))]
 #[test]
 fn qdrant_index_needs_the_feature() {
-    eprintln!("skipped: built without the `qdrant` feature (cargo test -p kefu-kb --features qdrant)");
+    eprintln!(
+        "skipped: built without the `qdrant` feature (cargo test -p kefu-kb --features qdrant)"
+    );
 }

@@ -4,6 +4,7 @@
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::LayerNorm;
 
+use super::activation::gelu_erf;
 use super::e5s1::{dequantize_q4, Q4_BLOCK, Q4_BLOCK_BYTES};
 use crate::error::Result;
 
@@ -229,10 +230,7 @@ impl BertEncoder {
             .reshape((b * len, h))?;
         let attn = ctx.matmul(&w.out_w)?.broadcast_add(&w.out_b)?;
         let x = w.attn_norm.forward(&(x + attn)?)?;
-        let mid = x
-            .matmul(&w.ffn_in_w)?
-            .broadcast_add(&w.ffn_in_b)?
-            .gelu_erf()?;
+        let mid = gelu_erf(&x.matmul(&w.ffn_in_w)?.broadcast_add(&w.ffn_in_b)?)?;
         let ffn = mid.matmul(&w.ffn_out_w)?.broadcast_add(&w.ffn_out_b)?;
         Ok(w.ffn_norm.forward(&(x + ffn)?)?)
     }

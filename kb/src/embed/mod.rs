@@ -1,5 +1,6 @@
 //! Sentence embedding: the `Embedder` trait, the bundled local models, and length-bucketed batching.
 
+pub mod activation;
 pub mod bert;
 pub mod e5;
 pub mod e5s1;
@@ -186,6 +187,18 @@ impl BatchingEmbedder {
             model,
             centering: None,
         }
+    }
+}
+
+impl BatchingEmbedder {
+    /// Token ids of one text (with special tokens), as the model sees it.
+    pub fn tokenize(&self, text: &str, role: TextRole) -> Result<Vec<u32>> {
+        self.model.tokenize(text, role)
+    }
+
+    /// Runs the encoder on already-tokenised inputs (no centring): for benchmarks and references.
+    pub fn encode_ids(&self, batch: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
+        self.model.encode(batch)
     }
 }
 
