@@ -37,6 +37,9 @@ fn main() -> candle_core::Result<()> {
             rows.push(json!({ "tokens": m, "in": n_in, "out": n_out, "f32_ms": f32_ms, "q4_0_ms": q4_ms, "q4_over_f32_time": q4_ms / f32_ms }));
         }
     }
-    println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&rows).unwrap_or_default()
+    );
     Ok(())
 }

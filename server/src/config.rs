@@ -1,13 +1,19 @@
 //! Global configuration shared by every command: where data and models live and which model runs.
-//! Each option also reads a `KEFU_*` environment variable.
+//! Each option also reads a `KEFU_*` environment variable, and an optional TOML file
+//! (`--config FILE` or `KEFU_CONFIG`) supplies defaults: command line > environment > file > built-in.
 
 use std::path::PathBuf;
 
 use clap::Args;
 
 /// Options every `kefu` command accepts.
+///
+/// `config` is read before parsing (see `apply_config_file`); it is declared here for `--help`.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
+    /// TOML file of settings (keys as the long options, e.g. `data_dir = "/var/lib/kefu"`).
+    #[arg(long, global = true, env = "KEFU_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Directory for the SQLite database and other state.
     #[arg(long, global = true, env = "KEFU_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
@@ -25,3 +31,53 @@ impl Config {
         self.data_dir.join("kefu.db")
     }
 }
+
+/// Reads the TOML settings file named by `--config FILE`/`--config=FILE` in `args` or by
+/// `KEFU_CONFIG`, and exports each setting as its `KEFU_*` environment variable unless that variable
+/// is already set, so that clap sees file values as defaults below the command line and environment.
+/// Call before any thread is started.
+pub fn apply_config_file(args: &[String]) -> Result<(), String> {
+    let from_args = args.iter().enumerate().find_map(|(i, a)| {
+        a.strip_prefix("--config=").map(str::to_string).or_else(|| {
+            (a == "--config")
+                .then(|| args.get(i + 1).cloned())
+                .flatten()
+        })
+    });
+    let Some(path) = from_args.or_else(|| std::env::var("KEFU_CONFIG").ok()) else {
+        return Ok(());
+    };
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| format!("cannot read config {path}: {e}"))?;
+    let table: toml::Table = text.parse().map_err(|e| format!("config {path}: {e}"))?;
+    for (key, value) in table {
+        let var = format!("KEFU_{}", key.to_ascii_uppercase().replace('-', "_"));
+        if !CONFIG_KEYS.contains(&var.as_str()) {
+            return Err(format!("config {path}: unknown setting `{key}`"));
+        }
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => {
+                return Err(format!(
+                    "config {path}: `{key}` must be a string, number or boolean, not {other}"
+                ))
+            }
+        };
+        if std::env::var_os(&var).is_none() {
+            std::env::set_var(var, text);
+        }
+    }
+    Ok(())
+}
+
+/// Environment variables a config file may set.
+const CONFIG_KEYS: &[&str] = &[
+    "KEFU_DATA_DIR",
+    "KEFU_MODEL",
+    "KEFU_MODEL_DIR",
+    "KEFU_LISTEN",
+    "KEFU_NO_DEMO",
+];

@@ -4,7 +4,12 @@ use clap::Parser;
 use kefu_server::cli::{Cli, Command};
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<String> = std::env::args().collect();
+    if let Err(e) = kefu_server::config::apply_config_file(&args) {
+        eprintln!("error: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
+    let cli = Cli::parse_from(args);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KEFU_LOG").unwrap_or_else(|_| {

@@ -169,3 +169,47 @@ fn missing_model_names_the_fetch_script() {
         assert!(err.contains("scripts/fetch-models"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn config_file_sets_defaults_below_the_command_line() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let from_file = tmp.path().join("from-file");
+    let cfg = write(
+        tmp.path(),
+        "kefu.toml",
+        &format!(
+            "data_dir = {:?}\nmodel = \"all-minilm-l6-v2\"\n",
+            from_file.display().to_string()
+        ),
+    );
+    let faq = write(
+        tmp.path(),
+        "faq.csv",
+        "question,answer\nHow long is delivery?,3-5 days.\n",
+    );
+    // No --data-dir: the file's data_dir and model apply.
+    let mut c = std::process::Command::new(kefu_e2e::kefu_bin());
+    c.arg("--config")
+        .arg(&cfg)
+        .arg("--model-dir")
+        .arg(kefu_e2e::model_dir());
+    c.env_remove("KEFU_DATA_DIR").env_remove("KEFU_MODEL");
+    c.args(["kb", "import"]).arg(&faq);
+    let out = run(c);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut c = kefu(&from_file);
+    c.args(["kb", "list", "--json"]);
+    let list: Value = serde_json::from_slice(&run(c).stdout).expect("list json");
+    assert_eq!(list[0]["model"], "all-minilm-l6-v2");
+
+    let bad = write(tmp.path(), "bad.toml", "colour = \"blue\"\n");
+    let mut c = kefu(tmp.path());
+    c.arg("--config").arg(&bad).args(["kb", "list"]);
+    let out = run(c);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown setting `colour`"));
+}
