@@ -9,6 +9,15 @@ fn post(client: &reqwest::blocking::Client, url: &str, body: &Value) -> (u16, Va
     (r.status().as_u16(), r.json().expect("json body"))
 }
 
+fn get(client: &reqwest::blocking::Client, url: &str) -> Value {
+    client
+        .get(url)
+        .send()
+        .expect("request")
+        .json()
+        .expect("json body")
+}
+
 #[test]
 fn serves_demo_kb_and_rejects_bad_requests() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -16,19 +25,9 @@ fn serves_demo_kb_and_rejects_bad_requests() {
     let client = reqwest::blocking::Client::new();
     let url = server.url("/v1/kb/query");
 
-    let health: Value = client
-        .get(server.url("/healthz"))
-        .send()
-        .expect("healthz")
-        .json()
-        .expect("json");
+    let health: Value = get(&client, &server.url("/healthz"));
     assert_eq!(health["status"], "ok");
-    let ready: Value = client
-        .get(server.url("/readyz"))
-        .send()
-        .expect("readyz")
-        .json()
-        .expect("json");
+    let ready: Value = get(&client, &server.url("/readyz"));
     assert_eq!(ready["model"], "multilingual-e5-small");
     assert!(ready["vectors"].as_u64().unwrap_or(0) > 100, "{ready}");
 
@@ -111,12 +110,7 @@ fn restart_keeps_the_knowledge_base_without_reimporting() {
     assert!(db.is_file());
     let server = Server::start(tmp.path(), &[]);
     let client = reqwest::blocking::Client::new();
-    let ready: Value = client
-        .get(server.url("/readyz"))
-        .send()
-        .expect("readyz")
-        .json()
-        .expect("json");
+    let ready: Value = get(&client, &server.url("/readyz"));
     // Same vector count as a single import: the demo was not loaded twice.
     let mut c = kefu_e2e::kefu(tmp.path());
     c.args(["kb", "list", "--json"]);
