@@ -402,32 +402,34 @@ impl KbStore {
             .collect()
     }
 
-    /// Entries by id (any order; missing ids are skipped).
+    /// Entries by id, in one query (missing ids are skipped).
     pub async fn entries(&self, ids: &[i64]) -> Result<HashMap<i64, StoredEntry>> {
-        let mut out = HashMap::new();
-        for id in ids {
-            let row = sqlx::query("SELECT * FROM kb_entries WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-            if let Some(r) = row {
-                let kind: String = r.try_get("kind")?;
-                out.insert(
-                    *id,
-                    StoredEntry {
-                        id: *id,
-                        key: r.try_get("key")?,
-                        kind: EntryKind::parse(&kind).unwrap_or(EntryKind::Faq),
-                        question: r.try_get("question")?,
-                        answer: r.try_get("answer")?,
-                        alternates: json_list(&r.try_get::<String, _>("alternates")?),
-                        tags: json_list(&r.try_get::<String, _>("tags")?),
-                        source: r.try_get("source")?,
-                    },
-                );
-            }
+        if ids.is_empty() {
+            return Ok(HashMap::new());
         }
-        Ok(out)
+        let placeholders = vec!["?"; ids.len()].join(", ");
+        let sql = format!("SELECT * FROM kb_entries WHERE id IN ({placeholders})");
+        let mut query = sqlx::query(&sql);
+        for id in ids {
+            query = query.bind(id);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                let kind: String = r.try_get("kind")?;
+                let entry = StoredEntry {
+                    id: r.try_get("id")?,
+                    key: r.try_get("key")?,
+                    kind: EntryKind::parse(&kind).unwrap_or(EntryKind::Faq),
+                    question: r.try_get("question")?,
+                    answer: r.try_get("answer")?,
+                    alternates: json_list(&r.try_get::<String, _>("alternates")?),
+                    tags: json_list(&r.try_get::<String, _>("tags")?),
+                    source: r.try_get("source")?,
+                };
+                Ok((entry.id, entry))
+            })
+            .collect()
     }
 }
 
