@@ -1,0 +1,392 @@
+//! Frames in both directions, their validation, and the error codes sent back for bad ones.
+
+use serde::{Deserialize, Serialize};
+
+/// Version a client names in `hello`; the server rejects other major versions.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Largest text frame accepted, in bytes.
+pub const MAX_FRAME_BYTES: usize = 16 * 1024;
+/// Longest message text, in characters.
+pub const MAX_TEXT_CHARS: usize = 4000;
+/// Longest `client_msg_id`, in bytes.
+pub const MAX_CLIENT_MSG_ID_BYTES: usize = 64;
+/// Most messages one `history` request may return.
+pub const MAX_HISTORY_LIMIT: u32 = 100;
+
+/// Per-conversation message sequence number, assigned when a message is committed (starts at 1).
+pub type Seq = u64;
+
+/// Frames a client sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientFrame {
+    /// First frame on a connection: protocol version and the token from the REST API.
+    Hello { version: u32, token: String },
+    /// Start receiving a conversation's messages after `after_seq` (0 = from the start): the
+    /// server replays what was missed, in order, then streams new ones.
+    Subscribe {
+        conversation_id: String,
+        #[serde(default)]
+        after_seq: Seq,
+    },
+    /// A new message. Resending the same `client_msg_id` never creates a second message.
+    Send {
+        conversation_id: String,
+        client_msg_id: String,
+        text: String,
+    },
+    /// The sender started or stopped typing.
+    Typing {
+        conversation_id: String,
+        typing: bool,
+    },
+    /// Everything up to `seq` has been read.
+    Read { conversation_id: String, seq: Seq },
+    /// The visitor asks for a human agent.
+    RequestHuman { conversation_id: String },
+    /// Earlier messages: up to `limit` before `before_seq`.
+    History {
+        conversation_id: String,
+        before_seq: Seq,
+        limit: u32,
+    },
+    /// Keep-alive; answered with `pong`. (A struct variant so unknown fields are refused too.)
+    Ping {},
+}
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthorKind {
+    Visitor,
+    Bot,
+    Agent,
+    System,
+}
+
+/// A message's author.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Author {
+    pub kind: AuthorKind,
+    /// Display name (agents), absent for the visitor and the bot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// A knowledge-base source cited by a bot answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Source {
+    pub id: String,
+    pub title: String,
+    pub source: String,
+    pub score: f32,
+}
+
+/// One committed message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub conversation_id: String,
+    pub seq: Seq,
+    pub author: Author,
+    pub text: String,
+    /// RFC 3339 UTC time of commit.
+    pub sent_at: String,
+    /// The sender's id for this message, echoed so the sender can match it with its outbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_msg_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<Source>,
+    /// Suggested replies the visitor can tap.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quick_replies: Vec<String>,
+}
+
+/// Who owns a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationState {
+    Bot,
+    Queued,
+    Agent,
+    Resolved,
+}
+
+/// Frames the server sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// Answer to `hello`.
+    Welcome {
+        version: u32,
+        role: String,
+    },
+    /// A committed message (new, or replayed after `subscribe`).
+    Message {
+        message: Message,
+    },
+    /// The sender's message was committed as `seq`.
+    Ack {
+        client_msg_id: String,
+        conversation_id: String,
+        seq: Seq,
+    },
+    Typing {
+        conversation_id: String,
+        author: Author,
+        typing: bool,
+    },
+    Read {
+        conversation_id: String,
+        author: Author,
+        seq: Seq,
+    },
+    /// The conversation changed owner.
+    State {
+        conversation_id: String,
+        state: ConversationState,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent: Option<String>,
+    },
+    /// Answer to `history`, oldest first.
+    History {
+        conversation_id: String,
+        messages: Vec<Message>,
+        has_more: bool,
+    },
+    /// A frame was refused; the connection stays open unless the code says otherwise.
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<String>,
+    },
+    Pong,
+}
+
+/// Stable error codes (snake_case on the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not JSON, or JSON that is not a frame (missing or mistyped fields).
+    InvalidFrame,
+    /// A `type` this server does not know.
+    UnknownType,
+    /// Frame or text over its size limit.
+    TooLarge,
+    /// A field's value is out of range (empty text, bad id, limit too big).
+    InvalidInput,
+    /// No valid `hello` yet, or the token is invalid or expired.
+    Unauthorized,
+    /// The token does not reach this conversation.
+    Forbidden,
+    NotFound,
+    RateLimited,
+    UnsupportedVersion,
+    /// The conversation is resolved and takes no new messages.
+    ConversationClosed,
+    Internal,
+}
+
+/// Why a client frame was refused, as sent back in an `error` frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl FrameError {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The `error` frame for this refusal.
+    pub fn to_frame(&self, client_msg_id: Option<String>) -> ServerFrame {
+        ServerFrame::Error {
+            code: self.code,
+            message: self.message.clone(),
+            client_msg_id,
+        }
+    }
+}
+
+const CLIENT_TYPES: &[&str] = &[
+    "hello",
+    "subscribe",
+    "send",
+    "typing",
+    "read",
+    "request_human",
+    "history",
+    "ping",
+];
+
+/// Parses and validates one client text frame.
+pub fn decode_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
+    if text.len() > MAX_FRAME_BYTES {
+        return Err(FrameError::new(
+            ErrorCode::TooLarge,
+            format!("frame exceeds {MAX_FRAME_BYTES} bytes"),
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| FrameError::new(ErrorCode::InvalidFrame, format!("not JSON: {e}")))?;
+    match value.get("type").and_then(|t| t.as_str()) {
+        None => {
+            return Err(FrameError::new(
+                ErrorCode::InvalidFrame,
+                "frame must be an object with a string `type`",
+            ))
+        }
+        Some(t) if !CLIENT_TYPES.contains(&t) => {
+            return Err(FrameError::new(
+                ErrorCode::UnknownType,
+                format!("unknown frame type `{t}`"),
+            ))
+        }
+        Some(_) => {}
+    }
+    let frame: ClientFrame = serde_json::from_value(value)
+        .map_err(|e| FrameError::new(ErrorCode::InvalidFrame, e.to_string()))?;
+    validate(&frame)?;
+    Ok(frame)
+}
+
+fn validate(frame: &ClientFrame) -> Result<(), FrameError> {
+    let bad = |m: String| Err(FrameError::new(ErrorCode::InvalidInput, m));
+    match frame {
+        ClientFrame::Send {
+            client_msg_id,
+            text,
+            ..
+        } => {
+            if client_msg_id.is_empty() || client_msg_id.len() > MAX_CLIENT_MSG_ID_BYTES {
+                return bad(format!(
+                    "client_msg_id must be 1-{MAX_CLIENT_MSG_ID_BYTES} bytes"
+                ));
+            }
+            if text.trim().is_empty() {
+                return bad("text is empty".into());
+            }
+            if text.chars().count() > MAX_TEXT_CHARS {
+                return Err(FrameError::new(
+                    ErrorCode::TooLarge,
+                    format!("text exceeds {MAX_TEXT_CHARS} characters"),
+                ));
+            }
+        }
+        ClientFrame::History { limit, .. } if *limit == 0 || *limit > MAX_HISTORY_LIMIT => {
+            return bad(format!("limit must be 1-{MAX_HISTORY_LIMIT}"));
+        }
+        ClientFrame::Hello { version, .. } if *version != PROTOCOL_VERSION => {
+            return Err(FrameError::new(
+                ErrorCode::UnsupportedVersion,
+                format!("protocol version {version} is not supported (server speaks {PROTOCOL_VERSION})"),
+            ));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_frames_have_pinned_wire_forms() {
+        let send = ClientFrame::Send {
+            conversation_id: "c1".into(),
+            client_msg_id: "m-1".into(),
+            text: "多久发货？".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&send).unwrap_or_default(),
+            r#"{"type":"send","conversation_id":"c1","client_msg_id":"m-1","text":"多久发货？"}"#
+        );
+        assert_eq!(
+            decode_client_frame(r#"{"type":"ping"}"#),
+            Ok(ClientFrame::Ping {})
+        );
+        assert_eq!(
+            decode_client_frame(r#"{"type":"subscribe","conversation_id":"c1"}"#),
+            Ok(ClientFrame::Subscribe {
+                conversation_id: "c1".into(),
+                after_seq: 0
+            })
+        );
+    }
+
+    #[test]
+    fn server_frames_have_pinned_wire_forms() {
+        let msg = ServerFrame::Message {
+            message: Message {
+                conversation_id: "c1".into(),
+                seq: 3,
+                author: Author {
+                    kind: AuthorKind::Bot,
+                    name: None,
+                },
+                text: "Orders ship the same day.".into(),
+                sent_at: "2026-11-24T10:00:00Z".into(),
+                client_msg_id: None,
+                sources: vec![Source {
+                    id: "en-ship-time".into(),
+                    title: "When will my order ship?".into(),
+                    source: "faq-en.csv".into(),
+                    score: 0.5,
+                }],
+                quick_replies: vec![],
+            },
+        };
+        assert_eq!(
+            serde_json::to_string(&msg).unwrap_or_default(),
+            r#"{"type":"message","message":{"conversation_id":"c1","seq":3,"author":{"kind":"bot"},"text":"Orders ship the same day.","sent_at":"2026-11-24T10:00:00Z","sources":[{"id":"en-ship-time","title":"When will my order ship?","source":"faq-en.csv","score":0.5}]}}"#
+        );
+        let err = FrameError::new(ErrorCode::TooLarge, "x").to_frame(Some("m-1".into()));
+        assert_eq!(
+            serde_json::to_string(&err).unwrap_or_default(),
+            r#"{"type":"error","code":"too_large","message":"x","client_msg_id":"m-1"}"#
+        );
+    }
+
+    #[test]
+    fn bad_frames_get_stable_codes() {
+        let code = |s: &str| decode_client_frame(s).err().map(|e| e.code);
+        assert_eq!(code("not json"), Some(ErrorCode::InvalidFrame));
+        assert_eq!(code("[1,2]"), Some(ErrorCode::InvalidFrame));
+        assert_eq!(code(r#"{"type":"dance"}"#), Some(ErrorCode::UnknownType));
+        assert_eq!(
+            code(r#"{"type":"send","conversation_id":"c"}"#),
+            Some(ErrorCode::InvalidFrame)
+        );
+        assert_eq!(
+            code(r#"{"type":"ping","extra":1}"#),
+            Some(ErrorCode::InvalidFrame),
+            "unknown fields are refused"
+        );
+        assert_eq!(
+            code(r#"{"type":"send","conversation_id":"c","client_msg_id":"m","text":"  "}"#),
+            Some(ErrorCode::InvalidInput)
+        );
+        let long = format!(
+            r#"{{"type":"send","conversation_id":"c","client_msg_id":"m","text":"{}"}}"#,
+            "长".repeat(MAX_TEXT_CHARS + 1)
+        );
+        assert_eq!(code(&long), Some(ErrorCode::TooLarge));
+        assert_eq!(
+            code(&" ".repeat(MAX_FRAME_BYTES + 1)),
+            Some(ErrorCode::TooLarge)
+        );
+        assert_eq!(
+            code(r#"{"type":"hello","version":2,"token":"t"}"#),
+            Some(ErrorCode::UnsupportedVersion)
+        );
+        assert_eq!(
+            code(r#"{"type":"history","conversation_id":"c","before_seq":9,"limit":0}"#),
+            Some(ErrorCode::InvalidInput)
+        );
+    }
+}
