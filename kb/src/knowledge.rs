@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
@@ -83,6 +84,11 @@ pub struct Knowledge {
     store: KbStore,
     index: Arc<dyn VectorIndex>,
     embedder: Arc<dyn Embedder>,
+    /// The in-process index, when that is the index in use: reloaded from the store when another
+    /// process has written to it since (`loaded_generation` behind the store's generation).
+    exact: Option<Arc<ExactIndex>>,
+    loaded_generation: AtomicI64,
+    reload: tokio::sync::Mutex<()>,
 }
 
 impl Knowledge {
@@ -94,13 +100,39 @@ impl Knowledge {
 
     /// Any store with the exact index filled from it.
     pub async fn with_exact_index(store: KbStore, embedder: Arc<dyn Embedder>) -> Result<Self> {
-        let index = ExactIndex::new();
+        let generation = store.generation().await?;
+        let index = Arc::new(ExactIndex::new());
         index.upsert_sync(store.all_vectors().await?)?;
         Ok(Self {
             store,
-            index: Arc::new(index),
+            index: index.clone(),
             embedder,
+            exact: Some(index),
+            loaded_generation: AtomicI64::new(generation),
+            reload: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Reloads the in-process index if the store was written by someone else since it was loaded.
+    async fn refresh_index(&self) -> Result<()> {
+        let Some(exact) = &self.exact else {
+            return Ok(());
+        };
+        if self.store.generation().await? == self.loaded_generation.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _guard = self.reload.lock().await;
+        // Read the generation before the vectors: a write landing in between triggers another reload.
+        let current = self.store.generation().await?;
+        if current != self.loaded_generation.load(Ordering::Acquire) {
+            exact.replace_all(self.store.all_vectors().await?)?;
+            self.loaded_generation.store(current, Ordering::Release);
+            tracing::info!(
+                generation = current,
+                "reloaded the vector index after an outside write"
+            );
+        }
+        Ok(())
     }
 
     /// A store with another index (e.g. Qdrant), which keeps its own copy of the vectors.
@@ -113,6 +145,9 @@ impl Knowledge {
             store,
             index,
             embedder,
+            exact: None,
+            loaded_generation: AtomicI64::new(0),
+            reload: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -316,6 +351,7 @@ impl Knowledge {
                 )));
             }
         }
+        self.refresh_index().await?;
         let info = self.kb_for_query(kb).await?;
         let thresholds = Self::thresholds(&info);
         let vectors = self.embed(texts.to_vec(), TextRole::Query).await?;
@@ -511,6 +547,43 @@ mod tests {
             k.query("shop", "x", 1, &[]).await,
             Err(KbError::KbNotFound(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn writes_from_another_process_are_picked_up() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let db = dir.path().join("kefu.db");
+        let open = || async {
+            Knowledge::open_embedded(&db, Arc::new(HashingEmbedder::new(256)))
+                .await
+                .expect("open")
+        };
+        let server = open().await;
+        let cli = open().await;
+        let none = &|_: usize, _: usize| {};
+        cli.import(
+            "shop",
+            vec![csv("a,where is my order,track it in Orders,\n")],
+            none,
+        )
+        .await
+        .expect("import");
+        let hit = server
+            .query("shop", "where is my order", 1, &[])
+            .await
+            .expect("query");
+        assert_eq!(hit.hits[0].id, "a");
+        // The server's own writes keep working without a reload, and stay visible.
+        server
+            .import("shop", vec![csv("b,how do I pay,with a card,\n")], none)
+            .await
+            .expect("import");
+        assert_eq!(server.indexed_vectors().await.expect("len"), 2);
+        let hit = server
+            .query("shop", "how do I pay", 1, &[])
+            .await
+            .expect("query");
+        assert_eq!(hit.hits[0].id, "b");
     }
 
     #[tokio::test]

@@ -62,6 +62,16 @@ pub struct WriteOutcome {
     pub updated: usize,
     pub removed_entry_ids: Vec<i64>,
     pub new_vectors: Vec<IndexedVector>,
+    /// The write generation this import committed.
+    pub generation: i64,
+}
+
+async fn bump_generation(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "UPDATE kb_generation SET value = value + 1 WHERE id = 1 RETURNING value",
+    )
+    .fetch_one(&mut **tx)
+    .await?)
 }
 
 /// The knowledge store.
@@ -246,6 +256,7 @@ impl KbStore {
             .bind(kb.id)
             .execute(&mut *tx)
             .await?;
+        bump_generation(&mut tx).await?;
         tx.commit().await?;
         Ok(ids)
     }
@@ -377,8 +388,18 @@ impl KbStore {
                 }
             }
         }
+        out.generation = bump_generation(&mut tx).await?;
         tx.commit().await?;
         Ok(out)
+    }
+
+    /// The current write generation (see `kb_generation`).
+    pub async fn generation(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM kb_generation WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     /// Every stored vector (to fill the in-memory index at start-up).

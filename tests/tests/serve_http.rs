@@ -118,3 +118,32 @@ fn restart_keeps_the_knowledge_base_without_reimporting() {
     assert_eq!(list[0]["vectors"], ready["vectors"]);
     assert_eq!(list.as_array().map(Vec::len), Some(1));
 }
+
+#[test]
+fn imports_from_the_cli_reach_a_running_server() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let server = Server::start(tmp.path(), &["--no-demo"]);
+    let faq = tmp.path().join("faq.csv");
+    std::fs::write(
+        &faq,
+        "id,question,answer\nwarranty,保修期多久？,电子产品保修两年。\n",
+    )
+    .expect("write");
+    let mut c = kefu_e2e::kefu(tmp.path());
+    c.args(["kb", "import", "--kb", "support"]).arg(&faq);
+    let out = kefu_e2e::run(c);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let client = reqwest::blocking::Client::new();
+    let (status, body) = post(
+        &client,
+        &server.url("/v1/kb/query"),
+        &json!({ "query": "保修多长时间", "kb": "support" }),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["hits"][0]["id"], "warranty");
+}

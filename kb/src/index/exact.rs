@@ -152,6 +152,15 @@ impl ExactIndex {
         Ok(best_per_entry(hits, k))
     }
 
+    /// Replaces the whole content with `items` (a reload from the store).
+    pub fn replace_all(&self, items: Vec<IndexedVector>) -> Result<()> {
+        let fresh = ExactIndex::new();
+        fresh.upsert_sync(items)?;
+        let matrix = fresh.inner.into_inner().map_err(|_| Self::lock_err())?;
+        *self.inner.write().map_err(|_| Self::lock_err())? = matrix;
+        Ok(())
+    }
+
     /// Synchronous upsert.
     pub fn upsert_sync(&self, items: Vec<IndexedVector>) -> Result<()> {
         let mut m = self.inner.write().map_err(|_| Self::lock_err())?;
