@@ -34,7 +34,9 @@ fn main() -> candle_core::Result<()> {
             let x = Tensor::randn(0f32, 1.0, (m, n_in), &dev)?;
             let f32_ms = time(|| x.matmul(&w_t))?;
             let q4_ms = time(|| q.forward(&x))?;
-            rows.push(json!({ "tokens": m, "in": n_in, "out": n_out, "f32_ms": f32_ms, "q4_0_ms": q4_ms, "q4_over_f32_time": q4_ms / f32_ms }));
+            // The same product computed transposed: W [out, in] x X^T, so gemm's long side is `out`.
+            let f32_t_ms = time(|| w.matmul(&x.t()?)?.t()?.contiguous())?;
+            rows.push(json!({ "tokens": m, "in": n_in, "out": n_out, "f32_ms": f32_ms, "f32_transposed_ms": f32_t_ms, "q4_0_ms": q4_ms, "q4_over_f32_time": q4_ms / f32_ms }));
         }
     }
     println!(
