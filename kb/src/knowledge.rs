@@ -280,11 +280,13 @@ impl Knowledge {
             .await?;
         report.added = outcome.added;
         report.updated = outcome.updated;
-        report.removed = outcome.removed_entry_ids.len() - outcome.updated;
+        report.removed = outcome.removed;
+        let _guard = self.reload.lock().await;
         self.index
             .remove_entries(&outcome.removed_entry_ids)
             .await?;
         self.index.upsert(outcome.new_vectors).await?;
+        self.note_own_write(outcome.generation);
         Ok(report)
     }
 
@@ -395,9 +397,22 @@ impl Knowledge {
 
     /// Deletes a knowledge base and its vectors.
     pub async fn delete(&self, kb: &str) -> Result<usize> {
-        let ids = self.store.delete_kb(kb).await?;
+        let (ids, generation) = self.store.delete_kb(kb).await?;
+        let _guard = self.reload.lock().await;
         self.index.remove_entries(&ids).await?;
+        self.note_own_write(generation);
         Ok(ids.len())
+    }
+
+    /// After applying our own write to the index: it needs no reload, unless someone else wrote
+    /// in between (then the generation skipped one and the next query reloads). Call under `reload`.
+    fn note_own_write(&self, generation: i64) {
+        let _ = self.loaded_generation.compare_exchange(
+            generation - 1,
+            generation,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
     }
 
     /// Vectors held by the index.

@@ -60,6 +60,9 @@ pub struct EmbeddedRecord {
 pub struct WriteOutcome {
     pub added: usize,
     pub updated: usize,
+    /// Entries deleted (document chunks no longer present).
+    pub removed: usize,
+    /// Entries whose vectors leave the index: updated and deleted ones.
     pub removed_entry_ids: Vec<i64>,
     pub new_vectors: Vec<IndexedVector>,
     /// The write generation this import committed.
@@ -241,8 +244,9 @@ impl KbStore {
             .collect()
     }
 
-    /// Deletes a knowledge base; returns the ids of its entries (to drop from the index).
-    pub async fn delete_kb(&self, name: &str) -> Result<Vec<i64>> {
+    /// Deletes a knowledge base; returns the ids of its entries (to drop from the index) and the
+    /// write generation it committed.
+    pub async fn delete_kb(&self, name: &str) -> Result<(Vec<i64>, i64)> {
         let kb = self
             .get_kb(name)
             .await?
@@ -256,9 +260,9 @@ impl KbStore {
             .bind(kb.id)
             .execute(&mut *tx)
             .await?;
-        bump_generation(&mut tx).await?;
+        let generation = bump_generation(&mut tx).await?;
         tx.commit().await?;
-        Ok(ids)
+        Ok((ids, generation))
     }
 
     /// Stored content hash of every entry by key.
@@ -385,6 +389,7 @@ impl KbStore {
                         .execute(&mut *tx)
                         .await?;
                     out.removed_entry_ids.push(id);
+                    out.removed += 1;
                 }
             }
         }

@@ -77,6 +77,20 @@ impl ModelName {
     }
 }
 
+/// Checks that model `name` is installed under `model_dir` without loading it (cheap: for failing
+/// fast at start-up); returns the model and its directory.
+pub fn ensure_installed(name: &str, model_dir: &Path) -> Result<(ModelName, PathBuf)> {
+    let model = ModelName::parse(name)?;
+    let dir = model_dir.join(model.as_str());
+    if !model.marker(&dir).is_file() {
+        return Err(KbError::ModelMissing {
+            name: model.as_str().to_string(),
+            dir,
+        });
+    }
+    Ok((model, dir))
+}
+
 /// Where models live: `KEFU_MODEL_DIR`, else `./models`.
 pub fn default_model_dir() -> PathBuf {
     std::env::var_os("KEFU_MODEL_DIR")
@@ -93,14 +107,7 @@ pub fn load_embedder(name: &str, model_dir: &Path) -> Result<Arc<dyn Embedder>> 
 /// Loads a model as `load_embedder` does; `centred = false` skips language centring (e5 only), giving
 /// the encoder's raw pooled vectors (used to check the encoder against reference implementations).
 pub fn load_batching(name: &str, model_dir: &Path, centred: bool) -> Result<BatchingEmbedder> {
-    let model = ModelName::parse(name)?;
-    let dir = model_dir.join(model.as_str());
-    if !model.marker(&dir).is_file() {
-        return Err(KbError::ModelMissing {
-            name: model.as_str().to_string(),
-            dir,
-        });
-    }
+    let (model, dir) = ensure_installed(name, model_dir)?;
     let inner: Box<dyn EmbedModel> = match model {
         ModelName::MultilingualE5Small => Box::new(e5::E5Model::load(&model.marker(&dir))?),
         ModelName::AllMiniLmL6V2 => Box::new(minilm::MiniLmModel::load(&dir)?),

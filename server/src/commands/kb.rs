@@ -89,7 +89,7 @@ pub async fn run(config: &Config, cmd: KbCommand) -> anyhow::Result<()> {
         }
         KbCommand::Delete { name } => {
             let store = kefu_kb::store::KbStore::open(&config.database_path()).await?;
-            let n = store.delete_kb(&name).await?.len();
+            let n = store.delete_kb(&name).await?.0.len();
             println!("deleted knowledge base '{name}' ({n} entries)");
         }
         KbCommand::Thresholds {

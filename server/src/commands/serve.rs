@@ -14,15 +14,7 @@ use crate::state::AppState;
 /// Runs the server until Ctrl-C or SIGTERM.
 pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
     // Fail fast (before binding) when the model is not installed.
-    let marker = kefu_kb::embed::ModelName::parse(&config.model)?;
-    let embedder_dir = config.model_dir.join(marker.as_str());
-    if !embedder_dir.is_dir() {
-        return Err(kefu_kb::KbError::ModelMissing {
-            name: marker.as_str().to_string(),
-            dir: embedder_dir,
-        }
-        .into());
-    }
+    kefu_kb::embed::ensure_installed(&config.model, &config.model_dir)?;
     let listener = TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;
     let state = AppState::new();
