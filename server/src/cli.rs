@@ -24,6 +24,71 @@ pub enum Command {
     /// Manage knowledge bases.
     #[command(subcommand)]
     Kb(KbCommand),
+    /// Manage agent accounts (the people who answer in the console).
+    #[command(subcommand)]
+    Agent(AgentCommand),
+    /// Manage sites (websites and apps that embed the chat).
+    #[command(subcommand)]
+    Site(SiteCommand),
+    /// Create an admin API key (printed once).
+    AdminKey {
+        /// A name to recognise the key by.
+        #[arg(long, default_value = "admin")]
+        name: String,
+    },
+    /// Load-test a running server over loopback WebSockets; prints JSON.
+    Loadtest(crate::commands::loadtest::LoadtestArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Create an agent; prints a generated password unless --password is given.
+    Add {
+        name: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long)]
+        password: Option<String>,
+        /// Most conversations the agent owns at once.
+        #[arg(long, default_value_t = 5)]
+        capacity: u32,
+    },
+    /// Set an agent's password; prints a generated one unless --password is given.
+    SetPassword {
+        name: String,
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// List agents.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SiteCommand {
+    /// Create a site; prints its key and identity secret.
+    Add {
+        /// The site key visitors' clients send (letters, digits, `-`, `_`).
+        key: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// An origin allowed to open the chat (repeatable), e.g. https://shop.example; `*` allows any.
+        #[arg(long = "origin")]
+        origins: Vec<String>,
+        /// Refuse visitors without a valid identity hash (a secret is generated if not given).
+        #[arg(long)]
+        enforce_identity: bool,
+        /// The HMAC-SHA256 secret for identity hashes.
+        #[arg(long)]
+        identity_secret: Option<String>,
+    },
+    /// List sites.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -31,9 +96,32 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "KEFU_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Do not load the demo knowledge base into an empty default knowledge base.
+    /// Do not load the demo knowledge base into an empty default knowledge base, and do not
+    /// create the `demo` site on first start.
     #[arg(long, env = "KEFU_NO_DEMO")]
     pub no_demo: bool,
+    /// Rules file (TOML or YAML): keyword / regex / exact-phrase rules and canned replies.
+    #[arg(long, env = "KEFU_RULES")]
+    pub rules: Option<PathBuf>,
+    /// Consecutive answers the bot could not find before the conversation goes to a human
+    /// (0 = never).
+    #[arg(long, env = "KEFU_FALLBACKS_BEFORE_HANDOFF", default_value_t = 2)]
+    pub fallbacks_before_handoff: u32,
+    /// Assign queued conversations round-robin to online agents with free capacity.
+    #[arg(long, env = "KEFU_AUTO_ASSIGN")]
+    pub auto_assign: bool,
+    /// Open WebSocket connections allowed from one IP address.
+    #[arg(long, env = "KEFU_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub max_connections_per_ip: u32,
+    /// Frames per second one connection may send (bursts of twice that).
+    #[arg(long, env = "KEFU_FRAMES_PER_SECOND", default_value_t = 20)]
+    pub frames_per_second: u32,
+    /// Visitor sessions and agent logins one IP address may create per minute.
+    #[arg(long, env = "KEFU_SESSIONS_PER_MINUTE", default_value_t = 120)]
+    pub sessions_per_minute: u32,
+    /// Tasks embedding visitor questions in batches (default: one per core).
+    #[arg(long, env = "KEFU_INFERENCE_WORKERS")]
+    pub inference_workers: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -23,12 +23,26 @@ pub struct Config {
     /// Directory holding the models fetched by scripts/fetch-models.
     #[arg(long, global = true, env = "KEFU_MODEL_DIR", default_value = "models")]
     pub model_dir: PathBuf,
+    /// Conversation database: `postgres://…` to share one database between several servers;
+    /// default: SQLite in the data directory (`conversations.db`).
+    #[arg(long, global = true, env = "KEFU_DATABASE_URL")]
+    pub database_url: Option<String>,
 }
 
 impl Config {
-    /// The SQLite database file.
+    /// The SQLite database file of the knowledge base.
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("kefu.db")
+    }
+
+    /// The conversation database URL.
+    pub fn conversation_database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("conversations.db").display()
+            )
+        })
     }
 }
 
@@ -80,4 +94,12 @@ const CONFIG_KEYS: &[&str] = &[
     "KEFU_MODEL_DIR",
     "KEFU_LISTEN",
     "KEFU_NO_DEMO",
+    "KEFU_DATABASE_URL",
+    "KEFU_RULES",
+    "KEFU_FALLBACKS_BEFORE_HANDOFF",
+    "KEFU_AUTO_ASSIGN",
+    "KEFU_MAX_CONNECTIONS_PER_IP",
+    "KEFU_FRAMES_PER_SECOND",
+    "KEFU_SESSIONS_PER_MINUTE",
+    "KEFU_INFERENCE_WORKERS",
 ];

@@ -60,3 +60,66 @@ impl IntoResponse for ApiError {
         (self.status, Json(body)).into_response()
     }
 }
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        match e {
+            crate::store::StoreError::AlreadyExists(what) => Self::new(
+                StatusCode::CONFLICT,
+                "already_exists",
+                format!("{what} already exists"),
+            ),
+            crate::store::StoreError::NotFound(what) => Self::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("{what} not found"),
+            ),
+            other => {
+                tracing::error!(error = %other, "store error");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "internal error",
+                )
+            }
+        }
+    }
+}
+
+impl From<crate::conversation::ConversationError> for ApiError {
+    fn from(e: crate::conversation::ConversationError) -> Self {
+        use crate::conversation::ConversationError as E;
+        let message = e.to_string();
+        match e {
+            E::NotFound => Self::new(StatusCode::NOT_FOUND, "not_found", message),
+            E::Forbidden => Self::new(StatusCode::FORBIDDEN, "forbidden", message),
+            E::NotOwner => Self::new(StatusCode::CONFLICT, "not_owner", message),
+            E::Closed => Self::new(StatusCode::CONFLICT, "conversation_closed", message),
+            E::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", message),
+            E::InvalidInput(_) => Self::bad_request("invalid_input", message),
+            E::Store(s) => s.into(),
+        }
+    }
+}
+
+impl ApiError {
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn unauthorized_code(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, code, message)
+    }
+
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, code, message)
+    }
+
+    pub fn rate_limited() -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many requests from this address; try again later",
+        )
+    }
+}

@@ -1,8 +1,14 @@
-//! The `kefu` server library: configuration, CLI, HTTP API and the commands behind them.
+//! The `kefu` server library: configuration, CLI, HTTP/WebSocket API, conversations, triage,
+//! handoff, storage and the commands behind them.
 
+pub mod auth;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod conversation;
 pub mod error;
+pub mod handoff;
 pub mod http;
 pub mod state;
+pub mod store;
+pub mod triage;

@@ -37,6 +37,12 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Serve(args) => kefu_server::commands::serve::run(&cli.config, args).await,
             Command::Kb(cmd) => kefu_server::commands::kb::run(&cli.config, cmd).await,
+            Command::Agent(cmd) => kefu_server::commands::agent::run(&cli.config, cmd).await,
+            Command::Site(cmd) => kefu_server::commands::site::run(&cli.config, cmd).await,
+            Command::AdminKey { name } => {
+                kefu_server::commands::admin_key(&cli.config, &name).await
+            }
+            Command::Loadtest(args) => kefu_server::commands::loadtest::run(args).await,
         }
     });
     match result {

@@ -1,28 +1,126 @@
-//! Shared server state: the knowledge service, filled in once loading finishes (until then the
-//! server answers `/healthz` but not `/readyz`).
+//! Shared server state: the services, filled in once loading finishes (until then the server
+//! answers `/healthz` but not `/readyz`), the request limits and the shutdown signal.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex, OnceLock};
 
+use governor::{DefaultKeyedRateLimiter, Quota};
 use kefu_kb::Knowledge;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::watch;
+
+use crate::conversation::Conversations;
+
+/// Everything that needs the model and the databases.
+pub struct Services {
+    pub knowledge: Arc<Knowledge>,
+    pub conversations: Arc<Conversations>,
+}
+
+/// Request and connection limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_connections_per_ip: u32,
+    pub frames_per_second: u32,
+    pub sessions_per_minute: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections_per_ip: 256,
+            frames_per_second: 20,
+            sessions_per_minute: 120,
+        }
+    }
+}
 
 /// What every handler can reach.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct AppState {
-    knowledge: Arc<OnceLock<Arc<Knowledge>>>,
+    services: Arc<OnceLock<Arc<Services>>>,
+    pub limits: Limits,
+    /// Per-IP budget for visitor sessions and agent logins.
+    pub session_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    connections: Arc<Mutex<HashMap<IpAddr, u32>>>,
+    pub metrics: Option<PrometheusHandle>,
+    shutdown: watch::Receiver<bool>,
+    shutdown_tx: Arc<watch::Sender<bool>>,
 }
 
 impl AppState {
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(limits: Limits, metrics: Option<PrometheusHandle>) -> Self {
+        let per_minute =
+            NonZeroU32::new(limits.sessions_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
+        let (shutdown_tx, shutdown) = watch::channel(false);
+        Self {
+            services: Arc::new(OnceLock::new()),
+            limits,
+            session_limiter: Arc::new(DefaultKeyedRateLimiter::keyed(Quota::per_minute(
+                per_minute,
+            ))),
+            connections: Arc::new(Mutex::new(HashMap::new())),
+            metrics,
+            shutdown,
+            shutdown_tx: Arc::new(shutdown_tx),
+        }
     }
 
-    /// Marks the server ready with its loaded knowledge service.
-    pub fn set_ready(&self, knowledge: Arc<Knowledge>) {
-        let _ = self.knowledge.set(knowledge);
+    /// Marks the server ready.
+    pub fn set_ready(&self, services: Arc<Services>) {
+        let _ = self.services.set(services);
     }
 
-    /// The knowledge service, once loaded.
+    /// The services, once loaded.
+    pub fn services(&self) -> Option<&Arc<Services>> {
+        self.services.get()
+    }
+
     pub fn knowledge(&self) -> Option<&Arc<Knowledge>> {
-        self.knowledge.get()
+        self.services.get().map(|s| &s.knowledge)
+    }
+
+    /// Tells every WebSocket session to close (graceful shutdown).
+    pub fn begin_shutdown(&self) {
+        let _ = self.shutdown_tx.send(true);
+    }
+
+    /// Resolves when shutdown begins.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.clone()
+    }
+
+    /// Counts a new connection from `ip`; `None` when the IP is at its limit.
+    pub fn open_connection(&self, ip: IpAddr) -> Option<ConnectionSlot> {
+        let mut map = self.connections.lock().unwrap_or_else(|p| p.into_inner());
+        let n = map.entry(ip).or_insert(0);
+        if *n >= self.limits.max_connections_per_ip {
+            return None;
+        }
+        *n += 1;
+        Some(ConnectionSlot {
+            ip,
+            connections: Arc::clone(&self.connections),
+        })
+    }
+}
+
+/// One counted connection; released on drop.
+pub struct ConnectionSlot {
+    ip: IpAddr,
+    connections: Arc<Mutex<HashMap<IpAddr, u32>>>,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut map = self.connections.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
     }
 }

@@ -99,6 +99,43 @@ pub struct Message {
     /// Suggested replies the visitor can tap.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub quick_replies: Vec<String>,
+    /// Why the bot said this (rule, intent, knowledge hits with scores, thresholds, decision).
+    /// Sent to agents only; visitors never see it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_trace: Option<serde_json::Value>,
+}
+
+/// One conversation as the agent console lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConversationSummary {
+    pub id: String,
+    pub site_key: String,
+    pub visitor_id: String,
+    /// The visitor's display name or verified user id, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visitor_name: Option<String>,
+    pub state: ConversationState,
+    /// The owning agent's login name (state `agent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// The visitor asked for a human while no agent was online: an offline message.
+    pub offline: bool,
+    pub last_seq: Seq,
+    /// The newest message's text, shortened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_text: Option<String>,
+    /// RFC 3339 UTC time of the last change.
+    pub updated_at: String,
+}
+
+/// An agent the console can show as online.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentPresence {
+    pub name: String,
+    pub display_name: String,
+    /// Conversations the agent owns now, and how many it may own.
+    pub active: u32,
+    pub capacity: u32,
 }
 
 /// Who owns a conversation.
@@ -115,10 +152,11 @@ pub enum ConversationState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
-    /// Answer to `hello`.
+    /// Answer to `hello`: the role (`visitor` or `agent`) and its id (visitor id or agent name).
     Welcome {
         version: u32,
         role: String,
+        id: String,
     },
     /// A committed message (new, or replayed after `subscribe`).
     Message {
@@ -161,6 +199,14 @@ pub enum ServerFrame {
         client_msg_id: Option<String>,
     },
     Pong,
+    /// Agents only: a conversation was created or changed (queue, owner, new message).
+    Conversation {
+        conversation: ConversationSummary,
+    },
+    /// Agents only: who is online now.
+    Presence {
+        agents: Vec<AgentPresence>,
+    },
 }
 
 /// Stable error codes (snake_case on the wire).
@@ -184,6 +230,10 @@ pub enum ErrorCode {
     UnsupportedVersion,
     /// The conversation is resolved and takes no new messages.
     ConversationClosed,
+    /// The WebSocket's `Origin` is not on the site's allow-list; the connection is closed.
+    OriginNotAllowed,
+    /// The agent does not own the conversation (claim it first).
+    NotOwner,
     Internal,
 }
 
@@ -339,6 +389,7 @@ mod tests {
                     score: 0.5,
                 }],
                 quick_replies: vec![],
+                route_trace: None,
             },
         };
         assert_eq!(

@@ -1,13 +1,18 @@
 //! What each `kefu` subcommand does.
 
+pub mod agent;
 pub mod kb;
+pub mod loadtest;
 pub mod serve;
+pub mod site;
 
 use std::sync::Arc;
 
 use kefu_kb::Knowledge;
 
+use crate::auth::{new_token, token_hash, ADMIN_KEY_TTL_MS};
 use crate::config::Config;
+use crate::store::{now_ms, Store, TokenKind, TokenRecord};
 
 /// Loads the configured model and opens the embedded store + index.
 pub async fn open_knowledge(config: &Config) -> anyhow::Result<Knowledge> {
@@ -16,4 +21,32 @@ pub async fn open_knowledge(config: &Config) -> anyhow::Result<Knowledge> {
     let embedder =
         tokio::task::spawn_blocking(move || kefu_kb::load_embedder(&model, &dir)).await??;
     Ok(Knowledge::open_embedded(&config.database_path(), Arc::clone(&embedder)).await?)
+}
+
+/// Opens (and migrates) the conversation database.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    if config.database_url.is_none() {
+        std::fs::create_dir_all(&config.data_dir)?;
+    }
+    Ok(Store::connect(&config.conversation_database_url()).await?)
+}
+
+/// `kefu admin-key`: creates an admin API key and prints it once.
+pub async fn admin_key(config: &Config, name: &str) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let key = new_token("kadm_")?;
+    store
+        .insert_token(
+            &token_hash(&key),
+            &TokenRecord {
+                kind: TokenKind::Admin,
+                subject: name.to_string(),
+                site_key: None,
+                expires_at: now_ms() + ADMIN_KEY_TTL_MS,
+            },
+        )
+        .await?;
+    store.close().await;
+    println!("{key}");
+    Ok(())
 }

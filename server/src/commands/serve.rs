@@ -1,29 +1,47 @@
-//! `kefu serve`: bind first (so `/healthz` answers at once), load the model and knowledge base,
-//! import the demo on first start, then report ready.
+//! `kefu serve`: bind first (so `/healthz` answers at once), open the conversation store, load the
+//! model and knowledge base, import the demo on first start, then report ready.
 
 use std::sync::Arc;
 
 use kefu_kb::knowledge::is_empty;
 use kefu_kb::DEFAULT_KB;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 
 use crate::cli::ServeArgs;
 use crate::config::Config;
-use crate::state::AppState;
+use crate::conversation::{Conversations, HandoffSettings};
+use crate::state::{AppState, Limits, Services};
+use crate::store::Store;
+use crate::triage::{KbBatcher, RuleSet, Triage};
+
+/// The demo site created on first start (same-origin pages only).
+pub const DEMO_SITE: &str = "demo";
 
 /// Runs the server until Ctrl-C or SIGTERM.
 pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
-    // Fail fast (before binding) when the model is not installed.
+    // Fail fast (before binding) on a missing model or a bad rules file.
     kefu_kb::embed::ensure_installed(&config.model, &config.model_dir)?;
+    let rules = match &args.rules {
+        Some(path) => RuleSet::load(path)?,
+        None => RuleSet::builtin(),
+    };
+    let limits = Limits {
+        max_connections_per_ip: args.max_connections_per_ip,
+        frames_per_second: args.frames_per_second,
+        sessions_per_minute: args.sessions_per_minute,
+    };
     let listener = TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;
-    let state = AppState::new();
+    let state = AppState::new(limits, install_metrics());
     let server = tokio::spawn(crate::http::run(listener, state.clone(), shutdown_signal()));
     println!("kefu listening on http://{addr}");
-    println!("  health:   http://{addr}/healthz  (ready: /readyz)");
-    println!("  kb query: POST http://{addr}/v1/kb/query  {{\"query\": \"多久发货？\"}}");
 
-    let knowledge = super::open_knowledge(config).await?;
+    let store = super::open_store(config).await?;
+    if !args.no_demo {
+        bootstrap_demo(&store).await?;
+    }
+    let knowledge = Arc::new(super::open_knowledge(config).await?);
     if !args.no_demo && is_empty(knowledge.store(), DEFAULT_KB).await? {
         let r = knowledge
             .import(DEFAULT_KB, kefu_kb::demo::sources(), &|_, _| {})
@@ -34,11 +52,76 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
             "loaded the demo knowledge base"
         );
     }
-    state.set_ready(Arc::new(knowledge));
+    let workers = args.inference_workers.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let retriever = Arc::new(KbBatcher::start(Arc::clone(&knowledge), workers));
+    let triage = Triage {
+        rules,
+        kb: DEFAULT_KB.to_string(),
+        fallbacks_before_handoff: args.fallbacks_before_handoff,
+    };
+    let conversations = Conversations::new(
+        store.clone(),
+        triage,
+        retriever,
+        HandoffSettings {
+            auto_assign: args.auto_assign,
+        },
+    );
+    state.set_ready(Arc::new(Services {
+        knowledge,
+        conversations,
+    }));
     tracing::info!(%addr, model = %config.model, "ready");
     println!("kefu ready (model {})", config.model);
+    println!("  chat demo:     http://{addr}/demo");
+    println!("  agent console: http://{addr}/console");
+    println!(
+        "  API:           http://{addr}/v1/  (WebSocket: ws://{addr}/v1/ws, metrics: /metrics)"
+    );
     server.await??;
+    store.close().await;
+    println!("kefu stopped");
     Ok(())
+}
+
+/// On first start: the `demo` site, and an agent account whose password is printed once.
+async fn bootstrap_demo(store: &Store) -> anyhow::Result<()> {
+    if store.sites().await?.is_empty() {
+        let site = super::site::new_site(DEMO_SITE, Some("Demo".into()), vec![], None, false)?;
+        store.create_site(&site).await?;
+        println!(
+            "created site `{DEMO_SITE}` (this server's own pages only; `kefu site add` for yours)"
+        );
+    }
+    if store.agents().await?.is_empty() {
+        let password = crate::auth::new_password()?;
+        let agent = super::agent::new_agent("agent", Some("Agent".into()), &password, 5).await?;
+        store.create_agent(&agent).await?;
+        println!("created agent `agent` with password {password}  (change it: kefu agent set-password agent)");
+    }
+    Ok(())
+}
+
+/// The Prometheus recorder (once per process; later calls reuse the first).
+fn install_metrics() -> Option<PrometheusHandle> {
+    static HANDLE: std::sync::OnceLock<Option<PrometheusHandle>> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("kefu_bot_reply_seconds".into()),
+                    &[
+                        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                    ],
+                )
+                .ok()?;
+            builder.install_recorder().ok()
+        })
+        .clone()
 }
 
 async fn shutdown_signal() {

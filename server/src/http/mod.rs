@@ -1,11 +1,20 @@
 //! The HTTP layer: one router built by `app`, and `run` serving it until shutdown.
 
+mod admin;
+mod agent;
+pub mod auth;
 mod json;
 mod kb;
+mod pages;
+mod visitor;
+pub mod ws;
 
 use std::future::Future;
+use std::net::SocketAddr;
 
 use axum::extract::{DefaultBodyLimit, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
@@ -22,22 +31,70 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/v1/kb/query", post(kb::query))
+        .route("/v1/ws", get(ws::upgrade))
+        .route("/v1/visitor/sessions", post(visitor::create_session))
+        .route(
+            "/v1/visitor/conversations",
+            post(visitor::create_conversation),
+        )
+        .route("/v1/conversations/{id}/messages", get(visitor::messages))
+        .route("/v1/agent/login", post(agent::login))
+        .route("/v1/agent/agents", get(agent::agents))
+        .route("/v1/agent/canned", get(agent::canned))
+        .route("/v1/agent/conversations", get(agent::list))
+        .route("/v1/agent/conversations/{id}", get(agent::transcript))
+        .route("/v1/agent/conversations/{id}/claim", post(agent::claim))
+        .route(
+            "/v1/agent/conversations/{id}/handback",
+            post(agent::hand_back),
+        )
+        .route("/v1/agent/conversations/{id}/resolve", post(agent::resolve))
+        .route(
+            "/v1/agent/conversations/{id}/transfer",
+            post(agent::transfer),
+        )
+        .route(
+            "/v1/agent/conversations/{id}/suggestions",
+            get(agent::suggestions),
+        )
+        .route(
+            "/v1/admin/sites",
+            get(admin::sites).post(admin::create_site),
+        )
+        .route(
+            "/v1/admin/agents",
+            get(admin::agents).post(admin::create_agent),
+        )
+        .route("/v1/admin/conversations", get(admin::conversations))
+        .route("/v1/admin/conversations/{id}", get(admin::transcript))
+        .route("/console", get(pages::console))
+        .route("/demo", get(pages::demo))
+        .route("/", get(pages::index))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
 
-/// Serves `app(state)` on `listener` until `shutdown` resolves, then drains in-flight requests.
+/// Serves `app(state)` on `listener` until `shutdown` resolves: WebSocket sessions are told to
+/// close (1001), then in-flight requests drain.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let for_shutdown = state.clone();
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        for_shutdown.begin_shutdown();
+    })
+    .await
 }
 
 async fn healthz() -> Json<Value> {
@@ -51,6 +108,31 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
         "model": k.embedder().model_name(),
         "vectors": k.indexed_vectors().await?,
     })))
+}
+
+/// Prometheus text exposition.
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    if let Some(rss) = resident_memory_bytes() {
+        metrics::gauge!("kefu_process_resident_memory_bytes").set(rss as f64);
+    }
+    if let Some(s) = state.services() {
+        let (visitors, agents) = s.conversations.hub().counts();
+        metrics::gauge!("kefu_live_sessions", "role" => "visitor").set(visitors as f64);
+        metrics::gauge!("kefu_live_sessions", "role" => "agent").set(agents as f64);
+    }
+    let body = state
+        .metrics
+        .as_ref()
+        .map(|h| h.render())
+        .unwrap_or_default();
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+}
+
+/// This process's resident set size, from /proc (Linux).
+pub fn resident_memory_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
 }
 
 async fn not_found() -> ApiError {

@@ -1,0 +1,470 @@
+//! The bot's decision for one visitor message: rules first, then the intent model (when trained),
+//! then knowledge retrieval with threshold bands, then the handoff policy. Every decision carries a
+//! `RouteTrace` saying why.
+
+pub mod batcher;
+pub mod rules;
+
+use std::time::Instant;
+
+use async_trait::async_trait;
+use kefu_kb::{Band, KbError, Retrieval};
+use kefu_protocol::Source;
+use serde::Serialize;
+
+pub use batcher::KbBatcher;
+pub use rules::{CannedReply, RuleAction, RuleSet};
+
+/// Largest number of quick replies a `suggest` answer offers.
+pub const MAX_QUICK_REPLIES: usize = 3;
+
+/// Where the bot's knowledge comes from (a trait so triage logic is testable without a model).
+#[async_trait]
+pub trait Retriever: Send + Sync {
+    async fn retrieve(&self, kb: &str, text: &str) -> Result<Retrieval, KbError>;
+}
+
+#[async_trait]
+impl Retriever for KbBatcher {
+    async fn retrieve(&self, kb: &str, text: &str) -> Result<Retrieval, KbError> {
+        self.query(kb, text).await
+    }
+}
+
+/// The language the bot answers in, from the visitor's message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lang {
+    Zh,
+    En,
+}
+
+impl Lang {
+    /// Chinese when the text has any CJK ideograph, else English.
+    pub fn detect(text: &str) -> Self {
+        if text
+            .chars()
+            .any(|c| matches!(c as u32, 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF))
+        {
+            Lang::Zh
+        } else {
+            Lang::En
+        }
+    }
+
+    /// Picks the text in this language.
+    pub fn pick(self, zh: &'static str, en: &'static str) -> &'static str {
+        match self {
+            Lang::Zh => zh,
+            Lang::En => en,
+        }
+    }
+}
+
+/// Why the conversation goes to a human.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "reason")]
+pub enum HandoffReason {
+    /// The visitor pressed "talk to a human" (`request_human` frame).
+    Requested,
+    /// A rule with a handoff action matched.
+    Rule { rule_id: String },
+    /// The bot found no answer this many times in a row.
+    RepeatedFallback { count: u32 },
+}
+
+impl HandoffReason {
+    pub fn label(&self) -> &'static str {
+        match self {
+            HandoffReason::Requested => "requested",
+            HandoffReason::Rule { .. } => "rule",
+            HandoffReason::RepeatedFallback { .. } => "repeated_fallback",
+        }
+    }
+}
+
+/// What the bot does with the message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionKind {
+    /// A rule's reply.
+    RuleReply,
+    /// The knowledge base's answer (band `answer`).
+    Answer,
+    /// The top questions offered as quick replies (band `suggest`).
+    Suggest,
+    /// No answer (band `none`).
+    Fallback,
+    /// Hand the conversation to a human.
+    Handoff,
+}
+
+/// The route trace stored with each bot reply and shown to agents.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RouteTrace {
+    pub lang: Lang,
+    /// The rule that matched, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<rules::RuleMatch>,
+    /// The intent step: a rule's intent, or the model's status.
+    pub intent: IntentTrace,
+    /// The knowledge step (absent when a rule decided first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kb: Option<KbTrace>,
+    pub decision: DecisionKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handoff: Option<HandoffReason>,
+    /// Consecutive fallbacks including this message.
+    pub fallbacks: u32,
+    pub elapsed_ms: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IntentTrace {
+    /// The intent a rule set, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Probability from the intent model (absent until one is trained).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probability: Option<f32>,
+    /// `rule`, or `no_model` while no intent model is trained.
+    pub status: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KbTrace {
+    pub kb: String,
+    pub band: Option<Band>,
+    pub thresholds: Option<kefu_kb::Thresholds>,
+    pub hits: Vec<HitTrace>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HitTrace {
+    pub id: String,
+    pub question: String,
+    pub score: f32,
+    pub source: String,
+}
+
+/// The bot's decision for one message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub kind: DecisionKind,
+    /// The bot's reply (none for a handoff: the conversation layer announces it).
+    pub reply: Option<String>,
+    pub sources: Vec<Source>,
+    pub quick_replies: Vec<String>,
+    /// Webhooks to notify (rule actions).
+    pub webhooks: Vec<String>,
+    pub trace: RouteTrace,
+}
+
+/// Settings and rules for triage.
+pub struct Triage {
+    pub rules: RuleSet,
+    /// Knowledge base the bot answers from.
+    pub kb: String,
+    /// Consecutive fallbacks that hand the conversation off (0 = never).
+    pub fallbacks_before_handoff: u32,
+}
+
+impl Triage {
+    /// Decides what the bot does with `text`, given the fallbacks before it.
+    pub async fn decide(
+        &self,
+        retriever: &dyn Retriever,
+        text: &str,
+        fallbacks_so_far: u32,
+    ) -> Decision {
+        let started = Instant::now();
+        let lang = Lang::detect(text);
+        let mut trace = RouteTrace {
+            lang,
+            rule: None,
+            intent: IntentTrace {
+                name: None,
+                probability: None,
+                status: "no_model",
+            },
+            kb: None,
+            decision: DecisionKind::Fallback,
+            handoff: None,
+            fallbacks: 0,
+            elapsed_ms: 0.0,
+        };
+        let mut webhooks = Vec::new();
+        let mut decision = None;
+
+        // 1. Rules.
+        if let Some(m) = self.rules.evaluate(text) {
+            for action in &m.actions {
+                match action {
+                    RuleAction::Reply { text } if decision.is_none() => {
+                        decision = Some((DecisionKind::RuleReply, Some(text.clone())));
+                    }
+                    RuleAction::Handoff => {
+                        trace.handoff = Some(HandoffReason::Rule {
+                            rule_id: m.rule_id.clone(),
+                        });
+                        decision = Some((DecisionKind::Handoff, None));
+                    }
+                    RuleAction::Intent { name } => {
+                        trace.intent.name = Some(name.clone());
+                        trace.intent.status = "rule";
+                    }
+                    RuleAction::Webhook { url } => webhooks.push(url.clone()),
+                    RuleAction::Reply { .. } => {}
+                }
+            }
+            trace.rule = Some(m);
+        }
+        if let Some((kind, reply)) = decision {
+            trace.decision = kind.clone();
+            trace.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+            return Decision {
+                kind,
+                reply,
+                sources: vec![],
+                quick_replies: vec![],
+                webhooks,
+                trace,
+            };
+        }
+
+        // 2. The intent model: none is trained yet, so this step passes.
+
+        // 3. Knowledge retrieval.
+        let mut out = match retriever.retrieve(&self.kb, text).await {
+            Ok(r) => self.decide_from_retrieval(lang, &r, &mut trace),
+            Err(e) => {
+                tracing::warn!(error = %e, "knowledge retrieval failed; falling back");
+                trace.kb = Some(KbTrace {
+                    kb: self.kb.clone(),
+                    band: None,
+                    thresholds: None,
+                    hits: vec![],
+                    error: Some(e.code().to_string()),
+                });
+                fallback(lang)
+            }
+        };
+
+        // 4. Handoff policy: repeated fallbacks.
+        trace.fallbacks = if out.0 == DecisionKind::Fallback {
+            fallbacks_so_far + 1
+        } else {
+            0
+        };
+        if out.0 == DecisionKind::Fallback
+            && self.fallbacks_before_handoff > 0
+            && trace.fallbacks >= self.fallbacks_before_handoff
+        {
+            trace.handoff = Some(HandoffReason::RepeatedFallback {
+                count: trace.fallbacks,
+            });
+            out = (DecisionKind::Handoff, None, vec![], vec![]);
+        }
+        trace.decision = out.0.clone();
+        trace.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+        Decision {
+            kind: out.0,
+            reply: out.1,
+            sources: out.2,
+            quick_replies: out.3,
+            webhooks,
+            trace,
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn decide_from_retrieval(
+        &self,
+        lang: Lang,
+        r: &Retrieval,
+        trace: &mut RouteTrace,
+    ) -> (DecisionKind, Option<String>, Vec<Source>, Vec<String>) {
+        trace.kb = Some(KbTrace {
+            kb: self.kb.clone(),
+            band: Some(r.band),
+            thresholds: Some(r.thresholds),
+            hits: r
+                .hits
+                .iter()
+                .map(|h| HitTrace {
+                    id: h.id.clone(),
+                    question: h.question.clone(),
+                    score: h.score,
+                    source: h.source.clone(),
+                })
+                .collect(),
+            error: None,
+        });
+        match (r.band, r.hits.first()) {
+            (Band::Answer, Some(top)) => (
+                DecisionKind::Answer,
+                Some(top.answer.clone()),
+                vec![Source {
+                    id: top.id.clone(),
+                    title: top.question.clone(),
+                    source: top.source.clone(),
+                    score: top.score,
+                }],
+                vec![],
+            ),
+            (Band::Suggest, Some(_)) => {
+                let mut quick: Vec<String> = Vec::new();
+                for h in &r.hits {
+                    if h.score < r.thresholds.suggest || quick.len() == MAX_QUICK_REPLIES {
+                        break;
+                    }
+                    if h.kind == "faq" && !quick.contains(&h.question) {
+                        quick.push(h.question.clone());
+                    }
+                }
+                if quick.is_empty() {
+                    // Only document chunks: offer the best one as a cited answer.
+                    let top = &r.hits[0];
+                    return (
+                        DecisionKind::Suggest,
+                        Some(format!(
+                            "{}\n\n{}",
+                            lang.pick("这段资料可能对您有帮助：", "This may help:"),
+                            top.answer
+                        )),
+                        vec![Source {
+                            id: top.id.clone(),
+                            title: top.question.clone(),
+                            source: top.source.clone(),
+                            score: top.score,
+                        }],
+                        vec![],
+                    );
+                }
+                (
+                    DecisionKind::Suggest,
+                    Some(
+                        lang.pick(
+                            "我不太确定您的意思，您是想问以下问题吗？",
+                            "I'm not sure I understood. Did you mean one of these?",
+                        )
+                        .to_string(),
+                    ),
+                    vec![],
+                    quick,
+                )
+            }
+            _ => fallback(lang),
+        }
+    }
+}
+
+fn fallback(lang: Lang) -> (DecisionKind, Option<String>, Vec<Source>, Vec<String>) {
+    (
+        DecisionKind::Fallback,
+        Some(
+            lang.pick(
+                "抱歉，我暂时无法回答这个问题。您可以换个说法，或输入“转人工”联系人工客服。",
+                "Sorry, I don't have an answer for that yet. You can rephrase, or type \"human\" to reach a person.",
+            )
+            .to_string(),
+        ),
+        vec![],
+        vec![],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kefu_kb::{Hit, Thresholds};
+
+    struct Fixed(Band, f32);
+
+    #[async_trait]
+    impl Retriever for Fixed {
+        async fn retrieve(&self, _kb: &str, text: &str) -> Result<Retrieval, KbError> {
+            let hit = |id: &str, q: &str, score: f32| Hit {
+                id: id.into(),
+                question: q.into(),
+                answer: format!("answer to {q}"),
+                score,
+                source: "faq.csv".into(),
+                kind: "faq".into(),
+                tags: vec![],
+            };
+            Ok(Retrieval {
+                query: text.into(),
+                band: self.0,
+                hits: vec![
+                    hit("a", "多久发货？", self.1),
+                    hit("b", "怎么退货？", self.1 - 0.01),
+                ],
+                thresholds: Thresholds {
+                    answer: 0.55,
+                    suggest: 0.40,
+                    margin: 0.04,
+                },
+            })
+        }
+    }
+
+    fn triage() -> Triage {
+        Triage {
+            rules: RuleSet::builtin(),
+            kb: "default".into(),
+            fallbacks_before_handoff: 2,
+        }
+    }
+
+    #[tokio::test]
+    async fn rules_run_before_the_knowledge_base() {
+        let d = triage()
+            .decide(&Fixed(Band::Answer, 0.9), "转人工", 0)
+            .await;
+        assert_eq!(d.kind, DecisionKind::Handoff);
+        assert!(d.trace.kb.is_none(), "retrieval skipped");
+        assert_eq!(
+            d.trace.handoff,
+            Some(HandoffReason::Rule {
+                rule_id: "builtin-handoff".into()
+            })
+        );
+        let d = triage().decide(&Fixed(Band::Answer, 0.9), "hello", 0).await;
+        assert_eq!(d.kind, DecisionKind::RuleReply);
+    }
+
+    #[tokio::test]
+    async fn bands_map_to_answer_suggest_and_fallback() {
+        let t = triage();
+        let d = t.decide(&Fixed(Band::Answer, 0.8), "几天发货", 0).await;
+        assert_eq!(d.kind, DecisionKind::Answer);
+        assert_eq!(d.reply.as_deref(), Some("answer to 多久发货？"));
+        assert_eq!(d.sources[0].id, "a");
+        let d = t.decide(&Fixed(Band::Suggest, 0.45), "发货退货", 0).await;
+        assert_eq!(d.kind, DecisionKind::Suggest);
+        assert_eq!(d.quick_replies, vec!["多久发货？", "怎么退货？"]);
+        let d = t.decide(&Fixed(Band::None, 0.1), "what is love", 0).await;
+        assert_eq!(d.kind, DecisionKind::Fallback);
+        assert!(d.reply.as_deref().unwrap_or("").starts_with("Sorry"));
+        assert_eq!(d.trace.fallbacks, 1);
+        let json = serde_json::to_value(&d.trace).expect("trace");
+        assert_eq!(json["kb"]["band"], "none");
+        assert_eq!(json["decision"], "fallback");
+    }
+
+    #[tokio::test]
+    async fn repeated_fallbacks_hand_off() {
+        let d = triage()
+            .decide(&Fixed(Band::None, 0.1), "天气怎么样", 1)
+            .await;
+        assert_eq!(d.kind, DecisionKind::Handoff);
+        assert_eq!(
+            d.trace.handoff,
+            Some(HandoffReason::RepeatedFallback { count: 2 })
+        );
+        assert_eq!(Lang::detect("天气怎么样"), Lang::Zh);
+    }
+}

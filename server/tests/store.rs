@@ -1,0 +1,377 @@
+//! The conversation store against real databases: SQLite (a file in a temp dir) and PostgreSQL
+//! (`KEFU_TEST_DATABASE_URL`, default the local server's `test` database, in a fresh schema).
+
+use kefu_protocol::{AuthorKind, ConversationState, Source};
+use kefu_server::store::{
+    now_ms, Agent, Append, FallbackCount, NewMessage, Require, Site, Store, StoreError, TokenKind,
+    TokenRecord, Transition,
+};
+
+const PG_DEFAULT: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+async fn sqlite_store(dir: &tempfile::TempDir) -> Store {
+    Store::open_sqlite(&dir.path().join("conversations.db"))
+        .await
+        .expect("open sqlite")
+}
+
+/// A store in a new PostgreSQL schema, so runs never see each other's rows.
+async fn postgres_store() -> Store {
+    let base = std::env::var("KEFU_TEST_DATABASE_URL").unwrap_or_else(|_| PG_DEFAULT.into());
+    let schema = format!("kefu_test_{}", &kefu_server::store::new_id("")[..12]);
+    sqlx::any::install_default_drivers();
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&base)
+        .await
+        .expect(
+            "PostgreSQL must be reachable at KEFU_TEST_DATABASE_URL (default 127.0.0.1:5432/test)",
+        );
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&mut conn)
+        .await
+        .expect("create schema");
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Store::connect(&format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+        .await
+        .expect("connect to PostgreSQL")
+}
+
+fn msg(kind: AuthorKind, text: &str, id: Option<&str>) -> NewMessage {
+    NewMessage {
+        client_msg_id: id.map(str::to_string),
+        ..NewMessage::text(kind, text)
+    }
+}
+
+fn committed(a: Append) -> (u64, u32) {
+    match a {
+        Append::Committed {
+            message,
+            bot_fallbacks,
+        } => (message.seq, bot_fallbacks),
+        other => panic!("expected a commit, got {other:?}"),
+    }
+}
+
+async fn exercise(store: &Store) {
+    // Sites, agents, tokens.
+    let site = Site {
+        key: "shop".into(),
+        name: "商店 Shop".into(),
+        allowed_origins: vec!["https://shop.example".into()],
+        identity_secret: Some("0123456789abcdef".into()),
+        enforce_identity: true,
+    };
+    store.create_site(&site).await.expect("site");
+    assert!(matches!(
+        store.create_site(&site).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert_eq!(store.site("shop").await.expect("get"), Some(site.clone()));
+    let agent = Agent {
+        id: "a_1".into(),
+        name: "li".into(),
+        display_name: "小李".into(),
+        password_hash: "x".into(),
+        capacity: 2,
+    };
+    store.create_agent(&agent).await.expect("agent");
+    assert_eq!(
+        store.agent_by_name("li").await.expect("get"),
+        Some(agent.clone())
+    );
+    store
+        .insert_token(
+            "h-live",
+            &TokenRecord {
+                kind: TokenKind::Agent,
+                subject: "a_1".into(),
+                site_key: None,
+                expires_at: now_ms() + 60_000,
+            },
+        )
+        .await
+        .expect("token");
+    store
+        .insert_token(
+            "h-old",
+            &TokenRecord {
+                kind: TokenKind::Visitor,
+                subject: "v".into(),
+                site_key: Some("shop".into()),
+                expires_at: now_ms() - 1,
+            },
+        )
+        .await
+        .expect("token");
+    assert_eq!(
+        store.token("h-live").await.expect("token").map(|t| t.kind),
+        Some(TokenKind::Agent)
+    );
+    assert_eq!(store.token("h-old").await.expect("token"), None, "expired");
+    assert_eq!(store.delete_expired_tokens().await.expect("gc"), 1);
+
+    // Visitors: a verified user id maps to one visitor.
+    let v1 = store
+        .visitor_for("shop", Some("user-7"), Some("王"))
+        .await
+        .expect("visitor");
+    let v2 = store
+        .visitor_for("shop", Some("user-7"), None)
+        .await
+        .expect("visitor");
+    assert_eq!(v1.id, v2.id);
+    let anon = store
+        .visitor_for("shop", None, None)
+        .await
+        .expect("visitor");
+    assert_ne!(anon.id, v1.id);
+
+    // Messages: gap-free seqs, dedupe by client_msg_id.
+    let c = store.create_conversation(&v1).await.expect("conversation");
+    assert_eq!(c.state, ConversationState::Bot);
+    let (s1, _) = committed(
+        store
+            .append(
+                &c.id,
+                Require::Open,
+                &msg(AuthorKind::Visitor, "多久发货？", Some("m1")),
+            )
+            .await
+            .expect("append"),
+    );
+    assert_eq!(s1, 1);
+    match store
+        .append(
+            &c.id,
+            Require::Open,
+            &msg(AuthorKind::Visitor, "again", Some("m1")),
+        )
+        .await
+        .expect("dup")
+    {
+        Append::Duplicate(m) => {
+            assert_eq!((m.seq, m.text.as_str()), (1, "多久发货？"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let bot = NewMessage {
+        sources: vec![Source {
+            id: "zh-ship".into(),
+            title: "多久发货？".into(),
+            source: "faq-zh.csv".into(),
+            score: 0.8,
+        }],
+        route_trace: Some(serde_json::json!({"decision": "fallback"})),
+        fallbacks: FallbackCount::Increment,
+        ..NewMessage::text(AuthorKind::Bot, "Sorry")
+    };
+    let (s2, fb) = committed(
+        store
+            .append(&c.id, Require::State(ConversationState::Bot), &bot)
+            .await
+            .expect("bot"),
+    );
+    assert_eq!((s2, fb), (2, 1));
+
+    // Concurrent commits still get distinct, gap-free seqs.
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = store.clone();
+        let id = c.id.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .append(
+                    &id,
+                    Require::Open,
+                    &msg(
+                        AuthorKind::Visitor,
+                        &format!("n{i}"),
+                        Some(&format!("p{i}")),
+                    ),
+                )
+                .await
+        }));
+    }
+    let mut seqs = Vec::new();
+    for t in tasks {
+        seqs.push(committed(t.await.expect("join").expect("append")).0);
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (3..23).collect::<Vec<u64>>());
+
+    // State machine: bot -> queued -> agent (owner only) -> bot -> resolved.
+    let note = msg(AuthorKind::System, "转人工", None);
+    let queued = Transition {
+        from: &[ConversationState::Bot],
+        to: ConversationState::Queued,
+        agent_id: None,
+        owner: None,
+        offline: true,
+    };
+    let (cq, m) = store
+        .transition(&c.id, &queued, &note)
+        .await
+        .expect("to queued")
+        .expect("allowed");
+    assert_eq!(
+        (cq.state, cq.offline, m.seq),
+        (ConversationState::Queued, true, 23)
+    );
+    assert!(store
+        .transition(&c.id, &queued, &note)
+        .await
+        .expect("again")
+        .is_none());
+    assert!(
+        matches!(
+            store
+                .append(&c.id, Require::State(ConversationState::Bot), &bot)
+                .await
+                .expect("refused"),
+            Append::Refused(_)
+        ),
+        "the bot cannot answer a queued conversation"
+    );
+    let claim = Transition {
+        from: &[ConversationState::Queued],
+        to: ConversationState::Agent,
+        agent_id: Some("a_1"),
+        owner: None,
+        offline: false,
+    };
+    store
+        .transition(&c.id, &claim, &note)
+        .await
+        .expect("claim")
+        .expect("allowed");
+    assert_eq!(
+        store.active_counts().await.expect("counts"),
+        vec![("a_1".to_string(), 1)]
+    );
+    assert!(matches!(
+        store
+            .append(
+                &c.id,
+                Require::Owner("a_2"),
+                &msg(AuthorKind::Agent, "hi", Some("x"))
+            )
+            .await
+            .expect("refused"),
+        Append::Refused(_)
+    ));
+    committed(
+        store
+            .append(
+                &c.id,
+                Require::Owner("a_1"),
+                &msg(AuthorKind::Agent, "您好", Some("a-1")),
+            )
+            .await
+            .expect("agent msg"),
+    );
+    let back = Transition {
+        from: &[ConversationState::Agent],
+        to: ConversationState::Bot,
+        agent_id: None,
+        owner: Some("a_2"),
+        offline: false,
+    };
+    assert!(store
+        .transition(&c.id, &back, &note)
+        .await
+        .expect("not owner")
+        .is_none());
+    let back = Transition {
+        owner: Some("a_1"),
+        ..back
+    };
+    store
+        .transition(&c.id, &back, &note)
+        .await
+        .expect("hand back")
+        .expect("owner");
+    let done = Transition {
+        from: &[ConversationState::Bot],
+        to: ConversationState::Resolved,
+        agent_id: None,
+        owner: None,
+        offline: false,
+    };
+    store
+        .transition(&c.id, &done, &note)
+        .await
+        .expect("resolve")
+        .expect("allowed");
+    assert!(matches!(
+        store
+            .append(
+                &c.id,
+                Require::Open,
+                &msg(AuthorKind::Visitor, "late", Some("late"))
+            )
+            .await
+            .expect("closed"),
+        Append::Refused(_)
+    ));
+
+    // Reads: after, before, listings, the route trace round-trips.
+    let all = store.messages_after(&c.id, 0, 100).await.expect("after");
+    assert_eq!(all.len(), 27);
+    assert!(all.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+    assert_eq!(
+        all[1].route_trace,
+        Some(serde_json::json!({"decision": "fallback"}))
+    );
+    assert_eq!(all[1].sources[0].id, "zh-ship");
+    let before = store.messages_before(&c.id, 5, 2).await.expect("before");
+    assert_eq!(before.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![3, 4]);
+    let last = store
+        .last_visitor_text(&c.id)
+        .await
+        .expect("last")
+        .unwrap_or_default();
+    assert!(last.starts_with('n'), "{last}");
+    let listing = store
+        .conversation_listing(&[ConversationState::Resolved], 10)
+        .await
+        .expect("listing");
+    assert_eq!(listing.len(), 1);
+    assert_eq!(listing[0].visitor_name.as_deref(), Some("王"));
+    assert_eq!(listing[0].last_text.as_deref(), Some("转人工"));
+    assert!(store
+        .open_conversation(&v1.id)
+        .await
+        .expect("open")
+        .is_none());
+    assert!(matches!(
+        store
+            .append(
+                "c_missing",
+                Require::Open,
+                &msg(AuthorKind::Visitor, "x", None)
+            )
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn sqlite_store_keeps_order_ownership_and_dedupe() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = sqlite_store(&dir).await;
+    exercise(&store).await;
+    store.close().await;
+    // Reopening the file keeps everything (and migrations are idempotent).
+    let again = sqlite_store(&dir).await;
+    let c = again
+        .conversation_listing(&[ConversationState::Resolved], 1)
+        .await
+        .expect("listing");
+    assert_eq!(c[0].conversation.last_seq, 27);
+}
+
+#[tokio::test]
+async fn postgres_store_keeps_order_ownership_and_dedupe() {
+    let store = postgres_store().await;
+    exercise(&store).await;
+}
