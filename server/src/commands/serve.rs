@@ -90,7 +90,7 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
 
 /// On first start: the `demo` site, and an agent account whose password is printed once.
 async fn bootstrap_demo(store: &Store) -> anyhow::Result<()> {
-    if store.sites().await?.is_empty() {
+    if store.site(DEMO_SITE).await?.is_none() {
         let site = super::site::new_site(DEMO_SITE, Some("Demo".into()), vec![], None, false)?;
         store.create_site(&site).await?;
         println!(
