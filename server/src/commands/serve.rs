@@ -71,6 +71,7 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
             auto_assign: args.auto_assign,
         },
     );
+    tokio::spawn(forget_expired_tokens(store.clone()));
     state.set_ready(Arc::new(Services {
         knowledge,
         conversations,
@@ -104,6 +105,19 @@ async fn bootstrap_demo(store: &Store) -> anyhow::Result<()> {
         println!("created agent `agent` with password {password}  (change it: kefu agent set-password agent)");
     }
     Ok(())
+}
+
+/// Deletes expired tokens once an hour.
+async fn forget_expired_tokens(store: Store) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        match store.delete_expired_tokens().await {
+            Ok(n) if n > 0 => tracing::info!(tokens = n, "forgot expired tokens"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not delete expired tokens"),
+        }
+    }
 }
 
 /// The Prometheus recorder (once per process; later calls reuse the first).

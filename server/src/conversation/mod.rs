@@ -279,6 +279,7 @@ impl Conversations {
         trace: Option<serde_json::Value>,
     ) -> Result<(), ConversationError> {
         let any_online = !self.presence.online().is_empty();
+        tracing::info!(conversation = %conversation_id, reason = reason.label(), agents_online = any_online, "handoff");
         metrics::counter!("kefu_handoffs_total", "reason" => reason.label()).increment(1);
         if any_online && self.settings.auto_assign {
             if let Some(agent) = self.pick_agent().await? {
