@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Mutex};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 /// Limits that keep a load test from becoming an attack.
@@ -237,7 +238,11 @@ async fn open_visitor(
     counters: Arc<Counters>,
     latencies: Arc<Mutex<Vec<f64>>>,
 ) -> anyhow::Result<mpsc::Sender<&'static str>> {
-    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await?;
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(4096);
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async_with_config(ws_url, Some(config), false).await?;
     let hello = json!({ "type": "hello", "version": 1, "token": session.token });
     ws.send(WsMessage::text(hello.to_string())).await?;
     let sub =

@@ -457,12 +457,8 @@ impl Conversations {
             owner: Some(&agent.id),
             offline: false,
         };
-        self.owner_transition(
-            conversation_id,
-            &change,
-            NewMessage::text(AuthorKind::System, text),
-        )
-        .await
+        self.owner_transition(conversation_id, &change, text.as_ref())
+            .await
     }
 
     /// The owner hands the conversation back to the bot.
@@ -483,12 +479,8 @@ impl Conversations {
             owner: Some(&agent.id),
             offline: false,
         };
-        self.owner_transition(
-            conversation_id,
-            &change,
-            NewMessage::text(AuthorKind::System, text),
-        )
-        .await
+        self.owner_transition(conversation_id, &change, text.as_ref())
+            .await
     }
 
     /// Ends the conversation: the owner, or any agent for one that no agent owns.
@@ -501,12 +493,9 @@ impl Conversations {
             .authorize(&agent_principal(agent), conversation_id)
             .await?;
         let lang = self.lang_of(conversation_id).await;
-        let note = NewMessage::text(
-            AuthorKind::System,
-            lang.pick(
-                "会话已结束，感谢您的咨询。",
-                "This conversation has been resolved. Thank you!",
-            ),
+        let note = lang.pick(
+            "会话已结束，感谢您的咨询。",
+            "This conversation has been resolved. Thank you!",
         );
         let change = match c.state {
             ConversationState::Agent => Transition {
@@ -528,12 +517,14 @@ impl Conversations {
         self.owner_transition(conversation_id, &change, note).await
     }
 
+    /// Applies an agent's state change with a system note; explains a refusal.
     async fn owner_transition(
         &self,
         conversation_id: &str,
         change: &Transition<'_>,
-        note: NewMessage,
+        note: &str,
     ) -> Result<(), ConversationError> {
+        let note = NewMessage::text(AuthorKind::System, note);
         match self
             .store
             .transition(conversation_id, change, &note)

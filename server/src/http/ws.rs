@@ -31,6 +31,8 @@ use crate::store::Agent;
 /// Frames larger than this close the connection (1009); between `MAX_FRAME_BYTES` and this they
 /// are refused with `too_large` and the session goes on.
 pub const MAX_WS_MESSAGE_BYTES: usize = 64 * 1024;
+/// Read and write buffer per WebSocket connection.
+pub const WS_BUFFER_BYTES: usize = 4 * 1024;
 /// Messages replayed per store read on `subscribe`.
 const REPLAY_PAGE: u32 = 200;
 /// A session that says nothing (not even `ping`) this long is closed.
@@ -73,6 +75,9 @@ pub async fn upgrade(
     })?;
     let conversations = Arc::clone(&services.conversations);
     Ok(ws
+        // Small buffers: thousands of mostly idle chats, not bulk transfer (128 KiB each by default).
+        .read_buffer_size(WS_BUFFER_BYTES)
+        .write_buffer_size(WS_BUFFER_BYTES)
         .max_message_size(MAX_WS_MESSAGE_BYTES)
         .max_frame_size(MAX_WS_MESSAGE_BYTES)
         .on_upgrade(move |socket| async move {

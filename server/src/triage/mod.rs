@@ -306,12 +306,7 @@ impl Triage {
             (Band::Answer, Some(top)) => (
                 DecisionKind::Answer,
                 Some(top.answer.clone()),
-                vec![Source {
-                    id: top.id.clone(),
-                    title: top.question.clone(),
-                    source: top.source.clone(),
-                    score: top.score,
-                }],
+                vec![source_of(top)],
                 vec![],
             ),
             (Band::Suggest, Some(_)) => {
@@ -334,12 +329,7 @@ impl Triage {
                             lang.pick("这段资料可能对您有帮助：", "This may help:"),
                             top.answer
                         )),
-                        vec![Source {
-                            id: top.id.clone(),
-                            title: top.question.clone(),
-                            source: top.source.clone(),
-                            score: top.score,
-                        }],
+                        vec![source_of(top)],
                         vec![],
                     );
                 }
@@ -358,6 +348,16 @@ impl Triage {
             }
             _ => fallback(lang),
         }
+    }
+}
+
+/// The citation for a hit.
+fn source_of(h: &kefu_kb::Hit) -> Source {
+    Source {
+        id: h.id.clone(),
+        title: h.question.clone(),
+        source: h.source.clone(),
+        score: h.score,
     }
 }
 
