@@ -152,7 +152,11 @@ impl Session {
                             break Some((1009, "frame too large or malformed"));
                         }
                     };
-                    idle_deadline = tokio::time::Instant::now() + IDLE_TIMEOUT;
+                    // Before `hello` the deadline stays fixed: chatter does not keep an
+                    // unauthenticated connection open.
+                    if self.principal.is_some() {
+                        idle_deadline = tokio::time::Instant::now() + IDLE_TIMEOUT;
+                    }
                     if limiter.check().is_err() {
                         metrics::counter!("kefu_ws_frames_rejected_total", "code" => "rate_limited").increment(1);
                         let e = FrameError { code: ErrorCode::RateLimited, message: "too many frames; slow down".into() };
@@ -167,6 +171,9 @@ impl Session {
                     }
                     if failed { break None; }
                     if let Next::Close(code, reason) = next { break Some((code, reason)); }
+                    if self.principal.is_some() {
+                        idle_deadline = tokio::time::Instant::now() + IDLE_TIMEOUT;
+                    }
                     // Replays for new subscriptions are sent after the frames above.
                     if let Err(code) = self.flush_replays(&mut sink).await {
                         break code;
