@@ -119,6 +119,13 @@ pub struct ServeArgs {
     /// Visitor sessions and agent logins one IP address may create per minute.
     #[arg(long, env = "KEFU_SESSIONS_PER_MINUTE", default_value_t = 120)]
     pub sessions_per_minute: u32,
+    /// Redis for scale-out: several servers sharing one PostgreSQL database exchange live events
+    /// over pub/sub (e.g. redis://127.0.0.1:6379).
+    #[arg(long, env = "KEFU_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// The pub/sub channel the servers of one deployment share.
+    #[arg(long, env = "KEFU_CLUSTER_CHANNEL", default_value = "kefu:events")]
+    pub cluster_channel: String,
     /// Tasks embedding visitor questions in batches (default: one per core).
     #[arg(long, env = "KEFU_INFERENCE_WORKERS")]
     pub inference_workers: Option<usize>,

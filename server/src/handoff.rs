@@ -1,8 +1,12 @@
-//! Agent presence and assignment: who is online (has a console connected), and the round-robin
-//! choice of an online agent with free capacity.
+//! Agent presence and assignment: who is online (has a console connected here, or on another
+//! node as last reported), and the round-robin choice of an online agent with free capacity.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// A node's presence report counts this long (nodes report every 10 s).
+pub const REMOTE_PRESENCE_TTL: Duration = Duration::from_secs(30);
 
 /// Online agents and the round-robin cursor.
 #[derive(Default)]
@@ -16,6 +20,20 @@ struct PresenceInner {
     online: BTreeMap<String, u32>,
     /// The agent id assigned last.
     last_assigned: Option<String>,
+    /// Other nodes' online agents, with when they reported.
+    remote: HashMap<String, (Vec<String>, Instant)>,
+}
+
+impl PresenceInner {
+    fn online_set(&self) -> BTreeSet<String> {
+        let mut all: BTreeSet<String> = self.online.keys().cloned().collect();
+        for (agents, at) in self.remote.values() {
+            if at.elapsed() < REMOTE_PRESENCE_TTL {
+                all.extend(agents.iter().cloned());
+            }
+        }
+        all
+    }
 }
 
 /// An agent's load, for assignment.
@@ -60,21 +78,35 @@ impl Presence {
     }
 
     pub fn is_online(&self, agent_id: &str) -> bool {
-        self.lock().online.contains_key(agent_id)
+        self.lock().online_set().contains(agent_id)
     }
 
-    /// Online agent ids, sorted.
+    /// Online agent ids (here and on other nodes), sorted.
     pub fn online(&self) -> Vec<String> {
+        self.lock().online_set().into_iter().collect()
+    }
+
+    /// Agent ids with a console open on this node.
+    pub fn local(&self) -> Vec<String> {
         self.lock().online.keys().cloned().collect()
+    }
+
+    /// Another node reported its online agents; true when that changed who is online.
+    pub fn set_remote(&self, node: &str, agents: Vec<String>) -> bool {
+        let mut p = self.lock();
+        let before = p.online_set();
+        p.remote.insert(node.to_string(), (agents, Instant::now()));
+        p.online_set() != before
     }
 
     /// The next online agent after the last one assigned (round robin) whose load is under
     /// capacity; records it as assigned.
     pub fn pick(&self, loads: &[AgentLoad]) -> Option<String> {
         let mut p = self.lock();
+        let online = p.online_set();
         let candidates: Vec<&AgentLoad> = loads
             .iter()
-            .filter(|l| p.online.contains_key(&l.agent_id) && l.active < l.capacity)
+            .filter(|l| online.contains(&l.agent_id) && l.active < l.capacity)
             .collect();
         if candidates.is_empty() {
             return None;
@@ -125,5 +157,10 @@ mod tests {
         assert_eq!(p.pick(&loads).as_deref(), Some("c"));
         assert_eq!(p.pick(&[load("b", 2, 2)]), None);
         assert_eq!(p.online(), vec!["b".to_string(), "c".to_string()]);
+        assert!(p.set_remote("n_2", vec!["d".into()]));
+        assert!(!p.set_remote("n_2", vec!["d".into()]), "unchanged");
+        assert!(p.is_online("d"));
+        assert_eq!(p.local(), vec!["b".to_string(), "c".to_string()]);
+        assert_eq!(p.pick(&[load("d", 0, 1)]).as_deref(), Some("d"));
     }
 }

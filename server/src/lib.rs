@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod conversation;

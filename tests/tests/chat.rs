@@ -340,8 +340,20 @@ fn resume_after_disconnect_loses_and_duplicates_nothing() {
 
 #[test]
 fn kill_9_keeps_every_acknowledged_message() {
+    kill_9_round_trip(&[]);
+}
+
+#[test]
+fn kill_9_keeps_every_acknowledged_message_on_postgres() {
+    let url = kefu_e2e::postgres_schema_url();
+    kill_9_round_trip(&["--database-url", &url]);
+}
+
+fn kill_9_round_trip(db: &[&str]) {
     let tmp = tempfile::tempdir().expect("tmp");
-    let mut server = Server::start(tmp.path(), &["--frames-per-second", "200"]);
+    let mut args = vec!["--frames-per-second", "200"];
+    args.extend_from_slice(db);
+    let mut server = Server::start(tmp.path(), &args);
     let rt = runtime();
     let (token, conv, acked) = rt.block_on(async {
         let api = Api::new(&server.base);
@@ -362,7 +374,7 @@ fn kill_9_keeps_every_acknowledged_message() {
     });
     // No graceful anything: SIGKILL right after the last ack.
     server.kill9();
-    let server = Server::start(tmp.path(), &[]);
+    let server = Server::start(tmp.path(), db);
     rt.block_on(async {
         let mut v = Chat::connect(&server.ws_url(), &token).await;
         v.subscribe(&conv, 0).await;

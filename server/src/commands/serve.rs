@@ -12,7 +12,7 @@ use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::conversation::{Conversations, HandoffSettings};
 use crate::state::{AppState, Limits, Services};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::triage::{KbBatcher, RuleSet, Triage};
 
 /// The demo site created on first start (same-origin pages only).
@@ -71,6 +71,16 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
             auto_assign: args.auto_assign,
         },
     );
+    if let Some(url) = &args.redis_url {
+        if config.database_url.is_none() {
+            anyhow::bail!("--redis-url joins several servers; they must share one --database-url (PostgreSQL)");
+        }
+        let node = crate::store::new_id("n_");
+        let (cluster, events) =
+            crate::cluster::Cluster::start(url, &args.cluster_channel, node.clone()).await?;
+        conversations.attach_cluster(cluster, events);
+        tracing::info!(%node, channel = %args.cluster_channel, "joined the cluster");
+    }
     tokio::spawn(forget_expired_tokens(store.clone()));
     state.set_ready(Arc::new(Services {
         knowledge,
@@ -93,7 +103,10 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
 async fn bootstrap_demo(store: &Store) -> anyhow::Result<()> {
     if store.site(DEMO_SITE).await?.is_none() {
         let site = super::site::new_site(DEMO_SITE, Some("Demo".into()), vec![], None, false)?;
-        store.create_site(&site).await?;
+        // Another server sharing the database may have created it a moment ago.
+        if let Err(e) = store.create_site(&site).await {
+            return already_there(e);
+        }
         println!(
             "created site `{DEMO_SITE}` (this server's own pages only; `kefu site add` for yours)"
         );
@@ -101,10 +114,19 @@ async fn bootstrap_demo(store: &Store) -> anyhow::Result<()> {
     if store.agents().await?.is_empty() {
         let password = crate::auth::new_password()?;
         let agent = super::agent::new_agent("agent", Some("Agent".into()), &password, 5).await?;
-        store.create_agent(&agent).await?;
+        if let Err(e) = store.create_agent(&agent).await {
+            return already_there(e);
+        }
         println!("created agent `agent` with password {password}  (change it: kefu agent set-password agent)");
     }
     Ok(())
+}
+
+fn already_there(e: StoreError) -> anyhow::Result<()> {
+    match e {
+        StoreError::AlreadyExists(_) => Ok(()),
+        other => Err(other.into()),
+    }
 }
 
 /// Deletes expired tokens once an hour.

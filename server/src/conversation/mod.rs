@@ -14,6 +14,7 @@ use kefu_protocol::{
 };
 
 use crate::auth::Principal;
+use crate::cluster::{Cluster, ClusterEvent};
 use crate::handoff::{AgentLoad, Presence};
 use crate::store::{
     rfc3339, Agent, Append, Conversation, FallbackCount, NewMessage, Require, Store, StoreError,
@@ -59,6 +60,8 @@ pub struct Conversations {
     /// Serialises bot turns per conversation so replies follow questions in order.
     bot_turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     webhooks: OnceLock<webhook::WebhookClient>,
+    /// The link to other nodes (scale-out), when configured.
+    cluster: OnceLock<Cluster>,
 }
 
 impl Conversations {
@@ -77,7 +80,75 @@ impl Conversations {
             settings,
             bot_turns: Mutex::new(HashMap::new()),
             webhooks: OnceLock::new(),
+            cluster: OnceLock::new(),
         })
+    }
+
+    /// Joins a cluster: live events go to the other nodes, and theirs are delivered here.
+    pub fn attach_cluster(
+        self: &Arc<Self>,
+        cluster: Cluster,
+        mut events: tokio::sync::mpsc::Receiver<(String, ClusterEvent)>,
+    ) {
+        if self.cluster.set(cluster).is_err() {
+            return;
+        }
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            while let Some((node, event)) = events.recv().await {
+                match event {
+                    ClusterEvent::Message {
+                        conversation_id,
+                        seq,
+                        visitor,
+                        agent,
+                    } => this
+                        .hub
+                        .publish_message(&conversation_id, seq, &visitor, &agent),
+                    ClusterEvent::Frame {
+                        conversation_id,
+                        json,
+                    } => this.hub.publish(&conversation_id, &json, None),
+                    ClusterEvent::Console { json } => this.hub.publish_consoles(&json),
+                    ClusterEvent::Presence { agents } => {
+                        if this.presence.set_remote(&node, agents) {
+                            this.announce_presence().await;
+                        }
+                    }
+                }
+            }
+        });
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(10));
+            loop {
+                every.tick().await;
+                this.report_presence();
+            }
+        });
+    }
+
+    fn to_cluster(&self, event: ClusterEvent) {
+        if let Some(c) = self.cluster.get() {
+            c.publish(event);
+        }
+    }
+
+    /// Tells the other nodes which agents have a console open here.
+    fn report_presence(&self) {
+        self.to_cluster(ClusterEvent::Presence {
+            agents: self.presence.local(),
+        });
+    }
+
+    /// Sends a frame to a conversation's followers on every node (typing, read), except one
+    /// local connection (its sender).
+    pub fn relay(&self, conversation_id: &str, json: &str, except: Option<u64>) {
+        self.hub.publish(conversation_id, json, except);
+        self.to_cluster(ClusterEvent::Frame {
+            conversation_id: conversation_id.to_string(),
+            json: json.to_string(),
+        });
     }
 
     pub fn store(&self) -> &Store {
@@ -547,6 +618,7 @@ impl Conversations {
     /// An agent console connected; with auto-assign, the oldest queued conversations go to it.
     pub async fn agent_online(&self, agent: &Agent) {
         if self.presence.connected(&agent.id) {
+            self.report_presence();
             self.announce_presence().await;
         }
         if self.settings.auto_assign {
@@ -558,6 +630,7 @@ impl Conversations {
 
     pub async fn agent_offline(&self, agent_id: &str) {
         if self.presence.disconnected(agent_id) {
+            self.report_presence();
             self.announce_presence().await;
         }
     }
@@ -671,6 +744,12 @@ impl Conversations {
             serde_json::to_string(&agent),
         ) {
             self.hub.publish_message(&m.conversation_id, m.seq, &v, &a);
+            self.to_cluster(ClusterEvent::Message {
+                conversation_id: m.conversation_id.clone(),
+                seq: m.seq,
+                visitor: v,
+                agent: a,
+            });
         }
     }
 
@@ -687,7 +766,7 @@ impl Conversations {
             agent,
         };
         if let Ok(json) = serde_json::to_string(&frame) {
-            self.hub.publish(&c.id, &json, None);
+            self.relay(&c.id, &json, None);
         }
         self.announce(&c.id).await;
         self.announce_presence().await;
@@ -695,7 +774,7 @@ impl Conversations {
 
     /// Tells agent consoles that a conversation changed.
     async fn announce(&self, conversation_id: &str) {
-        if self.hub.counts().1 == 0 {
+        if self.hub.counts().1 == 0 && self.cluster.get().is_none() {
             return;
         }
         match self.summary(conversation_id).await {
@@ -703,6 +782,7 @@ impl Conversations {
                 if let Ok(json) = serde_json::to_string(&ServerFrame::Conversation { conversation })
                 {
                     self.hub.publish_consoles(&json);
+                    self.to_cluster(ClusterEvent::Console { json });
                 }
             }
             Ok(None) => {}

@@ -568,7 +568,7 @@ impl Session {
     fn publish_except_self(&self, conversation_id: &str, frame: &ServerFrame) {
         if let Ok(json) = serde_json::to_string(frame) {
             let me = self.handle.as_ref().map(|h| h.id);
-            self.conversations.hub().publish(conversation_id, &json, me);
+            self.conversations.relay(conversation_id, &json, me);
         }
     }
 }
