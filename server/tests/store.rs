@@ -15,8 +15,8 @@ async fn sqlite_store(dir: &tempfile::TempDir) -> Store {
         .expect("open sqlite")
 }
 
-/// A store in a new PostgreSQL schema, so runs never see each other's rows.
-async fn postgres_store() -> Store {
+/// A store in a new PostgreSQL schema, so runs never see each other's rows; and the schema.
+async fn postgres_store() -> (Store, String) {
     let base = std::env::var("KEFU_TEST_DATABASE_URL").unwrap_or_else(|_| PG_DEFAULT.into());
     let schema = format!("kefu_test_{}", &kefu_server::store::new_id("")[..12]);
     sqlx::any::install_default_drivers();
@@ -30,9 +30,10 @@ async fn postgres_store() -> Store {
         .await
         .expect("create schema");
     let sep = if base.contains('?') { '&' } else { '?' };
-    Store::connect(&format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+    let store = Store::connect(&format!("{base}{sep}options=-c%20search_path%3D{schema}"))
         .await
-        .expect("connect to PostgreSQL")
+        .expect("connect to PostgreSQL");
+    (store, schema)
 }
 
 fn msg(kind: AuthorKind, text: &str, id: Option<&str>) -> NewMessage {
@@ -372,6 +373,19 @@ async fn sqlite_store_keeps_order_ownership_and_dedupe() {
 
 #[tokio::test]
 async fn postgres_store_keeps_order_ownership_and_dedupe() {
-    let store = postgres_store().await;
+    let (store, schema) = postgres_store().await;
     exercise(&store).await;
+    store.close().await;
+    drop_schema(&schema).await;
+}
+
+async fn drop_schema(schema: &str) {
+    let base = std::env::var("KEFU_TEST_DATABASE_URL").unwrap_or_else(|_| PG_DEFAULT.into());
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&base)
+        .await
+        .expect("connect");
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&mut conn)
+        .await
+        .expect("drop schema");
 }

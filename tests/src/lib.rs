@@ -143,29 +143,53 @@ impl Server {
 
 pub mod chat;
 
-/// A PostgreSQL URL (`KEFU_TEST_DATABASE_URL`, default the local `test` database) whose
-/// `search_path` is a fresh schema, created with `psql`, so runs never see each other's rows.
-pub fn postgres_schema_url() -> String {
-    let base = std::env::var("KEFU_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let schema = format!("kefu_e2e_{}_{}", std::process::id(), nanos % 1_000_000_000);
-    let out = Command::new("psql")
-        .arg(&base)
+/// A fresh PostgreSQL schema in `KEFU_TEST_DATABASE_URL` (default the local `test` database),
+/// created with `psql` and dropped on drop, so runs never see each other's rows.
+pub struct PgSchema {
+    base: String,
+    name: String,
+    /// The database URL whose `search_path` is this schema.
+    pub url: String,
+}
+
+impl PgSchema {
+    pub fn create() -> PgSchema {
+        let base = std::env::var("KEFU_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let name = format!("kefu_e2e_{}_{}", std::process::id(), nanos % 1_000_000_000);
+        let out = psql(&base, &format!("CREATE SCHEMA {name}"));
+        assert!(
+            out.status.success(),
+            "cannot create a schema in {base}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options=-c%20search_path%3D{name}");
+        PgSchema { base, name, url }
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let _ = psql(
+            &self.base,
+            &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
+        );
+    }
+}
+
+fn psql(base: &str, sql: &str) -> Output {
+    Command::new("psql")
+        .arg(base)
         .arg("-v")
         .arg("ON_ERROR_STOP=1")
+        .arg("-q")
         .arg("-c")
-        .arg(format!("CREATE SCHEMA {schema}"))
+        .arg(sql)
         .output()
-        .expect("psql (PostgreSQL client) must be installed");
-    assert!(
-        out.status.success(),
-        "cannot create a schema in {base}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let sep = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{sep}options=-c%20search_path%3D{schema}")
+        .expect("psql (PostgreSQL client) must be installed")
 }

@@ -345,8 +345,8 @@ fn kill_9_keeps_every_acknowledged_message() {
 
 #[test]
 fn kill_9_keeps_every_acknowledged_message_on_postgres() {
-    let url = kefu_e2e::postgres_schema_url();
-    kill_9_round_trip(&["--database-url", &url]);
+    let schema = kefu_e2e::PgSchema::create();
+    kill_9_round_trip(&["--database-url", &schema.url]);
 }
 
 fn kill_9_round_trip(db: &[&str]) {

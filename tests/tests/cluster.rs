@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use kefu_e2e::chat::{Api, Chat};
-use kefu_e2e::{kefu, postgres_schema_url, run, Server};
+use kefu_e2e::{kefu, run, PgSchema, Server};
 use serde_json::json;
 
 const PASSWORD: &str = "cluster-test-pw";
@@ -14,7 +14,8 @@ const PASSWORD: &str = "cluster-test-pw";
 fn two_nodes_share_conversations_over_postgres_and_redis() {
     let redis =
         std::env::var("KEFU_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let db = postgres_schema_url();
+    let schema = PgSchema::create();
+    let db = schema.url.clone();
     let channel = format!("kefu:test:{}", std::process::id());
     let (dir_a, dir_b) = (
         tempfile::tempdir().expect("tmp"),
