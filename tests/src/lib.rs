@@ -193,3 +193,42 @@ fn psql(base: &str, sql: &str) -> Output {
         .output()
         .expect("psql (PostgreSQL client) must be installed")
 }
+
+/// A two-thread tokio runtime for the async parts of a test (servers start outside it).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// `kefu [global…] agent add NAME --display-name DISPLAY --password PASSWORD [extra…]`; panics
+/// with the command's stderr on failure.
+pub fn add_agent(
+    data_dir: &Path,
+    global: &[&str],
+    name: &str,
+    display: &str,
+    password: &str,
+    extra: &[&str],
+) {
+    let mut c = kefu(data_dir);
+    c.args(global)
+        .args([
+            "agent",
+            "add",
+            name,
+            "--display-name",
+            display,
+            "--password",
+            password,
+        ])
+        .args(extra);
+    let out = run(c);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use kefu_e2e::{kefu, run, workspace_root, Server};
+use kefu_e2e::{workspace_root, Server};
 
 #[test]
 fn console_and_demo_page_in_headless_chromium() {
@@ -14,22 +14,7 @@ fn console_and_demo_page_in_headless_chromium() {
         "playwright-core is not installed: run `npm ci` in tests/browser (scripts/test does)"
     );
     let tmp = tempfile::tempdir().expect("tmp");
-    let mut c = kefu(tmp.path());
-    c.args([
-        "agent",
-        "add",
-        "wang",
-        "--display-name",
-        "王小二",
-        "--password",
-        "browser-test-pw",
-    ]);
-    let out = run(c);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    kefu_e2e::add_agent(tmp.path(), &[], "wang", "王小二", "browser-test-pw", &[]);
     let server = Server::start(tmp.path(), &[]);
     let mut node = Command::new("node");
     node.current_dir(&dir)

@@ -7,36 +7,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use kefu_e2e::chat::{Api, Chat};
-use kefu_e2e::{kefu, run, Server};
+use kefu_e2e::{kefu, run, runtime, Server};
 use serde_json::{json, Value};
 
 const PASSWORD: &str = "correct horse 马";
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
 fn add_agent(data: &Path, name: &str, display: &str) {
-    let mut c = kefu(data);
-    c.args([
-        "agent",
-        "add",
-        name,
-        "--display-name",
-        display,
-        "--password",
-        PASSWORD,
-    ]);
-    let out = run(c);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    kefu_e2e::add_agent(data, &[], name, display, PASSWORD, &[]);
 }
 
 /// The first frame of each type after skipping others is not enough for ordering checks; this

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use kefu_e2e::chat::{Api, Chat};
-use kefu_e2e::{kefu, run, PgSchema, Server};
+use kefu_e2e::{PgSchema, Server};
 use serde_json::json;
 
 const PASSWORD: &str = "cluster-test-pw";
@@ -21,23 +21,13 @@ fn two_nodes_share_conversations_over_postgres_and_redis() {
         tempfile::tempdir().expect("tmp"),
         tempfile::tempdir().expect("tmp"),
     );
-    let mut c = kefu(dir_a.path());
-    c.args([
-        "--database-url",
-        &db,
-        "agent",
-        "add",
+    kefu_e2e::add_agent(
+        dir_a.path(),
+        &["--database-url", &db],
         "li",
-        "--display-name",
         "小李",
-        "--password",
         PASSWORD,
-    ]);
-    let out = run(c);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        &[],
     );
     let args = [
         "--database-url",
@@ -50,11 +40,7 @@ fn two_nodes_share_conversations_over_postgres_and_redis() {
     let a = Server::start(dir_a.path(), &args);
     let b = Server::start(dir_b.path(), &args);
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("rt");
+    let rt = kefu_e2e::runtime();
     rt.block_on(async {
         let api_a = Api::new(&a.base);
         let api_b = Api::new(&b.base);

@@ -9,18 +9,10 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use kefu_e2e::chat::{Api, Chat};
-use kefu_e2e::{kefu, run, Server};
+use kefu_e2e::{kefu, run, runtime, Server};
 use serde_json::{json, Value};
 
 const PASSWORD: &str = "rules-and-assignment";
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
 
 /// Accepts HTTP requests on loopback and sends each JSON body down the channel (answers 200).
 fn webhook_receiver() -> (String, mpsc::Receiver<Value>) {
@@ -159,17 +151,7 @@ text = "您的退款正在处理中。"
 }
 
 fn add_agent(data: &Path, name: &str) {
-    let mut c = kefu(data);
-    c.args([
-        "agent",
-        "add",
-        name,
-        "--password",
-        PASSWORD,
-        "--capacity",
-        "1",
-    ]);
-    assert!(run(c).status.success());
+    kefu_e2e::add_agent(data, &[], name, name, PASSWORD, &["--capacity", "1"]);
 }
 
 #[test]
