@@ -114,3 +114,37 @@ pub async fn run(config: &Config, cmd: SiteCommand) -> anyhow::Result<()> {
     store.close().await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sites_are_validated() {
+        let s = new_site(
+            "shop_1",
+            None,
+            vec!["https://shop.example/".into()],
+            None,
+            true,
+        )
+        .expect("valid");
+        assert_eq!(s.allowed_origins, vec!["https://shop.example"]);
+        assert!(
+            s.identity_secret.as_deref().is_some_and(|k| k.len() >= 32),
+            "generated"
+        );
+        assert!(new_site("shop 1", None, vec![], None, false).is_err());
+        assert!(new_site("s", None, vec!["shop.example".into()], None, false).is_err());
+        assert!(new_site(
+            "s",
+            None,
+            vec!["https://shop.example/path".into()],
+            None,
+            false
+        )
+        .is_err());
+        assert!(new_site("s", None, vec!["*".into()], None, false).is_ok());
+        assert!(new_site("s", None, vec![], Some("short".into()), false).is_err());
+    }
+}
