@@ -48,7 +48,15 @@ fn committed(a: Append) -> (u64, u32) {
         Append::Committed {
             message,
             bot_fallbacks,
-        } => (message.seq, bot_fallbacks),
+            state,
+        } => {
+            assert_ne!(
+                state,
+                ConversationState::Resolved,
+                "committed into a resolved conversation"
+            );
+            (message.seq, bot_fallbacks)
+        }
         other => panic!("expected a commit, got {other:?}"),
     }
 }

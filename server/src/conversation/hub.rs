@@ -155,6 +155,11 @@ impl Hub {
         }
     }
 
+    /// Whether any agent console is connected (cheap: checked on every message).
+    pub fn has_consoles(&self) -> bool {
+        !self.lock().consoles.is_empty()
+    }
+
     /// Open connections (visitors, agents).
     pub fn counts(&self) -> (usize, usize) {
         let r = self.lock();

@@ -218,11 +218,11 @@ impl Conversations {
             Append::Committed {
                 message,
                 bot_fallbacks,
+                state,
             } => {
                 metrics::counter!("kefu_messages_total", "author" => "visitor").increment(1);
                 self.broadcast_message(&message);
-                let current = self.store.conversation(conversation_id).await?;
-                if current.as_ref().map(|c| c.state) == Some(ConversationState::Bot) {
+                if state == ConversationState::Bot {
                     let this = Arc::clone(self);
                     let conv = conversation_id.to_string();
                     let text = text.to_string();
@@ -774,7 +774,7 @@ impl Conversations {
 
     /// Tells agent consoles that a conversation changed.
     async fn announce(&self, conversation_id: &str) {
-        if self.hub.counts().1 == 0 && self.cluster.get().is_none() {
+        if !self.hub.has_consoles() && self.cluster.get().is_none() {
             return;
         }
         match self.summary(conversation_id).await {

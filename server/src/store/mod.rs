@@ -477,7 +477,7 @@ impl Store {
             "UPDATE conversations SET last_seq = last_seq + 1, updated_at = $2,
                  bot_fallbacks = {fallbacks}, offline = CASE WHEN $3 = 1 THEN 1 ELSE offline END
              WHERE id = $1 AND {condition}
-             RETURNING last_seq, bot_fallbacks"
+             RETURNING last_seq, bot_fallbacks, state"
         );
         let mut tx = self.pool.begin().await?;
         let mut q = sqlx::query(&sql)
@@ -498,6 +498,7 @@ impl Store {
         };
         let seq: i64 = row.try_get("last_seq")?;
         let bot_fallbacks: i64 = row.try_get("bot_fallbacks")?;
+        let state = parse_state(&row.try_get::<String, _>("state")?)?;
         let stored = StoredMessage {
             conversation_id: conversation_id.to_string(),
             seq: seq as u64,
@@ -518,6 +519,7 @@ impl Store {
                 Ok(Append::Committed {
                     message: stored,
                     bot_fallbacks: bot_fallbacks as u32,
+                    state,
                 })
             }
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {

@@ -206,6 +206,8 @@ pub enum Append {
         message: StoredMessage,
         /// Consecutive bot fallbacks after this message.
         bot_fallbacks: u32,
+        /// The conversation's state when the message was committed.
+        state: ConversationState,
     },
     /// The `client_msg_id` was already committed as this message.
     Duplicate(StoredMessage),
