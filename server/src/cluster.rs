@@ -82,10 +82,6 @@ impl Cluster {
         Ok((Self { node_id, publish }, events))
     }
 
-    pub fn node_id(&self) -> &str {
-        &self.node_id
-    }
-
     /// Queues an event for the other nodes; never blocks (drops it, counted, when the queue is full).
     pub fn publish(&self, event: ClusterEvent) {
         let envelope = Envelope {

@@ -103,6 +103,16 @@ impl From<crate::conversation::ConversationError> for ApiError {
 }
 
 impl ApiError {
+    /// A server fault: logged here, reported to the client without details.
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "internal error",
+        )
+    }
+
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }

@@ -28,7 +28,7 @@ pub struct SiteRequest {
 
 /// `GET /v1/admin/sites`.
 pub async fn sites(State(state): State<AppState>, _: AdminAuth) -> Result<Json<Value>, ApiError> {
-    let s = state.services().cloned().ok_or_else(ApiError::not_ready)?;
+    let s = super::ready(&state)?;
     let sites: Vec<Value> = s
         .conversations
         .store()
@@ -46,7 +46,7 @@ pub async fn create_site(
     _: AdminAuth,
     ApiJson(req): ApiJson<SiteRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let s = state.services().cloned().ok_or_else(ApiError::not_ready)?;
+    let s = super::ready(&state)?;
     let site = crate::commands::site::new_site(
         &req.key,
         req.name,
@@ -83,7 +83,7 @@ pub async fn create_agent(
     _: AdminAuth,
     ApiJson(req): ApiJson<AgentRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let s = state.services().cloned().ok_or_else(ApiError::not_ready)?;
+    let s = super::ready(&state)?;
     let agent = crate::commands::agent::new_agent(
         &req.name,
         req.display_name,
@@ -103,7 +103,7 @@ pub async fn create_agent(
 
 /// `GET /v1/admin/agents`.
 pub async fn agents(State(state): State<AppState>, _: AdminAuth) -> Result<Json<Value>, ApiError> {
-    let s = state.services().cloned().ok_or_else(ApiError::not_ready)?;
+    let s = super::ready(&state)?;
     let all = s.conversations.presence().await?;
     let agents: Vec<Value> = all
         .into_iter()
@@ -125,7 +125,7 @@ pub async fn conversations(
     _: AdminAuth,
     Query(q): Query<ConversationsQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let s = state.services().cloned().ok_or_else(ApiError::not_ready)?;
+    let s = super::ready(&state)?;
     let states =
         super::agent::parse_states(q.state.as_deref().unwrap_or("bot,queued,agent,resolved"))?;
     Ok(Json(
@@ -139,6 +139,6 @@ pub async fn transcript(
     _: AdminAuth,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let s = state.services().cloned().ok_or_else(ApiError::not_ready)?;
+    let s = super::ready(&state)?;
     super::agent::transcript_json(&s, &id).await.map(Json)
 }

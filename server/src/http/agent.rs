@@ -17,10 +17,6 @@ use crate::error::ApiError;
 use crate::state::{AppState, Services};
 use crate::store::{now_ms, rfc3339, TokenKind, TokenRecord};
 
-fn services(state: &AppState) -> Result<std::sync::Arc<Services>, ApiError> {
-    state.services().cloned().ok_or_else(ApiError::not_ready)
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
@@ -34,7 +30,7 @@ pub async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let s = services(&state)?;
+    let s = super::ready(&state)?;
     if state.session_limiter.check_key(&peer.ip()).is_err() {
         return Err(ApiError::rate_limited());
     }
@@ -108,7 +104,7 @@ pub async fn list(
     AgentAuth(_agent): AgentAuth,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let s = services(&state)?;
+    let s = super::ready(&state)?;
     let states = parse_states(q.state.as_deref().unwrap_or("queued,agent"))?;
     let limit = q.limit.unwrap_or(100).clamp(1, 500);
     let list = s.conversations.list(&states, limit).await?;
@@ -135,7 +131,7 @@ pub async fn agents(
     State(state): State<AppState>,
     AgentAuth(me): AgentAuth,
 ) -> Result<Json<Value>, ApiError> {
-    let s = services(&state)?;
+    let s = super::ready(&state)?;
     let all = s.conversations.presence().await?;
     let agents: Vec<Value> = all
         .into_iter()
@@ -153,7 +149,7 @@ pub async fn transcript(
     AgentAuth(_agent): AgentAuth,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let s = services(&state)?;
+    let s = super::ready(&state)?;
     transcript_json(&s, &id).await.map(Json)
 }
 
@@ -189,7 +185,10 @@ pub async fn claim(
     AgentAuth(agent): AgentAuth,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    services(&state)?.conversations.claim(&agent, &id).await?;
+    super::ready(&state)?
+        .conversations
+        .claim(&agent, &id)
+        .await?;
     Ok(Json(json!({ "ok": true })))
 }
 
@@ -199,7 +198,7 @@ pub async fn hand_back(
     AgentAuth(agent): AgentAuth,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    services(&state)?
+    super::ready(&state)?
         .conversations
         .hand_back(&agent, &id)
         .await?;
@@ -212,7 +211,10 @@ pub async fn resolve(
     AgentAuth(agent): AgentAuth,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    services(&state)?.conversations.resolve(&agent, &id).await?;
+    super::ready(&state)?
+        .conversations
+        .resolve(&agent, &id)
+        .await?;
     Ok(Json(json!({ "ok": true })))
 }
 
@@ -230,7 +232,7 @@ pub async fn transfer(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<TransferRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    services(&state)?
+    super::ready(&state)?
         .conversations
         .transfer(&agent, &id, &req.agent)
         .await?;
@@ -242,7 +244,7 @@ pub async fn canned(
     State(state): State<AppState>,
     AgentAuth(_agent): AgentAuth,
 ) -> Result<Json<Value>, ApiError> {
-    let s = services(&state)?;
+    let s = super::ready(&state)?;
     Ok(Json(
         json!({ "canned": s.conversations.triage().rules.canned() }),
     ))
@@ -255,7 +257,7 @@ pub async fn suggestions(
     AgentAuth(_agent): AgentAuth,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let s = services(&state)?;
+    let s = super::ready(&state)?;
     let store = s.conversations.store();
     if store.conversation(&id).await?.is_none() {
         return Err(ApiError::new(

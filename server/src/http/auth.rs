@@ -47,7 +47,7 @@ async fn principal(
     parts: &Parts,
     state: &AppState,
 ) -> Result<(Principal, Arc<Services>), ApiError> {
-    let services = state.services().cloned().ok_or_else(ApiError::not_ready)?;
+    let services = super::ready(state)?;
     let token = bearer(parts)
         .ok_or_else(|| ApiError::unauthorized("send `Authorization: Bearer <token>`"))?;
     let p = resolve_token(services.conversations.store(), token)

@@ -97,6 +97,11 @@ pub async fn run(
     .await
 }
 
+/// The loaded services, or `503 not_ready` while the server is still starting.
+pub(crate) fn ready(state: &AppState) -> Result<std::sync::Arc<crate::state::Services>, ApiError> {
+    state.services().cloned().ok_or_else(ApiError::not_ready)
+}
+
 async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }

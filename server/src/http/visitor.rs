@@ -43,7 +43,7 @@ pub async fn create_session(
     headers: HeaderMap,
     ApiJson(req): ApiJson<SessionRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let services = state.services().cloned().ok_or_else(ApiError::not_ready)?;
+    let services = super::ready(&state)?;
     if state.session_limiter.check_key(&peer.ip()).is_err() {
         return Err(ApiError::rate_limited());
     }
@@ -109,7 +109,7 @@ pub async fn create_session(
         Some(c) => c,
         None => store.create_conversation(&visitor).await?,
     };
-    let token = new_token("kv_").map_err(internal)?;
+    let token = new_token("kv_").map_err(ApiError::internal)?;
     let expires_at = now_ms() + VISITOR_TOKEN_TTL_MS;
     store
         .insert_token(
@@ -139,7 +139,7 @@ pub async fn create_conversation(
     State(state): State<AppState>,
     VisitorAuth(who): VisitorAuth,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let services = state.services().cloned().ok_or_else(ApiError::not_ready)?;
+    let services = super::ready(&state)?;
     let Principal::Visitor { visitor_id, .. } = who else {
         return Err(ApiError::forbidden("forbidden", "needs a visitor token"));
     };
@@ -175,7 +175,7 @@ pub async fn messages(
     Path(id): Path<String>,
     Query(q): Query<MessagesQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let services = state.services().cloned().ok_or_else(ApiError::not_ready)?;
+    let services = super::ready(&state)?;
     let limit = q.limit.unwrap_or(MAX_HISTORY_LIMIT);
     if limit == 0 || limit > MAX_HISTORY_LIMIT {
         return Err(ApiError::bad_request(
@@ -199,13 +199,4 @@ pub async fn messages(
         "last_seq": c.last_seq,
         "messages": msgs,
     })))
-}
-
-fn internal(e: impl std::fmt::Display) -> ApiError {
-    tracing::error!(error = %e, "internal error");
-    ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal_error",
-        "internal error",
-    )
 }

@@ -56,7 +56,7 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let services = state.services().cloned().ok_or_else(ApiError::not_ready)?;
+    let services = super::ready(&state)?;
     if let Some(key) = &q.site_key {
         let site = services.conversations.store().site(key).await?;
         if !origin_allowed(&headers, site.as_ref()) {

@@ -303,14 +303,6 @@ impl RuleSet {
     pub fn canned(&self) -> &[CannedReply] {
         &self.canned
     }
-
-    pub fn len(&self) -> usize {
-        self.rules.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
-    }
 }
 
 fn invalid(path: &str, message: String) -> RulesError {
