@@ -338,11 +338,16 @@ impl Knowledge {
         top_k: usize,
         tags: &[String],
     ) -> Result<Vec<Retrieval>> {
-        if top_k == 0 || top_k > MAX_TOP_K {
-            return Err(KbError::InvalidInput(format!(
-                "top_k must be between 1 and {MAX_TOP_K}"
-            )));
+        let vectors = self.embed_queries(texts).await?;
+        let mut out = Vec::with_capacity(texts.len());
+        for (text, v) in texts.iter().zip(&vectors) {
+            out.push(self.search(kb, text, v, top_k, tags).await?);
         }
+        Ok(out)
+    }
+
+    /// Embeds queries (checked like `query_many`'s) in one batch.
+    pub async fn embed_queries(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
         for t in texts {
             if t.trim().is_empty() {
                 return Err(KbError::InvalidInput("query is empty".into()));
@@ -353,41 +358,58 @@ impl Knowledge {
                 )));
             }
         }
+        self.embed(texts.to_vec(), TextRole::Query).await
+    }
+
+    /// Retrieves for a query already embedded (by `embed_queries`).
+    pub async fn search(
+        &self,
+        kb: &str,
+        text: &str,
+        vector: &[f32],
+        top_k: usize,
+        tags: &[String],
+    ) -> Result<Retrieval> {
+        if top_k == 0 || top_k > MAX_TOP_K {
+            return Err(KbError::InvalidInput(format!(
+                "top_k must be between 1 and {MAX_TOP_K}"
+            )));
+        }
         self.refresh_index().await?;
         let info = self.kb_for_query(kb).await?;
+        if vector.len() != self.embedder.dim() {
+            return Err(KbError::InvalidInput(
+                "query vector has the wrong length".into(),
+            ));
+        }
         let thresholds = Self::thresholds(&info);
-        let vectors = self.embed(texts.to_vec(), TextRole::Query).await?;
         let filter = SearchFilter {
             kb_id: info.id,
             tags: tags.iter().map(|t| t.to_lowercase()).collect(),
         };
-        let mut out = Vec::with_capacity(texts.len());
-        for (text, v) in texts.iter().zip(vectors) {
-            let found = self.index.search(&v, &filter, top_k).await?;
-            let ids: Vec<i64> = found.iter().map(|h| h.entry_id).collect();
-            let entries = self.store.entries(&ids).await?;
-            let hits: Vec<Hit> = found
-                .iter()
-                .filter_map(|h| {
-                    entries.get(&h.entry_id).map(|e| Hit {
-                        id: e.key.strip_prefix("id:").unwrap_or(&e.key).to_string(),
-                        question: e.question.clone(),
-                        answer: e.answer.clone(),
-                        score: h.score,
-                        source: e.source.clone(),
-                        kind: e.kind.as_str().to_string(),
-                        tags: e.tags.clone(),
-                    })
+        let found = self.index.search(vector, &filter, top_k).await?;
+        let ids: Vec<i64> = found.iter().map(|h| h.entry_id).collect();
+        let entries = self.store.entries(&ids).await?;
+        let hits: Vec<Hit> = found
+            .iter()
+            .filter_map(|h| {
+                entries.get(&h.entry_id).map(|e| Hit {
+                    id: e.key.strip_prefix("id:").unwrap_or(&e.key).to_string(),
+                    question: e.question.clone(),
+                    answer: e.answer.clone(),
+                    score: h.score,
+                    source: e.source.clone(),
+                    kind: e.kind.as_str().to_string(),
+                    tags: e.tags.clone(),
                 })
-                .collect();
-            out.push(Retrieval {
-                query: text.clone(),
-                band: band_for(&hits, &thresholds),
-                hits,
-                thresholds,
-            });
-        }
-        Ok(out)
+            })
+            .collect();
+        Ok(Retrieval {
+            query: text.to_string(),
+            band: band_for(&hits, &thresholds),
+            hits,
+            thresholds,
+        })
     }
 
     /// Every knowledge base with counts.

@@ -7,6 +7,7 @@ pub mod embed;
 pub mod error;
 pub mod index;
 pub mod ingest;
+pub mod intent;
 pub mod knowledge;
 pub mod retrieve;
 pub mod store;

@@ -36,6 +36,9 @@ pub enum Command {
         #[arg(long, default_value = "admin")]
         name: String,
     },
+    /// Train and manage the intent model (the "model" step of triage).
+    #[command(subcommand)]
+    Intent(IntentCommand),
     /// Load-test a running server over loopback WebSockets; prints JSON.
     Loadtest(crate::commands::loadtest::LoadtestArgs),
 }
@@ -182,5 +185,69 @@ pub enum KbCommand {
         suggest: Option<f32>,
         #[arg(long)]
         margin: Option<f32>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IntentCommand {
+    /// Train a new model version from labelled utterances (JSONL or CSV: text, intent; intent
+    /// `oos` marks out-of-scope examples, used for calibration only).
+    Train {
+        #[arg(long)]
+        data: PathBuf,
+        /// Calibrate the out-of-scope threshold on this file instead of out-of-fold predictions.
+        #[arg(long)]
+        validation: Option<PathBuf>,
+        /// Hidden units (0 = a linear head on the embeddings).
+        #[arg(long, default_value_t = 0)]
+        hidden: usize,
+        #[arg(long, default_value_t = 40)]
+        epochs: usize,
+        #[arg(long = "lr", default_value_t = 2e-3)]
+        learning_rate: f64,
+        /// Folds for out-of-fold calibration.
+        #[arg(long, default_value_t = 5)]
+        folds: usize,
+        /// Activate the new version at once (the first version always is).
+        #[arg(long)]
+        activate: bool,
+        /// Print one JSON object instead of text and progress bars.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List model versions (`*` marks the active one).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a version the active model; a running server switches within seconds.
+    Activate { version: String },
+    /// Return to the version active before the current one.
+    Rollback,
+    /// Classify texts with the active model (or --version).
+    Predict {
+        /// One JSON object per text: {"text", "intent", "confidence", "in_scope"}.
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        version: Option<String>,
+        #[arg(required = true)]
+        texts: Vec<String>,
+    },
+    /// Evaluate the active model (or --version) on a labelled file.
+    Eval {
+        #[arg(long)]
+        data: PathBuf,
+        /// Print one JSON object: in_scope_accuracy, oos_recall, oos_precision, macro_f1, n.
+        #[arg(long)]
+        json: bool,
+        /// Write an HTML report with plots (and metrics.json) into this directory.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        #[arg(long)]
+        version: Option<String>,
+        /// Evaluate at this out-of-scope threshold instead of the model's calibrated one.
+        #[arg(long)]
+        threshold: Option<f32>,
     },
 }

@@ -42,6 +42,7 @@ fn main() -> std::process::ExitCode {
             Command::AdminKey { name } => {
                 kefu_server::commands::admin_key(&cli.config, &name).await
             }
+            Command::Intent(cmd) => kefu_server::commands::intent::run(&cli.config, cmd).await,
             Command::Loadtest(args) => kefu_server::commands::loadtest::run(args).await,
         }
     });

@@ -1,6 +1,7 @@
 //! What each `kefu` subcommand does.
 
 pub mod agent;
+pub mod intent;
 pub mod kb;
 pub mod loadtest;
 pub mod serve;

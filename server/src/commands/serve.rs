@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::conversation::{Conversations, HandoffSettings};
 use crate::state::{AppState, Limits, Services};
 use crate::store::{Store, StoreError};
-use crate::triage::{KbBatcher, RuleSet, Triage};
+use crate::triage::{IntentSlot, KbBatcher, RuleSet, Triage};
 
 /// The demo site created on first start (same-origin pages only).
 pub const DEMO_SITE: &str = "demo";
@@ -58,8 +58,14 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
             .unwrap_or(1)
     });
     let retriever = Arc::new(KbBatcher::start(Arc::clone(&knowledge), workers));
+    let intents = Arc::new(IntentSlot::new());
+    intents.follow(
+        kefu_kb::intent::Registry::new(&config.data_dir),
+        knowledge.embedder().model_name().to_string(),
+    );
     let triage = Triage {
         rules,
+        intents,
         kb: DEFAULT_KB.to_string(),
         fallbacks_before_handoff: args.fallbacks_before_handoff,
     };

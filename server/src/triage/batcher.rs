@@ -1,5 +1,6 @@
-//! Micro-batching of knowledge queries: concurrent visitor messages are embedded together (one
-//! intra-op thread per batch, one batch per worker), which is how 2 cores serve many chats.
+//! Micro-batching of query embeddings: concurrent visitor messages are embedded together (one
+//! intra-op thread per batch, one batch per worker), which is how 2 cores serve many chats. The
+//! vector then serves both the intent model and the knowledge search.
 
 use std::sync::Arc;
 
@@ -11,18 +12,18 @@ pub const MAX_BATCH: usize = 32;
 /// Hits retrieved per query.
 pub const TOP_K: usize = 5;
 
-type Reply = oneshot::Sender<Result<Retrieval, KbError>>;
+type Reply = oneshot::Sender<Result<Vec<f32>, KbError>>;
 
 struct Job {
-    kb: String,
     text: String,
     reply: Reply,
 }
 
-/// Hands queries to a few worker tasks that batch whatever is waiting.
+/// Hands texts to a few worker tasks that embed whatever is waiting as one batch.
 #[derive(Clone)]
 pub struct KbBatcher {
     tx: mpsc::Sender<Job>,
+    knowledge: Arc<Knowledge>,
 }
 
 impl KbBatcher {
@@ -53,54 +54,57 @@ impl KbBatcher {
                 }
             });
         }
-        Self { tx }
+        Self { tx, knowledge }
     }
 
-    /// Retrieves the best entries for `text` in knowledge base `kb`.
-    pub async fn query(&self, kb: &str, text: &str) -> Result<Retrieval, KbError> {
+    /// The query vector of `text`, embedded together with whatever else is waiting.
+    pub async fn embed(&self, text: &str) -> Result<Vec<f32>, KbError> {
         let (reply, rx) = oneshot::channel();
         let job = Job {
-            kb: kb.to_string(),
             text: text.to_string(),
             reply,
         };
         self.tx
             .send(job)
             .await
-            .map_err(|_| KbError::Index("retrieval workers stopped".into()))?;
+            .map_err(|_| KbError::Index("embedding workers stopped".into()))?;
         rx.await
-            .map_err(|_| KbError::Index("retrieval worker dropped the query".into()))?
+            .map_err(|_| KbError::Index("embedding worker dropped the query".into()))?
+    }
+
+    /// Searches knowledge base `kb` with an embedded query.
+    pub async fn search(
+        &self,
+        kb: &str,
+        text: &str,
+        vector: &[f32],
+        tags: &[String],
+    ) -> Result<Retrieval, KbError> {
+        self.knowledge.search(kb, text, vector, TOP_K, tags).await
     }
 }
 
 async fn run_batch(knowledge: &Knowledge, batch: Vec<Job>) {
-    // Group by knowledge base (almost always one).
-    let mut groups: Vec<(String, Vec<Job>)> = Vec::new();
-    for job in batch {
-        match groups.iter_mut().find(|(kb, _)| *kb == job.kb) {
-            Some((_, jobs)) => jobs.push(job),
-            None => groups.push((job.kb.clone(), vec![job])),
+    let texts: Vec<String> = batch.iter().map(|j| j.text.clone()).collect();
+    match knowledge.embed_queries(&texts).await {
+        Ok(vectors) => {
+            for (job, v) in batch.into_iter().zip(vectors) {
+                let _ = job.reply.send(Ok(v));
+            }
         }
-    }
-    for (kb, jobs) in groups {
-        let texts: Vec<String> = jobs.iter().map(|j| j.text.clone()).collect();
-        match knowledge.query_many(&kb, &texts, TOP_K, &[]).await {
-            Ok(results) => {
-                for (job, r) in jobs.into_iter().zip(results) {
-                    let _ = job.reply.send(Ok(r));
-                }
+        Err(_) if batch.len() > 1 => {
+            // One bad text must not fail its neighbours: retry one by one.
+            for job in batch {
+                let r = knowledge
+                    .embed_queries(std::slice::from_ref(&job.text))
+                    .await
+                    .and_then(|mut v| v.pop().ok_or_else(|| KbError::Index("no vector".into())));
+                let _ = job.reply.send(r);
             }
-            Err(_) if jobs.len() > 1 => {
-                // One bad text must not fail its neighbours: retry one by one.
-                for job in jobs {
-                    let r = knowledge.query(&kb, &job.text, TOP_K, &[]).await;
-                    let _ = job.reply.send(r);
-                }
-            }
-            Err(e) => {
-                if let Some(job) = jobs.into_iter().next() {
-                    let _ = job.reply.send(Err(e));
-                }
+        }
+        Err(e) => {
+            if let Some(job) = batch.into_iter().next() {
+                let _ = job.reply.send(Err(e));
             }
         }
     }

@@ -3,8 +3,10 @@
 //! `RouteTrace` saying why.
 
 pub mod batcher;
+pub mod intent;
 pub mod rules;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -13,21 +15,47 @@ use kefu_protocol::Source;
 use serde::Serialize;
 
 pub use batcher::KbBatcher;
-pub use rules::{CannedReply, RuleAction, RuleSet};
+pub use intent::IntentSlot;
+pub use rules::{CannedReply, IntentRoute, RuleAction, RuleSet};
 
 /// Largest number of quick replies a `suggest` answer offers.
 pub const MAX_QUICK_REPLIES: usize = 3;
 
-/// Where the bot's knowledge comes from (a trait so triage logic is testable without a model).
+/// Where the bot's knowledge comes from (a trait so triage logic is testable without a model):
+/// one embedding per message serves the intent model and the knowledge search.
 #[async_trait]
 pub trait Retriever: Send + Sync {
-    async fn retrieve(&self, kb: &str, text: &str) -> Result<Retrieval, KbError>;
+    /// The query vector of `text`.
+    async fn embed(&self, text: &str) -> Result<Vec<f32>, KbError>;
+    /// Knowledge search with an embedded query, limited to `tags` when given.
+    async fn search(
+        &self,
+        kb: &str,
+        text: &str,
+        vector: &[f32],
+        tags: &[String],
+    ) -> Result<Retrieval, KbError>;
+    /// Embeds and searches the whole knowledge base.
+    async fn retrieve(&self, kb: &str, text: &str) -> Result<Retrieval, KbError> {
+        let v = self.embed(text).await?;
+        self.search(kb, text, &v, &[]).await
+    }
 }
 
 #[async_trait]
 impl Retriever for KbBatcher {
-    async fn retrieve(&self, kb: &str, text: &str) -> Result<Retrieval, KbError> {
-        self.query(kb, text).await
+    async fn embed(&self, text: &str) -> Result<Vec<f32>, KbError> {
+        KbBatcher::embed(self, text).await
+    }
+
+    async fn search(
+        &self,
+        kb: &str,
+        text: &str,
+        vector: &[f32],
+        tags: &[String],
+    ) -> Result<Retrieval, KbError> {
+        KbBatcher::search(self, kb, text, vector, tags).await
     }
 }
 
@@ -69,6 +97,8 @@ pub enum HandoffReason {
     Requested,
     /// A rule with a handoff action matched.
     Rule { rule_id: String },
+    /// The message's intent is routed to a human in the rules file.
+    Intent { intent: String },
     /// The bot found no answer this many times in a row.
     RepeatedFallback { count: u32 },
 }
@@ -78,6 +108,7 @@ impl HandoffReason {
         match self {
             HandoffReason::Requested => "requested",
             HandoffReason::Rule { .. } => "rule",
+            HandoffReason::Intent { .. } => "intent",
             HandoffReason::RepeatedFallback { .. } => "repeated_fallback",
         }
     }
@@ -121,19 +152,37 @@ pub struct RouteTrace {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IntentTrace {
-    /// The intent a rule set, if any.
+    /// The intent a rule set, or the model's in-scope prediction.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// Probability from the intent model (absent until one is trained).
+    /// Probability of the model's best intent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probability: Option<f32>,
-    /// `rule`, or `no_model` while no intent model is trained.
+    /// The model's best intent even when out of scope.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closest: Option<String>,
+    /// The model's out-of-scope threshold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f32>,
+    /// The model version that classified the message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Whether the rules file's route for this intent was applied (actions and/or tags).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub routed: bool,
+    /// `rule` (a rule set it), `in_scope` / `out_of_scope` (the model), `no_model`, or `error`.
     pub status: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct KbTrace {
     pub kb: String,
+    /// Tags the search was limited to (from the intent's route); empty: the whole base.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// True when the tagged search had no answer and the whole base was searched instead.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub widened: bool,
     pub band: Option<Band>,
     pub thresholds: Option<kefu_kb::Thresholds>,
     pub hits: Vec<HitTrace>,
@@ -165,6 +214,8 @@ pub struct Decision {
 /// Settings and rules for triage.
 pub struct Triage {
     pub rules: RuleSet,
+    /// The active intent model (empty until one is trained and activated).
+    pub intents: Arc<IntentSlot>,
     /// Knowledge base the bot answers from.
     pub kb: String,
     /// Consecutive fallbacks that hand the conversation off (0 = never).
@@ -187,6 +238,10 @@ impl Triage {
             intent: IntentTrace {
                 name: None,
                 probability: None,
+                closest: None,
+                threshold: None,
+                model: None,
+                routed: false,
                 status: "no_model",
             },
             kb: None,
@@ -201,48 +256,112 @@ impl Triage {
         // 1. Rules.
         if let Some(m) = self.rules.evaluate(text) {
             for action in &m.actions {
-                match action {
-                    RuleAction::Reply { text } if decision.is_none() => {
-                        decision = Some((DecisionKind::RuleReply, Some(text.clone())));
-                    }
-                    RuleAction::Handoff => {
-                        trace.handoff = Some(HandoffReason::Rule {
-                            rule_id: m.rule_id.clone(),
-                        });
-                        decision = Some((DecisionKind::Handoff, None));
-                    }
-                    RuleAction::Intent { name } => {
-                        trace.intent.name = Some(name.clone());
-                        trace.intent.status = "rule";
-                    }
-                    RuleAction::Webhook { url } => webhooks.push(url.clone()),
-                    RuleAction::Reply { .. } => {}
+                if let RuleAction::Intent { name } = action {
+                    trace.intent.name = Some(name.trim().to_lowercase());
+                    trace.intent.status = "rule";
                 }
             }
+            let reason = HandoffReason::Rule {
+                rule_id: m.rule_id.clone(),
+            };
+            apply_actions(&m.actions, reason, &mut trace, &mut decision, &mut webhooks);
             trace.rule = Some(m);
         }
         if let Some((kind, reply)) = decision {
-            trace.decision = kind.clone();
-            trace.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
-            return Decision {
-                kind,
-                reply,
-                sources: vec![],
-                quick_replies: vec![],
-                webhooks,
-                trace,
-            };
+            return finish(started, trace, kind, reply, webhooks);
         }
 
-        // 2. The intent model: none is trained yet, so this step passes.
+        // 2. The intent model, on the same vector the knowledge search uses.
+        let vector = match retriever.embed(text).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "embedding failed; falling back");
+                trace.intent.status = if trace.intent.name.is_some() {
+                    "rule"
+                } else {
+                    "error"
+                };
+                trace.kb = Some(KbTrace {
+                    kb: self.kb.clone(),
+                    tags: vec![],
+                    widened: false,
+                    band: None,
+                    thresholds: None,
+                    hits: vec![],
+                    error: Some(e.code().to_string()),
+                });
+                return self.finish_policy(
+                    started,
+                    trace,
+                    fallback(lang),
+                    webhooks,
+                    fallbacks_so_far,
+                );
+            }
+        };
+        if trace.intent.name.is_none() {
+            if let Some(model) = self.intents.current() {
+                let p = model.predict(&vector);
+                trace.intent = IntentTrace {
+                    name: p.in_scope.then(|| p.top_intent.clone()),
+                    probability: Some(p.confidence),
+                    closest: Some(p.top_intent),
+                    threshold: Some(model.meta.threshold),
+                    model: Some(model.meta.version.clone()),
+                    routed: false,
+                    status: if p.in_scope {
+                        "in_scope"
+                    } else {
+                        "out_of_scope"
+                    },
+                };
+            }
+        }
+        let mut tags = Vec::new();
+        if let Some(route) = trace
+            .intent
+            .name
+            .as_deref()
+            .and_then(|n| self.rules.intent_route(n))
+        {
+            let confident = match (route.min_confidence, trace.intent.probability) {
+                (Some(min), Some(p)) if trace.intent.status != "rule" => p >= min,
+                _ => true,
+            };
+            if confident {
+                trace.intent.routed = true;
+                tags = route.tags.clone();
+                let reason = HandoffReason::Intent {
+                    intent: route.name.clone(),
+                };
+                apply_actions(
+                    &route.actions,
+                    reason,
+                    &mut trace,
+                    &mut decision,
+                    &mut webhooks,
+                );
+            }
+        }
+        if let Some((kind, reply)) = decision {
+            return finish(started, trace, kind, reply, webhooks);
+        }
 
-        // 3. Knowledge retrieval.
-        let mut out = match retriever.retrieve(&self.kb, text).await {
-            Ok(r) => self.decide_from_retrieval(lang, &r, &mut trace),
+        // 3. Knowledge retrieval (limited to the intent's tags when it has a route).
+        let mut result = retriever.search(&self.kb, text, &vector, &tags).await;
+        let mut widened = false;
+        if !tags.is_empty() && matches!(&result, Ok(r) if r.band == Band::None) {
+            result = retriever.search(&self.kb, text, &vector, &[]).await;
+            widened = true;
+        }
+        let out = match result {
+            Ok(r) => self.decide_from_retrieval(lang, &r, &tags, widened, &mut trace),
             Err(e) => {
                 tracing::warn!(error = %e, "knowledge retrieval failed; falling back");
                 trace.kb = Some(KbTrace {
                     kb: self.kb.clone(),
+                    tags,
+                    widened,
                     band: None,
                     thresholds: None,
                     hits: vec![],
@@ -251,8 +370,18 @@ impl Triage {
                 fallback(lang)
             }
         };
+        self.finish_policy(started, trace, out, webhooks, fallbacks_so_far)
+    }
 
-        // 4. Handoff policy: repeated fallbacks.
+    /// Step 4, the handoff policy (repeated fallbacks), then the decision.
+    fn finish_policy(
+        &self,
+        started: Instant,
+        mut trace: RouteTrace,
+        mut out: (DecisionKind, Option<String>, Vec<Source>, Vec<String>),
+        webhooks: Vec<String>,
+        fallbacks_so_far: u32,
+    ) -> Decision {
         trace.fallbacks = if out.0 == DecisionKind::Fallback {
             fallbacks_so_far + 1
         } else {
@@ -284,10 +413,14 @@ impl Triage {
         &self,
         lang: Lang,
         r: &Retrieval,
+        tags: &[String],
+        widened: bool,
         trace: &mut RouteTrace,
     ) -> (DecisionKind, Option<String>, Vec<Source>, Vec<String>) {
         trace.kb = Some(KbTrace {
             kb: self.kb.clone(),
+            tags: tags.to_vec(),
+            widened,
             band: Some(r.band),
             thresholds: Some(r.thresholds),
             hits: r
@@ -351,6 +484,50 @@ impl Triage {
     }
 }
 
+/// Applies rule or intent-route actions: the first reply wins, a handoff overrides it, webhooks
+/// accumulate.
+fn apply_actions(
+    actions: &[RuleAction],
+    reason: HandoffReason,
+    trace: &mut RouteTrace,
+    decision: &mut Option<(DecisionKind, Option<String>)>,
+    webhooks: &mut Vec<String>,
+) {
+    for action in actions {
+        match action {
+            RuleAction::Reply { text } if decision.is_none() => {
+                *decision = Some((DecisionKind::RuleReply, Some(text.clone())));
+            }
+            RuleAction::Handoff => {
+                trace.handoff = Some(reason.clone());
+                *decision = Some((DecisionKind::Handoff, None));
+            }
+            RuleAction::Webhook { url } => webhooks.push(url.clone()),
+            RuleAction::Reply { .. } | RuleAction::Intent { .. } => {}
+        }
+    }
+}
+
+/// A decision made by a rule or an intent route (no retrieval).
+fn finish(
+    started: Instant,
+    mut trace: RouteTrace,
+    kind: DecisionKind,
+    reply: Option<String>,
+    webhooks: Vec<String>,
+) -> Decision {
+    trace.decision = kind.clone();
+    trace.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+    Decision {
+        kind,
+        reply,
+        sources: vec![],
+        quick_replies: vec![],
+        webhooks,
+        trace,
+    }
+}
+
 /// The citation for a hit.
 fn source_of(h: &kefu_kb::Hit) -> Source {
     Source {
@@ -385,7 +562,17 @@ mod tests {
 
     #[async_trait]
     impl Retriever for Fixed {
-        async fn retrieve(&self, _kb: &str, text: &str) -> Result<Retrieval, KbError> {
+        async fn embed(&self, _text: &str) -> Result<Vec<f32>, KbError> {
+            Ok(vec![1.0, 0.0])
+        }
+
+        async fn search(
+            &self,
+            _kb: &str,
+            text: &str,
+            _vector: &[f32],
+            _tags: &[String],
+        ) -> Result<Retrieval, KbError> {
             let hit = |id: &str, q: &str, score: f32| Hit {
                 id: id.into(),
                 question: q.into(),
@@ -414,6 +601,7 @@ mod tests {
     fn triage() -> Triage {
         Triage {
             rules: RuleSet::builtin(),
+            intents: Arc::new(IntentSlot::new()),
             kb: "default".into(),
             fallbacks_before_handoff: 2,
         }

@@ -61,6 +61,24 @@ pub struct CannedReply {
     pub text: String,
 }
 
+/// What the bot does when the intent model (or a rule) names an intent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntentRoute {
+    /// The intent name, as in the training data.
+    pub name: String,
+    /// Actions as for rules (reply, handoff, webhook); none lets retrieval answer.
+    #[serde(default)]
+    pub actions: Vec<RuleAction>,
+    /// Restrict retrieval to knowledge-base entries with any of these tags (falls back to the
+    /// whole knowledge base when they hold no answer).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Act only when the model's probability is at least this (default: its calibrated threshold).
+    #[serde(default)]
+    pub min_confidence: Option<f32>,
+}
+
 /// The rules file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -72,6 +90,8 @@ struct RulesFile {
     rules: Vec<RuleSpec>,
     #[serde(default)]
     canned: Vec<CannedReply>,
+    #[serde(default)]
+    intents: Vec<IntentRoute>,
 }
 
 fn yes() -> bool {
@@ -103,6 +123,7 @@ pub struct RuleMatch {
 pub struct RuleSet {
     rules: Vec<Rule>,
     canned: Vec<CannedReply>,
+    intents: Vec<IntentRoute>,
 }
 
 const BUILTIN: &str = r#"
@@ -183,11 +204,13 @@ impl RuleSet {
             Self {
                 rules: vec![],
                 canned: vec![],
+                intents: vec![],
             }
         };
         let own = Self::compile(file.rules, file.canned, &shown)?;
         set.rules.extend(own.rules);
         set.canned.extend(own.canned);
+        set.intents = Self::check_intents(file.intents, &shown)?;
         set.sort();
         Ok(set)
     }
@@ -264,7 +287,61 @@ impl RuleSet {
                 ));
             }
         }
-        Ok(Self { rules, canned })
+        Ok(Self {
+            rules,
+            canned,
+            intents: vec![],
+        })
+    }
+
+    fn check_intents(
+        routes: Vec<IntentRoute>,
+        shown: &str,
+    ) -> Result<Vec<IntentRoute>, RulesError> {
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::with_capacity(routes.len());
+        for mut r in routes {
+            r.name = r.name.trim().to_lowercase();
+            let bad = |m: String| invalid(shown, format!("intent `{}`: {m}", r.name));
+            if r.name.is_empty() {
+                return Err(invalid(shown, "every intent route needs a `name`".into()));
+            }
+            if !seen.insert(r.name.clone()) {
+                return Err(bad("listed twice".into()));
+            }
+            if r.actions.is_empty() && r.tags.is_empty() {
+                return Err(bad("needs `actions` or `tags`".into()));
+            }
+            for a in &r.actions {
+                match a {
+                    RuleAction::Webhook { url }
+                        if !(url.starts_with("http://") || url.starts_with("https://")) =>
+                    {
+                        return Err(bad(format!("webhook url `{url}` must be http(s)")));
+                    }
+                    RuleAction::Reply { text } if text.trim().is_empty() => {
+                        return Err(bad("reply text is empty".into()));
+                    }
+                    RuleAction::Intent { .. } => {
+                        return Err(bad("an intent route cannot set another intent".into()));
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(c) = r.min_confidence {
+                if !(0.0..=1.0).contains(&c) {
+                    return Err(bad("min_confidence must be between 0 and 1".into()));
+                }
+            }
+            r.tags = r.tags.iter().map(|t| t.trim().to_lowercase()).collect();
+            out.push(r);
+        }
+        Ok(out)
+    }
+
+    /// The route for an intent, if the rules file has one.
+    pub fn intent_route(&self, name: &str) -> Option<&IntentRoute> {
+        self.intents.iter().find(|r| r.name == name)
     }
 
     fn sort(&mut self) {

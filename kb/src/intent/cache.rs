@@ -1,0 +1,165 @@
+//! A content-addressed cache of sentence embeddings (SQLite file beside the data): retraining or
+//! re-evaluating on the same texts skips the encoder, and an interrupted embedding run resumes
+//! where it stopped (each chunk is committed as it finishes).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::Row;
+
+use crate::embed::{Embedder, TextRole};
+use crate::error::{KbError, Result};
+
+/// Texts embedded per committed chunk.
+pub const CHUNK: usize = 256;
+
+/// Embedding cache keyed by sha256(model, role, text).
+#[derive(Clone)]
+pub struct EmbeddingCache {
+    pool: SqlitePool,
+}
+
+/// Reports (done, total) texts as embedding progresses.
+pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Send + Sync);
+
+impl EmbeddingCache {
+    /// Opens (creating) the cache file.
+    pub async fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| KbError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(opts)
+            .await?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS embeddings (key BLOB PRIMARY KEY, vector BLOB NOT NULL)",
+        )
+        .execute(&pool)
+        .await?;
+        Ok(Self { pool })
+    }
+
+    fn key(model: &str, role: TextRole, text: &str) -> Vec<u8> {
+        let mut h = Sha256::new();
+        h.update(model.as_bytes());
+        h.update([0]);
+        h.update(match role {
+            TextRole::Query => b"q",
+            TextRole::Passage => b"p",
+        });
+        h.update([0]);
+        h.update(text.as_bytes());
+        h.finalize().to_vec()
+    }
+
+    async fn lookup(&self, keys: &[Vec<u8>], dim: usize) -> Result<HashMap<Vec<u8>, Vec<f32>>> {
+        let mut found = HashMap::new();
+        for chunk in keys.chunks(500) {
+            let placeholders = vec!["?"; chunk.len()].join(",");
+            let sql = format!("SELECT key, vector FROM embeddings WHERE key IN ({placeholders})");
+            let mut q = sqlx::query(&sql);
+            for k in chunk {
+                q = q.bind(k.as_slice());
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                let key: Vec<u8> = row.try_get("key")?;
+                let blob: Vec<u8> = row.try_get("vector")?;
+                if blob.len() == dim * 4 {
+                    let v = blob
+                        .chunks_exact(4)
+                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                        .collect();
+                    found.insert(key, v);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    async fn store(&self, rows: &[(Vec<u8>, Vec<f32>)]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for (key, v) in rows {
+            let blob: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            sqlx::query("INSERT OR REPLACE INTO embeddings (key, vector) VALUES (?, ?)")
+                .bind(key.as_slice())
+                .bind(blob)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One vector per text, in order: cached ones are read, the rest embedded `CHUNK` at a time
+    /// on `workers` blocking threads and stored.
+    pub async fn embed(
+        &self,
+        embedder: &Arc<dyn Embedder>,
+        texts: &[String],
+        role: TextRole,
+        workers: usize,
+        progress: Progress<'_>,
+    ) -> Result<Vec<Vec<f32>>> {
+        let model = embedder.model_name().to_string();
+        let dim = embedder.dim();
+        let keys: Vec<Vec<u8>> = texts.iter().map(|t| Self::key(&model, role, t)).collect();
+        let mut known = self.lookup(&keys, dim).await?;
+        // Distinct missing texts, first occurrence order.
+        let mut missing: Vec<(Vec<u8>, String)> = Vec::new();
+        let mut queued = std::collections::HashSet::new();
+        for (k, t) in keys.iter().zip(texts) {
+            if !known.contains_key(k) && queued.insert(k.clone()) {
+                missing.push((k.clone(), t.clone()));
+            }
+        }
+        let total = texts.len();
+        let mut done = total - missing.len();
+        progress(done, total);
+        let workers = workers.max(1);
+        for group in missing.chunks(CHUNK * workers) {
+            let mut handles = Vec::new();
+            for part in group.chunks(CHUNK) {
+                let embedder = Arc::clone(embedder);
+                let part = part.to_vec();
+                handles.push(tokio::task::spawn_blocking(move || {
+                    let refs: Vec<&str> = part.iter().map(|(_, t)| t.as_str()).collect();
+                    embedder
+                        .embed(&refs, role)
+                        .map(|vs| part.into_iter().map(|(k, _)| k).zip(vs).collect::<Vec<_>>())
+                }));
+            }
+            for h in handles {
+                let rows = h
+                    .await
+                    .map_err(|e| KbError::Index(format!("embedding worker: {e}")))??;
+                self.store(&rows).await?;
+                done += rows.len();
+                progress(done.min(total), total);
+                known.extend(rows);
+            }
+        }
+        keys.iter()
+            .map(|k| {
+                known
+                    .get(k)
+                    .cloned()
+                    .ok_or_else(|| KbError::Index("embedding missing after caching".into()))
+            })
+            .collect()
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

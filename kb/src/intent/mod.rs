@@ -1,0 +1,247 @@
+//! Intent classification, the "model" step of rule-then-model triage: labelled data, a cached
+//! embedding pass, a candle-trained head with a calibrated out-of-scope threshold, evaluation with
+//! an HTML report, and versioned artifacts the server hot-swaps.
+
+pub mod cache;
+pub mod data;
+pub mod metrics;
+pub mod model;
+pub mod registry;
+pub mod report;
+pub mod train;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use cache::EmbeddingCache;
+pub use data::{BadRecord, Dataset, Example, OOS};
+pub use metrics::{Metrics, Scored};
+pub use model::{IntentModel, ModelMeta, Prediction};
+pub use registry::{ActiveState, Registry};
+pub use train::{EpochStats, TrainConfig};
+
+use crate::embed::{Embedder, TextRole};
+use crate::error::{KbError, Result};
+
+/// Progress of a training or evaluation run, for progress bars.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Texts embedded so far (cached ones count at once).
+    Embedding { done: usize, total: usize },
+    /// One epoch of a phase finished (`calibration fold i/k` or `final`).
+    Epoch { phase: String, stats: EpochStats },
+}
+
+/// Receives progress events.
+pub type Observer<'a> = &'a (dyn Fn(Event) + Send + Sync);
+
+/// Embeds `texts` as queries through the cache.
+pub async fn embed_texts(
+    embedder: &Arc<dyn Embedder>,
+    cache: &EmbeddingCache,
+    texts: &[String],
+    observer: Observer<'_>,
+) -> Result<Vec<Vec<f32>>> {
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    cache
+        .embed(embedder, texts, TextRole::Query, workers, &|done, total| {
+            observer(Event::Embedding { done, total })
+        })
+        .await
+}
+
+/// What `train` produced.
+pub struct TrainOutcome {
+    pub model: IntentModel,
+    /// Records skipped in the training and validation files.
+    pub skipped: Vec<BadRecord>,
+    /// Metrics on the calibration predictions (validation file, or out-of-fold) at the chosen
+    /// threshold.
+    pub calibration_metrics: Metrics,
+}
+
+/// Trains a model on `data` (JSONL/CSV). The out-of-scope threshold is calibrated on `validation`
+/// when given, else on out-of-fold predictions of the training file (its `oos` examples included).
+/// The model is returned unsaved.
+pub async fn train(
+    embedder: &Arc<dyn Embedder>,
+    cache: &EmbeddingCache,
+    data: &Path,
+    validation: Option<&Path>,
+    cfg: &TrainConfig,
+    observer: Observer<'_>,
+) -> Result<TrainOutcome> {
+    let started = Instant::now();
+    let dataset = data::load(data)?;
+    let mut skipped = dataset.skipped.clone();
+    let labels = dataset.intents();
+    if labels.len() < 2 {
+        return Err(KbError::InvalidInput(format!(
+            "{}: training needs at least two in-scope intents (found {})",
+            data.display(),
+            labels.len()
+        )));
+    }
+    let valset = match validation {
+        Some(p) => {
+            let v = data::load(p)?;
+            skipped.extend(v.skipped.clone());
+            Some(v)
+        }
+        None => None,
+    };
+    let mut texts: Vec<String> = dataset.examples.iter().map(|e| e.text.clone()).collect();
+    if let Some(v) = &valset {
+        texts.extend(v.examples.iter().map(|e| e.text.clone()));
+    }
+    let vectors = embed_texts(embedder, cache, &texts, observer).await?;
+    let (train_vecs, val_vecs) = vectors.split_at(dataset.examples.len());
+
+    let index: std::collections::HashMap<&str, usize> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.as_str(), i))
+        .collect();
+    let (mut x, mut y, mut oos_x) = (Vec::new(), Vec::new(), Vec::new());
+    for (e, v) in dataset.examples.iter().zip(train_vecs) {
+        match index.get(e.intent.as_str()) {
+            Some(&c) => {
+                x.push(v.clone());
+                y.push(c);
+            }
+            None => oos_x.push(v.clone()),
+        }
+    }
+
+    // Training runs inline: CPU-bound, seconds to a minute; callers are the CLI and benchmarks.
+    let emit_epoch = |phase: String, stats: EpochStats| observer(Event::Epoch { phase, stats });
+    let out_of_fold = match &valset {
+        Some(_) => None,
+        None => Some(train::out_of_fold(
+            &x,
+            &y,
+            &labels,
+            &oos_x,
+            cfg,
+            &mut |fold, folds, stats| emit_epoch(format!("calibration fold {fold}/{folds}"), stats),
+        )?),
+    };
+    let layers = train::train_head(&x, &y, labels.len(), cfg, &mut |stats| {
+        emit_epoch("final".into(), stats)
+    })?;
+    let scored = match (&valset, out_of_fold) {
+        (Some(v), _) => {
+            // Intents the model does not know are out of scope for it.
+            let gold: Vec<String> = v
+                .examples
+                .iter()
+                .map(|e| {
+                    if index.contains_key(e.intent.as_str()) {
+                        e.intent.clone()
+                    } else {
+                        OOS.to_string()
+                    }
+                })
+                .collect();
+            train::score(&layers, &labels, val_vecs, &gold)
+        }
+        (None, Some(oof)) => oof,
+        (None, None) => Vec::new(),
+    };
+    let (threshold, calibration) = metrics::calibrate(&scored);
+    let calibration_metrics = metrics::evaluate(&scored, threshold);
+    let meta = ModelMeta {
+        version: String::new(),
+        created_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0),
+        embedding_model: embedder.model_name().to_string(),
+        dim: embedder.dim(),
+        labels,
+        threshold,
+        calibration: match validation {
+            Some(p) => format!("{calibration} ({})", p.display()),
+            None => format!(
+                "{calibration} ({}-fold out-of-fold on the training file)",
+                cfg.folds.max(2)
+            ),
+        },
+        hidden: cfg.hidden,
+        data_file: data.display().to_string(),
+        data_hash: dataset.hash(),
+        train_examples: x.len(),
+        oos_examples: oos_x.len(),
+        epochs: cfg.epochs,
+        train_seconds: started.elapsed().as_secs_f64(),
+        metrics: Some(calibration_metrics.clone()),
+        validation_file: validation.map(|p| p.display().to_string()),
+    };
+    Ok(TrainOutcome {
+        model: IntentModel::new(meta, layers)?,
+        skipped,
+        calibration_metrics,
+    })
+}
+
+/// An evaluation of one model on one labelled file.
+pub struct Evaluation {
+    pub metrics: Metrics,
+    pub scored: Vec<Scored>,
+    pub skipped: Vec<BadRecord>,
+    /// Seconds spent embedding (cache misses) and classifying.
+    pub seconds: f64,
+}
+
+/// Evaluates `model` on a labelled file; intents the model does not know count as `oos`.
+pub async fn evaluate(
+    embedder: &Arc<dyn Embedder>,
+    cache: &EmbeddingCache,
+    model: &IntentModel,
+    data: &Path,
+    observer: Observer<'_>,
+) -> Result<Evaluation> {
+    check_embedder(embedder.as_ref(), model)?;
+    let started = Instant::now();
+    let dataset = data::load(data)?;
+    let texts: Vec<String> = dataset.examples.iter().map(|e| e.text.clone()).collect();
+    let vectors = embed_texts(embedder, cache, &texts, observer).await?;
+    let scored: Vec<Scored> = dataset
+        .examples
+        .iter()
+        .zip(&vectors)
+        .map(|(e, v)| {
+            let p = model.predict(v);
+            Scored {
+                gold: if model.has_label(&e.intent) {
+                    e.intent.clone()
+                } else {
+                    OOS.to_string()
+                },
+                top: p.top_intent,
+                confidence: p.confidence,
+            }
+        })
+        .collect();
+    Ok(Evaluation {
+        metrics: metrics::evaluate(&scored, model.meta.threshold),
+        scored,
+        skipped: dataset.skipped,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// A model must be used with the embedder it was trained on.
+pub fn check_embedder(embedder: &dyn Embedder, model: &IntentModel) -> Result<()> {
+    if embedder.model_name() != model.meta.embedding_model {
+        return Err(KbError::ModelMismatch {
+            kb: format!("intent model {}", model.meta.version),
+            built: model.meta.embedding_model.clone(),
+            active: embedder.model_name().to_string(),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,336 @@
+//! `kefu intent …`: train a versioned intent model, list / activate / roll back versions, predict,
+//! and evaluate with an optional HTML report.
+
+use std::sync::Arc;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use kefu_kb::intent::{self, EmbeddingCache, Event, IntentModel, Registry, TrainConfig};
+use kefu_kb::Embedder;
+use serde_json::json;
+
+use crate::cli::IntentCommand;
+use crate::config::Config;
+
+/// The embedding cache shared by intent training, evaluation and mining.
+pub fn cache_path(config: &Config) -> std::path::PathBuf {
+    config.data_dir.join("embedding-cache.db")
+}
+
+async fn load_embedder(config: &Config) -> anyhow::Result<Arc<dyn Embedder>> {
+    let model = config.model.clone();
+    let dir = config.model_dir.clone();
+    Ok(tokio::task::spawn_blocking(move || kefu_kb::load_embedder(&model, &dir)).await??)
+}
+
+/// Progress bars for embedding and epochs (hidden when `quiet`).
+pub struct Bars {
+    _multi: MultiProgress,
+    embed: ProgressBar,
+    epochs: ProgressBar,
+}
+
+impl Bars {
+    pub fn new(quiet: bool) -> anyhow::Result<Self> {
+        let multi = MultiProgress::new();
+        if quiet {
+            multi.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        let embed = multi.add(ProgressBar::new(0));
+        embed.set_style(
+            ProgressStyle::with_template(
+                "embedding [{bar:30}] {pos}/{len} texts ({per_sec}, eta {eta})",
+            )?
+            .progress_chars("=> "),
+        );
+        let epochs = multi.add(ProgressBar::new(0));
+        epochs.set_style(
+            ProgressStyle::with_template("{prefix:>24} [{bar:30}] epoch {pos}/{len} {msg}")?
+                .progress_chars("=> "),
+        );
+        Ok(Self {
+            _multi: multi,
+            embed,
+            epochs,
+        })
+    }
+
+    pub fn observe(&self, e: Event) {
+        match e {
+            Event::Embedding { done, total } => {
+                self.embed.set_length(total as u64);
+                self.embed.set_position(done as u64);
+            }
+            Event::Epoch { phase, stats } => {
+                self.epochs.set_prefix(phase);
+                self.epochs.set_length(stats.epochs as u64);
+                self.epochs.set_position(stats.epoch as u64);
+                self.epochs.set_message(format!(
+                    "loss {:.4}  train accuracy {:.2}%",
+                    stats.loss,
+                    stats.accuracy * 100.0
+                ));
+            }
+        }
+    }
+
+    pub fn finish(&self) {
+        self.embed.finish_and_clear();
+        self.epochs.finish_and_clear();
+    }
+}
+
+fn print_skipped(skipped: &[intent::BadRecord]) {
+    for b in skipped.iter().take(20) {
+        eprintln!("skipped {b}");
+    }
+    if skipped.len() > 20 {
+        eprintln!("… and {} more skipped records", skipped.len() - 20);
+    }
+}
+
+fn model_for(registry: &Registry, version: Option<&str>) -> anyhow::Result<IntentModel> {
+    match version {
+        Some(v) => Ok(registry.load(v)?),
+        None => registry.load_active()?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "no intent model is active: train one with `kefu intent train --data FILE`"
+            )
+        }),
+    }
+}
+
+/// Runs one `intent` subcommand.
+pub async fn run(config: &Config, cmd: IntentCommand) -> anyhow::Result<()> {
+    let registry = Registry::new(&config.data_dir);
+    match cmd {
+        IntentCommand::Train {
+            data,
+            validation,
+            hidden,
+            epochs,
+            learning_rate,
+            folds,
+            activate,
+            json,
+        } => {
+            let embedder = load_embedder(config).await?;
+            let cache = EmbeddingCache::open(&cache_path(config)).await?;
+            let cfg = TrainConfig {
+                hidden,
+                epochs,
+                learning_rate,
+                folds,
+                ..TrainConfig::default()
+            };
+            let bars = Bars::new(json)?;
+            let outcome = intent::train(
+                &embedder,
+                &cache,
+                &data,
+                validation.as_deref(),
+                &cfg,
+                &|e| bars.observe(e),
+            )
+            .await;
+            bars.finish();
+            cache.close().await;
+            let mut outcome = outcome?;
+            print_skipped(&outcome.skipped);
+            let version = registry.save(&mut outcome.model)?;
+            let first = registry.state()?.active.is_none();
+            if activate || first {
+                registry.activate(&version)?;
+            }
+            let meta = &outcome.model.meta;
+            let m = &outcome.calibration_metrics;
+            if json {
+                println!(
+                    "{}",
+                    json!({
+                        "version": version,
+                        "active": activate || first,
+                        "intents": meta.labels.len(),
+                        "train_examples": meta.train_examples,
+                        "oos_examples": meta.oos_examples,
+                        "skipped": outcome.skipped.len(),
+                        "threshold": meta.threshold,
+                        "train_seconds": meta.train_seconds,
+                        "calibration": m,
+                        "data_hash": meta.data_hash,
+                    })
+                );
+            } else {
+                println!(
+                    "trained intent model {version}: {} intents from {} examples ({} oos, {} skipped) in {:.1} s",
+                    meta.labels.len(),
+                    meta.train_examples,
+                    meta.oos_examples,
+                    outcome.skipped.len(),
+                    meta.train_seconds
+                );
+                println!(
+                    "out-of-scope threshold {:.3} ({}); on those predictions: in-scope accuracy {:.2}%, oos recall {:.2}%",
+                    meta.threshold,
+                    meta.calibration,
+                    m.in_scope_accuracy * 100.0,
+                    m.oos_recall * 100.0
+                );
+                if activate || first {
+                    println!(
+                        "{version} is now active (a running server switches to it within seconds)"
+                    );
+                } else {
+                    println!("activate it with: kefu intent activate {version}");
+                }
+            }
+        }
+        IntentCommand::List { json } => {
+            let active = registry.state()?.active;
+            let list = registry.list()?;
+            if json {
+                let rows: Vec<_> = list
+                    .iter()
+                    .map(|m| json!({"active": active.as_deref() == Some(m.version.as_str()), "meta": m}))
+                    .collect();
+                println!("{}", serde_json::Value::Array(rows));
+            } else if list.is_empty() {
+                println!("no intent models yet: kefu intent train --data FILE");
+            } else {
+                println!("  version  intents  examples  threshold  in-scope acc  oos recall  data");
+                for m in &list {
+                    let mark = if active.as_deref() == Some(m.version.as_str()) {
+                        "*"
+                    } else {
+                        " "
+                    };
+                    let (acc, rec) = m
+                        .metrics
+                        .as_ref()
+                        .map(|x| (x.in_scope_accuracy * 100.0, x.oos_recall * 100.0))
+                        .unwrap_or((0.0, 0.0));
+                    println!(
+                        "{mark} {:<8} {:>7}  {:>8}  {:>9.3}  {:>11.2}%  {:>9.2}%  {} ({})",
+                        m.version,
+                        m.labels.len(),
+                        m.train_examples,
+                        m.threshold,
+                        acc,
+                        rec,
+                        m.data_file,
+                        &m.data_hash[..m.data_hash.len().min(12)]
+                    );
+                }
+            }
+        }
+        IntentCommand::Activate { version } => {
+            registry.activate(&version)?;
+            println!("{version} is now active");
+        }
+        IntentCommand::Rollback => match registry.rollback()? {
+            Some(v) => println!("rolled back: {v} is active again"),
+            None => println!("rolled back: no intent model is active now"),
+        },
+        IntentCommand::Predict {
+            json,
+            version,
+            texts,
+        } => {
+            let model = model_for(&registry, version.as_deref())?;
+            let embedder = load_embedder(config).await?;
+            intent::check_embedder(embedder.as_ref(), &model)?;
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let vectors = {
+                let e = Arc::clone(&embedder);
+                let owned: Vec<String> = refs.iter().map(|s| s.to_string()).collect();
+                tokio::task::spawn_blocking(move || {
+                    let r: Vec<&str> = owned.iter().map(String::as_str).collect();
+                    e.embed(&r, kefu_kb::TextRole::Query)
+                })
+                .await??
+            };
+            for (text, v) in texts.iter().zip(&vectors) {
+                let p = model.predict(v);
+                if json {
+                    println!(
+                        "{}",
+                        json!({"text": text, "intent": p.intent, "confidence": p.confidence, "in_scope": p.in_scope})
+                    );
+                } else {
+                    println!(
+                        "{:<24} {:>6.3}  {}{}",
+                        p.intent,
+                        p.confidence,
+                        text,
+                        if p.in_scope {
+                            String::new()
+                        } else {
+                            format!("  (closest: {})", p.top_intent)
+                        }
+                    );
+                }
+            }
+        }
+        IntentCommand::Eval {
+            data,
+            json,
+            report,
+            version,
+            threshold,
+        } => {
+            let mut model = model_for(&registry, version.as_deref())?;
+            if let Some(t) = threshold {
+                if !(0.0..=1.0).contains(&t) {
+                    anyhow::bail!("--threshold must be between 0 and 1");
+                }
+                model.meta.threshold = t;
+            }
+            let embedder = load_embedder(config).await?;
+            let cache = EmbeddingCache::open(&cache_path(config)).await?;
+            let bars = Bars::new(json)?;
+            let eval =
+                intent::evaluate(&embedder, &cache, &model, &data, &|e| bars.observe(e)).await;
+            bars.finish();
+            cache.close().await;
+            let eval = eval?;
+            print_skipped(&eval.skipped);
+            let m = &eval.metrics;
+            if json {
+                println!(
+                    "{}",
+                    json!({
+                        "in_scope_accuracy": m.in_scope_accuracy,
+                        "oos_recall": m.oos_recall,
+                        "oos_precision": m.oos_precision,
+                        "macro_f1": m.macro_f1,
+                        "n": m.n,
+                    })
+                );
+            } else {
+                println!(
+                    "model {} on {} ({} examples, {} in scope, {} oos, threshold {:.3}):",
+                    model.meta.version,
+                    data.display(),
+                    m.n,
+                    m.n_in_scope,
+                    m.n_oos,
+                    m.threshold
+                );
+                println!("  in-scope accuracy  {:.2}%", m.in_scope_accuracy * 100.0);
+                println!("  oos recall         {:.2}%", m.oos_recall * 100.0);
+                println!("  oos precision      {:.2}%", m.oos_precision * 100.0);
+                println!("  macro-F1           {:.4}", m.macro_f1);
+            }
+            if let Some(dir) = report {
+                let path = intent::report::write(
+                    &dir,
+                    &model.meta,
+                    &data.display().to_string(),
+                    m,
+                    &eval.scored,
+                )?;
+                eprintln!("report written to {}", path.display());
+            }
+        }
+    }
+    Ok(())
+}
