@@ -11,6 +11,7 @@ pub mod intent;
 pub mod knowledge;
 pub mod retrieve;
 pub mod store;
+pub mod train;
 
 pub use embed::{load_embedder, Embedder, TextRole, DEFAULT_MODEL};
 pub use error::KbError;

@@ -39,6 +39,9 @@ pub enum Command {
     /// Train and manage the intent model (the "model" step of triage).
     #[command(subcommand)]
     Intent(IntentCommand),
+    /// Learn from past chats: import history, mine FAQ proposals, review them, find gaps.
+    #[command(subcommand)]
+    Train(TrainCommand),
     /// Load-test a running server over loopback WebSockets; prints JSON.
     Loadtest(crate::commands::loadtest::LoadtestArgs),
 }
@@ -249,5 +252,81 @@ pub enum IntentCommand {
         /// Evaluate at this out-of-scope threshold instead of the model's calibrated one.
         #[arg(long)]
         threshold: Option<f32>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrainCommand {
+    /// Import past conversations: JSONL (one conversation per line: id, messages of role
+    /// visitor|agent|bot, text, time) or CSV (conversation_id, role, text, time). Re-importing is
+    /// idempotent; bad records are reported and skipped.
+    Import {
+        files: Vec<PathBuf>,
+        /// Also import Kefu's own stored conversations.
+        #[arg(long)]
+        from_kefu: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mine question -> agent-answer pairs, cluster near-duplicates and queue FAQ proposals.
+    Mine {
+        /// Knowledge base to check for existing answers (and to approve into by default).
+        #[arg(long, default_value = kefu_kb::DEFAULT_KB)]
+        kb: String,
+        #[arg(long, default_value_t = 2)]
+        min_support: usize,
+        /// Cosine similarity at which questions count as the same.
+        #[arg(long, default_value_t = 0.72)]
+        similarity: f32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The FAQ review queue.
+    #[command(subcommand)]
+    Review(ReviewCommand),
+    /// The most frequent visitor questions the knowledge base cannot answer.
+    Gaps {
+        #[arg(long, default_value = kefu_kb::DEFAULT_KB)]
+        kb: String,
+        #[arg(long, default_value_t = 20)]
+        top: usize,
+        #[arg(long, default_value_t = 0.72)]
+        similarity: f32,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReviewCommand {
+    /// List proposals, largest support first.
+    List {
+        /// pending, approved or rejected.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve proposals into a knowledge base.
+    Approve {
+        #[arg(required = true)]
+        ids: Vec<i64>,
+        #[arg(long, default_value = kefu_kb::DEFAULT_KB)]
+        kb: String,
+    },
+    /// Change a proposal's question, answer or alternates (`|`-separated).
+    Edit {
+        id: i64,
+        #[arg(long)]
+        question: Option<String>,
+        #[arg(long)]
+        answer: Option<String>,
+        #[arg(long)]
+        alternates: Option<String>,
+    },
+    /// Reject proposals.
+    Reject {
+        #[arg(required = true)]
+        ids: Vec<i64>,
     },
 }

@@ -20,7 +20,13 @@ fn main() -> std::process::ExitCode {
         .init();
     // The server runs one inference thread per request and gets its concurrency across requests;
     // batch commands (import) may use every core.
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() && matches!(cli.command, Command::Serve(_)) {
+    // Intent and training commands run one embedding batch per core themselves.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none()
+        && matches!(
+            cli.command,
+            Command::Serve(_) | Command::Intent(_) | Command::Train(_)
+        )
+    {
         std::env::set_var("RAYON_NUM_THREADS", "1");
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -43,6 +49,7 @@ fn main() -> std::process::ExitCode {
                 kefu_server::commands::admin_key(&cli.config, &name).await
             }
             Command::Intent(cmd) => kefu_server::commands::intent::run(&cli.config, cmd).await,
+            Command::Train(cmd) => kefu_server::commands::train::run(&cli.config, cmd).await,
             Command::Loadtest(args) => kefu_server::commands::loadtest::run(args).await,
         }
     });

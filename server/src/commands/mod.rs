@@ -6,6 +6,7 @@ pub mod kb;
 pub mod loadtest;
 pub mod serve;
 pub mod site;
+pub mod train;
 
 use std::sync::Arc;
 

@@ -389,6 +389,16 @@ impl Store {
         row.map(|r| conversation_from_row(&r)).transpose()
     }
 
+    /// Ids of every conversation, oldest first (for exporting history to training).
+    pub async fn conversation_ids(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT id FROM conversations ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>("id").map_err(Into::into))
+            .collect()
+    }
+
     /// Conversations in any of `states`, newest change first, with what the console lists.
     pub async fn conversation_listing(
         &self,

@@ -655,4 +655,97 @@ mod tests {
         );
         assert_eq!(Lang::detect("天气怎么样"), Lang::Zh);
     }
+
+    fn intent_model() -> kefu_kb::intent::IntentModel {
+        use kefu_kb::intent::model::{Dense, ModelMeta};
+        let meta: ModelMeta = serde_json::from_value(serde_json::json!({
+            "version": "v7", "created_at": 0, "embedding_model": "test", "dim": 2,
+            "labels": ["refund", "track_order"], "threshold": 0.6, "calibration": "test",
+            "hidden": 0, "data_file": "d", "data_hash": "h", "train_examples": 2,
+            "oos_examples": 0, "epochs": 1, "train_seconds": 0.0, "metrics": null
+        }))
+        .expect("meta");
+        // The Fixed retriever's vector [1, 0] is "refund" with probability ~0.95.
+        let layer = Dense {
+            weight: vec![3.0, 0.0, 0.0, 3.0],
+            bias: vec![0.0, 0.0],
+            inputs: 2,
+            outputs: 2,
+        };
+        kefu_kb::intent::IntentModel::new(meta, vec![layer]).expect("model")
+    }
+
+    #[tokio::test]
+    async fn the_intent_model_runs_between_rules_and_retrieval_and_routes() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("rules.toml");
+        std::fs::write(
+            &path,
+            "[[intents]]\nname = \"refund\"\nactions = [{ type = \"handoff\" }, { type = \"webhook\", url = \"http://127.0.0.1:9/h\" }]\n",
+        )
+        .expect("write");
+        let mut t = triage();
+        t.rules = RuleSet::load(&path).expect("rules");
+        // No model yet: retrieval answers.
+        let d = t.decide(&Fixed(Band::Answer, 0.8), "我要退款", 0).await;
+        assert_eq!(d.kind, DecisionKind::Answer);
+        assert_eq!(d.trace.intent.status, "no_model");
+        // Hot swap in a model: the refund intent hands off before retrieval.
+        t.intents.set(Some(intent_model()));
+        let d = t.decide(&Fixed(Band::Answer, 0.8), "我要退款", 0).await;
+        assert_eq!(d.kind, DecisionKind::Handoff);
+        assert_eq!(
+            d.trace.handoff,
+            Some(HandoffReason::Intent {
+                intent: "refund".into()
+            })
+        );
+        assert_eq!(d.webhooks, vec!["http://127.0.0.1:9/h"]);
+        assert!(d.trace.kb.is_none());
+        let json = serde_json::to_value(&d.trace).expect("trace");
+        assert_eq!(json["intent"]["name"], "refund");
+        assert_eq!(json["intent"]["status"], "in_scope");
+        assert_eq!(json["intent"]["model"], "v7");
+        assert_eq!(json["intent"]["routed"], true);
+        // Rules still run first.
+        let d = t.decide(&Fixed(Band::Answer, 0.8), "转人工", 0).await;
+        assert_eq!(d.trace.intent.status, "no_model");
+        assert!(matches!(d.trace.handoff, Some(HandoffReason::Rule { .. })));
+        // A higher threshold makes the same message out of scope: retrieval answers.
+        let mut strict = intent_model();
+        strict.meta.threshold = 0.99;
+        t.intents.set(Some(strict));
+        let d = t.decide(&Fixed(Band::Answer, 0.8), "我要退款", 0).await;
+        assert_eq!(d.kind, DecisionKind::Answer);
+        assert_eq!(d.trace.intent.status, "out_of_scope");
+        assert_eq!(d.trace.intent.closest.as_deref(), Some("refund"));
+        assert_eq!(d.trace.intent.name, None);
+    }
+
+    #[test]
+    fn intent_routes_are_validated() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("rules.yaml");
+        for (body, needle) in [
+            ("intents:\n  - name: refund\n", "needs `actions` or `tags`"),
+            (
+                "intents:\n  - name: a\n    tags: [x]\n  - name: A\n    tags: [y]\n",
+                "listed twice",
+            ),
+            (
+                "intents:\n  - name: a\n    tags: [x]\n    min_confidence: 2\n",
+                "min_confidence",
+            ),
+        ] {
+            std::fs::write(&path, body).expect("write");
+            let e = RuleSet::load(&path).expect_err(body).to_string();
+            assert!(e.contains(needle), "{e}");
+        }
+        std::fs::write(&path, "intents:\n  - name: Shipping\n    tags: [物流]\n").expect("write");
+        let r = RuleSet::load(&path).expect("ok");
+        assert_eq!(
+            r.intent_route("shipping").map(|r| r.tags.clone()),
+            Some(vec!["物流".to_string()])
+        );
+    }
 }
