@@ -2,11 +2,11 @@
 //! with dropout) over frozen embeddings, AdamW on mini-batches, and out-of-fold predictions for
 //! calibrating the out-of-scope threshold without touching the evaluation data.
 
-use candle_core::{DType, Device, Module, Tensor, D};
-use candle_nn::{linear, AdamW, Linear, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use candle_core::{DType, Device, Module, Tensor, Var, D};
+use candle_nn::{AdamW, Linear, Optimizer, ParamsAdamW};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 
 use crate::error::{KbError, Result};
 use crate::intent::metrics::Scored;
@@ -101,26 +101,38 @@ pub fn train_head(
         &dev,
     )?;
 
-    let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
-    let layers = if cfg.hidden > 0 {
-        vec![
-            linear(dim, cfg.hidden, vb.pp("layer0"))?,
-            linear(cfg.hidden, classes, vb.pp("layer1"))?,
-        ]
+    // Seeded initialisation: the same data and settings give the same model.
+    let mut rng = StdRng::seed_from_u64(cfg.seed);
+    let shapes = if cfg.hidden > 0 {
+        vec![(dim, cfg.hidden), (cfg.hidden, classes)]
     } else {
-        vec![linear(dim, classes, vb.pp("layer0"))?]
+        vec![(dim, classes)]
     };
+    let mut vars = Vec::new();
+    let mut layers = Vec::new();
+    for (inputs, outputs) in shapes {
+        let bound = 1.0 / (inputs as f32).sqrt();
+        let w: Vec<f32> = (0..inputs * outputs)
+            .map(|_| rng.random_range(-bound..bound))
+            .collect();
+        let w = Var::from_vec(w, (outputs, inputs), &dev)?;
+        let b = Var::zeros(outputs, DType::F32, &dev)?;
+        layers.push(Linear::new(
+            w.as_tensor().clone(),
+            Some(b.as_tensor().clone()),
+        ));
+        vars.push(w);
+        vars.push(b);
+    }
     let head = Head { layers };
     let mut opt = AdamW::new(
-        varmap.all_vars(),
+        vars,
         ParamsAdamW {
             lr: cfg.learning_rate,
             weight_decay: cfg.weight_decay,
             ..Default::default()
         },
     )?;
-    let mut rng = StdRng::seed_from_u64(cfg.seed);
     let mut order: Vec<u32> = (0..x.len() as u32).collect();
     let epochs = cfg.epochs.max(1);
     for epoch in 0..epochs {

@@ -109,6 +109,7 @@ pub async fn run(config: &Config, cmd: IntentCommand) -> anyhow::Result<()> {
             hidden,
             epochs,
             learning_rate,
+            weight_decay,
             folds,
             activate,
             json,
@@ -119,6 +120,7 @@ pub async fn run(config: &Config, cmd: IntentCommand) -> anyhow::Result<()> {
                 hidden,
                 epochs,
                 learning_rate,
+                weight_decay,
                 folds,
                 ..TrainConfig::default()
             };

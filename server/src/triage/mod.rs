@@ -302,6 +302,11 @@ impl Triage {
         if trace.intent.name.is_none() {
             if let Some(model) = self.intents.current() {
                 let p = model.predict(&vector);
+                metrics::counter!(
+                    "kefu_intent_predictions_total",
+                    "in_scope" => if p.in_scope { "true" } else { "false" }
+                )
+                .increment(1);
                 trace.intent = IntentTrace {
                     name: p.in_scope.then(|| p.top_intent.clone()),
                     probability: Some(p.confidence),
