@@ -48,9 +48,10 @@ fn clinc_jsonl(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
 }
 
 /// Floors pinned a little under what the linear head reaches on CLINC150 val + oos_val with the
-/// threshold calibrated out-of-fold on train + oos_train (95.4% / 43%; see the benchmark).
-const MIN_IN_SCOPE_ACCURACY: f64 = 0.945;
-const MIN_OOS_RECALL: f64 = 0.35;
+/// threshold calibrated out-of-fold on train + oos_train (96.2% / 57%; training is seeded, see the
+/// benchmark).
+const MIN_IN_SCOPE_ACCURACY: f64 = 0.955;
+const MIN_OOS_RECALL: f64 = 0.50;
 
 #[test]
 fn clinc150_validation_meets_the_floors() {
@@ -80,8 +81,8 @@ fn clinc150_validation_meets_the_floors() {
     let recall = m["oos_recall"].as_f64().expect("recall");
     assert!(acc >= MIN_IN_SCOPE_ACCURACY, "in-scope accuracy {acc}");
     assert!(recall >= MIN_OOS_RECALL, "oos recall {recall}");
-    assert!(m["oos_precision"].as_f64().expect("precision") > 0.3, "{m}");
-    assert!(m["macro_f1"].as_f64().expect("f1") > 0.9, "{m}");
+    assert!(m["oos_precision"].as_f64().expect("precision") > 0.5, "{m}");
+    assert!(m["macro_f1"].as_f64().expect("f1") > 0.95, "{m}");
 
     let html = std::fs::read_to_string(report.join("index.html")).expect("report");
     assert_eq!(html.matches("<svg").count(), 2, "histogram and curve");

@@ -35,13 +35,19 @@ impl Default for TrainConfig {
             epochs: 40,
             batch_size: 64,
             learning_rate: 2e-3,
-            weight_decay: 1e-4,
+            // Strong decoupled weight decay keeps the probabilities soft, which is what separates
+            // out-of-scope queries by the threshold (CLINC150 val: 1e-4 gives 39% oos recall,
+            // 2.0 gives 57%, with in-scope accuracy 95.6% -> 96.2%).
+            weight_decay: 2.0,
             dropout: 0.1,
             folds: 5,
             seed: 42,
         }
     }
 }
+
+/// Fewest optimizer steps a run takes: small data sets get more epochs so the head converges.
+pub const MIN_STEPS: usize = 600;
 
 /// Features fed to the head: the unit-length embedding scaled to unit variance per component.
 pub fn input_scale(dim: usize) -> f32 {
@@ -134,7 +140,9 @@ pub fn train_head(
         },
     )?;
     let mut order: Vec<u32> = (0..x.len() as u32).collect();
-    let epochs = cfg.epochs.max(1);
+    let batch_size = cfg.batch_size.max(1);
+    let steps_per_epoch = x.len().div_ceil(batch_size);
+    let epochs = cfg.epochs.max(1).max(MIN_STEPS.div_ceil(steps_per_epoch));
     for epoch in 0..epochs {
         // Cosine learning-rate decay over the run.
         let progress = epoch as f64 / epochs as f64;
@@ -143,7 +151,7 @@ pub fn train_head(
         );
         order.shuffle(&mut rng);
         let (mut loss_sum, mut correct, mut seen) = (0f32, 0usize, 0usize);
-        for batch in order.chunks(cfg.batch_size.max(1)) {
+        for batch in order.chunks(batch_size) {
             let idx = Tensor::from_slice(batch, batch.len(), &dev)?;
             let bx = xs.index_select(&idx, 0)?;
             let by = ys.index_select(&idx, 0)?;
@@ -285,12 +293,18 @@ mod tests {
         let cfg = TrainConfig {
             epochs: 20,
             learning_rate: 0.05,
+            weight_decay: 1e-4,
             ..Default::default()
         };
         let mut last = None;
         let layers = train_head(&x, &y, 3, &cfg, &mut |s| last = Some(s)).expect("train");
         let last = last.expect("epochs ran");
-        assert_eq!(last.epoch, 20);
+        assert_eq!(last.epoch, last.epochs);
+        assert_eq!(
+            last.epochs,
+            MIN_STEPS.div_ceil(3),
+            "small data gets more epochs"
+        );
         assert!(last.accuracy > 0.95, "{last:?}");
         let labels: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
         let gold: Vec<String> = y.iter().map(|&c| labels[c].clone()).collect();
@@ -301,6 +315,7 @@ mod tests {
             hidden: 16,
             epochs: 20,
             learning_rate: 0.05,
+            weight_decay: 1e-4,
             ..Default::default()
         };
         let layers = train_head(&x, &y, 3, &hidden, &mut |_| {}).expect("train mlp");
