@@ -69,6 +69,14 @@ impl Record {
     }
 }
 
+/// A path's extension, lower-cased ("" when none): how Kefu tells file formats apart.
+pub fn extension(path: &Path) -> String {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase()
+}
+
 /// The file kinds Kefu reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
@@ -83,12 +91,7 @@ pub enum FileKind {
 impl FileKind {
     /// By extension.
     pub fn of(path: &Path) -> Result<Self> {
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        match ext.as_str() {
+        match extension(path).as_str() {
             "csv" => Ok(FileKind::FaqCsv),
             "json" => Ok(FileKind::FaqJson),
             "yaml" | "yml" => Ok(FileKind::FaqYaml),

@@ -95,11 +95,7 @@ pub fn load(path: &Path) -> Result<Dataset> {
         line: 1,
         message: format!("not UTF-8 text: {e}"),
     })?;
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let ext = crate::ingest::extension(path);
     match ext.as_str() {
         "jsonl" | "json" | "ndjson" => Ok(parse_jsonl(&text, &file)),
         "csv" => parse_csv(&text, &file),

@@ -134,17 +134,10 @@ pub async fn train(
     })?;
     let scored = match (&valset, out_of_fold) {
         (Some(v), _) => {
-            // Intents the model does not know are out of scope for it.
             let gold: Vec<String> = v
                 .examples
                 .iter()
-                .map(|e| {
-                    if index.contains_key(e.intent.as_str()) {
-                        e.intent.clone()
-                    } else {
-                        OOS.to_string()
-                    }
-                })
+                .map(|e| gold_label(&e.intent, |i| index.contains_key(i)))
                 .collect();
             train::score(&layers, &labels, val_vecs, &gold)
         }
@@ -216,11 +209,7 @@ pub async fn evaluate(
         .map(|(e, v)| {
             let p = model.predict(v);
             Scored {
-                gold: if model.has_label(&e.intent) {
-                    e.intent.clone()
-                } else {
-                    OOS.to_string()
-                },
+                gold: gold_label(&e.intent, |i| model.has_label(i)),
                 top: p.top_intent,
                 confidence: p.confidence,
             }
@@ -232,6 +221,16 @@ pub async fn evaluate(
         skipped: dataset.skipped,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The label an example is scored against: intents the model does not know are out of scope
+/// for it.
+fn gold_label(intent: &str, known: impl Fn(&str) -> bool) -> String {
+    if known(intent) {
+        intent.to_string()
+    } else {
+        OOS.to_string()
+    }
 }
 
 /// A model must be used with the embedder it was trained on.

@@ -20,6 +20,19 @@ pub struct Dense {
     pub outputs: usize,
 }
 
+/// Class probabilities of one input under `layers` (ReLU between layers, softmax at the end).
+pub fn forward(layers: &[Dense], x: &[f32]) -> Vec<f32> {
+    let mut v = x.to_vec();
+    for (i, layer) in layers.iter().enumerate() {
+        v = layer.apply(&v);
+        if i + 1 < layers.len() {
+            v.iter_mut().for_each(|a| *a = a.max(0.0));
+        }
+    }
+    softmax(&mut v);
+    v
+}
+
 impl Dense {
     fn apply(&self, x: &[f32]) -> Vec<f32> {
         (0..self.outputs)
@@ -128,15 +141,7 @@ impl IntentModel {
 
     /// Class probabilities for one embedding.
     pub fn probabilities(&self, embedding: &[f32]) -> Vec<f32> {
-        let mut x = embedding.to_vec();
-        for (i, layer) in self.layers.iter().enumerate() {
-            x = layer.apply(&x);
-            if i + 1 < self.layers.len() {
-                x.iter_mut().for_each(|v| *v = v.max(0.0));
-            }
-        }
-        softmax(&mut x);
-        x
+        forward(&self.layers, embedding)
     }
 
     /// Predicts with the stored threshold.
@@ -224,6 +229,14 @@ pub fn read_meta(dir: &Path) -> Result<ModelMeta> {
         path,
         reason: e.to_string(),
     })
+}
+
+/// Index and value of the largest element.
+pub fn argmax(p: &[f32]) -> (usize, f32) {
+    p.iter().enumerate().fold(
+        (0, f32::MIN),
+        |acc, (i, &v)| if v > acc.1 { (i, v) } else { acc },
+    )
 }
 
 /// In-place softmax.

@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::error::{KbError, Result};
 use crate::intent::metrics::Scored;
-use crate::intent::model::{softmax, Dense};
+use crate::intent::model::{argmax, forward, Dense};
 
 /// Hyper-parameters of one training run.
 #[derive(Debug, Clone, PartialEq)]
@@ -194,35 +194,12 @@ pub fn train_head(
     Ok(out)
 }
 
-/// Probabilities of each row of `x` under `layers`.
-pub fn probabilities(layers: &[Dense], x: &[f32]) -> Vec<f32> {
-    let mut v = x.to_vec();
-    for (i, layer) in layers.iter().enumerate() {
-        v = (0..layer.outputs)
-            .map(|o| {
-                let row = &layer.weight[o * layer.inputs..(o + 1) * layer.inputs];
-                layer.bias[o] + row.iter().zip(&v).map(|(w, a)| w * a).sum::<f32>()
-            })
-            .collect();
-        if i + 1 < layers.len() {
-            v.iter_mut().for_each(|a| *a = a.max(0.0));
-        }
-    }
-    softmax(&mut v);
-    v
-}
-
 /// Scores `x` against gold labels: the best class and its probability.
 pub fn score(layers: &[Dense], labels: &[String], x: &[Vec<f32>], gold: &[String]) -> Vec<Scored> {
     x.iter()
         .zip(gold)
         .map(|(v, g)| {
-            let p = probabilities(layers, v);
-            let (best, conf) =
-                p.iter().enumerate().fold(
-                    (0, f32::MIN),
-                    |acc, (i, &c)| if c > acc.1 { (i, c) } else { acc },
-                );
+            let (best, conf) = argmax(&forward(layers, v));
             Scored {
                 gold: g.clone(),
                 top: labels.get(best).cloned().unwrap_or_default(),

@@ -149,6 +149,14 @@ pub fn extract_pairs(conversations: &[HistoryConversation]) -> Vec<Pair> {
     out
 }
 
+fn norm(v: &[f32]) -> f32 {
+    v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12)
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
 /// Indices of `vectors` grouped greedily: each joins the most similar cluster centroid at or above
 /// `similarity` within its language, else starts a cluster.
 pub fn cluster(vectors: &[Vec<f32>], langs: &[&str], similarity: f32) -> Vec<Vec<usize>> {
@@ -163,11 +171,7 @@ pub fn cluster(vectors: &[Vec<f32>], langs: &[&str], similarity: f32) -> Vec<Vec
             .iter()
             .enumerate()
             .filter(|(_, c)| c.lang == langs[i])
-            .map(|(ci, c)| {
-                let norm = c.sum.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-                let sim = c.sum.iter().zip(v).map(|(a, b)| a * b).sum::<f32>() / norm;
-                (ci, sim)
-            })
+            .map(|(ci, c)| (ci, dot(&c.sum, v) / norm(&c.sum)))
             .max_by(|a, b| a.1.total_cmp(&b.1));
         match best {
             Some((ci, sim)) if sim >= similarity => {
@@ -190,27 +194,8 @@ pub fn cluster(vectors: &[Vec<f32>], langs: &[&str], similarity: f32) -> Vec<Vec
                 if clusters[a].lang != clusters[b].lang {
                     continue;
                 }
-                let na = clusters[a]
-                    .sum
-                    .iter()
-                    .map(|x| x * x)
-                    .sum::<f32>()
-                    .sqrt()
-                    .max(1e-12);
-                let nb = clusters[b]
-                    .sum
-                    .iter()
-                    .map(|x| x * x)
-                    .sum::<f32>()
-                    .sqrt()
-                    .max(1e-12);
-                let sim = clusters[a]
-                    .sum
-                    .iter()
-                    .zip(&clusters[b].sum)
-                    .map(|(x, y)| x * y)
-                    .sum::<f32>()
-                    / (na * nb);
+                let (sa, sb) = (&clusters[a].sum, &clusters[b].sum);
+                let sim = dot(sa, sb) / (norm(sa) * norm(sb));
                 if sim >= similarity {
                     let gone = clusters.remove(b);
                     let c = &mut clusters[a];

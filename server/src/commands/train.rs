@@ -31,11 +31,7 @@ fn parse_file(path: &Path) -> anyhow::Result<history::ParsedHistory> {
     let raw = std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {name}: {e}"))?;
     let text = String::from_utf8(raw).map_err(|_| anyhow::anyhow!("{name}: not UTF-8 text"))?;
     let text = text.trim_start_matches('\u{feff}');
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let ext = kefu_kb::ingest::extension(path);
     match ext.as_str() {
         "jsonl" | "json" | "ndjson" => Ok(history::parse_jsonl(text, &name)),
         "csv" => history::parse_csv(text, &name).map_err(|b| anyhow::anyhow!("{b}")),

@@ -53,6 +53,19 @@ pub struct RuleSpec {
     pub actions: Vec<RuleAction>,
 }
 
+/// Checks one action's fields.
+fn check_action(a: &RuleAction) -> Result<(), String> {
+    match a {
+        RuleAction::Webhook { url }
+            if !(url.starts_with("http://") || url.starts_with("https://")) =>
+        {
+            Err(format!("webhook url `{url}` must be http(s)"))
+        }
+        RuleAction::Reply { text } if text.trim().is_empty() => Err("reply text is empty".into()),
+        _ => Ok(()),
+    }
+}
+
 /// A canned reply agents can insert.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -181,11 +194,7 @@ impl RuleSet {
             path: shown.clone(),
             source,
         })?;
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .unwrap_or("")
-            .to_ascii_lowercase();
+        let ext = kefu_kb::ingest::extension(path);
         let file: RulesFile = match ext.as_str() {
             "toml" => toml::from_str(&text).map_err(|e| invalid(&shown, e.to_string()))?,
             "yaml" | "yml" => {
@@ -240,17 +249,7 @@ impl RuleSet {
                 return Err(bad("needs at least one action".into()));
             }
             for a in &spec.actions {
-                match a {
-                    RuleAction::Webhook { url }
-                        if !(url.starts_with("http://") || url.starts_with("https://")) =>
-                    {
-                        return Err(bad(format!("webhook url `{url}` must be http(s)")));
-                    }
-                    RuleAction::Reply { text } if text.trim().is_empty() => {
-                        return Err(bad("reply text is empty".into()));
-                    }
-                    _ => {}
-                }
+                check_action(a).map_err(&bad)?;
             }
             let mut keywords = Vec::new();
             for k in &spec.keywords {
@@ -313,20 +312,10 @@ impl RuleSet {
                 return Err(bad("needs `actions` or `tags`".into()));
             }
             for a in &r.actions {
-                match a {
-                    RuleAction::Webhook { url }
-                        if !(url.starts_with("http://") || url.starts_with("https://")) =>
-                    {
-                        return Err(bad(format!("webhook url `{url}` must be http(s)")));
-                    }
-                    RuleAction::Reply { text } if text.trim().is_empty() => {
-                        return Err(bad("reply text is empty".into()));
-                    }
-                    RuleAction::Intent { .. } => {
-                        return Err(bad("an intent route cannot set another intent".into()));
-                    }
-                    _ => {}
+                if matches!(a, RuleAction::Intent { .. }) {
+                    return Err(bad("an intent route cannot set another intent".into()));
                 }
+                check_action(a).map_err(&bad)?;
             }
             if let Some(c) = r.min_confidence {
                 if !(0.0..=1.0).contains(&c) {
