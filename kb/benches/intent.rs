@@ -27,6 +27,10 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn main() -> anyhow::Result<()> {
+    // As `kefu intent train` runs: one embedding batch per core, one intra-op thread each.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", "1");
+    }
     let src = std::env::var_os("KEFU_CLINC150").map_or_else(
         || {
             PathBuf::from(env!("CARGO_MANIFEST_DIR"))
