@@ -339,11 +339,7 @@ impl Knowledge {
         tags: &[String],
     ) -> Result<Vec<Retrieval>> {
         let vectors = self.embed_queries(texts).await?;
-        let mut out = Vec::with_capacity(texts.len());
-        for (text, v) in texts.iter().zip(&vectors) {
-            out.push(self.search(kb, text, v, top_k, tags).await?);
-        }
-        Ok(out)
+        self.search_many(kb, texts, &vectors, top_k, tags).await
     }
 
     /// Embeds queries (checked like `query_many`'s) in one batch.
@@ -361,7 +357,7 @@ impl Knowledge {
         self.embed(texts.to_vec(), TextRole::Query).await
     }
 
-    /// Retrieves for a query already embedded (by `embed_queries`).
+    /// Retrieves for one query already embedded (by `embed_queries`).
     pub async fn search(
         &self,
         kb: &str,
@@ -370,46 +366,65 @@ impl Knowledge {
         top_k: usize,
         tags: &[String],
     ) -> Result<Retrieval> {
+        self.search_many(kb, &[text.to_string()], &[vector.to_vec()], top_k, tags)
+            .await?
+            .pop()
+            .ok_or_else(|| KbError::Index("no result".into()))
+    }
+
+    /// Retrieves for queries already embedded: the index and the knowledge base are checked once.
+    pub async fn search_many(
+        &self,
+        kb: &str,
+        texts: &[String],
+        vectors: &[Vec<f32>],
+        top_k: usize,
+        tags: &[String],
+    ) -> Result<Vec<Retrieval>> {
         if top_k == 0 || top_k > MAX_TOP_K {
             return Err(KbError::InvalidInput(format!(
                 "top_k must be between 1 and {MAX_TOP_K}"
             )));
         }
-        self.refresh_index().await?;
-        let info = self.kb_for_query(kb).await?;
-        if vector.len() != self.embedder.dim() {
+        if texts.len() != vectors.len() || vectors.iter().any(|v| v.len() != self.embedder.dim()) {
             return Err(KbError::InvalidInput(
-                "query vector has the wrong length".into(),
+                "one query vector of the model's length is needed per text".into(),
             ));
         }
+        self.refresh_index().await?;
+        let info = self.kb_for_query(kb).await?;
         let thresholds = Self::thresholds(&info);
         let filter = SearchFilter {
             kb_id: info.id,
             tags: tags.iter().map(|t| t.to_lowercase()).collect(),
         };
-        let found = self.index.search(vector, &filter, top_k).await?;
-        let ids: Vec<i64> = found.iter().map(|h| h.entry_id).collect();
-        let entries = self.store.entries(&ids).await?;
-        let hits: Vec<Hit> = found
-            .iter()
-            .filter_map(|h| {
-                entries.get(&h.entry_id).map(|e| Hit {
-                    id: e.key.strip_prefix("id:").unwrap_or(&e.key).to_string(),
-                    question: e.question.clone(),
-                    answer: e.answer.clone(),
-                    score: h.score,
-                    source: e.source.clone(),
-                    kind: e.kind.as_str().to_string(),
-                    tags: e.tags.clone(),
+        let mut out = Vec::with_capacity(texts.len());
+        for (text, vector) in texts.iter().zip(vectors) {
+            let found = self.index.search(vector, &filter, top_k).await?;
+            let ids: Vec<i64> = found.iter().map(|h| h.entry_id).collect();
+            let entries = self.store.entries(&ids).await?;
+            let hits: Vec<Hit> = found
+                .iter()
+                .filter_map(|h| {
+                    entries.get(&h.entry_id).map(|e| Hit {
+                        id: e.key.strip_prefix("id:").unwrap_or(&e.key).to_string(),
+                        question: e.question.clone(),
+                        answer: e.answer.clone(),
+                        score: h.score,
+                        source: e.source.clone(),
+                        kind: e.kind.as_str().to_string(),
+                        tags: e.tags.clone(),
+                    })
                 })
-            })
-            .collect();
-        Ok(Retrieval {
-            query: text.to_string(),
-            band: band_for(&hits, &thresholds),
-            hits,
-            thresholds,
-        })
+                .collect();
+            out.push(Retrieval {
+                query: text.clone(),
+                band: band_for(&hits, &thresholds),
+                hits,
+                thresholds,
+            });
+        }
+        Ok(out)
     }
 
     /// Every knowledge base with counts.

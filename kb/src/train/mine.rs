@@ -362,9 +362,11 @@ pub async fn gaps(
     let vectors = cache
         .embed(embedder, &questions, TextRole::Query, workers, progress)
         .await?;
+    let results = knowledge
+        .search_many(kb, &questions, &vectors, 1, &[])
+        .await?;
     let mut unanswered = Vec::new();
-    for (q, v) in questions.iter().zip(&vectors) {
-        let r = knowledge.search(kb, q, v, 1, &[]).await?;
+    for ((q, v), r) in questions.iter().zip(&vectors).zip(results) {
         if r.band == Band::None {
             unanswered.push((
                 q.clone(),
