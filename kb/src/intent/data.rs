@@ -131,38 +131,41 @@ fn check(text: &str, intent: &str) -> std::result::Result<Example, String> {
     })
 }
 
-/// Parses JSONL text (blank lines are ignored).
-pub fn parse_jsonl(text: &str, file: &str) -> Dataset {
-    let mut out = Dataset::default();
+/// Runs `parse` (given the 1-based line number and the line) on each non-blank line of JSONL
+/// text; each failure becomes a `BadRecord` at that line.
+pub fn jsonl_records<T>(
+    text: &str,
+    file: &str,
+    mut parse: impl FnMut(usize, &str) -> std::result::Result<T, String>,
+) -> (Vec<T>, Vec<BadRecord>) {
+    let (mut records, mut skipped) = (Vec::new(), Vec::new());
     for (i, line) in text.lines().enumerate() {
-        let line_no = i + 1;
         if line.trim().is_empty() {
             continue;
         }
-        let bad = |message: String| BadRecord {
-            file: file.to_string(),
-            line: line_no,
-            message,
-        };
-        let rec: JsonRecord = match serde_json::from_str(line) {
-            Ok(r) => r,
-            Err(e) => {
-                out.skipped
-                    .push(bad(format!("not a {{text, intent}} object: {e}")));
-                continue;
-            }
-        };
-        let (Some(t), Some(intent)) = (rec.text.as_str(), rec.intent.as_str()) else {
-            out.skipped
-                .push(bad("text and intent must be strings".into()));
-            continue;
-        };
-        match check(t, intent) {
-            Ok(e) => out.examples.push(e),
-            Err(m) => out.skipped.push(bad(m)),
+        match parse(i + 1, line) {
+            Ok(r) => records.push(r),
+            Err(message) => skipped.push(BadRecord {
+                file: file.to_string(),
+                line: i + 1,
+                message,
+            }),
         }
     }
-    out
+    (records, skipped)
+}
+
+/// Parses JSONL text (blank lines are ignored).
+pub fn parse_jsonl(text: &str, file: &str) -> Dataset {
+    let (examples, skipped) = jsonl_records(text, file, |_, line| {
+        let rec: JsonRecord = serde_json::from_str(line)
+            .map_err(|e| format!("not a {{text, intent}} object: {e}"))?;
+        let (Some(t), Some(intent)) = (rec.text.as_str(), rec.intent.as_str()) else {
+            return Err("text and intent must be strings".into());
+        };
+        check(t, intent)
+    });
+    Dataset { examples, skipped }
 }
 
 /// Parses CSV text with a header naming `text` and `intent` columns.

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use crate::error::Result;
+use crate::intent::data::jsonl_records;
 use crate::intent::BadRecord;
 use crate::store::KbStore;
 
@@ -121,67 +122,44 @@ fn id_string(v: &serde_json::Value) -> Option<String> {
 /// Parses JSONL history: a line with any bad message is skipped whole (a partial conversation
 /// would pair questions with the wrong answers).
 pub fn parse_jsonl(text: &str, file: &str) -> ParsedHistory {
-    let mut out = ParsedHistory::default();
     let mut seen: HashMap<String, usize> = HashMap::new();
-    for (i, line) in text.lines().enumerate() {
-        let line_no = i + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let bad = |message: String| BadRecord {
-            file: file.to_string(),
-            line: line_no,
-            message,
-        };
-        let conv: JsonConversation = match serde_json::from_str(line) {
-            Ok(c) => c,
-            Err(e) => {
-                out.skipped
-                    .push(bad(format!("not a conversation {{id, messages}}: {e}")));
-                continue;
-            }
-        };
-        let Some(id) = id_string(&conv.id) else {
-            out.skipped
-                .push(bad("id must be a non-empty string or a number".into()));
-            continue;
-        };
+    let (conversations, skipped) = jsonl_records(text, file, |line_no, line| {
+        let conv: JsonConversation = serde_json::from_str(line)
+            .map_err(|e| format!("not a conversation {{id, messages}}: {e}"))?;
+        let id = id_string(&conv.id)
+            .ok_or_else(|| "id must be a non-empty string or a number".to_string())?;
         if let Some(first) = seen.get(&id) {
-            out.skipped.push(bad(format!(
+            return Err(format!(
                 "conversation {id:?} already appears on line {first}"
-            )));
-            continue;
+            ));
         }
-        let mut messages = Vec::with_capacity(conv.messages.len());
-        let mut error = None;
-        for (j, m) in conv.messages.iter().enumerate() {
-            match check_message(&m.role, &m.text) {
-                Ok((role, text)) => messages.push(HistoryMessage {
+        let messages = conv
+            .messages
+            .iter()
+            .enumerate()
+            .map(|(j, m)| {
+                let (role, text) = check_message(&m.role, &m.text)
+                    .map_err(|e| format!("message {}: {e}", j + 1))?;
+                Ok(HistoryMessage {
                     role,
                     text,
                     time: m.time.as_ref().map(|t| match t {
                         serde_json::Value::String(s) => s.clone(),
                         other => other.to_string(),
                     }),
-                }),
-                Err(e) => {
-                    error = Some(format!("message {}: {e}", j + 1));
-                    break;
-                }
-            }
-        }
-        if let Some(e) = error {
-            out.skipped.push(bad(e));
-            continue;
-        }
+                })
+            })
+            .collect::<std::result::Result<Vec<_>, String>>()?;
         if messages.is_empty() {
-            out.skipped.push(bad("conversation has no messages".into()));
-            continue;
+            return Err("conversation has no messages".into());
         }
         seen.insert(id.clone(), line_no);
-        out.conversations.push(HistoryConversation { id, messages });
+        Ok(HistoryConversation { id, messages })
+    });
+    ParsedHistory {
+        conversations,
+        skipped,
     }
-    out
 }
 
 /// Parses CSV history (header: `conversation_id, role, text[, time]`); rows of one conversation
