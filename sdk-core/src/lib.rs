@@ -1,1 +1,24 @@
-//! The one client core (platform-neutral Rust) shared by the Android/iOS bindings and the web widget; grows in the client-core issue.
+//! Kefu's one client core: everything a visitor chat needs, shared by the Android/iOS/Python
+//! bindings (uniffi) and the web widget (wasm-bindgen).
+//!
+//! - [`Session`] is the sans-I/O state machine: frames in, events and frames out (resume cursor,
+//!   outbox of unacknowledged messages, deduplication).
+//! - [`Client`] drives a session over the network, reconnecting with jittered backoff, and
+//!   reports every [`Event`] to one [`Listener`].
+//! - Native and browser differ in two modules only: `platform` (tasks, timers) and `transport`
+//!   (REST and WebSocket).
+
+mod backoff;
+mod client;
+mod error;
+mod events;
+pub mod platform;
+mod session;
+mod transport;
+
+pub use backoff::Backoff;
+pub use client::{Client, ClientConfig};
+pub use error::ClientError;
+pub use events::{ConnectionStatus, Event, Listener};
+pub use kefu_protocol as protocol;
+pub use session::{validate_text, Identity, Outgoing, Session};

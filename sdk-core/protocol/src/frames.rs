@@ -148,6 +148,10 @@ pub enum ConversationState {
     Resolved,
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 /// Frames the server sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -184,6 +188,9 @@ pub enum ServerFrame {
         state: ConversationState,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         agent: Option<String>,
+        /// Queued while no agent was online: the visitor may leave an offline message.
+        #[serde(default, skip_serializing_if = "is_false")]
+        offline: bool,
     },
     /// Answer to `history`, oldest first.
     History {

@@ -764,6 +764,7 @@ impl Conversations {
             conversation_id: c.id.clone(),
             state: c.state,
             agent,
+            offline: c.offline,
         };
         if let Ok(json) = serde_json::to_string(&frame) {
             self.relay(&c.id, &json, None);

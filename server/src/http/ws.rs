@@ -456,6 +456,7 @@ impl Session {
                     conversation_id: c.id.clone(),
                     state: c.state,
                     agent,
+                    offline: c.offline,
                 });
                 // Replay after the frames of this turn; live messages up to then are skipped by seq.
                 self.pending_replays.push((conversation_id, after_seq));

@@ -1,0 +1,483 @@
+//! The driver: one task that owns a `Session`, connects through `transport`, waits through
+//! `platform`, and hands every event to the host's `Listener`. The host talks to it through
+//! `Client`, a cheap handle that only queues commands.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::channel::{mpsc, oneshot};
+use futures::{FutureExt, StreamExt};
+use kefu_protocol::{Seq, ServerFrame};
+use serde_json::{json, Value};
+
+use crate::backoff::Backoff;
+use crate::error::ClientError;
+use crate::events::{ConnectionStatus, Event, Listener};
+use crate::platform;
+use crate::session::{validate_text, Identity, Session};
+use crate::transport::{self, Socket};
+
+/// How often the driver retries rate-limited sends, and every how many ticks it pings.
+const TICK: Duration = Duration::from_secs(2);
+const PING_EVERY_TICKS: u32 = 12;
+const BACKOFF_BASE: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// Where and as whom to chat.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// The Kefu server, `http://host:port` or `https://host`.
+    pub server_url: String,
+    /// The site key the operator created (`kefu site add`).
+    pub site_key: String,
+    /// The integrator's user id, with `user_hash` = hex(HMAC-SHA256(site secret, user_id)).
+    pub user_id: Option<String>,
+    pub user_hash: Option<String>,
+    /// A display name shown to agents.
+    pub name: Option<String>,
+    /// A session saved from an earlier `SessionStarted` event, to resume the same conversation.
+    pub resume: Option<Identity>,
+}
+
+impl ClientConfig {
+    fn base(&self) -> Result<String, ClientError> {
+        let base = self.server_url.trim_end_matches('/');
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(ClientError::InvalidInput(
+                "server_url must start with http:// or https://".into(),
+            ));
+        }
+        if self.site_key.is_empty() {
+            return Err(ClientError::InvalidInput("site_key is empty".into()));
+        }
+        Ok(base.to_string())
+    }
+}
+
+enum Command {
+    Send {
+        client_msg_id: String,
+        text: String,
+        done: Option<oneshot::Sender<Result<Seq, ClientError>>>,
+    },
+    RequestHuman,
+    History(u32),
+    Typing(bool),
+    Read(Seq),
+    Close,
+}
+
+/// The host's handle on one visitor chat. Cloning is cheap; every clone drives the same chat.
+#[derive(Clone)]
+pub struct Client {
+    commands: mpsc::UnboundedSender<Command>,
+    id_prefix: Arc<str>,
+    counter: Arc<AtomicU64>,
+}
+
+impl Client {
+    /// Starts the chat: creates (or resumes) the visitor session, connects, and keeps reconnecting
+    /// until `close`. Natively this must run inside a tokio runtime.
+    pub fn start(config: ClientConfig, listener: Arc<dyn Listener>) -> Result<Client, ClientError> {
+        let base = config.base()?;
+        let (commands, rx) = mpsc::unbounded();
+        let mut rng = fastrand::Rng::new();
+        let id_prefix: String = (0..10).map(|_| rng.alphanumeric()).collect();
+        platform::spawn(drive(config, base, listener, rx));
+        Ok(Client {
+            commands,
+            id_prefix: id_prefix.into(),
+            counter: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    fn next_id(&self) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
+        format!("{}-{n}", self.id_prefix)
+    }
+
+    fn command(&self, c: Command) -> Result<(), ClientError> {
+        self.commands
+            .unbounded_send(c)
+            .map_err(|_| ClientError::Closed)
+    }
+
+    /// Queues a message and returns its `client_msg_id` at once; `MessageAcked` follows when the
+    /// server committed it (after reconnecting, if offline now).
+    pub fn send_text(&self, text: &str) -> Result<String, ClientError> {
+        validate_text(text)?;
+        let id = self.next_id();
+        self.command(Command::Send {
+            client_msg_id: id.clone(),
+            text: text.to_string(),
+            done: None,
+        })?;
+        Ok(id)
+    }
+
+    /// Queues a message and resolves with its seq once the server committed it.
+    pub fn send(
+        &self,
+        text: &str,
+    ) -> impl Future<Output = Result<Seq, ClientError>> + platform::MaybeSend + 'static {
+        let queued = validate_text(text).and_then(|()| {
+            let (tx, rx) = oneshot::channel();
+            self.command(Command::Send {
+                client_msg_id: self.next_id(),
+                text: text.to_string(),
+                done: Some(tx),
+            })
+            .map(|()| rx)
+        });
+        async move { queued?.await.map_err(|_| ClientError::Closed)? }
+    }
+
+    /// Asks for a human agent (sent as soon as connected).
+    pub fn request_human(&self) -> Result<(), ClientError> {
+        self.command(Command::RequestHuman)
+    }
+
+    /// Loads up to `limit` (1–100) messages before the oldest one delivered (`History` event).
+    pub fn load_history(&self, limit: u32) -> Result<(), ClientError> {
+        self.command(Command::History(limit))
+    }
+
+    /// The visitor started or stopped typing.
+    pub fn set_typing(&self, typing: bool) -> Result<(), ClientError> {
+        self.command(Command::Typing(typing))
+    }
+
+    /// The visitor read everything up to `seq`.
+    pub fn mark_read(&self, seq: Seq) -> Result<(), ClientError> {
+        self.command(Command::Read(seq))
+    }
+
+    /// Closes the connection and stops reconnecting; unacknowledged messages fail with `Closed`.
+    pub fn close(&self) {
+        let _ = self.command(Command::Close);
+    }
+}
+
+/// Pending `send` futures, resolved by acks and refusals.
+type Waiters = HashMap<String, oneshot::Sender<Result<Seq, ClientError>>>;
+
+struct Driver {
+    config: ClientConfig,
+    base: String,
+    session: Session,
+    listener: Arc<dyn Listener>,
+    waiters: Waiters,
+    backoff: Backoff,
+}
+
+/// How one connection ended.
+enum Exit {
+    /// The host closed the client.
+    Closed,
+    /// The network failed or the server went away: wait and reconnect.
+    Lost,
+    /// The server refused in a way retrying cannot fix.
+    Fatal,
+}
+
+async fn drive(
+    config: ClientConfig,
+    base: String,
+    listener: Arc<dyn Listener>,
+    mut rx: mpsc::UnboundedReceiver<Command>,
+) {
+    let mut d = Driver {
+        session: Session::new(config.resume.clone()),
+        config,
+        base,
+        listener,
+        waiters: HashMap::new(),
+        backoff: Backoff::new(BACKOFF_BASE, BACKOFF_MAX),
+    };
+    'reconnect: loop {
+        d.session.report_status(ConnectionStatus::Connecting);
+        d.dispatch();
+        match d.connection(&mut rx).await {
+            Exit::Closed | Exit::Fatal => break,
+            Exit::Lost => {}
+        }
+        d.session.on_disconnected();
+        let attempt = d.backoff.attempt() + 1;
+        let delay = d.backoff.next_delay();
+        d.session.report_status(ConnectionStatus::Waiting {
+            retry_in_ms: delay.as_millis() as u64,
+            attempt,
+        });
+        d.dispatch();
+        let mut wait = Box::pin(platform::sleep(delay).fuse());
+        loop {
+            futures::select! {
+                () = wait => break,
+                cmd = rx.next() => match cmd {
+                    None | Some(Command::Close) => break 'reconnect,
+                    Some(c) => { d.apply(c); d.dispatch(); }
+                },
+            }
+        }
+    }
+    d.session.on_disconnected();
+    d.session.report_status(ConnectionStatus::Stopped);
+    d.dispatch();
+    for (_, w) in d.waiters.drain() {
+        let _ = w.send(Err(ClientError::Closed));
+    }
+}
+
+impl Driver {
+    /// Creates the visitor session if needed, connects, and serves until the connection ends.
+    async fn connection(&mut self, rx: &mut mpsc::UnboundedReceiver<Command>) -> Exit {
+        if self.session.needs_identity() {
+            match self.create_session().await {
+                Ok(identity) => self.session.set_identity(identity),
+                Err(e) => return self.refused(e),
+            }
+            self.dispatch();
+        }
+        if let Err(e) = self.new_conversation_if_needed().await {
+            return self.refused(e);
+        }
+        let url = self.ws_url();
+        let mut socket = match Socket::connect(&url).await {
+            Ok(s) => s,
+            Err(_) => return Exit::Lost,
+        };
+        self.session.on_connected();
+        let mut tick = Box::pin(platform::sleep(TICK).fuse());
+        let mut ticks = 0u32;
+        loop {
+            if let Err(exit) = self.flush(&mut socket).await {
+                return exit;
+            }
+            if self.session.fatal().is_some() {
+                socket.close().await;
+                return Exit::Fatal;
+            }
+            if self.session.needs_identity() {
+                socket.close().await;
+                return Exit::Lost;
+            }
+            if let Err(e) = self.new_conversation_if_needed().await {
+                if transport::is_permanent(&e) {
+                    self.session.report_error(e);
+                } else {
+                    socket.close().await;
+                    return Exit::Lost;
+                }
+            }
+            futures::select! {
+                frame = socket.recv().fuse() => match frame {
+                    Some(Ok(text)) => match serde_json::from_str::<ServerFrame>(&text) {
+                        Ok(frame) => {
+                            let welcome = matches!(frame, ServerFrame::Welcome { .. });
+                            self.session.handle_frame(frame);
+                            if welcome {
+                                self.backoff.reset();
+                            }
+                        }
+                        Err(e) => self.session.report_error(ClientError::Network(format!(
+                            "unreadable frame from the server: {e}"
+                        ))),
+                    },
+                    Some(Err(_)) | None => return Exit::Lost,
+                },
+                cmd = rx.next() => match cmd {
+                    None | Some(Command::Close) => {
+                        socket.close().await;
+                        return Exit::Closed;
+                    }
+                    Some(c) => self.apply(c),
+                },
+                () = tick => {
+                    tick = Box::pin(platform::sleep(TICK).fuse());
+                    ticks += 1;
+                    self.session.resend_unsent();
+                    if ticks % PING_EVERY_TICKS == 0 {
+                        self.session.ping();
+                    }
+                },
+            }
+        }
+    }
+
+    fn refused(&mut self, e: ClientError) -> Exit {
+        let permanent = transport::is_permanent(&e);
+        self.session.report_error(e);
+        self.dispatch();
+        if permanent {
+            Exit::Fatal
+        } else {
+            Exit::Lost
+        }
+    }
+
+    /// Sends every queued frame, then hands every event to the host.
+    async fn flush(&mut self, socket: &mut Socket) -> Result<(), Exit> {
+        while let Some(frame) = self.session.poll_transmit() {
+            let text = serde_json::to_string(&frame).map_err(|_| Exit::Fatal)?;
+            if socket.send(text).await.is_err() {
+                self.dispatch();
+                return Err(Exit::Lost);
+            }
+        }
+        self.dispatch();
+        Ok(())
+    }
+
+    fn apply(&mut self, c: Command) {
+        let result = match c {
+            Command::Send {
+                client_msg_id,
+                text,
+                done,
+            } => {
+                let r = self.session.send_text(client_msg_id.clone(), text);
+                match (r, done) {
+                    (Ok(()), Some(done)) => {
+                        self.waiters.insert(client_msg_id, done);
+                        Ok(())
+                    }
+                    (Err(e), Some(done)) => {
+                        let _ = done.send(Err(e));
+                        Ok(())
+                    }
+                    (r, None) => r,
+                }
+            }
+            Command::RequestHuman => {
+                self.session.request_human();
+                Ok(())
+            }
+            Command::History(limit) => self.session.load_history(limit),
+            Command::Typing(t) => {
+                self.session.set_typing(t);
+                Ok(())
+            }
+            Command::Read(seq) => {
+                self.session.mark_read(seq);
+                Ok(())
+            }
+            Command::Close => Ok(()),
+        };
+        if let Err(e) = result {
+            self.session.report_error(e);
+        }
+    }
+
+    fn dispatch(&mut self) {
+        while let Some(event) = self.session.poll_event() {
+            match &event {
+                Event::MessageAcked { client_msg_id, seq } => {
+                    if let Some(w) = self.waiters.remove(client_msg_id) {
+                        let _ = w.send(Ok(*seq));
+                    }
+                }
+                Event::MessageFailed {
+                    client_msg_id,
+                    error,
+                } => {
+                    if let Some(w) = self.waiters.remove(client_msg_id) {
+                        let _ = w.send(Err(error.clone()));
+                    }
+                }
+                _ => {}
+            }
+            self.listener.on_event(event);
+        }
+    }
+
+    async fn create_session(&self) -> Result<Identity, ClientError> {
+        let c = &self.config;
+        let mut body = json!({ "site_key": c.site_key });
+        for (k, v) in [
+            ("user_id", &c.user_id),
+            ("user_hash", &c.user_hash),
+            ("name", &c.name),
+        ] {
+            if let Some(v) = v {
+                body[k] = Value::String(v.clone());
+            }
+        }
+        let r = transport::post_json(&format!("{}/v1/visitor/sessions", self.base), None, &body)
+            .await?;
+        let field = |k: &str| {
+            r[k].as_str()
+                .map(str::to_string)
+                .ok_or_else(|| ClientError::Network(format!("the session answer has no {k}")))
+        };
+        Ok(Identity {
+            token: field("token")?,
+            visitor_id: field("visitor_id")?,
+            conversation_id: field("conversation_id")?,
+        })
+    }
+
+    async fn new_conversation_if_needed(&mut self) -> Result<(), ClientError> {
+        if !self.session.needs_new_conversation() {
+            return Ok(());
+        }
+        let token = self
+            .session
+            .identity()
+            .map(|i| i.token.clone())
+            .unwrap_or_default();
+        let r = transport::post_json(
+            &format!("{}/v1/visitor/conversations", self.base),
+            Some(&token),
+            &json!({}),
+        )
+        .await?;
+        let id = r["conversation_id"].as_str().ok_or_else(|| {
+            ClientError::Network("the conversation answer has no conversation_id".into())
+        })?;
+        self.session.set_conversation(id.to_string());
+        self.dispatch();
+        Ok(())
+    }
+
+    fn ws_url(&self) -> String {
+        let ws = if let Some(rest) = self.base.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else {
+            format!("ws://{}", self.base.trim_start_matches("http://"))
+        };
+        format!("{ws}/v1/ws?site_key={}", urlencode(&self.config.site_key))
+    }
+}
+
+/// Percent-encodes a query value.
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_urls_are_checked_and_mapped_to_websockets() {
+        let mut c = ClientConfig {
+            server_url: "ftp://x".into(),
+            site_key: "demo".into(),
+            ..Default::default()
+        };
+        assert!(matches!(c.base(), Err(ClientError::InvalidInput(_))));
+        c.server_url = "https://chat.example.com/".into();
+        assert_eq!(c.base().ok().as_deref(), Some("https://chat.example.com"));
+        assert_eq!(urlencode("a b/商"), "a%20b%2F%E5%95%86");
+    }
+}

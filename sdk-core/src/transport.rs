@@ -1,0 +1,193 @@
+//! The network, the second place where native and browser differ: one JSON POST (visitor
+//! sessions) and one WebSocket of text frames. Native: reqwest and tokio-tungstenite (rustls).
+//! Browser: `fetch` and the browser WebSocket through gloo-net (connected once the open event
+//! fired).
+
+use serde_json::Value;
+
+use crate::error::ClientError;
+
+/// Result of a REST call: the decoded body, or the server's `{"error": {code, message}}`.
+fn rest_result(status: u16, body: Value) -> Result<Value, ClientError> {
+    if (200..300).contains(&status) {
+        return Ok(body);
+    }
+    let code = body["error"]["code"]
+        .as_str()
+        .unwrap_or("http_error")
+        .to_string();
+    let message = body["error"]["message"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("HTTP {status}"));
+    Err(ClientError::Server { code, message })
+}
+
+/// True for refusals that retrying cannot fix (bad site key, identity, origin).
+pub fn is_permanent(e: &ClientError) -> bool {
+    match e {
+        ClientError::Server { code, .. } => !matches!(
+            code.as_str(),
+            "rate_limited" | "not_ready" | "internal" | "http_error" | "too_many_connections"
+        ),
+        ClientError::InvalidInput(_) => true,
+        _ => false,
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod imp {
+    use super::*;
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+    type Ws = tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >;
+
+    fn client() -> &'static reqwest::Client {
+        static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+        CLIENT.get_or_init(|| {
+            reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(20))
+                .build()
+                .unwrap_or_default()
+        })
+    }
+
+    /// POSTs `body` as JSON, with a bearer token when given.
+    pub async fn post_json(
+        url: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> Result<Value, ClientError> {
+        let mut req = client().post(url).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| ClientError::Network(e.to_string()))?;
+        let status = resp.status().as_u16();
+        let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+        rest_result(status, body)
+    }
+
+    /// An open WebSocket carrying text frames.
+    pub struct Socket {
+        ws: Ws,
+    }
+
+    impl Socket {
+        pub async fn connect(url: &str) -> Result<Socket, ClientError> {
+            let (ws, _) = tokio_tungstenite::connect_async(url)
+                .await
+                .map_err(|e| ClientError::Network(e.to_string()))?;
+            Ok(Socket { ws })
+        }
+
+        pub async fn send(&mut self, text: String) -> Result<(), ClientError> {
+            self.ws
+                .send(WsMessage::text(text))
+                .await
+                .map_err(|e| ClientError::Network(e.to_string()))
+        }
+
+        /// The next text frame; `None` once the socket closed.
+        pub async fn recv(&mut self) -> Option<Result<String, ClientError>> {
+            loop {
+                match self.ws.next().await? {
+                    Ok(WsMessage::Text(t)) => return Some(Ok(t.to_string())),
+                    Ok(WsMessage::Close(_)) => return None,
+                    Ok(_) => continue,
+                    Err(e) => return Some(Err(ClientError::Network(e.to_string()))),
+                }
+            }
+        }
+
+        pub async fn close(mut self) {
+            let _ = self.ws.close(None).await;
+        }
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+mod imp {
+    use super::*;
+    use futures::{SinkExt, StreamExt};
+    use gloo_net::websocket::{futures::WebSocket, Message as WsMessage};
+
+    /// POSTs `body` as JSON with `fetch`, with a bearer token when given.
+    pub async fn post_json(
+        url: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> Result<Value, ClientError> {
+        let mut req = gloo_net::http::Request::post(url);
+        if let Some(t) = token {
+            req = req.header("Authorization", &format!("Bearer {t}"));
+        }
+        let resp = req
+            .json(body)
+            .map_err(|e| ClientError::InvalidInput(e.to_string()))?
+            .send()
+            .await
+            .map_err(|e| ClientError::Network(e.to_string()))?;
+        let status = resp.status();
+        let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+        rest_result(status, body)
+    }
+
+    /// An open browser WebSocket carrying text frames.
+    pub struct Socket {
+        ws: WebSocket,
+    }
+
+    impl Socket {
+        /// Resolves once the socket's open event fired.
+        pub async fn connect(url: &str) -> Result<Socket, ClientError> {
+            let ws = WebSocket::open(url).map_err(|e| ClientError::Network(e.to_string()))?;
+            let mut socket = Socket { ws };
+            // gloo-net queues sends until open; wait for it so "connected" is true.
+            loop {
+                match socket.ws.state() {
+                    gloo_net::websocket::State::Open => return Ok(socket),
+                    gloo_net::websocket::State::Connecting => {
+                        crate::platform::sleep(std::time::Duration::from_millis(20)).await
+                    }
+                    _ => {
+                        return match socket.ws.next().await {
+                            Some(Err(e)) => Err(ClientError::Network(e.to_string())),
+                            _ => Err(ClientError::Network("the socket closed".into())),
+                        }
+                    }
+                }
+            }
+        }
+
+        pub async fn send(&mut self, text: String) -> Result<(), ClientError> {
+            self.ws
+                .send(WsMessage::Text(text))
+                .await
+                .map_err(|e| ClientError::Network(e.to_string()))
+        }
+
+        pub async fn recv(&mut self) -> Option<Result<String, ClientError>> {
+            loop {
+                match self.ws.next().await? {
+                    Ok(WsMessage::Text(t)) => return Some(Ok(t)),
+                    Ok(WsMessage::Bytes(_)) => continue,
+                    Err(gloo_net::websocket::WebSocketError::ConnectionClose(_)) => return None,
+                    Err(e) => return Some(Err(ClientError::Network(e.to_string()))),
+                }
+            }
+        }
+
+        pub async fn close(self) {
+            let _ = self.ws.close(Some(1000), None);
+        }
+    }
+}
+
+pub use imp::*;
