@@ -1,1 +1,387 @@
-//! uniffi bindings (Kotlin, Swift, Python) over sdk-core; grows in the client-core issue.
+//! The uniffi surface of the client core: thin newtypes over `kefu-sdk-core` for Kotlin (Android),
+//! Swift (iOS) and Python. No chat logic lives here: only conversions, the tokio runtime the core
+//! runs on, and the foreign listener.
+
+use std::sync::{Arc, LazyLock};
+
+use kefu_sdk_core::protocol;
+
+uniffi::setup_scaffolding!();
+
+/// The runtime every client's connection task runs on (two worker threads for the whole app).
+static RUNTIME: LazyLock<Result<tokio::runtime::Runtime, String>> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("kefu-sdk")
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+});
+
+/// Why a call failed or a message was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+pub enum ChatError {
+    #[error("invalid input: {message}")]
+    InvalidInput { message: String },
+    /// The server refused, with its stable code (`too_large`, `identity_required`, …).
+    #[error("{code}: {message}")]
+    Server { code: String, message: String },
+    #[error("network: {message}")]
+    Network { message: String },
+    #[error("not connected")]
+    Offline,
+    #[error("the client is closed")]
+    Closed,
+}
+
+impl From<kefu_sdk_core::ClientError> for ChatError {
+    fn from(e: kefu_sdk_core::ClientError) -> Self {
+        use kefu_sdk_core::ClientError as E;
+        match e {
+            E::InvalidInput(message) => ChatError::InvalidInput { message },
+            E::Server { code, message } => ChatError::Server { code, message },
+            E::Network(message) => ChatError::Network { message },
+            E::Offline => ChatError::Offline,
+            E::Closed => ChatError::Closed,
+        }
+    }
+}
+
+/// A session saved from `ChatEvent.SessionStarted`, to resume the same conversation later.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct SavedSession {
+    pub token: String,
+    pub visitor_id: String,
+    pub conversation_id: String,
+}
+
+/// Where and as whom to chat.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct ChatConfig {
+    /// The Kefu server, `https://chat.example.com` (or `http://host:port` in development).
+    pub server_url: String,
+    /// The site key from `kefu site add`.
+    pub site_key: String,
+    /// Your user id, verified by `user_hash` = hex(HMAC-SHA256(site secret, user_id)) from your
+    /// backend.
+    #[uniffi(default = None)]
+    pub user_id: Option<String>,
+    #[uniffi(default = None)]
+    pub user_hash: Option<String>,
+    /// A display name shown to agents.
+    #[uniffi(default = None)]
+    pub name: Option<String>,
+    #[uniffi(default = None)]
+    pub resume: Option<SavedSession>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum AuthorKind {
+    Visitor,
+    Bot,
+    Agent,
+    System,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum ConversationState {
+    Bot,
+    Queued,
+    Agent,
+    Resolved,
+}
+
+/// A knowledge-base entry a bot answer cites.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct ChatSource {
+    pub id: String,
+    pub title: String,
+    pub source: String,
+    pub score: f32,
+}
+
+/// One committed message.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct ChatMessage {
+    pub conversation_id: String,
+    pub seq: u64,
+    pub author: AuthorKind,
+    /// The agent's display name.
+    pub author_name: Option<String>,
+    pub text: String,
+    /// RFC 3339 UTC.
+    pub sent_at: String,
+    pub client_msg_id: Option<String>,
+    pub sources: Vec<ChatSource>,
+    pub quick_replies: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum ConnectionStatus {
+    Connecting,
+    Connected,
+    /// Lost; the next attempt starts in `retry_in_ms` (messages sent meanwhile are queued).
+    Waiting {
+        retry_in_ms: u64,
+        attempt: u32,
+    },
+    Stopped,
+}
+
+/// Everything the chat reports, in order, through `ChatListener.on_event`.
+#[derive(Debug, Clone, uniffi::Enum)]
+pub enum ChatEvent {
+    Connection {
+        status: ConnectionStatus,
+    },
+    /// Save `session` to resume the same conversation after the app restarts.
+    SessionStarted {
+        session: SavedSession,
+    },
+    ConversationStarted {
+        conversation_id: String,
+    },
+    /// A message, new or missed while offline: each seq once, in order.
+    Message {
+        message: ChatMessage,
+    },
+    History {
+        messages: Vec<ChatMessage>,
+        has_more: bool,
+    },
+    MessageQueued {
+        client_msg_id: String,
+        text: String,
+    },
+    MessageAcked {
+        client_msg_id: String,
+        seq: u64,
+    },
+    MessageFailed {
+        client_msg_id: String,
+        error: ChatError,
+    },
+    Typing {
+        author: AuthorKind,
+        author_name: Option<String>,
+        typing: bool,
+    },
+    Read {
+        author: AuthorKind,
+        seq: u64,
+    },
+    /// `offline`: queued while no agent is online (offer to leave a message).
+    StateChanged {
+        state: ConversationState,
+        agent: Option<String>,
+        offline: bool,
+    },
+    Error {
+        error: ChatError,
+    },
+}
+
+/// Implemented by the app: receives every event, on the SDK's thread (hop to the UI thread
+/// yourself).
+#[uniffi::export(with_foreign)]
+pub trait ChatListener: Send + Sync {
+    fn on_event(&self, event: ChatEvent);
+}
+
+/// One visitor chat: connects on creation and reconnects until `close`.
+#[derive(uniffi::Object)]
+pub struct ChatClient {
+    inner: kefu_sdk_core::Client,
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl ChatClient {
+    /// Starts the chat (creates or resumes the visitor session, then connects).
+    #[uniffi::constructor]
+    pub fn new(
+        config: ChatConfig,
+        listener: Arc<dyn ChatListener>,
+    ) -> Result<Arc<Self>, ChatError> {
+        let runtime = RUNTIME
+            .as_ref()
+            .map_err(|e| ChatError::Network { message: e.clone() })?;
+        let _entered = runtime.enter();
+        let core = kefu_sdk_core::ClientConfig {
+            server_url: config.server_url,
+            site_key: config.site_key,
+            user_id: config.user_id,
+            user_hash: config.user_hash,
+            name: config.name,
+            resume: config.resume.map(|s| kefu_sdk_core::Identity {
+                token: s.token,
+                visitor_id: s.visitor_id,
+                conversation_id: s.conversation_id,
+            }),
+        };
+        let inner = kefu_sdk_core::Client::start(core, Arc::new(ForeignListener(listener)))?;
+        Ok(Arc::new(ChatClient { inner }))
+    }
+
+    /// Queues a message; returns its client id at once (`MessageAcked` follows).
+    pub fn send_text(&self, text: String) -> Result<String, ChatError> {
+        Ok(self.inner.send_text(&text)?)
+    }
+
+    /// Sends a message and returns its seq once the server committed it (waits through
+    /// reconnects).
+    pub async fn send(&self, text: String) -> Result<u64, ChatError> {
+        Ok(self.inner.send(&text).await?)
+    }
+
+    /// Asks for a human agent.
+    pub fn request_human(&self) -> Result<(), ChatError> {
+        Ok(self.inner.request_human()?)
+    }
+
+    /// Loads up to `limit` (1–100) earlier messages (`History` event).
+    pub fn load_history(&self, limit: u32) -> Result<(), ChatError> {
+        Ok(self.inner.load_history(limit)?)
+    }
+
+    pub fn set_typing(&self, typing: bool) -> Result<(), ChatError> {
+        Ok(self.inner.set_typing(typing)?)
+    }
+
+    pub fn mark_read(&self, seq: u64) -> Result<(), ChatError> {
+        Ok(self.inner.mark_read(seq)?)
+    }
+
+    /// Disconnects for good.
+    pub fn close(&self) {
+        self.inner.close()
+    }
+}
+
+impl Drop for ChatClient {
+    fn drop(&mut self) {
+        self.inner.close();
+    }
+}
+
+/// Adapts the foreign listener to the core's `Listener`.
+struct ForeignListener(Arc<dyn ChatListener>);
+
+impl kefu_sdk_core::Listener for ForeignListener {
+    fn on_event(&self, event: kefu_sdk_core::Event) {
+        self.0.on_event(convert_event(event));
+    }
+}
+
+fn convert_event(e: kefu_sdk_core::Event) -> ChatEvent {
+    use kefu_sdk_core::Event as E;
+    match e {
+        E::Connection { status } => ChatEvent::Connection {
+            status: match status {
+                kefu_sdk_core::ConnectionStatus::Connecting => ConnectionStatus::Connecting,
+                kefu_sdk_core::ConnectionStatus::Connected => ConnectionStatus::Connected,
+                kefu_sdk_core::ConnectionStatus::Waiting {
+                    retry_in_ms,
+                    attempt,
+                } => ConnectionStatus::Waiting {
+                    retry_in_ms,
+                    attempt,
+                },
+                kefu_sdk_core::ConnectionStatus::Stopped => ConnectionStatus::Stopped,
+            },
+        },
+        E::SessionStarted {
+            visitor_id,
+            conversation_id,
+            token,
+        } => ChatEvent::SessionStarted {
+            session: SavedSession {
+                token,
+                visitor_id,
+                conversation_id,
+            },
+        },
+        E::ConversationStarted { conversation_id } => {
+            ChatEvent::ConversationStarted { conversation_id }
+        }
+        E::Message { message } => ChatEvent::Message {
+            message: convert_message(message),
+        },
+        E::History { messages, has_more } => ChatEvent::History {
+            messages: messages.into_iter().map(convert_message).collect(),
+            has_more,
+        },
+        E::MessageQueued {
+            client_msg_id,
+            text,
+        } => ChatEvent::MessageQueued {
+            client_msg_id,
+            text,
+        },
+        E::MessageAcked { client_msg_id, seq } => ChatEvent::MessageAcked { client_msg_id, seq },
+        E::MessageFailed {
+            client_msg_id,
+            error,
+        } => ChatEvent::MessageFailed {
+            client_msg_id,
+            error: error.into(),
+        },
+        E::Typing { author, typing } => ChatEvent::Typing {
+            author: author_kind(author.kind),
+            author_name: author.name,
+            typing,
+        },
+        E::Read { author, seq } => ChatEvent::Read {
+            author: author_kind(author.kind),
+            seq,
+        },
+        E::StateChanged {
+            state,
+            agent,
+            offline,
+        } => ChatEvent::StateChanged {
+            state: match state {
+                protocol::ConversationState::Bot => ConversationState::Bot,
+                protocol::ConversationState::Queued => ConversationState::Queued,
+                protocol::ConversationState::Agent => ConversationState::Agent,
+                protocol::ConversationState::Resolved => ConversationState::Resolved,
+            },
+            agent,
+            offline,
+        },
+        E::Error { error } => ChatEvent::Error {
+            error: error.into(),
+        },
+    }
+}
+
+fn author_kind(k: protocol::AuthorKind) -> AuthorKind {
+    match k {
+        protocol::AuthorKind::Visitor => AuthorKind::Visitor,
+        protocol::AuthorKind::Bot => AuthorKind::Bot,
+        protocol::AuthorKind::Agent => AuthorKind::Agent,
+        protocol::AuthorKind::System => AuthorKind::System,
+    }
+}
+
+fn convert_message(m: protocol::Message) -> ChatMessage {
+    ChatMessage {
+        conversation_id: m.conversation_id,
+        seq: m.seq,
+        author: author_kind(m.author.kind),
+        author_name: m.author.name,
+        text: m.text,
+        sent_at: m.sent_at,
+        client_msg_id: m.client_msg_id,
+        sources: m
+            .sources
+            .into_iter()
+            .map(|s| ChatSource {
+                id: s.id,
+                title: s.title,
+                source: s.source,
+                score: s.score,
+            })
+            .collect(),
+        quick_replies: m.quick_replies,
+    }
+}

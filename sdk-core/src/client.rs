@@ -299,7 +299,7 @@ impl Driver {
                     tick = Box::pin(platform::sleep(TICK).fuse());
                     ticks += 1;
                     self.session.resend_unsent();
-                    if ticks % PING_EVERY_TICKS == 0 {
+                    if ticks.is_multiple_of(PING_EVERY_TICKS) {
                         self.session.ping();
                     }
                 },

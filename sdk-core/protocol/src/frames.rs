@@ -311,7 +311,8 @@ pub fn decode_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
     Ok(frame)
 }
 
-fn validate(frame: &ClientFrame) -> Result<(), FrameError> {
+/// Checks a decoded frame's values (ids, text length, limits, version).
+pub fn validate(frame: &ClientFrame) -> Result<(), FrameError> {
     let bad = |m: String| Err(FrameError::new(ErrorCode::InvalidInput, m));
     match frame {
         ClientFrame::Send {

@@ -94,6 +94,7 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
     }));
     tracing::info!(%addr, model = %config.model, "ready");
     println!("kefu ready (model {})", config.model);
+    println!("  demo shop:     http://{addr}/  (the web widget, site `demo`)");
     println!("  chat demo:     http://{addr}/demo");
     println!("  agent console: http://{addr}/console");
     println!(

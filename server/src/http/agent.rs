@@ -192,6 +192,63 @@ pub async fn claim(
     Ok(Json(json!({ "ok": true })))
 }
 
+/// `POST /v1/agent/conversations/{id}/messages` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendRequest {
+    pub text: String,
+    /// Makes retries safe: the same id never creates a second message. Generated when absent.
+    #[serde(default)]
+    pub client_msg_id: Option<String>,
+}
+
+/// `POST /v1/agent/conversations/{id}/messages`: an agent's reply without a console socket
+/// (integrations, scripts). The agent must own the conversation, as on the WebSocket.
+pub async fn send_message(
+    State(state): State<AppState>,
+    AgentAuth(agent): AgentAuth,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<SendRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let services = super::ready(&state)?;
+    let client_msg_id = match req.client_msg_id {
+        Some(c) => c,
+        None => new_token("api-")
+            .map_err(ApiError::internal)?
+            .chars()
+            .take(36)
+            .collect(),
+    };
+    let frame = kefu_protocol::ClientFrame::Send {
+        conversation_id: id.clone(),
+        client_msg_id,
+        text: req.text,
+    };
+    kefu_protocol::validate(&frame).map_err(|e| {
+        if e.code == kefu_protocol::ErrorCode::TooLarge {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.message)
+        } else {
+            ApiError::bad_request("invalid_input", e.message)
+        }
+    })?;
+    let kefu_protocol::ClientFrame::Send {
+        client_msg_id,
+        text,
+        ..
+    } = frame
+    else {
+        return Err(ApiError::internal("unreachable frame kind"));
+    };
+    let m = services
+        .conversations
+        .agent_send(&agent, &id, &client_msg_id, &text)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "conversation_id": id, "seq": m.seq, "client_msg_id": client_msg_id })),
+    ))
+}
+
 /// `POST /v1/agent/conversations/{id}/handback`.
 pub async fn hand_back(
     State(state): State<AppState>,

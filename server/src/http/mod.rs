@@ -7,6 +7,7 @@ mod json;
 mod kb;
 mod pages;
 mod visitor;
+mod widget;
 pub mod ws;
 
 use std::future::Future;
@@ -34,18 +35,17 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/kb/query", post(kb::query))
         .route("/v1/ws", get(ws::upgrade))
-        .route("/v1/visitor/sessions", post(visitor::create_session))
-        .route(
-            "/v1/visitor/conversations",
-            post(visitor::create_conversation),
-        )
-        .route("/v1/conversations/{id}/messages", get(visitor::messages))
+        .merge(cross_origin_routes())
         .route("/v1/agent/login", post(agent::login))
         .route("/v1/agent/agents", get(agent::agents))
         .route("/v1/agent/canned", get(agent::canned))
         .route("/v1/agent/conversations", get(agent::list))
         .route("/v1/agent/conversations/{id}", get(agent::transcript))
         .route("/v1/agent/conversations/{id}/claim", post(agent::claim))
+        .route(
+            "/v1/agent/conversations/{id}/messages",
+            post(agent::send_message),
+        )
         .route(
             "/v1/agent/conversations/{id}/handback",
             post(agent::hand_back),
@@ -71,11 +71,37 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/admin/conversations/{id}", get(admin::transcript))
         .route("/console", get(pages::console))
         .route("/demo", get(pages::demo))
-        .route("/", get(pages::index))
+        .route("/", get(widget::shop))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// What a page on another origin uses: the visitor REST endpoints and the widget's files. CORS
+/// lets any origin call them (no cookies are involved: visitor tokens travel in headers); which
+/// origins may actually chat is decided per site by its allow-list, when a session is created and
+/// at the WebSocket's `hello`.
+fn cross_origin_routes() -> Router<AppState> {
+    use axum::http::{header, Method};
+    use tower_http::cors::{Any, CorsLayer};
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+        .max_age(std::time::Duration::from_secs(3600));
+    Router::new()
+        .route("/v1/visitor/sessions", post(visitor::create_session))
+        .route(
+            "/v1/visitor/conversations",
+            post(visitor::create_conversation),
+        )
+        .route("/v1/conversations/{id}/messages", get(visitor::messages))
+        .route("/widget.js", get(widget::loader))
+        .route("/widget/kefu_widget.js", get(widget::glue))
+        .route("/widget/kefu_widget_bg.wasm", get(widget::wasm))
+        .layer(tower_http::compression::CompressionLayer::new().gzip(true))
+        .layer(cors)
 }
 
 /// Serves `app(state)` on `listener` until `shutdown` resolves: WebSocket sessions are told to
