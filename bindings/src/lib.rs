@@ -21,13 +21,14 @@ static RUNTIME: LazyLock<Result<tokio::runtime::Runtime, String>> = LazyLock::ne
 /// Why a call failed or a message was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
 pub enum ChatError {
-    #[error("invalid input: {message}")]
-    InvalidInput { message: String },
+    #[error("invalid input: {reason}")]
+    InvalidInput { reason: String },
     /// The server refused, with its stable code (`too_large`, `identity_required`, …).
-    #[error("{code}: {message}")]
-    Server { code: String, message: String },
-    #[error("network: {message}")]
-    Network { message: String },
+    /// (Fields are not called `message`: Kotlin exceptions already have one.)
+    #[error("{code}: {reason}")]
+    Server { code: String, reason: String },
+    #[error("network: {reason}")]
+    Network { reason: String },
     #[error("not connected")]
     Offline,
     #[error("the client is closed")]
@@ -38,9 +39,12 @@ impl From<kefu_sdk_core::ClientError> for ChatError {
     fn from(e: kefu_sdk_core::ClientError) -> Self {
         use kefu_sdk_core::ClientError as E;
         match e {
-            E::InvalidInput(message) => ChatError::InvalidInput { message },
-            E::Server { code, message } => ChatError::Server { code, message },
-            E::Network(message) => ChatError::Network { message },
+            E::InvalidInput(reason) => ChatError::InvalidInput { reason },
+            E::Server { code, message } => ChatError::Server {
+                code,
+                reason: message,
+            },
+            E::Network(reason) => ChatError::Network { reason },
             E::Offline => ChatError::Offline,
             E::Closed => ChatError::Closed,
         }
@@ -204,7 +208,7 @@ impl ChatClient {
     ) -> Result<Arc<Self>, ChatError> {
         let runtime = RUNTIME
             .as_ref()
-            .map_err(|e| ChatError::Network { message: e.clone() })?;
+            .map_err(|e| ChatError::Network { reason: e.clone() })?;
         let _entered = runtime.enter();
         let core = kefu_sdk_core::ClientConfig {
             server_url: config.server_url,
@@ -251,8 +255,9 @@ impl ChatClient {
         Ok(self.inner.mark_read(seq)?)
     }
 
-    /// Disconnects for good.
-    pub fn close(&self) {
+    /// Disconnects for good (named so because Kotlin's `close()` belongs to `AutoCloseable`,
+    /// which frees the object).
+    pub fn disconnect(&self) {
         self.inner.close()
     }
 }

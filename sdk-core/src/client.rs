@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,6 +76,7 @@ pub struct Client {
     commands: mpsc::UnboundedSender<Command>,
     id_prefix: Arc<str>,
     counter: Arc<AtomicU64>,
+    closed: Arc<AtomicBool>,
 }
 
 impl Client {
@@ -91,6 +92,7 @@ impl Client {
             commands,
             id_prefix: id_prefix.into(),
             counter: Arc::new(AtomicU64::new(0)),
+            closed: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -100,6 +102,9 @@ impl Client {
     }
 
     fn command(&self, c: Command) -> Result<(), ClientError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(ClientError::Closed);
+        }
         self.commands
             .unbounded_send(c)
             .map_err(|_| ClientError::Closed)
@@ -158,6 +163,7 @@ impl Client {
     /// Closes the connection and stops reconnecting; unacknowledged messages fail with `Closed`.
     pub fn close(&self) {
         let _ = self.command(Command::Close);
+        self.closed.store(true, Ordering::Release);
     }
 }
 
@@ -307,11 +313,12 @@ impl Driver {
         }
     }
 
+    /// A REST call failed: permanent refusals are reported and stop the client; network
+    /// trouble only shows as the `Waiting` status that follows.
     fn refused(&mut self, e: ClientError) -> Exit {
-        let permanent = transport::is_permanent(&e);
-        self.session.report_error(e);
-        self.dispatch();
-        if permanent {
+        if transport::is_permanent(&e) {
+            self.session.report_error(e);
+            self.dispatch();
             Exit::Fatal
         } else {
             Exit::Lost

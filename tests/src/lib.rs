@@ -67,10 +67,16 @@ pub struct Server {
 impl Server {
     /// Starts `kefu serve --listen 127.0.0.1:0` on `data_dir` and waits until `/readyz` is 200.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        Self::start_on(data_dir, "127.0.0.1:0", extra)
+    }
+
+    /// Starts `kefu serve --listen ADDR` (e.g. the address of a server that was stopped, so
+    /// clients reconnect to the same URL).
+    pub fn start_on(data_dir: &Path, listen: &str, extra: &[&str]) -> Server {
         let mut c = kefu(data_dir);
         c.arg("serve")
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(listen)
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -105,6 +111,11 @@ impl Server {
             assert!(start.elapsed() < limit, "server not ready after {limit:?}");
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// `host:port` this server listens on.
+    pub fn addr(&self) -> String {
+        self.base.trim_start_matches("http://").to_string()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -231,4 +242,54 @@ pub fn add_agent(
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Runs a client test script (Python, Kotlin, Node) against `server`, serving its restart
+/// requests: the script prints `STOP` (answered `STOPPED` once the server exited after SIGTERM)
+/// and `START` (answered `STARTED` once it is ready again on the same address). Panics with the
+/// script's output unless it exits successfully after printing `PASS`.
+pub fn drive_script(mut cmd: Command, server: &mut Server, data_dir: &Path, extra: &[&str]) {
+    use std::io::Write;
+    let what = format!("{cmd:?}");
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let mut stdin = child.stdin.take().expect("stdin");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
+        s
+    });
+    let addr = server.addr();
+    let mut out = String::new();
+    let mut passed = false;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("read script stdout");
+        out.push_str(&line);
+        out.push('\n');
+        match line.trim() {
+            "STOP" => {
+                server.terminate();
+                writeln!(stdin, "STOPPED").expect("answer STOP");
+            }
+            "START" => {
+                *server = Server::start_on(data_dir, &addr, extra);
+                writeln!(stdin, "STARTED").expect("answer START");
+            }
+            "PASS" => passed = true,
+            _ => {}
+        }
+    }
+    let status = child.wait().expect("wait for the script");
+    let err = err_reader.join().unwrap_or_default();
+    assert!(
+        status.success() && passed,
+        "{what} failed ({status}):\n--- stdout\n{out}\n--- stderr\n{err}"
+    );
+    eprintln!("{err}");
 }

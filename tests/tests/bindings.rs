@@ -1,0 +1,121 @@
+//! The client core through its generated uniffi bindings, from Python and from Kotlin on the JVM,
+//! against a real `kefu serve`: the bot's answer, a handoff answered through the agent API, and
+//! a message queued while the server restarts, delivered exactly once.
+//!
+//! Needs `libkefu_sdk.so` and the `uniffi-bindgen` binary built next to `kefu` (scripts/test
+//! builds the whole workspace first), python3, and for Kotlin the npm `kotlin-compiler` in
+//! tests/browser plus Debian's `libjna-java`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use kefu_e2e::{drive_script, kefu_bin, workspace_root, Server};
+
+const AGENT_PASSWORD: &str = "bindings-test-pw";
+
+fn profile_dir() -> PathBuf {
+    kefu_bin()
+        .parent()
+        .map(Path::to_path_buf)
+        .expect("profile dir")
+}
+
+fn library() -> PathBuf {
+    let lib = profile_dir().join("libkefu_sdk.so");
+    assert!(
+        lib.is_file(),
+        "{} not found: build it first (cargo build -p kefu-bindings)",
+        lib.display()
+    );
+    lib
+}
+
+/// Generates `language` bindings from the built library (uniffi library mode).
+fn generate(language: &str, out: &Path) {
+    let bindgen = profile_dir().join("uniffi-bindgen");
+    assert!(
+        bindgen.is_file(),
+        "{} not found: build it first (cargo build -p uniffi-bindgen)",
+        bindgen.display()
+    );
+    let status = Command::new(bindgen)
+        .current_dir(workspace_root().join("bindings"))
+        .args([
+            "generate",
+            "--no-format",
+            "--language",
+            language,
+            "--out-dir",
+        ])
+        .arg(out)
+        .arg(library())
+        .status()
+        .expect("run uniffi-bindgen");
+    assert!(status.success(), "uniffi-bindgen {language} failed");
+}
+
+/// A server with an agent account, on a fresh data dir.
+fn server(dir: &Path) -> Server {
+    kefu_e2e::add_agent(dir, &[], "wang", "王小二", AGENT_PASSWORD, &[]);
+    Server::start(dir, &[])
+}
+
+fn client_env(cmd: &mut Command, server: &Server) {
+    cmd.env("KEFU_URL", &server.base)
+        .env("KEFU_AGENT", "wang")
+        .env("KEFU_AGENT_PASSWORD", AGENT_PASSWORD);
+}
+
+#[test]
+fn python_client_chats_hands_off_and_survives_a_restart() {
+    let gen = tempfile::tempdir().expect("tmp");
+    generate("python", gen.path());
+    std::fs::copy(library(), gen.path().join("libkefu_sdk.so")).expect("copy library");
+    let data = tempfile::tempdir().expect("tmp");
+    let mut server = server(data.path());
+    let mut cmd = Command::new("python3");
+    cmd.arg(workspace_root().join("bindings/tests/python/test_chat.py"))
+        .env("PYTHONPATH", gen.path());
+    client_env(&mut cmd, &server);
+    drive_script(cmd, &mut server, data.path(), &[]);
+}
+
+#[test]
+fn kotlin_client_chats_hands_off_and_survives_a_restart() {
+    let kotlin = workspace_root().join("tests/browser/node_modules/kotlin-compiler");
+    assert!(
+        kotlin.join("bin/kotlinc").is_file(),
+        "kotlin-compiler is not installed: run `npm ci` in tests/browser (scripts/test does)"
+    );
+    let jna = Path::new("/usr/share/java/jna.jar");
+    assert!(
+        jna.is_file(),
+        "JNA is not installed: apt-get install libjna-java"
+    );
+    let coroutines = kotlin.join("lib/kotlinx-coroutines-core-jvm.jar");
+    let gen = tempfile::tempdir().expect("tmp");
+    generate("kotlin", gen.path());
+    let jar = gen.path().join("chat-test.jar");
+    let classpath = format!("{}:{}", jna.display(), coroutines.display());
+    let out = Command::new(kotlin.join("bin/kotlinc"))
+        .arg(gen.path().join("io/kefu/sdk/kefu_sdk.kt"))
+        .arg(workspace_root().join("bindings/tests/kotlin/ChatTest.kt"))
+        .args(["-nowarn", "-include-runtime", "-cp", &classpath, "-d"])
+        .arg(&jar)
+        .output()
+        .expect("run kotlinc (needs a JDK)");
+    assert!(
+        out.status.success(),
+        "kotlinc failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let data = tempfile::tempdir().expect("tmp");
+    let mut server = server(data.path());
+    let mut cmd = Command::new("java");
+    cmd.arg(format!("-Djna.library.path={}", profile_dir().display()))
+        .arg("-cp")
+        .arg(format!("{}:{classpath}", jar.display()))
+        .arg("ChatTestKt");
+    client_env(&mut cmd, &server);
+    drive_script(cmd, &mut server, data.path(), &[]);
+}
