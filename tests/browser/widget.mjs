@@ -1,0 +1,247 @@
+// The embeddable web widget in headless Chromium against a real `kefu serve`:
+// - on the demo shop (`/`, hostile page CSS added): keyboard open, a cited bot answer, a quick-reply
+//   chip, visitor markup shown as text, a handoff answered from the console in a second browser
+//   context (typing, markdown, XSS payloads inert), a message queued while the server restarts
+//   (this script prints STOP / START; the Rust driver answers STOPPED / STARTED on stdin);
+// - in Chinese with no agent online: the offline-message form, stored as an offline conversation;
+// - on a page of another origin (a page server on SHOP_PORT): the allow-listed site chats, a site that
+//   does not allow that origin is refused.
+// Prints the widget's transfer sizes as JSON, then PASS.
+//
+// usage: node widget.mjs BASE_URL AGENT_NAME AGENT_PASSWORD SHOP_PORT [SCREENSHOT_DIR]
+
+import http from "node:http";
+import readline from "node:readline";
+import { chromium } from "playwright-core";
+
+const [base, agentName, agentPassword, shopPort, shots] = process.argv.slice(2);
+if (!base || !agentName || !agentPassword || !shopPort) {
+  console.error("usage: node widget.mjs BASE_URL AGENT_NAME AGENT_PASSWORD SHOP_PORT [SCREENSHOT_DIR]");
+  process.exit(2);
+}
+const TIMEOUT = 60_000;
+const stdin = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+
+function check(cond, message) {
+  if (!cond) throw new Error("check failed: " + message);
+}
+function step(msg) {
+  console.error("[widget] " + msg);
+}
+async function control(word, answer) {
+  console.log(word);
+  const { value } = await stdin.next();
+  check(value && value.trim() === answer, `expected ${answer}, got ${value}`);
+}
+
+const W = "kefu-chat";
+const browser = await chromium.launch({
+  executablePath: process.env.KEFU_CHROMIUM || "/usr/bin/chromium",
+  args: [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  ],
+});
+const failures = [];
+function watch(name, page) {
+  page.setDefaultTimeout(TIMEOUT);
+  page.on("pageerror", (e) => failures.push(`${name} page error: ${e.message}`));
+  page.on("dialog", (d) => { failures.push(`${name} dialog opened: ${d.message()}`); d.dismiss(); });
+}
+
+try {
+  // ----- the agent is online in the console -----
+  const agentCtx = await browser.newContext();
+  const agent = await agentCtx.newPage();
+  watch("agent", agent);
+  await agent.goto(base + "/console");
+  await agent.fill("[data-testid=login-name]", agentName);
+  await agent.fill("[data-testid=login-password]", agentPassword);
+  await agent.click("[data-testid=login-submit]");
+  await agent.waitForSelector("[data-testid=conn]:has-text('online')");
+
+  // ----- the visitor on the demo shop, with hostile page CSS -----
+  const visitorCtx = await browser.newContext({ locale: "en-US" });
+  const visitor = await visitorCtx.newPage();
+  watch("visitor", visitor);
+  await visitor.goto(base + "/?lang=en");
+  const pageStyle = () => visitor.evaluate(() => {
+    const p = document.querySelector("main p");
+    const s = getComputedStyle(p);
+    return `${s.color}|${s.marginTop}|${s.fontFamily}|${s.backgroundColor}`;
+  });
+  await visitor.locator(`${W} .bubble`).waitFor();
+  const before = await pageStyle();
+  await visitor.addStyleTag({
+    content: "* { color: rgb(255, 0, 0) !important; font-size: 31px !important; } " +
+      "button { display: none !important; } div { border: 7px solid rgb(0, 255, 0) !important; }",
+  });
+  check(await pageStyle() !== before, "the hostile CSS applies to the page itself");
+
+  // Keyboard: focus the bubble, Enter opens the panel and focuses the input.
+  const bubble = visitor.locator(`${W} .bubble`);
+  check(await bubble.isVisible(), "page CSS (button { display: none }) does not hide the bubble");
+  check(await bubble.getAttribute("aria-label") === "Chat with us", "English UI on an English page");
+  await bubble.focus();
+  await visitor.keyboard.press("Enter");
+  await visitor.locator(`${W} .panel`).waitFor();
+  check(await bubble.getAttribute("aria-expanded") === "true", "aria-expanded follows the panel");
+  check(await visitor.evaluate(() => document.querySelector("kefu-chat").shadowRoot.activeElement?.tagName) === "TEXTAREA",
+    "opening moves focus to the message box");
+
+  // A knowledge-base question: a cited answer.
+  await visitor.keyboard.type("How long does delivery take?");
+  await visitor.keyboard.press("Enter");
+  const firstBot = visitor.locator(`${W} .msg.bot`).first();
+  await firstBot.waitFor();
+  await firstBot.locator(".sources li").first().waitFor();
+  const msgStyle = await firstBot.evaluate((e) => {
+    const s = getComputedStyle(e.querySelector(".body"));
+    return { color: s.color, size: s.fontSize, border: getComputedStyle(e).borderTopWidth };
+  });
+  check(msgStyle.color !== "rgb(255, 0, 0)" && msgStyle.size !== "31px" && msgStyle.border !== "7px",
+    "page CSS does not leak into the widget: " + JSON.stringify(msgStyle));
+  step("bot answered: " + (await firstBot.innerText()).replace(/\n/g, " / "));
+
+  // A vaguer question: quick-reply chips; tapping one asks it.
+  await visitor.keyboard.type("How long does shipping take?");
+  await visitor.keyboard.press("Enter");
+  const chip = visitor.locator(`${W} .chips button`).first();
+  await chip.waitFor();
+  const botsBeforeChip = await visitor.locator(`${W} .msg.bot`).count();
+  const chipText = await chip.innerText();
+  await chip.click();
+  await visitor.locator(`${W} .msg.bot`).nth(botsBeforeChip).waitFor();
+  check(await visitor.locator(`${W} .msg.visitor:not(.pending)`, { hasText: chipText }).count() >= 1, "the chip's text was sent");
+  step(`quick reply "${chipText}" asked`);
+
+  // Visitor markup stays text.
+  await visitor.fill(`${W} .composer textarea`, `<img src=x onerror="window.__xss='visitor'"> **not bold**`);
+  await visitor.press(`${W} .composer textarea`, "Enter");
+  await visitor.locator(`${W} .msg.visitor:not(.pending)`, { hasText: "<img src=x" }).waitFor();
+
+  // ----- handoff, answered from the console -----
+  await visitor.click(`${W} .human`);
+  await visitor.locator(`${W} .status`, { hasText: "Waiting for an agent" }).waitFor();
+  check(await visitor.locator(`${W} .offline`).isHidden(), "no offline form while an agent is online");
+  const queued = agent.locator("[data-testid=queue] [data-testid=conv]").first();
+  await queued.waitFor();
+  await queued.click();
+  await agent.click("[data-testid=claim]");
+  await visitor.locator(`${W} .status`, { hasText: "is helping you" }).waitFor();
+  await agent.waitForSelector("[data-testid=send]:not([disabled])");
+  await agent.locator("[data-testid=reply]").pressSequentially("Hi", { delay: 20 });
+  await visitor.locator(`${W} .typing`).waitFor({ state: "visible" });
+  await agent.fill("[data-testid=reply]",
+    "**Hello**, I'm Wang 王小二.\n<script>window.__xss='script'</script><img src=x onerror=\"window.__xss='img'\">\n" +
+    "[bad link](javascript:window.__xss='link') and [our FAQ](https://shop.example/faq)");
+  await agent.press("[data-testid=reply]", "Enter");
+  const agentMsg = visitor.locator(`${W} .msg.agent`).first();
+  await agentMsg.waitFor();
+  check(await agentMsg.locator("strong", { hasText: "Hello" }).count() === 1, "agent markdown renders");
+  check((await agentMsg.innerText()).includes("<script>"), "agent HTML is shown as text");
+  check(await agentMsg.locator("a").count() === 1, "only the safe link is a link");
+  check(await agentMsg.locator("a").getAttribute("href") === "https://shop.example/faq", "https link kept");
+  check(await agentMsg.locator("a").getAttribute("rel") === "noopener noreferrer nofollow", "links are rel=noopener");
+  await agentMsg.getByText("bad link").click();
+  step("agent reply rendered safely");
+
+  // ----- the server restarts; a message typed meanwhile is queued and delivered once -----
+  await control("STOP", "STOPPED");
+  await visitor.locator(`${W} .banner`).waitFor({ state: "visible" });
+  const offlineText = "Sent while the server restarts / 重启期间发送";
+  await visitor.fill(`${W} .composer textarea`, offlineText);
+  await visitor.press(`${W} .composer textarea`, "Enter");
+  await visitor.locator(`${W} .msg.visitor.pending`, { hasText: offlineText }).waitFor();
+  await control("START", "STARTED");
+  await visitor.locator(`${W} .msg.visitor:not(.pending)`, { hasText: offlineText }).waitFor();
+  await visitor.locator(`${W} .banner`).waitFor({ state: "hidden" });
+  check(await visitor.locator(`${W} .msg.visitor`, { hasText: offlineText }).count() === 1, "delivered exactly once");
+  await agent.locator("[data-testid=transcript] [data-testid=msg-visitor]", { hasText: offlineText }).waitFor();
+  const seqs = await visitor.locator(`${W} .msg[data-seq]`).evaluateAll((els) => els.map((e) => Number(e.dataset.seq)));
+  check(seqs.every((s, i) => i === 0 || s > seqs[i - 1]), "messages in seq order: " + seqs);
+  step("queued message delivered after the restart");
+
+  // Escape closes the panel and returns focus to the bubble.
+  await visitor.locator(`${W} .composer textarea`).focus();
+  await visitor.keyboard.press("Escape");
+  check(await visitor.locator(`${W} .panel`).isHidden(), "Escape closes the panel");
+
+  for (const [name, page] of [["visitor", visitor], ["agent", agent]]) {
+    check(await page.evaluate(() => window.__xss === undefined), `${name}: no injected script ran`);
+  }
+  const injected = await visitor.evaluate(() =>
+    document.querySelector("kefu-chat").shadowRoot.querySelectorAll(".log img, .log script, .log iframe").length);
+  check(injected === 0, `no injected elements in the widget (${injected})`);
+
+  // Transfer sizes (gzip on the wire) of the widget's files.
+  const sizes = await visitor.evaluate(() => Object.fromEntries(performance.getEntriesByType("resource")
+    .filter((e) => /widget/.test(e.name)).map((e) => [new URL(e.name).pathname, e.transferSize])));
+  const total = Object.values(sizes).reduce((a, b) => a + b, 0);
+  console.log(JSON.stringify({ widget_transfer_bytes: sizes, total }));
+  if (shots) await visitor.screenshot({ path: shots + "/widget.png" });
+
+  // ----- Chinese page, no agent online: the offline-message form -----
+  await agentCtx.close();
+  const zhCtx = await browser.newContext({ locale: "zh-CN" });
+  const zh = await zhCtx.newPage();
+  watch("zh visitor", zh);
+  await zh.goto(base + "/?lang=zh");
+  await zh.locator(`${W} .bubble[aria-label='在线客服']`).click();
+  await zh.locator(`${W} .human`, { hasText: "转人工" }).click();
+  const form = zh.locator(`${W} form.offline`);
+  await form.waitFor({ state: "visible" });
+  await form.locator("input").fill("li@example.com");
+  await form.locator("textarea").fill("我想批发 100 套茶具，请联系我。");
+  await form.locator("button[type=submit]").click();
+  await zh.locator(`${W} form.offline [role=status]`).waitFor();
+  await zh.locator(`${W} .msg.visitor:not(.pending)`, { hasText: "批发" }).waitFor();
+  const login = await (await fetch(base + "/v1/agent/login", {
+    method: "POST", headers: { "content-type": "application/json" },
+    body: JSON.stringify({ name: agentName, password: agentPassword }),
+  })).json();
+  const list = await (await fetch(base + "/v1/agent/conversations?state=queued", {
+    headers: { authorization: "Bearer " + login.token },
+  })).json();
+  const convs = list.conversations || list;
+  check(convs.some((c) => c.offline && (c.last_text || "").includes("批发")),
+    "the offline message is queued as an offline conversation: " + JSON.stringify(convs));
+  step("offline message stored");
+
+  // ----- another origin (a real page server on another port): allowed for site `shop`,
+  // refused for `demo` (same-origin only) -----
+  const pages = http.createServer((req, res) => {
+    const site = req.url.startsWith("/refused") ? "demo" : "shop";
+    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+    res.end(`<!doctype html><html lang="en"><body><h1>Third-party shop</h1>` +
+      `<script src="${base}/widget.js" data-site-key="${site}" async></script></body></html>`);
+  });
+  await new Promise((ok) => pages.listen(Number(shopPort), "127.0.0.1", ok));
+  const shopOrigin = `http://127.0.0.1:${shopPort}`;
+  const shopCtx = await browser.newContext();
+  const shop = await shopCtx.newPage();
+  watch("cross-origin", shop);
+  shop.on("console", (m) => { if (m.type() === "error") step("cross-origin console: " + m.text()); });
+  await shop.goto(shopOrigin + "/");
+  await shop.locator(`${W} .bubble`).click();
+  await shop.fill(`${W} .composer textarea`, "支持哪些付款方式？");
+  await shop.press(`${W} .composer textarea`, "Enter");
+  await shop.locator(`${W} .msg.bot .sources li`).first().waitFor();
+  step("a page on an allow-listed origin chats");
+  const other = await shopCtx.newPage();
+  await other.goto(shopOrigin + "/refused");
+  await other.locator(`${W} .bubble`).click();
+  await other.locator(`${W} .banner`, { hasText: "Cannot reach" }).waitFor();
+  step("a page on another origin is refused for a same-origin site");
+  pages.close();
+} catch (e) {
+  failures.push(e.stack || String(e));
+} finally {
+  await browser.close();
+}
+if (failures.length) {
+  console.error(failures.join("\n"));
+  process.exit(1);
+}
+console.log("PASS");
+process.exit(0);
