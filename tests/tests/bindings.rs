@@ -119,3 +119,38 @@ fn kotlin_client_chats_hands_off_and_survives_a_restart() {
     client_env(&mut cmd, &server);
     drive_script(cmd, &mut server, data.path(), &[]);
 }
+
+#[test]
+fn mobile_packages_are_generated_and_laid_out() {
+    let out = tempfile::tempdir().expect("tmp");
+    let status = Command::new(workspace_root().join("scripts/generate-bindings"))
+        .arg(out.path())
+        .env("KEFU_SDK_LIB", library())
+        .env("UNIFFI_BINDGEN", profile_dir().join("uniffi-bindgen"))
+        .status()
+        .expect("run scripts/generate-bindings");
+    assert!(status.success(), "scripts/generate-bindings failed");
+    let read = |p: &str| {
+        std::fs::read_to_string(out.path().join(p)).unwrap_or_else(|e| panic!("{p}: {e}"))
+    };
+    let kotlin = read("android/src/main/kotlin/io/kefu/sdk/kefu_sdk.kt");
+    assert!(kotlin.contains("package io.kefu.sdk"));
+    assert!(
+        kotlin.contains("suspend fun `send`"),
+        "async send is a suspend function"
+    );
+    let swift = read("swift/Sources/KefuSDK/KefuSDK.swift");
+    assert!(swift.contains("open class ChatClient") || swift.contains("public class ChatClient"));
+    assert!(
+        swift.contains("func send(text: String) async throws"),
+        "async send in Swift"
+    );
+    assert!(read("swift/Sources/KefuSDKFFI/include/module.modulemap").contains("KefuSDKFFI"));
+    assert!(read("swift/Sources/KefuSDKFFI/include/KefuSDKFFI.h").contains("uniffi_kefu_sdk_fn"));
+    assert!(read("python/kefu_sdk.py").contains("class ChatClient"));
+    assert!(out.path().join("python/libkefu_sdk.so").is_file());
+    // The package manifests point at exactly these places.
+    let manifest = std::fs::read_to_string(workspace_root().join("bindings/swift/Package.swift"))
+        .expect("Package.swift");
+    assert!(manifest.contains("Sources/KefuSDK") && manifest.contains("KefuSDKFFI.xcframework"));
+}
