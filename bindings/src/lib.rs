@@ -2,7 +2,7 @@
 //! Swift (iOS) and Python. No chat logic lives here: only conversions, the tokio runtime the core
 //! runs on, and the foreign listener.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use kefu_sdk_core::protocol;
 
@@ -196,6 +196,7 @@ pub trait ChatListener: Send + Sync {
 #[derive(uniffi::Object)]
 pub struct ChatClient {
     inner: kefu_sdk_core::Client,
+    listener: SharedListener,
 }
 
 #[uniffi::export(async_runtime = "tokio")]
@@ -222,8 +223,10 @@ impl ChatClient {
                 conversation_id: s.conversation_id,
             }),
         };
-        let inner = kefu_sdk_core::Client::start(core, Arc::new(ForeignListener(listener)))?;
-        Ok(Arc::new(ChatClient { inner }))
+        let listener: SharedListener = Arc::new(Mutex::new(Some(listener)));
+        let inner =
+            kefu_sdk_core::Client::start(core, Arc::new(ForeignListener(listener.clone())))?;
+        Ok(Arc::new(ChatClient { inner, listener }))
     }
 
     /// Queues a message; returns its client id at once (`MessageAcked` follows).
@@ -263,17 +266,29 @@ impl ChatClient {
 }
 
 impl Drop for ChatClient {
+    /// The host let go of the client: stop it, and release the host's listener here, on the
+    /// host's thread, so no callback reaches a host that is tearing down (e.g. a Python
+    /// interpreter at exit).
     fn drop(&mut self) {
+        if let Ok(mut l) = self.listener.lock() {
+            l.take();
+        }
         self.inner.close();
     }
 }
 
+/// The host's listener, detached when the client is dropped.
+type SharedListener = Arc<Mutex<Option<Arc<dyn ChatListener>>>>;
+
 /// Adapts the foreign listener to the core's `Listener`.
-struct ForeignListener(Arc<dyn ChatListener>);
+struct ForeignListener(SharedListener);
 
 impl kefu_sdk_core::Listener for ForeignListener {
     fn on_event(&self, event: kefu_sdk_core::Event) {
-        self.0.on_event(convert_event(event));
+        let listener = self.0.lock().ok().and_then(|l| l.clone());
+        if let Some(listener) = listener {
+            listener.on_event(convert_event(event));
+        }
     }
 }
 

@@ -54,16 +54,30 @@ fn generate(language: &str, out: &Path) {
     assert!(status.success(), "uniffi-bindgen {language} failed");
 }
 
-/// A server with an agent account, on a fresh data dir.
+const MEMBERS_SECRET: &str = "members-secret-0123456789";
+
+/// A server with an agent account and a site `members` that only chats with verified users.
 fn server(dir: &Path) -> Server {
     kefu_e2e::add_agent(dir, &[], "wang", "王小二", AGENT_PASSWORD, &[]);
+    let mut site = kefu_e2e::kefu(dir);
+    site.args([
+        "site",
+        "add",
+        "members",
+        "--enforce-identity",
+        "--identity-secret",
+    ])
+    .arg(MEMBERS_SECRET);
+    let out = kefu_e2e::run(site);
+    assert!(out.status.success(), "kefu site add: {out:?}");
     Server::start(dir, &[])
 }
 
 fn client_env(cmd: &mut Command, server: &Server) {
     cmd.env("KEFU_URL", &server.base)
         .env("KEFU_AGENT", "wang")
-        .env("KEFU_AGENT_PASSWORD", AGENT_PASSWORD);
+        .env("KEFU_AGENT_PASSWORD", AGENT_PASSWORD)
+        .env("KEFU_MEMBERS_SECRET", MEMBERS_SECRET);
 }
 
 #[test]

@@ -26,7 +26,8 @@ fn widget_in_headless_chromium() {
     kefu_e2e::add_agent(tmp.path(), &[], "wang", "王小二", "widget-test-pw", &[]);
     let mut site = kefu(tmp.path());
     site.args(["site", "add", "shop", "--origin", &shop_origin]);
-    run(site);
+    let out = run(site);
+    assert!(out.status.success(), "kefu site add: {out:?}");
     let mut server = Server::start(tmp.path(), &[]);
     let widget = reqwest::blocking::get(server.url("/widget.js")).expect("GET /widget.js");
     assert_eq!(

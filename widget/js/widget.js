@@ -1,6 +1,8 @@
 /*! Kefu chat widget. Add to any page:
  *    <script src="https://YOUR-KEFU-HOST/widget.js" data-site-key="YOUR-SITE-KEY" async></script>
- *  Optional: data-lang="zh|en" (default: the page's language), data-title="…".
+ *  Optional: data-lang="zh|en" (default: the page's language), data-title="…", and for signed-in
+ *  users data-user-id + data-user-hash (hex HMAC-SHA256 of the id with the site's identity secret,
+ *  computed by your backend) and data-name.
  *  The bubble and panel live in a shadow DOM; message text is rendered by the wasm engine into
  *  text nodes and a few formatting elements, never as HTML from the wire. */
 (() => {
@@ -95,7 +97,11 @@ form button[type=submit] { background: #2563eb; color: #fff; border-radius: 8px;
     return e;
   }
 
-  const storageKey = `kefu:${server}:${siteKey}`;
+  const userId = script.dataset.userId || undefined;
+  const userHash = script.dataset.userHash || undefined;
+  const userName = script.dataset.name || undefined;
+  // One saved session per site and user, so a different sign-in never resumes another's chat.
+  const storageKey = `kefu:${server}:${siteKey}:${userId || ""}`;
   const storage = {
     get() { try { return localStorage.getItem(storageKey) || undefined; } catch { return undefined; } },
     set(v) { try { localStorage.setItem(storageKey, v); } catch { /* storage blocked: no resume */ } },
@@ -281,7 +287,7 @@ form button[type=submit] { background: #2563eb; color: #fff; border-radius: 8px;
       }
     }
 
-    const chat = new engine.KefuChat(server, siteKey, storage.get(), onEvent);
+    const chat = new engine.KefuChat(server, siteKey, storage.get(), onEvent, userId, userHash, userName);
 
     function send(text) {
       const t = text.trim();

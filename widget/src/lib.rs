@@ -37,13 +37,17 @@ mod web {
     #[wasm_bindgen]
     impl KefuChat {
         /// Starts the chat. `resume` is a saved `session_started` event's JSON (or undefined);
-        /// `on_event` receives every event as a JSON string.
+        /// `on_event` receives every event as a JSON string; `user_id` + `user_hash` verify a
+        /// signed-in user, `name` is shown to agents.
         #[wasm_bindgen(constructor)]
         pub fn new(
             server_url: String,
             site_key: String,
             resume: Option<String>,
             on_event: js_sys::Function,
+            user_id: Option<String>,
+            user_hash: Option<String>,
+            name: Option<String>,
         ) -> Result<KefuChat, JsError> {
             let resume = resume
                 .as_deref()
@@ -58,8 +62,10 @@ mod web {
             let config = ClientConfig {
                 server_url,
                 site_key,
+                user_id,
+                user_hash,
+                name,
                 resume,
-                ..Default::default()
             };
             let client = Client::start(config, Arc::new(JsListener(on_event))).map_err(js_error)?;
             Ok(KefuChat { client })

@@ -10,6 +10,8 @@ after the restart.
 """
 
 import asyncio
+import hashlib
+import hmac
 import json
 import os
 import sys
@@ -159,7 +161,48 @@ async def chat(client, events):
         raise AssertionError("sending after close was accepted")
     except k.ChatError.Closed:
         pass
+    await identity_and_resume(session)
     print("PASS", flush=True)
+
+
+async def identity_and_resume(session):
+    """A saved session resumes the same conversation; a site that enforces identity takes a
+    verified user and refuses a wrong hash with a clear error."""
+    loop = asyncio.get_running_loop()
+    events = Events(loop)
+    saved = k.SavedSession(token=session.token, visitor_id=session.visitor_id,
+                           conversation_id=session.conversation_id)
+    resumed = k.ChatClient(k.ChatConfig(server_url=URL, site_key="demo", resume=saved), events)
+    try:
+        await events.wait_for("resumed", lambda e: e.is_connection() and e.status.is_connected())
+        first = await events.wait_for("the replayed first message", lambda e: e.is_message())
+        assert first.message.conversation_id == session.conversation_id
+        assert first.message.seq == 1
+    finally:
+        resumed.disconnect()
+    step("a saved session resumed the same conversation")
+
+    secret = os.environ["KEFU_MEMBERS_SECRET"].encode()
+    good = hmac.new(secret, b"member-42", hashlib.sha256).hexdigest()
+    events = Events(loop)
+    member = k.ChatClient(k.ChatConfig(server_url=URL, site_key="members", user_id="member-42",
+                                       user_hash=good), events)
+    try:
+        await events.wait_for("verified session", lambda e: e.is_session_started())
+        assert await member.send("会员积分怎么用？") >= 1
+    finally:
+        member.disconnect()
+    events = Events(loop)
+    forged = k.ChatClient(k.ChatConfig(server_url=URL, site_key="members", user_id="member-42",
+                                       user_hash="00" * 32), events)
+    try:
+        refused = await events.wait_for("the refusal", lambda e: e.is_error())
+        assert isinstance(refused.error, k.ChatError.Server), refused.error
+        assert refused.error.code == "identity_invalid", refused.error
+        await events.wait_for("stopped", lambda e: e.is_connection() and e.status.is_stopped())
+    finally:
+        forged.disconnect()
+    step("identity verified, a forged hash refused with identity_invalid")
 
 
 asyncio.run(main())
