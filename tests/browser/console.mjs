@@ -5,39 +5,23 @@
 //
 // usage: node console.mjs BASE_URL AGENT_NAME AGENT_PASSWORD [SCREENSHOT_DIR]
 
-import { chromium } from "playwright-core";
+import { check, runInChromium } from "./harness.mjs";
 
 const [base, agentName, agentPassword, shots] = process.argv.slice(2);
 if (!base || !agentName || !agentPassword) {
   console.error("usage: node console.mjs BASE_URL AGENT_NAME AGENT_PASSWORD [SCREENSHOT_DIR]");
   process.exit(2);
 }
-const TIMEOUT = 60_000;
 const XSS_VISITOR = `<img src=x onerror="window.__xss='visitor'"><script>window.__xss='script'</script>`;
 const XSS_AGENT = `<b onmouseover="window.__xss='agent'">bold?</b><iframe src="javascript:window.__xss='iframe'"></iframe>`;
 
-function check(cond, message) {
-  if (!cond) throw new Error("check failed: " + message);
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.KEFU_CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
-const failures = [];
-try {
+await runInChromium(async (browser, watch) => {
   const visitorCtx = await browser.newContext();
   const agentCtx = await browser.newContext();
   const visitor = await visitorCtx.newPage();
   const agent = await agentCtx.newPage();
-  for (const [name, page] of [["visitor", visitor], ["agent", agent]]) {
-    page.setDefaultTimeout(TIMEOUT);
-    page.on("pageerror", (e) => failures.push(`${name} page error: ${e.message}`));
-    page.on("dialog", (d) => { failures.push(`${name} dialog opened: ${d.message()}`); d.dismiss(); });
-  }
+  watch("visitor", visitor);
+  watch("agent", agent);
 
   // Agent logs in first so the handoff finds someone online.
   await agent.goto(base + "/console");
@@ -116,13 +100,5 @@ try {
     await visitor.screenshot({ path: shots + "/visitor.png" });
     await agent.screenshot({ path: shots + "/console.png" });
   }
-} catch (e) {
-  failures.push(e.stack || String(e));
-} finally {
-  await browser.close();
-}
-if (failures.length) {
-  console.error(failures.join("\n"));
-  process.exit(1);
-}
+});
 console.log("browser console test passed");

@@ -12,19 +12,15 @@
 
 import http from "node:http";
 import readline from "node:readline";
-import { chromium } from "playwright-core";
+import { check, runInChromium } from "./harness.mjs";
 
 const [base, agentName, agentPassword, shopPort, shots] = process.argv.slice(2);
 if (!base || !agentName || !agentPassword || !shopPort) {
   console.error("usage: node widget.mjs BASE_URL AGENT_NAME AGENT_PASSWORD SHOP_PORT [SCREENSHOT_DIR]");
   process.exit(2);
 }
-const TIMEOUT = 60_000;
 const stdin = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 
-function check(cond, message) {
-  if (!cond) throw new Error("check failed: " + message);
-}
 function step(msg) {
   console.error("[widget] " + msg);
 }
@@ -35,21 +31,7 @@ async function control(word, answer) {
 }
 
 const W = "kefu-chat";
-const browser = await chromium.launch({
-  executablePath: process.env.KEFU_CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
-const failures = [];
-function watch(name, page) {
-  page.setDefaultTimeout(TIMEOUT);
-  page.on("pageerror", (e) => failures.push(`${name} page error: ${e.message}`));
-  page.on("dialog", (d) => { failures.push(`${name} dialog opened: ${d.message()}`); d.dismiss(); });
-}
-
-try {
+await runInChromium(async (browser, watch) => {
   // ----- the agent is online in the console -----
   const agentCtx = await browser.newContext();
   const agent = await agentCtx.newPage();
@@ -234,14 +216,6 @@ try {
   await other.locator(`${W} .banner`, { hasText: "Cannot reach" }).waitFor();
   step("a page on another origin is refused for a same-origin site");
   pages.close();
-} catch (e) {
-  failures.push(e.stack || String(e));
-} finally {
-  await browser.close();
-}
-if (failures.length) {
-  console.error(failures.join("\n"));
-  process.exit(1);
-}
+});
 console.log("PASS");
 process.exit(0);
