@@ -5,7 +5,7 @@
 //
 // usage: node console.mjs BASE_URL AGENT_NAME AGENT_PASSWORD [SCREENSHOT_DIR]
 
-import { check, runInChromium } from "./harness.mjs";
+import { check, consoleLogin, runInChromium } from "./harness.mjs";
 
 const [base, agentName, agentPassword, shots] = process.argv.slice(2);
 if (!base || !agentName || !agentPassword) {
@@ -24,11 +24,7 @@ await runInChromium(async (browser, watch) => {
   watch("agent", agent);
 
   // Agent logs in first so the handoff finds someone online.
-  await agent.goto(base + "/console");
-  await agent.fill("[data-testid=login-name]", agentName);
-  await agent.fill("[data-testid=login-password]", agentPassword);
-  await agent.click("[data-testid=login-submit]");
-  await agent.waitForSelector("[data-testid=conn]:has-text('online')");
+  await consoleLogin(agent, base, agentName, agentPassword);
   await agent.waitForSelector(`[data-testid=online]:has-text('(')`);
 
   // The visitor asks a knowledge-base question and gets a cited answer.

@@ -37,3 +37,12 @@ export async function runInChromium(body) {
     process.exit(1);
   }
 }
+
+/** Logs `page` into the agent console at `base` and waits until it is online. */
+export async function consoleLogin(page, base, name, password) {
+  await page.goto(base + "/console");
+  await page.fill("[data-testid=login-name]", name);
+  await page.fill("[data-testid=login-password]", password);
+  await page.click("[data-testid=login-submit]");
+  await page.waitForSelector("[data-testid=conn]:has-text('online')");
+}

@@ -12,7 +12,7 @@
 
 import http from "node:http";
 import readline from "node:readline";
-import { check, runInChromium } from "./harness.mjs";
+import { check, consoleLogin, runInChromium } from "./harness.mjs";
 
 const [base, agentName, agentPassword, shopPort, shots] = process.argv.slice(2);
 if (!base || !agentName || !agentPassword || !shopPort) {
@@ -36,11 +36,7 @@ await runInChromium(async (browser, watch) => {
   const agentCtx = await browser.newContext();
   const agent = await agentCtx.newPage();
   watch("agent", agent);
-  await agent.goto(base + "/console");
-  await agent.fill("[data-testid=login-name]", agentName);
-  await agent.fill("[data-testid=login-password]", agentPassword);
-  await agent.click("[data-testid=login-submit]");
-  await agent.waitForSelector("[data-testid=conn]:has-text('online')");
+  await consoleLogin(agent, base, agentName, agentPassword);
 
   // ----- the visitor on the demo shop, with hostile page CSS -----
   const visitorCtx = await browser.newContext({ locale: "en-US" });
