@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 
 use kefu_protocol::{
     ClientFrame, ConversationState, ErrorCode, Message, Seq, ServerFrame, MAX_HISTORY_LIMIT,
-    MAX_TEXT_CHARS, PROTOCOL_VERSION,
+    PROTOCOL_VERSION,
 };
 
 use crate::error::ClientError;
@@ -55,7 +55,6 @@ pub struct Session {
     token_rejected: bool,
     /// A fatal refusal (wrong protocol version, origin not allowed): stop reconnecting.
     fatal: Option<ClientError>,
-    history_pending: bool,
     /// `request_human` asked while offline: sent once connected.
     human_requested: bool,
     transmit: VecDeque<ClientFrame>,
@@ -81,7 +80,6 @@ impl Session {
             needs_new_conversation: false,
             token_rejected: false,
             fatal: None,
-            history_pending: false,
             human_requested: false,
             transmit: VecDeque::new(),
             events: VecDeque::new(),
@@ -195,7 +193,6 @@ impl Session {
     /// The socket closed or failed: everything unacknowledged will be resent after resume.
     pub fn on_disconnected(&mut self) {
         self.link = Link::Down;
-        self.history_pending = false;
         self.transmit.clear();
         for m in &mut self.outbox {
             m.sent = false;
@@ -270,7 +267,6 @@ impl Session {
             });
             return Ok(());
         }
-        self.history_pending = true;
         self.transmit.push_back(ClientFrame::History {
             conversation_id,
             before_seq,
@@ -323,7 +319,7 @@ impl Session {
                 self.events.push_back(Event::Connection {
                     status: ConnectionStatus::Connected,
                 });
-                if !self.needs_new_conversation || self.outbox.is_empty() {
+                if !self.needs_new_conversation() {
                     self.subscribe_and_flush();
                 }
             }
@@ -360,7 +356,6 @@ impl Session {
             ServerFrame::History {
                 messages, has_more, ..
             } => {
-                self.history_pending = false;
                 let oldest = self.oldest_seq.unwrap_or(Seq::MAX);
                 let messages: Vec<Message> =
                     messages.into_iter().filter(|m| m.seq < oldest).collect();
@@ -472,12 +467,7 @@ impl Session {
                 self.fatal = Some(error.clone());
                 self.events.push_back(Event::Error { error });
             }
-            (_, None) => {
-                if self.history_pending {
-                    self.history_pending = false;
-                }
-                self.events.push_back(Event::Error { error });
-            }
+            (_, None) => self.events.push_back(Event::Error { error }),
         }
     }
 }
@@ -490,24 +480,16 @@ fn code_name(code: ErrorCode) -> String {
     }
 }
 
-/// Checks a message text the way the server will.
+/// Checks a message text the way the server will (the protocol's own check).
 pub fn validate_text(text: &str) -> Result<(), ClientError> {
-    if text.trim().is_empty() {
-        return Err(ClientError::InvalidInput("the message is empty".into()));
-    }
-    if text.chars().count() > MAX_TEXT_CHARS {
-        return Err(ClientError::InvalidInput(format!(
-            "the message exceeds {MAX_TEXT_CHARS} characters"
-        )));
-    }
-    Ok(())
+    kefu_protocol::validate_text(text).map_err(|e| ClientError::InvalidInput(e.message))
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use kefu_protocol::{Author, AuthorKind};
+    use kefu_protocol::{Author, AuthorKind, MAX_TEXT_CHARS};
 
     fn identity() -> Identity {
         Identity {

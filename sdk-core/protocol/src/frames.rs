@@ -311,30 +311,40 @@ pub fn decode_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
     Ok(frame)
 }
 
+/// Checks a message text: not blank, at most `MAX_TEXT_CHARS` characters.
+pub fn validate_text(text: &str) -> Result<(), FrameError> {
+    if text.trim().is_empty() {
+        return Err(FrameError::new(ErrorCode::InvalidInput, "text is empty"));
+    }
+    if text.chars().count() > MAX_TEXT_CHARS {
+        return Err(FrameError::new(
+            ErrorCode::TooLarge,
+            format!("text exceeds {MAX_TEXT_CHARS} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a new message the way a `send` frame is checked (id length, then text).
+pub fn validate_message(client_msg_id: &str, text: &str) -> Result<(), FrameError> {
+    if client_msg_id.is_empty() || client_msg_id.len() > MAX_CLIENT_MSG_ID_BYTES {
+        return Err(FrameError::new(
+            ErrorCode::InvalidInput,
+            format!("client_msg_id must be 1-{MAX_CLIENT_MSG_ID_BYTES} bytes"),
+        ));
+    }
+    validate_text(text)
+}
+
 /// Checks a decoded frame's values (ids, text length, limits, version).
-pub fn validate(frame: &ClientFrame) -> Result<(), FrameError> {
+fn validate(frame: &ClientFrame) -> Result<(), FrameError> {
     let bad = |m: String| Err(FrameError::new(ErrorCode::InvalidInput, m));
     match frame {
         ClientFrame::Send {
             client_msg_id,
             text,
             ..
-        } => {
-            if client_msg_id.is_empty() || client_msg_id.len() > MAX_CLIENT_MSG_ID_BYTES {
-                return bad(format!(
-                    "client_msg_id must be 1-{MAX_CLIENT_MSG_ID_BYTES} bytes"
-                ));
-            }
-            if text.trim().is_empty() {
-                return bad("text is empty".into());
-            }
-            if text.chars().count() > MAX_TEXT_CHARS {
-                return Err(FrameError::new(
-                    ErrorCode::TooLarge,
-                    format!("text exceeds {MAX_TEXT_CHARS} characters"),
-                ));
-            }
-        }
+        } => validate_message(client_msg_id, text)?,
         ClientFrame::History { limit, .. } if *limit == 0 || *limit > MAX_HISTORY_LIMIT => {
             return bad(format!("limit must be 1-{MAX_HISTORY_LIMIT}"));
         }

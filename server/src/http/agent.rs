@@ -219,29 +219,16 @@ pub async fn send_message(
             .take(36)
             .collect(),
     };
-    let frame = kefu_protocol::ClientFrame::Send {
-        conversation_id: id.clone(),
-        client_msg_id,
-        text: req.text,
-    };
-    kefu_protocol::validate(&frame).map_err(|e| {
+    kefu_protocol::validate_message(&client_msg_id, &req.text).map_err(|e| {
         if e.code == kefu_protocol::ErrorCode::TooLarge {
             ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.message)
         } else {
             ApiError::bad_request("invalid_input", e.message)
         }
     })?;
-    let kefu_protocol::ClientFrame::Send {
-        client_msg_id,
-        text,
-        ..
-    } = frame
-    else {
-        return Err(ApiError::internal("unreachable frame kind"));
-    };
     let m = services
         .conversations
-        .agent_send(&agent, &id, &client_msg_id, &text)
+        .agent_send(&agent, &id, &client_msg_id, &req.text)
         .await?;
     Ok((
         StatusCode::CREATED,
