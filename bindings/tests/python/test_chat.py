@@ -206,3 +206,8 @@ async def identity_and_resume(session):
 
 
 asyncio.run(main())
+# Exit without interpreter teardown: a late SDK callback during finalisation crashed one CI run
+# after PASS (recorded in the issue note as an open problem).
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(0)
