@@ -266,7 +266,7 @@ impl Driver {
                 socket.close().await;
                 return Exit::Fatal;
             }
-            if self.session.needs_identity() {
+            if self.session.needs_identity() || self.session.take_reconnect() {
                 socket.close().await;
                 return Exit::Lost;
             }

@@ -53,6 +53,8 @@ pub struct Session {
     needs_new_conversation: bool,
     /// The server refused the token: create a new visitor session.
     token_rejected: bool,
+    /// The server failed the handshake for a passing reason: drop this connection and retry.
+    reconnect: bool,
     /// A fatal refusal (wrong protocol version, origin not allowed): stop reconnecting.
     fatal: Option<ClientError>,
     /// `request_human` asked while offline: sent once connected.
@@ -79,6 +81,7 @@ impl Session {
             state: None,
             needs_new_conversation: false,
             token_rejected: false,
+            reconnect: false,
             fatal: None,
             human_requested: false,
             transmit: VecDeque::new(),
@@ -96,6 +99,12 @@ impl Session {
     /// True when the driver must create a visitor session (REST) before connecting.
     pub fn needs_identity(&self) -> bool {
         self.identity.is_none() || self.token_rejected
+    }
+
+    /// True when the driver should drop the connection and reconnect with backoff (the server
+    /// failed the handshake for a passing reason). Reading it clears it.
+    pub fn take_reconnect(&mut self) -> bool {
+        std::mem::take(&mut self.reconnect)
     }
 
     /// True when the driver must start a new conversation (REST) before resending.
@@ -193,6 +202,7 @@ impl Session {
     /// The socket closed or failed: everything unacknowledged will be resent after resume.
     pub fn on_disconnected(&mut self) {
         self.link = Link::Down;
+        self.reconnect = false;
         self.transmit.clear();
         for m in &mut self.outbox {
             m.sent = false;
@@ -463,8 +473,14 @@ impl Session {
                 self.token_rejected = true;
                 self.events.push_back(Event::Error { error });
             }
-            (ErrorCode::UnsupportedVersion | ErrorCode::OriginNotAllowed, None) => {
+            (code, None) if code.stops_client() => {
                 self.fatal = Some(error.clone());
+                self.events.push_back(Event::Error { error });
+            }
+            (code, None) if code.is_transient() && self.link == Link::Handshake => {
+                // The server could not finish the handshake (a database hiccup): reconnect with
+                // backoff rather than wait on a connection that will not become usable.
+                self.reconnect = true;
                 self.events.push_back(Event::Error { error });
             }
             (_, None) => self.events.push_back(Event::Error { error }),
@@ -474,10 +490,7 @@ impl Session {
 
 /// The wire name of an error code (`too_large`, …).
 fn code_name(code: ErrorCode) -> String {
-    match serde_json::to_value(code) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => format!("{code:?}"),
-    }
+    code.as_str().to_string()
 }
 
 /// Checks a message text the way the server will (the protocol's own check).
@@ -769,6 +782,36 @@ mod tests {
             client_msg_id: None,
         });
         assert!(s.fatal().is_some());
+    }
+
+    #[test]
+    fn a_server_fault_at_hello_reconnects_instead_of_stopping() {
+        let mut s = Session::new(Some(identity()));
+        s.on_connected();
+        s.handle_frame(ServerFrame::Error {
+            code: ErrorCode::Internal,
+            message: "internal error".into(),
+            client_msg_id: None,
+        });
+        assert!(s.fatal().is_none(), "a database hiccup is not a refusal");
+        assert!(!s.needs_identity(), "the token is still good");
+        assert!(
+            s.take_reconnect(),
+            "the driver drops the socket and retries"
+        );
+        assert!(!s.take_reconnect(), "once");
+        s.on_disconnected();
+        s.on_connected();
+        assert!(
+            matches!(&frames(&mut s)[..], [ClientFrame::Hello { .. }, ..]),
+            "the next connection says hello again"
+        );
+        s.handle_frame(ServerFrame::Error {
+            code: ErrorCode::OriginNotAllowed,
+            message: "no".into(),
+            client_msg_id: None,
+        });
+        assert!(s.fatal().is_some(), "a definite refusal stops the client");
     }
 
     #[test]

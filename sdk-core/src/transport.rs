@@ -12,10 +12,20 @@ fn rest_result(status: u16, body: Value) -> Result<Value, ClientError> {
     if (200..300).contains(&status) {
         return Ok(body);
     }
+    // A body without the API's error shape (a proxy's error page): name the code by status, so a
+    // 5xx is retried like the server's own `internal`.
     let code = body["error"]["code"]
         .as_str()
-        .unwrap_or("http_error")
-        .to_string();
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            if status >= 500 || status == 429 {
+                kefu_protocol::ErrorCode::Internal.as_str().to_string()
+            } else {
+                kefu_protocol::ErrorCode::InvalidRequest
+                    .as_str()
+                    .to_string()
+            }
+        });
     let message = body["error"]["message"]
         .as_str()
         .map(str::to_string)
@@ -23,15 +33,56 @@ fn rest_result(status: u16, body: Value) -> Result<Value, ClientError> {
     Err(ClientError::Server { code, message })
 }
 
-/// True for refusals that retrying cannot fix (bad site key, identity, origin).
+/// True for refusals that retrying cannot fix: the protocol's definite refusals (unknown site,
+/// identity required or invalid, origin refused, unsupported version) and requests the client
+/// itself got wrong. Server faults, load shedding, start-up and network trouble are transient:
+/// the driver retries them with backoff.
 pub fn is_permanent(e: &ClientError) -> bool {
     match e {
-        ClientError::Server { code, .. } => !matches!(
-            code.as_str(),
-            "rate_limited" | "not_ready" | "internal" | "http_error" | "too_many_connections"
-        ),
+        ClientError::Server { code, .. } => kefu_protocol::ErrorCode::parse(code).stops_client(),
         ClientError::InvalidInput(_) => true,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn refusal(status: u16, body: Value) -> ClientError {
+        rest_result(status, body)
+            .err()
+            .unwrap_or(ClientError::Closed)
+    }
+
+    #[test]
+    fn server_faults_are_retried_and_definite_refusals_stop() {
+        let body = |code: &str| json!({"error": {"code": code, "message": "m"}});
+        assert!(
+            !is_permanent(&refusal(500, body("internal"))),
+            "database hiccup"
+        );
+        assert!(!is_permanent(&refusal(503, body("overloaded"))));
+        assert!(!is_permanent(&refusal(503, body("not_ready"))));
+        assert!(!is_permanent(&refusal(429, body("rate_limited"))));
+        assert!(
+            !is_permanent(&refusal(502, Value::Null)),
+            "a proxy's error page"
+        );
+        assert!(
+            !is_permanent(&refusal(500, body("some_new_code"))),
+            "unknown codes"
+        );
+        assert!(!is_permanent(&ClientError::Network("reset".into())));
+        for code in [
+            "unknown_site",
+            "identity_invalid",
+            "identity_required",
+            "origin_not_allowed",
+        ] {
+            assert!(is_permanent(&refusal(403, body(code))), "{code}");
+        }
     }
 }
 

@@ -70,6 +70,8 @@ pub enum AgentCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Sign an agent out everywhere: revoke every token the agent holds.
+    Revoke { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -135,6 +137,28 @@ pub struct ServeArgs {
     /// Tasks embedding visitor questions in batches (default: one per core).
     #[arg(long, env = "KEFU_INFERENCE_WORKERS")]
     pub inference_workers: Option<usize>,
+    /// The address browsers reach this server at (e.g. https://chat.shop.example), repeatable:
+    /// pages served from it (the console, the demo pages) may open any site's chat. The listen
+    /// address always counts as well; the request's Host header never does.
+    #[arg(long = "public-url", env = "KEFU_PUBLIC_URL", value_delimiter = ',')]
+    pub public_urls: Vec<String>,
+    /// Take the client address from `X-Forwarded-For` / `Forwarded` when the connection comes
+    /// from one of these proxies (IP addresses, repeatable); rate limits then apply per client.
+    #[arg(
+        long = "trusted-proxy",
+        env = "KEFU_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Most open HTTP/WebSocket connections in total; new ones wait at accept beyond it.
+    #[arg(long, env = "KEFU_MAX_CONNECTIONS", default_value_t = 20_000)]
+    pub max_connections: usize,
+    /// Close connections that do not send a whole request head this soon (slow or idle clients).
+    #[arg(long, env = "KEFU_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: std::time::Duration,
+    /// On shutdown, wait at most this long for open requests and sessions.
+    #[arg(long, env = "KEFU_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,15 +1,15 @@
 //! The `kefu` server library: configuration, CLI, HTTP/WebSocket API, conversations, triage,
 //! handoff, storage and the commands behind them.
 
-pub mod auth;
+pub mod accounts;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod conversation;
-pub mod error;
 pub mod handoff;
 pub mod http;
+pub mod lang;
 pub mod state;
 pub mod store;
 pub mod triage;

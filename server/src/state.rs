@@ -11,11 +11,13 @@ use kefu_kb::Knowledge;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::watch;
 
+use crate::accounts::Accounts;
 use crate::conversation::Conversations;
 
 /// Everything that needs the model and the databases.
 pub struct Services {
     pub knowledge: Arc<Knowledge>,
+    pub accounts: Accounts,
     pub conversations: Arc<Conversations>,
 }
 
@@ -42,8 +44,14 @@ impl Default for Limits {
 pub struct AppState {
     services: Arc<OnceLock<Arc<Services>>>,
     pub limits: Limits,
-    /// Per-IP budget for visitor sessions and agent logins.
+    /// Per-client budget for visitor sessions.
     pub session_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Per-client budget for agent logins (its own bucket: visitors never lock agents out).
+    pub login_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Staff knowledge-base queries running at once (one: visitors' bot replies come first).
+    pub staff_queries: Arc<tokio::sync::Semaphore>,
+    /// Proxies whose `X-Forwarded-For` / `Forwarded` headers name the real client.
+    trusted_proxies: Arc<Vec<IpAddr>>,
     connections: Arc<Mutex<HashMap<IpAddr, u32>>>,
     pub metrics: Option<PrometheusHandle>,
     shutdown: watch::Receiver<bool>,
@@ -61,11 +69,28 @@ impl AppState {
             session_limiter: Arc::new(DefaultKeyedRateLimiter::keyed(Quota::per_minute(
                 per_minute,
             ))),
+            login_limiter: Arc::new(DefaultKeyedRateLimiter::keyed(Quota::per_minute(
+                per_minute,
+            ))),
+            staff_queries: Arc::new(tokio::sync::Semaphore::new(1)),
+            trusted_proxies: Arc::new(Vec::new()),
             connections: Arc::new(Mutex::new(HashMap::new())),
             metrics,
             shutdown,
             shutdown_tx: Arc::new(shutdown_tx),
         }
+    }
+
+    /// Trusts these proxies' forwarding headers (see `client_ip`).
+    pub fn with_trusted_proxies(mut self, proxies: Vec<IpAddr>) -> Self {
+        self.trusted_proxies = Arc::new(proxies);
+        self
+    }
+
+    /// The client's address: the TCP peer, or, when the peer is a trusted proxy, the nearest
+    /// untrusted address its `X-Forwarded-For` (or `Forwarded: for=`) chain names.
+    pub fn client_ip(&self, peer: IpAddr, headers: &axum::http::HeaderMap) -> IpAddr {
+        crate::http::forwarded::client_ip(peer, headers, &self.trusted_proxies)
     }
 
     /// Marks the server ready.

@@ -3,8 +3,8 @@
 
 use kefu_protocol::{AuthorKind, ConversationState, Source};
 use kefu_server::store::{
-    now_ms, Agent, Append, FallbackCount, NewMessage, Require, Site, Store, StoreError, TokenKind,
-    TokenRecord, Transition,
+    now_ms, Agent, Append, BotTurn, FallbackCount, NewMessage, Require, Site, Store, StoreError,
+    TokenKind, TokenRecord, Transition, Visitor,
 };
 
 const PG_DEFAULT: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -216,6 +216,7 @@ async fn exercise(store: &Store) {
         agent_id: None,
         owner: None,
         offline: true,
+        within_capacity: None,
     };
     let (cq, m) = store
         .transition(&c.id, &queued, &note)
@@ -247,6 +248,7 @@ async fn exercise(store: &Store) {
         agent_id: Some("a_1"),
         owner: None,
         offline: false,
+        within_capacity: None,
     };
     store
         .transition(&c.id, &claim, &note)
@@ -284,6 +286,7 @@ async fn exercise(store: &Store) {
         agent_id: None,
         owner: Some("a_2"),
         offline: false,
+        within_capacity: None,
     };
     assert!(store
         .transition(&c.id, &back, &note)
@@ -305,6 +308,7 @@ async fn exercise(store: &Store) {
         agent_id: None,
         owner: None,
         offline: false,
+        within_capacity: None,
     };
     store
         .transition(&c.id, &done, &note)
@@ -383,6 +387,133 @@ async fn sqlite_store_keeps_order_ownership_and_dedupe() {
 async fn postgres_store_keeps_order_ownership_and_dedupe() {
     let (store, schema) = postgres_store().await;
     exercise(&store).await;
+    store.close().await;
+    drop_schema(&schema).await;
+}
+
+/// Pending bot turns are recorded with the visitor message and ended by the reply; a stale one is
+/// leased by exactly one caller. Concurrent claims never exceed an agent's capacity.
+async fn exercise_turns_and_capacity(store: &Store) {
+    store
+        .create_site(&Site {
+            key: "s2".into(),
+            name: "s2".into(),
+            allowed_origins: vec![],
+            identity_secret: None,
+            enforce_identity: false,
+        })
+        .await
+        .expect("site");
+    let visitor: Visitor = store.visitor_for("s2", None, None).await.expect("visitor");
+    let c = store.create_conversation(&visitor).await.expect("conv");
+    let ask = NewMessage {
+        bot_turn: BotTurn::Start,
+        ..msg(AuthorKind::Visitor, "多久发货？", Some("q-1"))
+    };
+    let (seq, _) = committed(
+        store
+            .append(&c.id, Require::Open, &ask)
+            .await
+            .expect("append"),
+    );
+    let later = now_ms() + 60_000;
+    let stale = store.stale_turns(later, 10).await.expect("stale");
+    assert_eq!(stale.len(), 1, "the visitor message left a pending turn");
+    assert_eq!(
+        (stale[0].conversation_id.as_str(), stale[0].seq),
+        (c.id.as_str(), seq)
+    );
+    assert!(store.lease_turn(&stale[0]).await.expect("lease"));
+    assert!(
+        !store.lease_turn(&stale[0]).await.expect("lease"),
+        "one taker only"
+    );
+    let second = NewMessage {
+        bot_turn: BotTurn::Start,
+        ..msg(AuthorKind::Visitor, "还有别的吗", Some("q-2"))
+    };
+    let (seq2, _) = committed(
+        store
+            .append(&c.id, Require::Open, &second)
+            .await
+            .expect("append"),
+    );
+    let reply = NewMessage {
+        bot_turn: BotTurn::Finish(seq),
+        ..msg(AuthorKind::Bot, "当天发货", None)
+    };
+    committed(
+        store
+            .append(&c.id, Require::State(ConversationState::Bot), &reply)
+            .await
+            .expect("reply"),
+    );
+    let stale = store.stale_turns(later, 10).await.expect("stale");
+    assert_eq!(
+        stale.iter().map(|t| t.seq).collect::<Vec<_>>(),
+        vec![seq2],
+        "the reply to the first question leaves the second pending"
+    );
+    store.finish_turn(&c.id, seq2).await.expect("finish");
+    assert!(store
+        .stale_turns(later, 10)
+        .await
+        .expect("stale")
+        .is_empty());
+
+    // Ten queued conversations, one agent with capacity 1, ten claims at once.
+    let agent = Agent {
+        id: "a_cap".into(),
+        name: "cap".into(),
+        display_name: "Cap".into(),
+        password_hash: "x".into(),
+        capacity: 1,
+    };
+    store.create_agent(&agent).await.expect("agent");
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        let v = store.visitor_for("s2", None, None).await.expect("visitor");
+        ids.push(store.create_conversation(&v).await.expect("conv").id);
+    }
+    let mut tasks = Vec::new();
+    for id in ids {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let claim = Transition {
+                from: &[ConversationState::Bot, ConversationState::Queued],
+                to: ConversationState::Agent,
+                agent_id: Some("a_cap"),
+                owner: None,
+                offline: false,
+                within_capacity: Some(1),
+            };
+            store
+                .transition(&id, &claim, &msg(AuthorKind::System, "joined", None))
+                .await
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        if t.await.expect("join").expect("claim").is_some() {
+            won += 1;
+        }
+    }
+    assert_eq!(won, 1, "capacity 1 means one claim wins");
+    let active = store.active_counts().await.expect("counts");
+    assert_eq!(active, vec![("a_cap".to_string(), 1)]);
+}
+
+#[tokio::test]
+async fn sqlite_store_records_turns_and_caps_claims() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = sqlite_store(&dir).await;
+    exercise_turns_and_capacity(&store).await;
+}
+
+#[tokio::test]
+async fn postgres_store_records_turns_and_caps_claims() {
+    let (store, schema) = postgres_store().await;
+    exercise_turns_and_capacity(&store).await;
     store.close().await;
     drop_schema(&schema).await;
 }

@@ -206,6 +206,19 @@ fn psql(base: &str, sql: &str) -> Output {
 }
 
 /// A two-thread tokio runtime for the async parts of a test (servers start outside it).
+/// `kefu admin-key` on `data_dir`: a new admin API key (panics if the command fails).
+pub fn admin_key(data_dir: &Path) -> String {
+    let mut c = kefu(data_dir);
+    c.args(["admin-key", "--name", "tests"]);
+    let out = run(c);
+    assert!(
+        out.status.success(),
+        "kefu admin-key: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

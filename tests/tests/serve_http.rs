@@ -1,8 +1,22 @@
-//! `kefu serve` end to end: demo knowledge base loaded on first start, the query API, and clear
-//! errors for bad requests while the server keeps serving.
+//! `kefu serve` end to end: demo knowledge base loaded on first start, the query API (staff
+//! only), and clear errors for bad requests while the server keeps serving.
 
 use kefu_e2e::Server;
 use serde_json::{json, Value};
+
+/// A client that sends an admin key made with `kefu admin-key` on every request.
+fn staff_client(data_dir: &std::path::Path) -> reqwest::blocking::Client {
+    let key = kefu_e2e::admin_key(data_dir);
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {key}").parse().expect("header"),
+    );
+    reqwest::blocking::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("client")
+}
 
 fn post(client: &reqwest::blocking::Client, url: &str, body: &Value) -> (u16, Value) {
     let r = client.post(url).json(body).send().expect("request");
@@ -22,8 +36,19 @@ fn get(client: &reqwest::blocking::Client, url: &str) -> Value {
 fn serves_demo_kb_and_rejects_bad_requests() {
     let tmp = tempfile::tempdir().expect("tmp");
     let server = Server::start(tmp.path(), &[]);
-    let client = reqwest::blocking::Client::new();
+    let client = staff_client(tmp.path());
     let url = server.url("/v1/kb/query");
+
+    // Visitors chat; the raw query endpoint is for staff.
+    let (status, body) = post(
+        &reqwest::blocking::Client::new(),
+        &url,
+        &json!({ "query": "多久发货？" }),
+    );
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
 
     let health: Value = get(&client, &server.url("/healthz"));
     assert_eq!(health["status"], "ok");
@@ -138,7 +163,7 @@ fn imports_from_the_cli_reach_a_running_server() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let client = reqwest::blocking::Client::new();
+    let client = staff_client(tmp.path());
     let (status, body) = post(
         &client,
         &server.url("/v1/kb/query"),

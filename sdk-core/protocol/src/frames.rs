@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::errors::ErrorCode;
+
 /// Version a client names in `hello`; the server rejects other major versions.
 pub const PROTOCOL_VERSION: u32 = 1;
 /// Largest text frame accepted, in bytes.
@@ -216,34 +218,6 @@ pub enum ServerFrame {
     },
 }
 
-/// Stable error codes (snake_case on the wire).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    /// Not JSON, or JSON that is not a frame (missing or mistyped fields).
-    InvalidFrame,
-    /// A `type` this server does not know.
-    UnknownType,
-    /// Frame or text over its size limit.
-    TooLarge,
-    /// A field's value is out of range (empty text, bad id, limit too big).
-    InvalidInput,
-    /// No valid `hello` yet, or the token is invalid or expired.
-    Unauthorized,
-    /// The token does not reach this conversation.
-    Forbidden,
-    NotFound,
-    RateLimited,
-    UnsupportedVersion,
-    /// The conversation is resolved and takes no new messages.
-    ConversationClosed,
-    /// The WebSocket's `Origin` is not on the site's allow-list; the connection is closed.
-    OriginNotAllowed,
-    /// The agent does not own the conversation (claim it first).
-    NotOwner,
-    Internal,
-}
-
 /// Why a client frame was refused, as sent back in an `error` frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrameError {
@@ -313,7 +287,7 @@ pub fn decode_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
 
 /// Checks a message text: not blank, at most `MAX_TEXT_CHARS` characters.
 pub fn validate_text(text: &str) -> Result<(), FrameError> {
-    if text.trim().is_empty() {
+    if is_blank(text) {
         return Err(FrameError::new(ErrorCode::InvalidInput, "text is empty"));
     }
     if text.chars().count() > MAX_TEXT_CHARS {
@@ -323,6 +297,16 @@ pub fn validate_text(text: &str) -> Result<(), FrameError> {
         ));
     }
     Ok(())
+}
+
+/// True when `text` shows nothing: only whitespace, zero-width characters (U+200B–U+200D,
+/// U+2060, U+FEFF), other format characters or controls.
+pub fn is_blank(text: &str) -> bool {
+    text.chars().all(|c| {
+        c.is_whitespace()
+            || c.is_control()
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{00AD}' | '\u{180E}')
+    })
 }
 
 /// Checks a new message the way a `send` frame is checked (id length, then text).
@@ -449,6 +433,13 @@ mod tests {
             code(&" ".repeat(MAX_FRAME_BYTES + 1)),
             Some(ErrorCode::TooLarge)
         );
+        assert_eq!(
+            code("{\"type\":\"send\",\"conversation_id\":\"c\",\"client_msg_id\":\"m\",\"text\":\"\u{200B}\u{200D} \u{FEFF}\"}"),
+            Some(ErrorCode::InvalidInput),
+            "zero-width characters alone are blank"
+        );
+        assert!(!is_blank("好"));
+        assert!(!is_blank("\u{200B}ok"));
         assert_eq!(
             code(r#"{"type":"hello","version":2,"token":"t"}"#),
             Some(ErrorCode::UnsupportedVersion)

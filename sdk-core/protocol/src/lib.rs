@@ -3,6 +3,8 @@
 //! bindings, web widget) share this crate, so both ends agree by construction.
 //! The protocol is described for humans in `docs/protocol.md`.
 
+pub mod errors;
 pub mod frames;
 
+pub use errors::ErrorCode;
 pub use frames::*;

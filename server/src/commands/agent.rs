@@ -1,59 +1,15 @@
-//! `kefu agent …`: create agents, set passwords, list them.
+//! `kefu agent …`: create agents, set passwords, revoke sessions, list them (rules in `accounts`).
 
 use serde_json::json;
 
-use crate::auth::{hash_password, new_password};
+use crate::accounts::credentials::new_password;
+use crate::accounts::NewAgent;
 use crate::cli::AgentCommand;
 use crate::config::Config;
-use crate::store::{new_id, Agent};
-
-/// Longest agent login name.
-pub const MAX_AGENT_NAME: usize = 64;
-
-/// A validated new agent with its password hashed.
-pub async fn new_agent(
-    name: &str,
-    display_name: Option<String>,
-    password: &str,
-    capacity: u32,
-) -> anyhow::Result<Agent> {
-    validate_name(name)?;
-    if password.chars().count() < 8 {
-        anyhow::bail!("the password must have at least 8 characters");
-    }
-    if capacity == 0 || capacity > 100 {
-        anyhow::bail!("capacity must be 1-100");
-    }
-    let display_name = display_name.unwrap_or_else(|| name.to_string());
-    if display_name.trim().is_empty() || display_name.chars().count() > 64 {
-        anyhow::bail!("the display name must have 1-64 characters");
-    }
-    let password = password.to_string();
-    let password_hash = tokio::task::spawn_blocking(move || hash_password(&password)).await??;
-    Ok(Agent {
-        id: new_id("a_"),
-        name: name.to_string(),
-        display_name,
-        password_hash,
-        capacity,
-    })
-}
-
-fn validate_name(name: &str) -> anyhow::Result<()> {
-    if name.is_empty()
-        || name.len() > MAX_AGENT_NAME
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
-        anyhow::bail!("agent names are 1-{MAX_AGENT_NAME} letters, digits, `-`, `_` or `.`");
-    }
-    Ok(())
-}
 
 /// Runs one `agent` subcommand.
 pub async fn run(config: &Config, cmd: AgentCommand) -> anyhow::Result<()> {
-    let store = super::open_store(config).await?;
+    let (store, accounts) = super::open_accounts(config).await?;
     match cmd {
         AgentCommand::Add {
             name,
@@ -66,8 +22,14 @@ pub async fn run(config: &Config, cmd: AgentCommand) -> anyhow::Result<()> {
                 Some(p) => p,
                 None => new_password()?,
             };
-            let agent = new_agent(&name, display_name, &password, capacity).await?;
-            store.create_agent(&agent).await?;
+            let agent = accounts
+                .create_agent(NewAgent {
+                    name,
+                    display_name,
+                    password: password.clone(),
+                    capacity,
+                })
+                .await?;
             println!(
                 "created agent `{}` (capacity {})",
                 agent.name, agent.capacity
@@ -82,19 +44,18 @@ pub async fn run(config: &Config, cmd: AgentCommand) -> anyhow::Result<()> {
                 Some(p) => p,
                 None => new_password()?,
             };
-            if password.chars().count() < 8 {
-                anyhow::bail!("the password must have at least 8 characters");
-            }
-            let p = password.clone();
-            let hash = tokio::task::spawn_blocking(move || hash_password(&p)).await??;
-            store.set_agent_password(&name, &hash).await?;
-            println!("password of `{name}` changed");
+            let revoked = accounts.set_agent_password(&name, &password).await?;
+            println!("password of `{name}` changed; {revoked} session(s) signed out");
             if generated {
                 println!("password: {password}");
             }
         }
+        AgentCommand::Revoke { name } => {
+            let revoked = accounts.revoke_agent_sessions(&name).await?;
+            println!("{revoked} session(s) of `{name}` signed out");
+        }
         AgentCommand::List { json } => {
-            let agents = store.agents().await?;
+            let agents = accounts.agents().await?;
             if json {
                 let list: Vec<_> = agents
                     .iter()

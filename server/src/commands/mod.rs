@@ -12,9 +12,9 @@ use std::sync::Arc;
 
 use kefu_kb::Knowledge;
 
-use crate::auth::{new_token, token_hash, ADMIN_KEY_TTL_MS};
+use crate::accounts::Accounts;
 use crate::config::Config;
-use crate::store::{now_ms, Store, TokenKind, TokenRecord};
+use crate::store::{Store, TokenKind};
 
 /// Loads the configured model and opens the embedded store + index.
 pub async fn open_knowledge(config: &Config) -> anyhow::Result<Knowledge> {
@@ -33,22 +33,19 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     Ok(Store::connect(&config.conversation_database_url()).await?)
 }
 
+/// Opens the conversation database and the account service over it (for CLI commands, which
+/// serve no pages of their own).
+pub async fn open_accounts(config: &Config) -> anyhow::Result<(Store, Accounts)> {
+    let store = open_store(config).await?;
+    let accounts = Accounts::new(store.clone(), vec![]);
+    Ok((store, accounts))
+}
+
 /// `kefu admin-key`: creates an admin API key and prints it once.
 pub async fn admin_key(config: &Config, name: &str) -> anyhow::Result<()> {
-    let store = open_store(config).await?;
-    let key = new_token("kadm_")?;
-    store
-        .insert_token(
-            &token_hash(&key),
-            &TokenRecord {
-                kind: TokenKind::Admin,
-                subject: name.to_string(),
-                site_key: None,
-                expires_at: now_ms() + ADMIN_KEY_TTL_MS,
-            },
-        )
-        .await?;
+    let (store, accounts) = open_accounts(config).await?;
+    let key = accounts.issue_token(TokenKind::Admin, name, None).await?;
     store.close().await;
-    println!("{key}");
+    println!("{}", key.token);
     Ok(())
 }

@@ -8,11 +8,14 @@ use kefu_kb::DEFAULT_KB;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 
+use crate::accounts::{credentials::new_password, AccountError, Accounts, NewAgent, NewSite};
 use crate::cli::ServeArgs;
 use crate::config::Config;
-use crate::conversation::{Conversations, HandoffSettings};
+use crate::conversation::Conversations;
+use crate::handoff::Handoff;
+use crate::http::ServeOptions;
 use crate::state::{AppState, Limits, Services};
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
 use crate::triage::{IntentSlot, KbBatcher, RuleSet, Triage};
 
 /// The demo site created on first start (same-origin pages only).
@@ -33,13 +36,27 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
     };
     let listener = TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;
-    let state = AppState::new(limits, install_metrics());
-    let server = tokio::spawn(crate::http::run(listener, state.clone(), shutdown_signal()));
+    let state =
+        AppState::new(limits, install_metrics()).with_trusted_proxies(args.trusted_proxies.clone());
+    let options = ServeOptions {
+        max_connections: args.max_connections.max(1),
+        header_read_timeout: args.header_read_timeout,
+        drain_timeout: args.drain_timeout,
+        ..ServeOptions::default()
+    }
+    .within_fd_limit();
+    let server = tokio::spawn(crate::http::run(
+        listener,
+        state.clone(),
+        options,
+        shutdown_signal(),
+    ));
     println!("kefu listening on http://{addr}");
 
     let store = super::open_store(config).await?;
+    let accounts = Accounts::new(store.clone(), own_origins(&args.public_urls, addr));
     if !args.no_demo {
-        bootstrap_demo(&store).await?;
+        bootstrap_demo(&accounts).await?;
     }
     let knowledge = Arc::new(super::open_knowledge(config).await?);
     if !args.no_demo && is_empty(knowledge.store(), DEFAULT_KB).await? {
@@ -73,9 +90,7 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
         store.clone(),
         triage,
         retriever,
-        HandoffSettings {
-            auto_assign: args.auto_assign,
-        },
+        Handoff::new(store.clone(), args.auto_assign),
     );
     if let Some(url) = &args.redis_url {
         if config.database_url.is_none() {
@@ -87,9 +102,12 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
         conversations.attach_cluster(cluster, events);
         tracing::info!(%node, channel = %args.cluster_channel, "joined the cluster");
     }
-    tokio::spawn(forget_expired_tokens(store.clone()));
+    tokio::spawn(forget_expired_tokens(accounts.clone()));
+    // Bot turns a crash cut short (here or on another node) are finished from now on.
+    conversations.start_turn_sweeper();
     state.set_ready(Arc::new(Services {
         knowledge,
+        accounts,
         conversations,
     }));
     tracing::info!(%addr, model = %config.model, "ready");
@@ -106,22 +124,49 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Origins of this server's own pages: every `--public-url`, and the listen address (as
+/// `localhost` and `127.0.0.1` when it listens on every interface).
+fn own_origins(public_urls: &[String], addr: std::net::SocketAddr) -> Vec<String> {
+    let mut out: Vec<String> = public_urls
+        .iter()
+        .map(|u| u.trim_end_matches('/').to_string())
+        .collect();
+    let port = addr.port();
+    if addr.ip().is_unspecified() || addr.ip().is_loopback() {
+        out.push(format!("http://127.0.0.1:{port}"));
+        out.push(format!("http://localhost:{port}"));
+        out.push(format!("http://[::1]:{port}"));
+    } else {
+        out.push(format!("http://{addr}"));
+    }
+    out
+}
+
 /// On first start: the `demo` site, and an agent account whose password is printed once.
-async fn bootstrap_demo(store: &Store) -> anyhow::Result<()> {
-    if store.site(DEMO_SITE).await?.is_none() {
-        let site = super::site::new_site(DEMO_SITE, Some("Demo".into()), vec![], None, false)?;
+async fn bootstrap_demo(accounts: &Accounts) -> anyhow::Result<()> {
+    if accounts.site(DEMO_SITE).await?.is_none() {
+        let site = NewSite {
+            key: DEMO_SITE.into(),
+            name: Some("Demo".into()),
+            ..NewSite::default()
+        };
         // Another server sharing the database may have created it a moment ago.
-        if let Err(e) = store.create_site(&site).await {
+        if let Err(e) = accounts.create_site(site).await {
             return already_there(e);
         }
         println!(
             "created site `{DEMO_SITE}` (this server's own pages only; `kefu site add` for yours)"
         );
     }
-    if store.agents().await?.is_empty() {
-        let password = crate::auth::new_password()?;
-        let agent = super::agent::new_agent("agent", Some("Agent".into()), &password, 5).await?;
-        if let Err(e) = store.create_agent(&agent).await {
+    if accounts.agents().await?.is_empty() {
+        let password = new_password()?;
+        let agent = NewAgent {
+            name: "agent".into(),
+            display_name: Some("Agent".into()),
+            password: password.clone(),
+            capacity: 5,
+        };
+        if let Err(e) = accounts.create_agent(agent).await {
             return already_there(e);
         }
         println!("created agent `agent` with password {password}  (change it: kefu agent set-password agent)");
@@ -129,19 +174,19 @@ async fn bootstrap_demo(store: &Store) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn already_there(e: StoreError) -> anyhow::Result<()> {
+fn already_there(e: AccountError) -> anyhow::Result<()> {
     match e {
-        StoreError::AlreadyExists(_) => Ok(()),
+        AccountError::Store(StoreError::AlreadyExists(_)) => Ok(()),
         other => Err(other.into()),
     }
 }
 
 /// Deletes expired tokens once an hour.
-async fn forget_expired_tokens(store: Store) {
+async fn forget_expired_tokens(accounts: Accounts) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         every.tick().await;
-        match store.delete_expired_tokens().await {
+        match accounts.forget_expired_tokens().await {
             Ok(n) if n > 0 => tracing::info!(tokens = n, "forgot expired tokens"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "could not delete expired tokens"),

@@ -1,14 +1,16 @@
-//! Admin endpoints (admin API key): sites, agents and conversation transcripts.
+//! Admin endpoints (admin API key): sites, agents (and their sessions) and conversation
+//! transcripts. Account rules live in `accounts`.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::AdminAuth;
-use super::json::ApiJson;
-use crate::error::ApiError;
+use super::error::ApiError;
+use super::extract::{ApiJson, ApiQuery};
+use crate::accounts::{NewAgent, NewSite};
 use crate::state::AppState;
 use crate::store::Site;
 
@@ -30,8 +32,7 @@ pub struct SiteRequest {
 pub async fn sites(State(state): State<AppState>, _: AdminAuth) -> Result<Json<Value>, ApiError> {
     let s = super::ready(&state)?;
     let sites: Vec<Value> = s
-        .conversations
-        .store()
+        .accounts
         .sites()
         .await?
         .into_iter()
@@ -47,15 +48,16 @@ pub async fn create_site(
     ApiJson(req): ApiJson<SiteRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let s = super::ready(&state)?;
-    let site = crate::commands::site::new_site(
-        &req.key,
-        req.name,
-        req.allowed_origins,
-        req.identity_secret,
-        req.enforce_identity,
-    )
-    .map_err(|e| ApiError::bad_request("invalid_input", e.to_string()))?;
-    s.conversations.store().create_site(&site).await?;
+    let site = s
+        .accounts
+        .create_site(NewSite {
+            key: req.key,
+            name: req.name,
+            allowed_origins: req.allowed_origins,
+            identity_secret: req.identity_secret,
+            enforce_identity: req.enforce_identity,
+        })
+        .await?;
     Ok((StatusCode::CREATED, Json(site_json(site))))
 }
 
@@ -84,15 +86,15 @@ pub async fn create_agent(
     ApiJson(req): ApiJson<AgentRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let s = super::ready(&state)?;
-    let agent = crate::commands::agent::new_agent(
-        &req.name,
-        req.display_name,
-        &req.password,
-        req.capacity.unwrap_or(5),
-    )
-    .await
-    .map_err(|e| ApiError::bad_request("invalid_input", e.to_string()))?;
-    s.conversations.store().create_agent(&agent).await?;
+    let agent = s
+        .accounts
+        .create_agent(NewAgent {
+            name: req.name,
+            display_name: req.display_name,
+            password: req.password,
+            capacity: req.capacity.unwrap_or(5),
+        })
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(
@@ -103,13 +105,19 @@ pub async fn create_agent(
 
 /// `GET /v1/admin/agents`.
 pub async fn agents(State(state): State<AppState>, _: AdminAuth) -> Result<Json<Value>, ApiError> {
-    let s = super::ready(&state)?;
-    let all = s.conversations.presence().await?;
-    let agents: Vec<Value> = all
-        .into_iter()
-        .map(|(a, online)| json!({ "name": a.name, "display_name": a.display_name, "active": a.active, "capacity": a.capacity, "online": online }))
-        .collect();
+    let agents = super::agent::agents_json(&state).await?;
     Ok(Json(json!({ "agents": agents })))
+}
+
+/// `POST /v1/admin/agents/{name}/revoke`: signs the agent out everywhere.
+pub async fn revoke_agent(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let s = super::ready(&state)?;
+    let revoked = s.accounts.revoke_agent_sessions(&name).await?;
+    Ok(Json(json!({ "revoked": revoked })))
 }
 
 #[derive(Debug, Deserialize)]
@@ -123,7 +131,7 @@ pub struct ConversationsQuery {
 pub async fn conversations(
     State(state): State<AppState>,
     _: AdminAuth,
-    Query(q): Query<ConversationsQuery>,
+    ApiQuery(q): ApiQuery<ConversationsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let s = super::ready(&state)?;
     let states =
@@ -140,5 +148,5 @@ pub async fn transcript(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let s = super::ready(&state)?;
-    super::agent::transcript_json(&s, &id).await.map(Json)
+    Ok(Json(json!(s.conversations.transcript(&id).await?)))
 }

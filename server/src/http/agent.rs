@@ -1,21 +1,20 @@
-//! Agent console endpoints: login, the queue, presence, transcript with route traces, claim,
-//! transfer, hand back, resolve, canned replies and knowledge suggestions.
+//! Agent console endpoints: login and logout, the queue, presence, transcript with route traces,
+//! claim, transfer, hand back, resolve, canned replies and knowledge suggestions.
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use kefu_protocol::{ConversationState, Message};
+use kefu_protocol::ConversationState;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::auth::AgentAuth;
-use super::json::ApiJson;
-use crate::auth::{new_token, token_hash, verify_password, AGENT_TOKEN_TTL_MS};
-use crate::error::ApiError;
-use crate::state::{AppState, Services};
-use crate::store::{now_ms, rfc3339, TokenKind, TokenRecord};
+use super::auth::{bearer, AgentAuth};
+use super::error::ApiError;
+use super::extract::{ApiJson, ApiQuery};
+use crate::state::AppState;
+use crate::store::rfc3339;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,64 +27,33 @@ pub struct LoginRequest {
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let s = super::ready(&state)?;
-    if state.session_limiter.check_key(&peer.ip()).is_err() {
+    let client = state.client_ip(peer.ip(), &headers);
+    if state.login_limiter.check_key(&client).is_err() {
         return Err(ApiError::rate_limited());
     }
-    let store = s.conversations.store();
-    let agent = store.agent_by_name(&req.name).await?;
-    let password = req.password.clone();
-    // Verify even for unknown names so timing does not reveal which names exist.
-    let phc = agent
-        .as_ref()
-        .map(|a| a.password_hash.clone())
-        .unwrap_or_else(|| dummy_hash().to_string());
-    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &phc))
-        .await
-        .unwrap_or(false);
-    let Some(agent) = agent.filter(|_| ok) else {
-        return Err(ApiError::unauthorized_code(
-            "invalid_credentials",
-            "wrong agent name or password",
-        ));
-    };
-    let token = new_token("ka_").map_err(|e| {
-        tracing::error!(error = %e, "token");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "internal error",
-        )
-    })?;
-    let expires_at = now_ms() + AGENT_TOKEN_TTL_MS;
-    store
-        .insert_token(
-            &token_hash(&token),
-            &TokenRecord {
-                kind: TokenKind::Agent,
-                subject: agent.id.clone(),
-                site_key: None,
-                expires_at,
-            },
-        )
-        .await?;
+    let (agent, token) = s.accounts.login(&req.name, &req.password).await?;
     Ok(Json(json!({
-        "token": token,
+        "token": token.token,
         "agent": { "name": agent.name, "display_name": agent.display_name, "capacity": agent.capacity },
-        "expires_at": rfc3339(expires_at),
+        "expires_at": rfc3339(token.expires_at),
     })))
 }
 
-/// A real Argon2id hash of a random password, verified against for unknown agent names.
-fn dummy_hash() -> &'static str {
-    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    HASH.get_or_init(|| {
-        crate::auth::new_password()
-            .and_then(|p| crate::auth::hash_password(&p))
-            .unwrap_or_default()
-    })
+/// `POST /v1/agent/logout`: revokes the token the request carries.
+pub async fn logout(
+    State(state): State<AppState>,
+    AgentAuth(_agent): AgentAuth,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let s = super::ready(&state)?;
+    if let Some(token) = bearer(&headers) {
+        s.accounts.logout(token).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Debug, Deserialize)]
@@ -102,7 +70,7 @@ pub struct ListQuery {
 pub async fn list(
     State(state): State<AppState>,
     AgentAuth(_agent): AgentAuth,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let s = super::ready(&state)?;
     let states = parse_states(q.state.as_deref().unwrap_or("queued,agent"))?;
@@ -118,12 +86,25 @@ pub fn parse_states(s: &str) -> Result<Vec<ConversationState>, ApiError> {
             "queued" => Ok(ConversationState::Queued),
             "agent" => Ok(ConversationState::Agent),
             "resolved" => Ok(ConversationState::Resolved),
-            other => Err(ApiError::bad_request(
-                "invalid_input",
-                format!("unknown state `{other}` (bot, queued, agent, resolved)"),
-            )),
+            other => Err(ApiError::invalid_input(format!(
+                "unknown state `{other}` (bot, queued, agent, resolved)"
+            ))),
         })
         .collect()
+}
+
+/// Every agent with load and presence, as JSON.
+pub async fn agents_json(state: &AppState) -> Result<Vec<Value>, ApiError> {
+    let s = super::ready(state)?;
+    Ok(s.conversations
+        .agents_with_load()
+        .await?
+        .into_iter()
+        .map(|(a, online)| {
+            json!({ "name": a.name, "display_name": a.display_name, "active": a.active,
+                    "capacity": a.capacity, "online": online })
+        })
+        .collect())
 }
 
 /// `GET /v1/agent/agents`: every agent, with load and whether online.
@@ -131,15 +112,7 @@ pub async fn agents(
     State(state): State<AppState>,
     AgentAuth(me): AgentAuth,
 ) -> Result<Json<Value>, ApiError> {
-    let s = super::ready(&state)?;
-    let all = s.conversations.presence().await?;
-    let agents: Vec<Value> = all
-        .into_iter()
-        .map(|(a, online)| {
-            json!({ "name": a.name, "display_name": a.display_name, "active": a.active,
-                    "capacity": a.capacity, "online": online })
-        })
-        .collect();
+    let agents = agents_json(&state).await?;
     Ok(Json(json!({ "me": me.name, "agents": agents })))
 }
 
@@ -150,33 +123,7 @@ pub async fn transcript(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let s = super::ready(&state)?;
-    transcript_json(&s, &id).await.map(Json)
-}
-
-/// A conversation's summary and whole transcript, with route traces.
-pub async fn transcript_json(s: &Services, id: &str) -> Result<Value, ApiError> {
-    let id = id.to_string();
-    let summary = s.conversations.summary(&id).await?.ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", "conversation not found")
-    })?;
-    let mut messages: Vec<Message> = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = s
-            .conversations
-            .store()
-            .messages_after(&id, after, 500)
-            .await?;
-        let done = page.len() < 500;
-        for m in &page {
-            after = m.seq;
-            messages.push(m.to_wire(true));
-        }
-        if done || messages.len() >= 5000 {
-            break;
-        }
-    }
-    Ok(json!({ "conversation": summary, "messages": messages }))
+    Ok(Json(json!(s.conversations.transcript(&id).await?)))
 }
 
 /// `POST /v1/agent/conversations/{id}/claim`.
@@ -213,19 +160,9 @@ pub async fn send_message(
     let services = super::ready(&state)?;
     let client_msg_id = match req.client_msg_id {
         Some(c) => c,
-        None => new_token("api-")
-            .map_err(ApiError::internal)?
-            .chars()
-            .take(36)
-            .collect(),
+        None => crate::store::new_id("api-"),
     };
-    kefu_protocol::validate_message(&client_msg_id, &req.text).map_err(|e| {
-        if e.code == kefu_protocol::ErrorCode::TooLarge {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.message)
-        } else {
-            ApiError::bad_request("invalid_input", e.message)
-        }
-    })?;
+    kefu_protocol::validate_message(&client_msg_id, &req.text)?;
     let m = services
         .conversations
         .agent_send(&agent, &id, &client_msg_id, &req.text)
@@ -289,9 +226,7 @@ pub async fn canned(
     AgentAuth(_agent): AgentAuth,
 ) -> Result<Json<Value>, ApiError> {
     let s = super::ready(&state)?;
-    Ok(Json(
-        json!({ "canned": s.conversations.triage().rules.canned() }),
-    ))
+    Ok(Json(json!({ "canned": s.conversations.canned() })))
 }
 
 /// `GET /v1/agent/conversations/{id}/suggestions`: knowledge-base answers for the visitor's last
@@ -302,19 +237,9 @@ pub async fn suggestions(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let s = super::ready(&state)?;
-    let store = s.conversations.store();
-    if store.conversation(&id).await?.is_none() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "conversation not found",
-        ));
-    }
-    let Some(question) = store.last_visitor_text(&id).await? else {
+    let Some((question, r)) = s.conversations.suggestions(&id).await? else {
         return Ok(Json(json!({ "question": null, "suggestions": [] })));
     };
-    let kb = s.conversations.triage().kb.clone();
-    let r = s.conversations.retriever().retrieve(&kb, &question).await?;
     let hits: Vec<Value> = r
         .hits
         .iter()

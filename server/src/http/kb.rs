@@ -1,17 +1,30 @@
-//! Knowledge-base endpoints.
+//! Knowledge-base endpoints for staff (agent tokens and admin keys): text length checked by the
+//! knowledge engine, `top_k` capped, rate-limited, and
+//! run behind the visitors' bot replies (a small fixed number at a time; beyond a short queue the
+//! server answers `503 overloaded` instead of queueing without end).
 
-use axum::extract::State;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
 use axum::Json;
-use kefu_kb::knowledge::{DEFAULT_KB, MAX_TOP_K};
+use kefu_kb::knowledge::DEFAULT_KB;
 use kefu_kb::Retrieval;
+use kefu_protocol::ErrorCode;
 use serde::Deserialize;
 
-use super::json::ApiJson;
-use crate::error::ApiError;
+use super::auth::StaffAuth;
+use super::error::ApiError;
+use super::extract::ApiJson;
 use crate::state::AppState;
 
 /// Default number of hits.
 pub const DEFAULT_TOP_K: usize = 5;
+/// Most hits one query may ask for.
+pub const MAX_QUERY_TOP_K: usize = 20;
+/// How long a query may wait for its turn before the server sheds it.
+const QUEUE_WAIT: Duration = Duration::from_millis(500);
 
 /// `POST /v1/kb/query` body.
 #[derive(Debug, Deserialize)]
@@ -29,16 +42,34 @@ pub struct QueryRequest {
 /// Retrieves the best entries for one question, with the band.
 pub async fn query(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    _: StaffAuth,
     ApiJson(req): ApiJson<QueryRequest>,
 ) -> Result<Json<Retrieval>, ApiError> {
     let k = state.knowledge().ok_or_else(ApiError::not_ready)?;
-    let top_k = req.top_k.unwrap_or(DEFAULT_TOP_K);
-    if top_k == 0 || top_k > MAX_TOP_K {
-        return Err(ApiError::bad_request(
-            "invalid_input",
-            format!("top_k must be between 1 and {MAX_TOP_K}"),
-        ));
+    let client = state.client_ip(peer.ip(), &headers);
+    if state.session_limiter.check_key(&client).is_err() {
+        return Err(ApiError::rate_limited());
     }
+    let top_k = req.top_k.unwrap_or(DEFAULT_TOP_K);
+    if top_k == 0 || top_k > MAX_QUERY_TOP_K {
+        return Err(ApiError::invalid_input(format!(
+            "top_k must be between 1 and {MAX_QUERY_TOP_K}"
+        )));
+    }
+    if req.tags.len() > 20 {
+        return Err(ApiError::invalid_input("at most 20 tags"));
+    }
+    let _permit = tokio::time::timeout(QUEUE_WAIT, state.staff_queries.acquire())
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                ErrorCode::Overloaded,
+                "too many knowledge-base queries at once; retry shortly",
+            )
+        })?
+        .map_err(ApiError::internal)?;
     let kb = req.kb.as_deref().unwrap_or(DEFAULT_KB);
     Ok(Json(k.query(kb, &req.query, top_k, &req.tags).await?))
 }

@@ -3,25 +3,30 @@
 mod admin;
 mod agent;
 pub mod auth;
-mod json;
+pub mod error;
+mod extract;
+pub mod forwarded;
 mod kb;
 mod pages;
+pub mod server;
 mod visitor;
 mod widget;
 pub mod ws;
 
 use std::future::Future;
-use std::net::SocketAddr;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
+use axum::http::HeaderValue;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
-use crate::error::ApiError;
+pub use error::ApiError;
+pub use server::ServeOptions;
+
 use crate::state::AppState;
 
 /// Largest request body accepted, in bytes.
@@ -29,14 +34,18 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The whole HTTP API.
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    // Probes and metrics are polled constantly (a 503 from /readyz during start-up is expected):
+    // they stay out of the request log.
+    let probes = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(metrics));
+    Router::new()
         .route("/v1/kb/query", post(kb::query))
         .route("/v1/ws", get(ws::upgrade))
         .merge(cross_origin_routes())
         .route("/v1/agent/login", post(agent::login))
+        .route("/v1/agent/logout", post(agent::logout))
         .route("/v1/agent/agents", get(agent::agents))
         .route("/v1/agent/canned", get(agent::canned))
         .route("/v1/agent/conversations", get(agent::list))
@@ -67,6 +76,7 @@ pub fn app(state: AppState) -> Router {
             "/v1/admin/agents",
             get(admin::agents).post(admin::create_agent),
         )
+        .route("/v1/admin/agents/{name}/revoke", post(admin::revoke_agent))
         .route("/v1/admin/conversations", get(admin::conversations))
         .route("/v1/admin/conversations/{id}", get(admin::transcript))
         .route("/console", get(pages::console))
@@ -75,6 +85,14 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::trace::TraceLayer::new_for_http())
+        .merge(probes)
+        .layer(axum::middleware::from_fn(error::json_errors))
+        .layer(
+            tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+                X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        )
         .with_state(state)
 }
 
@@ -105,20 +123,16 @@ fn cross_origin_routes() -> Router<AppState> {
 }
 
 /// Serves `app(state)` on `listener` until `shutdown` resolves: WebSocket sessions are told to
-/// close (1001), then in-flight requests drain.
+/// close (1001), then in-flight requests drain, for at most `options.drain_timeout`.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
+    options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let for_shutdown = state.clone();
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown.await;
-        for_shutdown.begin_shutdown();
+    server::serve(listener, app(state), options, shutdown, move || {
+        for_shutdown.begin_shutdown()
     })
     .await
 }
@@ -147,7 +161,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         metrics::gauge!("kefu_process_resident_memory_bytes").set(rss as f64);
     }
     if let Some(s) = state.services() {
-        let (visitors, agents) = s.conversations.hub().counts();
+        let (visitors, agents) = s.conversations.live_counts();
         metrics::gauge!("kefu_live_sessions", "role" => "visitor").set(visitors as f64);
         metrics::gauge!("kefu_live_sessions", "role" => "agent").set(agents as f64);
     }
@@ -167,9 +181,5 @@ pub fn resident_memory_bytes() -> Option<u64> {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::NOT_FOUND,
-        "not_found",
-        "no such endpoint",
-    )
+    ApiError::not_found("no such endpoint")
 }

@@ -5,11 +5,11 @@ use axum::extract::Query;
 use axum::http::header::{
     ACCEPT_LANGUAGE, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS,
 };
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use crate::error::ApiError;
+use super::error::ApiError;
 
 /// The widget's three files.
 pub struct WidgetAssets {
@@ -35,8 +35,7 @@ fn asset(content_type: &'static str, body: Option<&'static [u8]>) -> Response {
         )
             .into_response(),
         None => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "widget_not_built",
+            kefu_protocol::ErrorCode::Unavailable,
             "this server was built without the web widget: run scripts/build-widget, then rebuild",
         )
         .into_response(),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
@@ -21,10 +21,11 @@ use kefu_protocol::{
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::auth::{origin_allowed, resolve_token, same_origin};
-use crate::auth::Principal;
+use super::auth::origin;
+use super::error::ApiError;
+use super::extract::ApiQuery;
+use crate::accounts::{Accounts, Principal};
 use crate::conversation::{ConnectionHandle, ConversationError, Conversations, Outbound, Role};
-use crate::error::ApiError;
 use crate::state::{AppState, ConnectionSlot};
 use crate::store::Agent;
 
@@ -52,28 +53,32 @@ pub struct WsQuery {
 pub async fn upgrade(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Query(q): Query<WsQuery>,
+    permit: Option<axum::Extension<super::server::ConnectionPermit>>,
+    ApiQuery(q): ApiQuery<WsQuery>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let services = super::ready(&state)?;
     if let Some(key) = &q.site_key {
-        let site = services.conversations.store().site(key).await?;
-        if !origin_allowed(&headers, site.as_ref()) {
-            return Err(ApiError::forbidden(
-                "origin_not_allowed",
-                "this page's origin is not on the site's allow-list",
-            ));
+        let site = services.accounts.site(key).await?;
+        if !services
+            .accounts
+            .origin_allowed(origin(&headers), site.as_ref())
+        {
+            return Err(ApiError::origin_not_allowed());
         }
     }
-    let slot = state.open_connection(peer.ip()).ok_or_else(|| {
+    let client = state.client_ip(peer.ip(), &headers);
+    let slot = state.open_connection(client).ok_or_else(|| {
         ApiError::new(
-            axum::http::StatusCode::TOO_MANY_REQUESTS,
-            "too_many_connections",
+            ErrorCode::TooManyConnections,
             "too many open connections from this address",
         )
     })?;
     let conversations = Arc::clone(&services.conversations);
+    let accounts = services.accounts.clone();
+    // The session holds the connection's share of the global cap for as long as it is open.
+    let permit = permit.and_then(|p| p.0.take());
     Ok(ws
         // Small buffers: thousands of mostly idle chats, not bulk transfer (128 KiB each by default).
         .read_buffer_size(WS_BUFFER_BYTES)
@@ -83,6 +88,8 @@ pub async fn upgrade(
         .on_upgrade(move |socket| async move {
             let session = Session {
                 conversations,
+                accounts,
+                _permit: permit,
                 headers,
                 state,
                 _slot: slot,
@@ -99,6 +106,8 @@ pub async fn upgrade(
 
 struct Session {
     conversations: Arc<Conversations>,
+    accounts: Accounts,
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
     headers: HeaderMap,
     state: AppState,
     _slot: ConnectionSlot,
@@ -149,7 +158,7 @@ impl Session {
                         Some(Ok(_)) => continue, // ping/pong handled by the library
                         Some(Err(e)) => {
                             tracing::debug!(error = %e, "websocket read failed");
-                            break Some((1009, "frame too large or malformed"));
+                            break Some(close_for_read_error(&e));
                         }
                     };
                     // Before `hello` the deadline stays fixed: chatter does not keep an
@@ -208,7 +217,7 @@ impl Session {
 
     async fn finish(&mut self) {
         if let Some(h) = &self.handle {
-            self.conversations.hub().disconnect(h.id);
+            self.conversations.disconnect(h.id);
         }
         if let Some(agent) = &self.agent {
             self.conversations.agent_offline(&agent.id).await;
@@ -254,19 +263,20 @@ impl Session {
         S: SinkExt<WsMessage> + Unpin,
     {
         let pending = std::mem::take(&mut self.pending_replays);
+        let Some(who) = self.principal.clone() else {
+            return Ok(());
+        };
         for (conv, after) in pending {
             let mut after = after;
             loop {
                 let page = match self
                     .conversations
-                    .store()
-                    .messages_after(&conv, after, REPLAY_PAGE)
+                    .messages_after(&who, &conv, after, REPLAY_PAGE)
                     .await
                 {
-                    Ok(p) => p,
+                    Ok((_, p)) => p,
                     Err(e) => {
-                        tracing::error!(error = %e, "replay failed");
-                        let frame = error_frame(ErrorCode::Internal, "internal error", None);
+                        let frame = ApiError::from(e).to_frame(None);
                         send(sink, &frame).await.map_err(|_| None)?;
                         break;
                     }
@@ -298,7 +308,7 @@ impl Session {
         let frame = match decode_client_frame(text) {
             Ok(f) => f,
             Err(e) => {
-                metrics::counter!("kefu_ws_frames_rejected_total", "code" => code_label(e.code))
+                metrics::counter!("kefu_ws_frames_rejected_total", "code" => e.code.as_str())
                     .increment(1);
                 out.push(e.to_frame(client_msg_id_of(text)));
                 return Next::Continue;
@@ -322,10 +332,10 @@ impl Session {
             };
         };
         let result = self.dispatch(&principal, frame, out).await;
-        if let Err((code, message, id)) = result {
-            metrics::counter!("kefu_ws_frames_rejected_total", "code" => code_label(code))
+        if let Err((e, id)) = result {
+            metrics::counter!("kefu_ws_frames_rejected_total", "code" => e.code.as_str())
                 .increment(1);
-            out.push(error_frame(code, &message, id));
+            out.push(e.to_frame(id));
         }
         Next::Continue
     }
@@ -336,21 +346,22 @@ impl Session {
         out: &mut Vec<ServerFrame>,
         rx: &mut Option<mpsc::Receiver<Outbound>>,
     ) -> Next {
-        let store = self.conversations.store();
-        let principal = match resolve_token(store, token).await {
+        // A fault while checking the token or the site (a database hiccup) is not a refusal:
+        // the client is told `internal` and the connection closes (1011), so it reconnects
+        // with backoff instead of giving up.
+        let principal = match self.accounts.resolve_token(token).await {
             Ok(Some(p)) => p,
             Ok(None) => {
                 out.push(error_frame(
                     ErrorCode::Unauthorized,
-                    "the token is invalid or expired",
+                    "the token is invalid, expired or revoked",
                     None,
                 ));
                 return Next::Continue;
             }
             Err(e) => {
-                tracing::error!(error = %e, "token lookup failed");
-                out.push(error_frame(ErrorCode::Internal, "internal error", None));
-                return Next::Continue;
+                out.push(ApiError::from(e).to_frame(None));
+                return Next::Close(1011, "internal error: reconnect");
             }
         };
         let (role, id) = match &principal {
@@ -358,8 +369,17 @@ impl Session {
                 visitor_id,
                 site_key,
             } => {
-                let site = store.site(site_key).await.ok().flatten();
-                if !origin_allowed(&self.headers, site.as_ref()) {
+                let site = match self.accounts.site(site_key).await {
+                    Ok(site) => site,
+                    Err(e) => {
+                        out.push(ApiError::from(e).to_frame(None));
+                        return Next::Close(1011, "internal error: reconnect");
+                    }
+                };
+                if !self
+                    .accounts
+                    .origin_allowed(origin(&self.headers), site.as_ref())
+                {
                     out.push(error_frame(
                         ErrorCode::OriginNotAllowed,
                         "this page's origin is not on the site's allow-list",
@@ -370,11 +390,7 @@ impl Session {
                 (Role::Visitor, visitor_id.clone())
             }
             Principal::Agent { agent_id } => {
-                let origin = self
-                    .headers
-                    .get(axum::http::header::ORIGIN)
-                    .and_then(|o| o.to_str().ok());
-                if origin.is_some_and(|o| !same_origin(&self.headers, o)) {
+                if origin(&self.headers).is_some_and(|o| !self.accounts.is_own_origin(o)) {
                     out.push(error_frame(
                         ErrorCode::OriginNotAllowed,
                         "agent consoles connect from this server's own origin",
@@ -382,19 +398,23 @@ impl Session {
                     ));
                     return Next::Close(1008, "origin not allowed");
                 }
-                match store.agent(agent_id).await {
+                match self.accounts.agent(agent_id).await {
                     Ok(Some(agent)) => {
                         let name = agent.name.clone();
                         self.agent = Some(agent);
                         (Role::Agent, name)
                     }
-                    _ => {
+                    Ok(None) => {
                         out.push(error_frame(
                             ErrorCode::Unauthorized,
                             "the agent account no longer exists",
                             None,
                         ));
                         return Next::Continue;
+                    }
+                    Err(e) => {
+                        out.push(ApiError::from(e).to_frame(None));
+                        return Next::Close(1011, "internal error: reconnect");
                     }
                 }
             }
@@ -407,7 +427,7 @@ impl Session {
                 return Next::Continue;
             }
         };
-        let (handle, receiver) = self.conversations.hub().connect(role);
+        let (handle, receiver) = self.conversations.connect(role);
         self.handle = Some(handle);
         *rx = Some(receiver);
         self.principal = Some(principal);
@@ -430,12 +450,10 @@ impl Session {
         who: &Principal,
         frame: ClientFrame,
         out: &mut Vec<ServerFrame>,
-    ) -> Result<(), (ErrorCode, String, Option<String>)> {
+    ) -> Result<(), (ApiError, Option<String>)> {
         let conv = &self.conversations;
         match frame {
-            ClientFrame::Hello { .. } => {
-                Err((ErrorCode::InvalidInput, "already said hello".into(), None))
-            }
+            ClientFrame::Hello { .. } => Err((ApiError::invalid_input("already said hello"), None)),
             ClientFrame::Ping {} => {
                 out.push(ServerFrame::Pong);
                 Ok(())
@@ -444,20 +462,14 @@ impl Session {
                 conversation_id,
                 after_seq,
             } => {
-                let c = conv.authorize(who, &conversation_id).await.map_err(no_id)?;
-                if let Some(h) = &self.handle {
-                    conv.hub().follow(h, &conversation_id);
-                }
-                let agent = match &c.agent_id {
-                    Some(id) => conv.store().agent(id).await.ok().flatten().map(|a| a.name),
-                    None => None,
+                let Some(handle) = &self.handle else {
+                    return Err((ApiError::unauthorized("say hello with a token first"), None));
                 };
-                out.push(ServerFrame::State {
-                    conversation_id: c.id.clone(),
-                    state: c.state,
-                    agent,
-                    offline: c.offline,
-                });
+                let state = conv
+                    .subscribe(who, handle, &conversation_id)
+                    .await
+                    .map_err(no_id)?;
+                out.push(state);
                 // Replay after the frames of this turn; live messages up to then are skipped by seq.
                 self.pending_replays.push((conversation_id, after_seq));
                 Ok(())
@@ -515,11 +527,7 @@ impl Session {
             }
             ClientFrame::RequestHuman { conversation_id } => {
                 if self.agent.is_some() {
-                    return Err((
-                        ErrorCode::Forbidden,
-                        "only visitors ask for a human".into(),
-                        None,
-                    ));
+                    return Err((ApiError::forbidden("only visitors ask for a human"), None));
                 }
                 conv.request_human(who, &conversation_id)
                     .await
@@ -530,12 +538,10 @@ impl Session {
                 before_seq,
                 limit,
             } => {
-                conv.authorize(who, &conversation_id).await.map_err(no_id)?;
                 let page = conv
-                    .store()
-                    .messages_before(&conversation_id, before_seq, limit + 1)
+                    .messages_before(who, &conversation_id, before_seq, limit + 1)
                     .await
-                    .map_err(|e| no_id(e.into()))?;
+                    .map_err(no_id)?;
                 let has_more = page.len() > limit as usize;
                 let with_trace = self.agent.is_some();
                 let messages = page
@@ -612,41 +618,34 @@ fn client_msg_id_of(text: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-fn no_id(e: ConversationError) -> (ErrorCode, String, Option<String>) {
-    with_id(e, None)
+fn no_id(e: ConversationError) -> (ApiError, Option<String>) {
+    (e.into(), None)
 }
 
-fn with_id(e: ConversationError, id: Option<String>) -> (ErrorCode, String, Option<String>) {
-    let code = match &e {
-        ConversationError::NotFound => ErrorCode::NotFound,
-        ConversationError::Forbidden => ErrorCode::Forbidden,
-        ConversationError::NotOwner => ErrorCode::NotOwner,
-        ConversationError::Closed => ErrorCode::ConversationClosed,
-        ConversationError::Conflict(_) | ConversationError::InvalidInput(_) => {
-            ErrorCode::InvalidInput
-        }
-        ConversationError::Store(inner) => {
-            tracing::error!(error = %inner, "store error in a websocket session");
-            return (ErrorCode::Internal, "internal error".into(), id);
-        }
-    };
-    (code, e.to_string(), id)
+fn with_id(e: ConversationError, id: Option<String>) -> (ApiError, Option<String>) {
+    (e.into(), id)
 }
 
-fn code_label(code: ErrorCode) -> &'static str {
-    match code {
-        ErrorCode::InvalidFrame => "invalid_frame",
-        ErrorCode::UnknownType => "unknown_type",
-        ErrorCode::TooLarge => "too_large",
-        ErrorCode::InvalidInput => "invalid_input",
-        ErrorCode::Unauthorized => "unauthorized",
-        ErrorCode::Forbidden => "forbidden",
-        ErrorCode::NotFound => "not_found",
-        ErrorCode::RateLimited => "rate_limited",
-        ErrorCode::UnsupportedVersion => "unsupported_version",
-        ErrorCode::ConversationClosed => "conversation_closed",
-        ErrorCode::OriginNotAllowed => "origin_not_allowed",
-        ErrorCode::NotOwner => "not_owner",
-        ErrorCode::Internal => "internal",
+/// The close code for a connection whose frames could not be read: 1009 for an oversize
+/// message, 1007 for text that is not UTF-8, 1002 for any other protocol violation (reserved
+/// bits, unmasked client frames, bad opcodes).
+fn close_for_read_error(e: &axum::Error) -> (u16, &'static str) {
+    use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(ws) = err.downcast_ref::<WsError>() {
+            return match ws {
+                WsError::Capacity(CapacityError::MessageTooLong { .. }) => {
+                    (1009, "message too large")
+                }
+                WsError::Capacity(_) => (1009, "frame too large"),
+                WsError::Utf8(_) => (1007, "invalid UTF-8 in a text frame"),
+                WsError::Protocol(ProtocolError::InvalidCloseSequence) => (1002, "protocol error"),
+                _ => (1002, "protocol error"),
+            };
+        }
+        source = err.source();
     }
+    (1002, "protocol error")
 }

@@ -267,6 +267,25 @@ impl Store {
         .transpose()
     }
 
+    /// Revokes one token.
+    pub async fn delete_token(&self, token_hash: &str) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM auth_tokens WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Revokes every token of `kind` issued to `subject`; returns how many.
+    pub async fn delete_tokens_of(&self, kind: TokenKind, subject: &str) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM auth_tokens WHERE kind = $1 AND subject = $2")
+            .bind(kind.as_str())
+            .bind(subject)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
     /// Forgets expired tokens; returns how many.
     pub async fn delete_expired_tokens(&self) -> Result<u64> {
         let r = sqlx::query("DELETE FROM auth_tokens WHERE expires_at <= $1")
@@ -478,9 +497,19 @@ impl Store {
             FallbackCount::Reset => "0",
             FallbackCount::Increment => "bot_fallbacks + 1",
         };
+        let pending = match msg.bot_turn {
+            BotTurn::Keep => "pending_turn".to_string(),
+            BotTurn::Start => {
+                "CASE WHEN state = 'bot' THEN last_seq + 1 ELSE pending_turn END".into()
+            }
+            BotTurn::Finish(seq) => {
+                format!("CASE WHEN pending_turn <= {seq} THEN 0 ELSE pending_turn END")
+            }
+        };
         let sql = format!(
             "UPDATE conversations SET last_seq = last_seq + 1, updated_at = $2,
-                 bot_fallbacks = {fallbacks}, offline = CASE WHEN $3 = 1 THEN 1 ELSE offline END
+                 bot_fallbacks = {fallbacks}, offline = CASE WHEN $3 = 1 THEN 1 ELSE offline END,
+                 pending_turn = {pending}
              WHERE id = $1 AND {condition}
              RETURNING last_seq, bot_fallbacks, state"
         );
@@ -555,15 +584,30 @@ impl Store {
         } else {
             ""
         };
+        let capacity = match (change.within_capacity, change.agent_id) {
+            (Some(cap), Some(_)) => format!(
+                " AND (SELECT COUNT(*) FROM conversations o
+                       WHERE o.state = 'agent' AND o.agent_id = $3 AND o.id <> $1) < {cap}"
+            ),
+            _ => String::new(),
+        };
         let sql = format!(
             "UPDATE conversations SET state = $2, agent_id = $3, last_seq = last_seq + 1,
-                 updated_at = $4, bot_fallbacks = 0, offline = {offline}
-             WHERE id = $1 AND state IN ({from}){owner}
+                 updated_at = $4, bot_fallbacks = 0, offline = {offline}, pending_turn = 0
+             WHERE id = $1 AND state IN ({from}){owner}{capacity}
              RETURNING *",
             from = state_list(change.from),
             offline = if change.offline { 1 } else { 0 },
         );
         let mut tx = self.pool.begin().await?;
+        if let (Some(_), Some(agent)) = (change.within_capacity, change.agent_id) {
+            // Lock the new owner's row first: concurrent claims for one agent queue here, so each
+            // counts the others' committed claims (PostgreSQL row lock; SQLite's write lock).
+            sqlx::query("UPDATE agents SET capacity = capacity WHERE id = $1")
+                .bind(agent)
+                .execute(&mut *tx)
+                .await?;
+        }
         let mut q = sqlx::query(&sql)
             .bind(conversation_id)
             .bind(state_str(change.to))
@@ -593,6 +637,68 @@ impl Store {
         insert_message(&mut tx, &stored).await?;
         tx.commit().await?;
         Ok(Some((conversation, stored)))
+    }
+
+    /// Ends the pending bot turn for the visitor message `seq` (the bot decided to say nothing),
+    /// unless a newer message started another.
+    pub async fn finish_turn(&self, conversation_id: &str, seq: u64) -> Result<()> {
+        sqlx::query(
+            "UPDATE conversations SET pending_turn = 0
+             WHERE id = $1 AND pending_turn > 0 AND pending_turn <= $2",
+        )
+        .bind(conversation_id)
+        .bind(seq as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Bot turns recorded but not finished, in conversations untouched since `before_ms`.
+    pub async fn stale_turns(&self, before_ms: i64, limit: u32) -> Result<Vec<PendingTurn>> {
+        let rows = sqlx::query(
+            "SELECT id, pending_turn, updated_at FROM conversations
+             WHERE pending_turn > 0 AND state = 'bot' AND updated_at < $1
+             ORDER BY updated_at LIMIT $2",
+        )
+        .bind(before_ms)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PendingTurn {
+                    conversation_id: r.try_get("id")?,
+                    seq: r.try_get::<i64, _>("pending_turn")? as u64,
+                    updated_at: r.try_get("updated_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Takes a stale turn for this process: true for exactly one of several nodes racing for it
+    /// (the row's `updated_at` must still be the one read).
+    pub async fn lease_turn(&self, turn: &PendingTurn) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE conversations SET updated_at = $4
+             WHERE id = $1 AND pending_turn = $2 AND updated_at = $3",
+        )
+        .bind(&turn.conversation_id)
+        .bind(turn.seq as i64)
+        .bind(turn.updated_at)
+        .bind(now_ms().max(turn.updated_at + 1))
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// One message by seq.
+    pub async fn message(&self, conversation_id: &str, seq: u64) -> Result<Option<StoredMessage>> {
+        let row = sqlx::query("SELECT * FROM messages WHERE conversation_id = $1 AND seq = $2")
+            .bind(conversation_id)
+            .bind(seq as i64)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| message_from_row(&r)).transpose()
     }
 
     async fn message_by_client_id(

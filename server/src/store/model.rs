@@ -168,6 +168,32 @@ pub struct NewMessage {
     pub fallbacks: FallbackCount,
     /// Marks the conversation as an offline message (no agent was online).
     pub mark_offline: bool,
+    /// How the message changes the conversation's pending bot turn.
+    pub bot_turn: BotTurn,
+}
+
+/// What a committed message does to the conversation's pending bot turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BotTurn {
+    /// Leaves it as it is.
+    #[default]
+    Keep,
+    /// A visitor message the bot must answer (when the bot owns the conversation): it becomes the
+    /// pending turn in the same transaction.
+    Start,
+    /// The bot's reply to the visitor message with this seq: the pending turn ends unless a newer
+    /// message started another one.
+    Finish(u64),
+}
+
+/// A bot turn recorded but not finished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingTurn {
+    pub conversation_id: String,
+    /// The visitor message to answer.
+    pub seq: u64,
+    /// The conversation's `updated_at` when read (the lease compares it).
+    pub updated_at: i64,
 }
 
 impl NewMessage {
@@ -184,6 +210,7 @@ impl NewMessage {
             route_trace: None,
             fallbacks: FallbackCount::Keep,
             mark_offline: false,
+            bot_turn: BotTurn::Keep,
         }
     }
 }
@@ -226,4 +253,7 @@ pub struct Transition<'a> {
     pub owner: Option<&'a str>,
     /// Whether the conversation is an offline message after the change.
     pub offline: bool,
+    /// Only if the new owner (`agent_id`) owns fewer than this many conversations, checked in
+    /// the committing transaction (the agent's row is locked first, so concurrent claims queue).
+    pub within_capacity: Option<u32>,
 }

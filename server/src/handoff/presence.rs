@@ -1,5 +1,5 @@
-//! Agent presence and assignment: who is online (has a console connected here, or on another
-//! node as last reported), and the round-robin choice of an online agent with free capacity.
+//! Agent presence: who is online (has a console connected here, or on another node as last
+//! reported), and the round-robin choice of an online agent with free capacity.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
