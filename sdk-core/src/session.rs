@@ -445,7 +445,7 @@ impl Session {
 
     fn on_error(&mut self, code: ErrorCode, message: String, client_msg_id: Option<String>) {
         let error = ClientError::Server {
-            code: code_name(code),
+            code: code.as_str().to_string(),
             message,
         };
         match (code, client_msg_id) {
@@ -486,11 +486,6 @@ impl Session {
             (_, None) => self.events.push_back(Event::Error { error }),
         }
     }
-}
-
-/// The wire name of an error code (`too_large`, …).
-fn code_name(code: ErrorCode) -> String {
-    code.as_str().to_string()
 }
 
 /// Checks a message text the way the server will (the protocol's own check).

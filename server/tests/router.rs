@@ -127,6 +127,31 @@ impl Harness {
         token.token
     }
 
+    /// A site that only this server's own pages may embed.
+    async fn site(&self, key: &str) {
+        self.accounts
+            .create_site(NewSite {
+                key: key.into(),
+                ..NewSite::default()
+            })
+            .await
+            .expect("site");
+    }
+
+    /// `POST /v1/visitor/sessions` for `site_key`, with extra headers.
+    async fn start_session(&self, site_key: &str, headers: &[(&str, &str)]) -> (StatusCode, Value) {
+        let (status, _, body) = self
+            .call(
+                "POST",
+                "/v1/visitor/sessions",
+                None,
+                Some(json!({ "site_key": site_key })),
+                headers,
+            )
+            .await;
+        (status, body)
+    }
+
     async fn admin(&self) -> String {
         self.accounts
             .issue_token(TokenKind::Admin, "tests", None)
@@ -159,22 +184,8 @@ async fn every_rejection_is_json_with_a_stable_code() {
         Some(&b"nosniff"[..])
     );
 
-    h.accounts
-        .create_site(NewSite {
-            key: "demo".into(),
-            ..NewSite::default()
-        })
-        .await
-        .expect("site");
-    let (status, _, session) = h
-        .call(
-            "POST",
-            "/v1/visitor/sessions",
-            None,
-            Some(json!({"site_key": "demo"})),
-            &[],
-        )
-        .await;
+    h.site("demo").await;
+    let (status, session) = h.start_session("demo", &[]).await;
     assert_eq!(status, StatusCode::CREATED, "{session}");
     let token = session["token"].as_str().expect("token");
     let conv = session["conversation_id"].as_str().expect("conv");
@@ -195,15 +206,7 @@ async fn every_rejection_is_json_with_a_stable_code() {
     assert!(headers
         .get("content-type")
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json")));
-    let (status, _, body) = h
-        .call(
-            "POST",
-            "/v1/visitor/sessions",
-            None,
-            Some(json!({"site_key": "nope"})),
-            &[],
-        )
-        .await;
+    let (status, body) = h.start_session("nope", &[]).await;
     assert_eq!(
         (status, code(&body)),
         (StatusCode::NOT_FOUND, Some("unknown_site"))
@@ -341,31 +344,14 @@ async fn own_origin_comes_from_configuration_not_the_host_header() {
         })
         .await
         .expect("site");
-    let body = json!({"site_key": "shop"});
     let spoofed = [("origin", "http://evil.example"), ("host", "evil.example")];
-    let (status, _, resp) = h
-        .call(
-            "POST",
-            "/v1/visitor/sessions",
-            None,
-            Some(body.clone()),
-            &spoofed,
-        )
-        .await;
+    let (status, resp) = h.start_session("shop", &spoofed).await;
     assert_eq!(
         (status, code(&resp)),
         (StatusCode::FORBIDDEN, Some("origin_not_allowed"))
     );
     for origin in ["https://shop.example", OWN_ORIGIN] {
-        let (status, _, resp) = h
-            .call(
-                "POST",
-                "/v1/visitor/sessions",
-                None,
-                Some(body.clone()),
-                &[("origin", origin)],
-            )
-            .await;
+        let (status, resp) = h.start_session("shop", &[("origin", origin)]).await;
         assert_eq!(status, StatusCode::CREATED, "{origin}: {resp}");
     }
 }
@@ -373,25 +359,11 @@ async fn own_origin_comes_from_configuration_not_the_host_header() {
 #[tokio::test]
 async fn zero_width_text_is_blank_and_claims_respect_capacity() {
     let h = harness().await;
-    h.accounts
-        .create_site(NewSite {
-            key: "demo".into(),
-            ..NewSite::default()
-        })
-        .await
-        .expect("site");
+    h.site("demo").await;
     let li = h.agent("li", 1).await;
     let mut conversations = Vec::new();
     for _ in 0..10 {
-        let (_, _, s) = h
-            .call(
-                "POST",
-                "/v1/visitor/sessions",
-                None,
-                Some(json!({"site_key": "demo"})),
-                &[],
-            )
-            .await;
+        let (_, s) = h.start_session("demo", &[]).await;
         let who = kefu_server::accounts::Principal::Visitor {
             visitor_id: s["visitor_id"].as_str().expect("visitor").into(),
             site_key: "demo".into(),
@@ -451,26 +423,12 @@ async fn zero_width_text_is_blank_and_claims_respect_capacity() {
 #[tokio::test]
 async fn login_buckets_are_separate_and_proxies_are_trusted_only_when_named() {
     let h = harness().await;
-    h.accounts
-        .create_site(NewSite {
-            key: "demo".into(),
-            ..NewSite::default()
-        })
-        .await
-        .expect("site");
+    h.site("demo").await;
     h.agent("li", 2).await;
     // Exhaust the visitor-session bucket of one client (120 a minute by default).
     let mut limited = false;
     for _ in 0..130 {
-        let (status, _, _) = h
-            .call(
-                "POST",
-                "/v1/visitor/sessions",
-                None,
-                Some(json!({"site_key": "demo"})),
-                &[],
-            )
-            .await;
+        let (status, _) = h.start_session("demo", &[]).await;
         limited |= status == StatusCode::TOO_MANY_REQUESTS;
     }
     assert!(limited, "visitor sessions are rate-limited");
@@ -484,14 +442,8 @@ async fn login_buckets_are_separate_and_proxies_are_trusted_only_when_named() {
         "visitors do not lock agents out: {body}"
     );
     // The peer (192.0.2.7) is no trusted proxy: its X-Forwarded-For is ignored, so it stays limited.
-    let (status, _, _) = h
-        .call(
-            "POST",
-            "/v1/visitor/sessions",
-            None,
-            Some(json!({"site_key": "demo"})),
-            &[("x-forwarded-for", "198.51.100.1")],
-        )
+    let (status, _) = h
+        .start_session("demo", &[("x-forwarded-for", "198.51.100.1")])
         .await;
     assert_eq!(
         status,

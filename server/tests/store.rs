@@ -216,7 +216,7 @@ async fn exercise(store: &Store) {
         agent_id: None,
         owner: None,
         offline: true,
-        within_capacity: None,
+        within_capacity: false,
     };
     let (cq, m) = store
         .transition(&c.id, &queued, &note)
@@ -248,7 +248,7 @@ async fn exercise(store: &Store) {
         agent_id: Some("a_1"),
         owner: None,
         offline: false,
-        within_capacity: None,
+        within_capacity: false,
     };
     store
         .transition(&c.id, &claim, &note)
@@ -286,7 +286,7 @@ async fn exercise(store: &Store) {
         agent_id: None,
         owner: Some("a_2"),
         offline: false,
-        within_capacity: None,
+        within_capacity: false,
     };
     assert!(store
         .transition(&c.id, &back, &note)
@@ -308,7 +308,7 @@ async fn exercise(store: &Store) {
         agent_id: None,
         owner: None,
         offline: false,
-        within_capacity: None,
+        within_capacity: false,
     };
     store
         .transition(&c.id, &done, &note)
@@ -485,7 +485,7 @@ async fn exercise_turns_and_capacity(store: &Store) {
                 agent_id: Some("a_cap"),
                 owner: None,
                 offline: false,
-                within_capacity: Some(1),
+                within_capacity: true,
             };
             store
                 .transition(&id, &claim, &msg(AuthorKind::System, "joined", None))

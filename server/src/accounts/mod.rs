@@ -5,8 +5,6 @@
 pub mod credentials;
 pub mod password;
 
-use kefu_protocol::ConversationState;
-
 use credentials::{
     hash_password, new_token, token_hash, verify_identity, verify_password, ADMIN_KEY_TTL_MS,
     AGENT_TOKEN_TTL_MS, VISITOR_TOKEN_TTL_MS,
@@ -355,8 +353,8 @@ impl Accounts {
 
     async fn open_conversation(&self, visitor: &Visitor) -> Result<Conversation> {
         Ok(match self.store.open_conversation(&visitor.id).await? {
-            Some(c) if c.state != ConversationState::Resolved => c,
-            _ => self.store.create_conversation(visitor).await?,
+            Some(c) => c,
+            None => self.store.create_conversation(visitor).await?,
         })
     }
 }

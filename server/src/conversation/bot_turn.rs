@@ -152,17 +152,15 @@ impl Conversations {
 
     async fn resume_turn(self: &Arc<Self>, pending: PendingTurn) -> Result<(), ConversationError> {
         let id = &pending.conversation_id;
+        let message = self.store.message(id, pending.seq).await?;
         let (Some(c), Some(m)) = (
             self.store.conversation(id).await?,
-            self.store.message(id, pending.seq).await?,
+            message.filter(|m| m.author_kind == AuthorKind::Visitor),
         ) else {
+            // Nothing the bot can answer (gone, or not a visitor message).
             self.store.finish_turn(id, pending.seq).await?;
             return Ok(());
         };
-        if m.author_kind != AuthorKind::Visitor {
-            self.store.finish_turn(id, pending.seq).await?;
-            return Ok(());
-        }
         tracing::info!(conversation = %id, seq = pending.seq, "finishing a bot turn cut short");
         metrics::counter!("kefu_bot_turns_resumed_total").increment(1);
         self.spawn_turn(Turn {

@@ -40,27 +40,13 @@ pub enum ConversationError {
     NotOwner,
     #[error("the conversation is resolved and takes no new messages")]
     Closed,
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{0}")]
-    InvalidInput(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Knowledge(#[from] KbError),
-}
-
-impl From<HandoffError> for ConversationError {
-    fn from(e: HandoffError) -> Self {
-        match e {
-            HandoffError::NotFound => Self::NotFound,
-            HandoffError::NotOwner => Self::NotOwner,
-            HandoffError::Closed => Self::Closed,
-            HandoffError::Conflict(m) => Self::Conflict(m),
-            HandoffError::InvalidInput(m) => Self::InvalidInput(m),
-            HandoffError::Store(s) => Self::Store(s),
-        }
-    }
+    /// A refused or failed ownership change (claim, transfer, hand back, resolve).
+    #[error(transparent)]
+    Handoff(#[from] HandoffError),
 }
 
 type Result<T> = std::result::Result<T, ConversationError>;
@@ -297,10 +283,7 @@ impl Conversations {
         let c = self.authorize(who, conversation_id).await?;
         match c.state {
             ConversationState::Bot => {
-                let lang = match self.store.last_visitor_text(conversation_id).await? {
-                    Some(t) => Lang::detect(&t),
-                    None => Lang::En,
-                };
+                let lang = self.handoff.lang_of(conversation_id).await?;
                 self.handoff_from_bot(conversation_id, HandoffReason::Requested, lang, None)
                     .await
             }

@@ -87,7 +87,7 @@ impl Handoff {
                     agent_id: Some(&agent.id),
                     owner: None,
                     offline: false,
-                    within_capacity: Some(agent.capacity),
+                    within_capacity: true,
                 };
                 if let Some(done) = self.commit(conversation_id, &change, &note).await? {
                     return Ok(Some(done));
@@ -115,7 +115,7 @@ impl Handoff {
             agent_id: None,
             owner: None,
             offline: !any_online,
-            within_capacity: None,
+            within_capacity: false,
         };
         self.commit(conversation_id, &change, &note).await
     }
@@ -130,7 +130,7 @@ impl Handoff {
             agent_id: Some(&agent.id),
             owner: None,
             offline: false,
-            within_capacity: Some(agent.capacity),
+            within_capacity: true,
         };
         if let Some(done) = self
             .commit(conversation_id, &change, &joined_note(agent, lang))
@@ -192,7 +192,7 @@ impl Handoff {
             agent_id: Some(&target.id),
             owner: Some(&agent.id),
             offline: false,
-            within_capacity: Some(target.capacity),
+            within_capacity: true,
         };
         match self.owner_change(conversation_id, &change, &text).await {
             Err(HandoffError::NotOwner) => {
@@ -222,7 +222,7 @@ impl Handoff {
             agent_id: None,
             owner: Some(&agent.id),
             offline: false,
-            within_capacity: None,
+            within_capacity: false,
         };
         self.owner_change(conversation_id, &change, text).await
     }
@@ -242,7 +242,7 @@ impl Handoff {
                 agent_id: c.agent_id.as_deref(),
                 owner: Some(&agent.id),
                 offline: false,
-                within_capacity: None,
+                within_capacity: false,
             },
             ConversationState::Resolved => return Err(HandoffError::Closed),
             _ => Transition {
@@ -251,7 +251,7 @@ impl Handoff {
                 agent_id: None,
                 owner: None,
                 offline: false,
-                within_capacity: None,
+                within_capacity: false,
             },
         };
         self.owner_change(conversation_id, &change, note).await
@@ -279,7 +279,7 @@ impl Handoff {
                 agent_id: Some(&agent.id),
                 owner: None,
                 offline: false,
-                within_capacity: Some(agent.capacity),
+                within_capacity: true,
             };
             if let Some(c) = self.commit(id, &change, &joined_note(&agent, lang)).await? {
                 done.push(c);
@@ -381,7 +381,7 @@ impl Handoff {
     }
 
     /// The language to speak in a conversation: that of the visitor's last message.
-    async fn lang_of(&self, conversation_id: &str) -> Result<Lang> {
+    pub async fn lang_of(&self, conversation_id: &str) -> Result<Lang> {
         Ok(match self.store.last_visitor_text(conversation_id).await? {
             Some(t) => Lang::detect(&t),
             None => Lang::En,

@@ -1,7 +1,7 @@
 //! Admin endpoints (admin API key): sites, agents (and their sessions) and conversation
 //! transcripts. Account rules live in `accounts`.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::auth::AdminAuth;
 use super::error::ApiError;
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::ApiJson;
 use crate::accounts::{NewAgent, NewSite};
 use crate::state::AppState;
 use crate::store::Site;
@@ -131,7 +131,7 @@ pub struct ConversationsQuery {
 pub async fn conversations(
     State(state): State<AppState>,
     _: AdminAuth,
-    ApiQuery(q): ApiQuery<ConversationsQuery>,
+    Query(q): Query<ConversationsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let s = super::ready(&state)?;
     let states =

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use kefu_protocol::ConversationState;
@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::auth::{bearer, AgentAuth};
 use super::error::ApiError;
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::ApiJson;
 use crate::state::AppState;
 use crate::store::rfc3339;
 
@@ -70,7 +70,7 @@ pub struct ListQuery {
 pub async fn list(
     State(state): State<AppState>,
     AgentAuth(_agent): AgentAuth,
-    ApiQuery(q): ApiQuery<ListQuery>,
+    Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let s = super::ready(&state)?;
     let states = parse_states(q.state.as_deref().unwrap_or("queued,agent"))?;

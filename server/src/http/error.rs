@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::accounts::AccountError;
 use crate::conversation::ConversationError;
+use crate::handoff::HandoffError;
 use crate::store::StoreError;
 
 /// An error as the API reports it.
@@ -173,9 +174,27 @@ impl From<ConversationError> for ApiError {
     fn from(e: ConversationError) -> Self {
         use ConversationError as E;
         let code = match &e {
-            E::Store(_) | E::Knowledge(_) => ErrorCode::Internal,
+            E::Store(_) | E::Knowledge(_) | E::Handoff(_) => ErrorCode::Internal,
             E::NotFound => ErrorCode::NotFound,
             E::Forbidden => ErrorCode::Forbidden,
+            E::NotOwner => ErrorCode::NotOwner,
+            E::Closed => ErrorCode::ConversationClosed,
+        };
+        match e {
+            E::Store(s) => s.into(),
+            E::Knowledge(k) => k.into(),
+            E::Handoff(h) => h.into(),
+            other => Self::new(code, other.to_string()),
+        }
+    }
+}
+
+impl From<HandoffError> for ApiError {
+    fn from(e: HandoffError) -> Self {
+        use HandoffError as E;
+        let code = match &e {
+            E::Store(_) => ErrorCode::Internal,
+            E::NotFound => ErrorCode::NotFound,
             E::NotOwner => ErrorCode::NotOwner,
             E::Closed => ErrorCode::ConversationClosed,
             E::Conflict(_) => ErrorCode::Conflict,
@@ -183,7 +202,6 @@ impl From<ConversationError> for ApiError {
         };
         match e {
             E::Store(s) => s.into(),
-            E::Knowledge(k) => k.into(),
             other => Self::new(code, other.to_string()),
         }
     }
@@ -287,7 +305,8 @@ mod tests {
         let e: ApiError = StoreError::Corrupt("secret detail".into()).into();
         assert_eq!(e.code, ErrorCode::Internal);
         assert!(!e.message.contains("secret"));
-        let e: ApiError = ConversationError::Conflict("at capacity".into()).into();
+        let e: ApiError =
+            ConversationError::from(HandoffError::Conflict("at capacity".into())).into();
         assert_eq!(
             (e.code, e.status()),
             (ErrorCode::Conflict, StatusCode::CONFLICT)

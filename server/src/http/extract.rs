@@ -1,8 +1,8 @@
-//! Body and query-string extractors whose rejections use the API's error shape and stable codes.
+//! The JSON body extractor whose rejections use the API's error shape and stable codes (query
+//! strings need none: `error::json_errors` turns axum's plain-text 400 into `invalid_request`).
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::request::Parts;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use kefu_protocol::ErrorCode;
 use serde::de::DeserializeOwned;
@@ -42,23 +42,5 @@ where
                 other => ApiError::new(ErrorCode::InvalidRequest, other.body_text()),
             }),
         }
-    }
-}
-
-/// Like `axum::extract::Query`, but a bad query string is `400 invalid_request` in the API's shape.
-pub struct ApiQuery<T>(pub T);
-
-impl<S, T> FromRequestParts<S> for ApiQuery<T>
-where
-    T: DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|q| ApiQuery(q.0))
-            .map_err(|e: QueryRejection| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))
     }
 }

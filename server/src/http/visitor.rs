@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use kefu_protocol::{Message, MAX_HISTORY_LIMIT};
@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::auth::{origin, AnyAuth, VisitorAuth};
 use super::error::ApiError;
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::ApiJson;
 use crate::accounts::{Principal, SessionRequest as AccountSessionRequest};
 use crate::state::AppState;
 use crate::store::rfc3339;
@@ -97,7 +97,7 @@ pub async fn messages(
     State(state): State<AppState>,
     AnyAuth(who): AnyAuth,
     Path(id): Path<String>,
-    ApiQuery(q): ApiQuery<MessagesQuery>,
+    Query(q): Query<MessagesQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let services = super::ready(&state)?;
     let limit = q.limit.unwrap_or(MAX_HISTORY_LIMIT);

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
@@ -23,8 +23,7 @@ use tokio::sync::mpsc;
 
 use super::auth::origin;
 use super::error::ApiError;
-use super::extract::ApiQuery;
-use crate::accounts::{Accounts, Principal};
+use crate::accounts::{AccountError, Accounts, Principal};
 use crate::conversation::{ConnectionHandle, ConversationError, Conversations, Outbound, Role};
 use crate::state::{AppState, ConnectionSlot};
 use crate::store::Agent;
@@ -54,7 +53,7 @@ pub async fn upgrade(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     permit: Option<axum::Extension<super::server::ConnectionPermit>>,
-    ApiQuery(q): ApiQuery<WsQuery>,
+    Query(q): Query<WsQuery>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
@@ -346,9 +345,6 @@ impl Session {
         out: &mut Vec<ServerFrame>,
         rx: &mut Option<mpsc::Receiver<Outbound>>,
     ) -> Next {
-        // A fault while checking the token or the site (a database hiccup) is not a refusal:
-        // the client is told `internal` and the connection closes (1011), so it reconnects
-        // with backoff instead of giving up.
         let principal = match self.accounts.resolve_token(token).await {
             Ok(Some(p)) => p,
             Ok(None) => {
@@ -359,10 +355,7 @@ impl Session {
                 ));
                 return Next::Continue;
             }
-            Err(e) => {
-                out.push(ApiError::from(e).to_frame(None));
-                return Next::Close(1011, "internal error: reconnect");
-            }
+            Err(e) => return handshake_fault(e, out),
         };
         let (role, id) = match &principal {
             Principal::Visitor {
@@ -371,10 +364,7 @@ impl Session {
             } => {
                 let site = match self.accounts.site(site_key).await {
                     Ok(site) => site,
-                    Err(e) => {
-                        out.push(ApiError::from(e).to_frame(None));
-                        return Next::Close(1011, "internal error: reconnect");
-                    }
+                    Err(e) => return handshake_fault(e, out),
                 };
                 if !self
                     .accounts
@@ -412,10 +402,7 @@ impl Session {
                         ));
                         return Next::Continue;
                     }
-                    Err(e) => {
-                        out.push(ApiError::from(e).to_frame(None));
-                        return Next::Close(1011, "internal error: reconnect");
-                    }
+                    Err(e) => return handshake_fault(e, out),
                 }
             }
             Principal::Admin => {
@@ -616,6 +603,13 @@ fn client_msg_id_of(text: &str) -> Option<String> {
         .as_str()
         .filter(|s| s.len() <= kefu_protocol::MAX_CLIENT_MSG_ID_BYTES)
         .map(str::to_string)
+}
+
+/// A fault while checking a `hello` (a database hiccup) is not a refusal: the client is told
+/// `internal` and the connection closes with 1011, so it reconnects with backoff.
+fn handshake_fault(e: AccountError, out: &mut Vec<ServerFrame>) -> Next {
+    out.push(ApiError::from(e).to_frame(None));
+    Next::Close(1011, "internal error: reconnect")
 }
 
 fn no_id(e: ConversationError) -> (ApiError, Option<String>) {

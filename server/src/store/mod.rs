@@ -584,12 +584,13 @@ impl Store {
         } else {
             ""
         };
-        let capacity = match (change.within_capacity, change.agent_id) {
-            (Some(cap), Some(_)) => format!(
-                " AND (SELECT COUNT(*) FROM conversations o
-                       WHERE o.state = 'agent' AND o.agent_id = $3 AND o.id <> $1) < {cap}"
-            ),
-            _ => String::new(),
+        let check_capacity = change.within_capacity && change.agent_id.is_some();
+        let capacity = if check_capacity {
+            " AND (SELECT COUNT(*) FROM conversations o
+                   WHERE o.state = 'agent' AND o.agent_id = $3 AND o.id <> $1)
+                < (SELECT capacity FROM agents WHERE id = $3)"
+        } else {
+            ""
         };
         let sql = format!(
             "UPDATE conversations SET state = $2, agent_id = $3, last_seq = last_seq + 1,
@@ -600,7 +601,7 @@ impl Store {
             offline = if change.offline { 1 } else { 0 },
         );
         let mut tx = self.pool.begin().await?;
-        if let (Some(_), Some(agent)) = (change.within_capacity, change.agent_id) {
+        if let (true, Some(agent)) = (check_capacity, change.agent_id) {
             // Lock the new owner's row first: concurrent claims for one agent queue here, so each
             // counts the others' committed claims (PostgreSQL row lock; SQLite's write lock).
             sqlx::query("UPDATE agents SET capacity = capacity WHERE id = $1")

@@ -253,7 +253,7 @@ pub struct Transition<'a> {
     pub owner: Option<&'a str>,
     /// Whether the conversation is an offline message after the change.
     pub offline: bool,
-    /// Only if the new owner (`agent_id`) owns fewer than this many conversations, checked in
+    /// Only if the new owner (`agent_id`) owns fewer conversations than its capacity, checked in
     /// the committing transaction (the agent's row is locked first, so concurrent claims queue).
-    pub within_capacity: Option<u32>,
+    pub within_capacity: bool,
 }
