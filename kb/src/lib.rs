@@ -2,6 +2,7 @@
 //! index with exact search, and retrieval with threshold bands. It knows nothing of conversations
 //! or sockets: text in, scored answers out.
 
+pub mod answer;
 pub mod demo;
 pub mod embed;
 pub mod error;
@@ -9,6 +10,7 @@ pub mod index;
 pub mod ingest;
 pub mod intent;
 pub mod knowledge;
+pub mod lang;
 pub mod retrieve;
 pub mod store;
 pub mod train;
@@ -16,4 +18,5 @@ pub mod train;
 pub use embed::{load_embedder, Embedder, TextRole, DEFAULT_MODEL};
 pub use error::KbError;
 pub use knowledge::{ImportReport, Knowledge, SourceFile, DEFAULT_KB};
+pub use lang::Lang;
 pub use retrieve::{Band, Hit, Retrieval, Thresholds};

@@ -7,9 +7,11 @@ use std::str::FromStr;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+use crate::answer::AnswerMode;
 use crate::error::{KbError, Result};
 use crate::index::IndexedVector;
 use crate::ingest::{EntryKind, Record};
+use crate::retrieve::Thresholds;
 
 /// A knowledge base row.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,9 +20,32 @@ pub struct KbInfo {
     pub name: String,
     pub model: String,
     pub dim: usize,
-    pub answer_threshold: Option<f32>,
-    pub suggest_threshold: Option<f32>,
+    /// Thresholds set for this knowledge base (unset ones follow the model's defaults).
+    pub overrides: ThresholdOverrides,
+    pub answer_mode: AnswerMode,
+}
+
+/// Per-knowledge-base thresholds; `None` follows the model's default.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct ThresholdOverrides {
+    pub answer: Option<f32>,
+    pub suggest: Option<f32>,
     pub margin: Option<f32>,
+    pub doc_answer: Option<f32>,
+    pub doc_suggest: Option<f32>,
+}
+
+impl ThresholdOverrides {
+    /// The thresholds in force over `defaults`.
+    pub fn apply(&self, d: Thresholds) -> Thresholds {
+        Thresholds {
+            answer: self.answer.unwrap_or(d.answer),
+            suggest: self.suggest.unwrap_or(d.suggest),
+            margin: self.margin.unwrap_or(d.margin),
+            doc_answer: self.doc_answer.unwrap_or(d.doc_answer),
+            doc_suggest: self.doc_suggest.unwrap_or(d.doc_suggest),
+        }
+    }
 }
 
 /// Counts for `kefu kb list|stats`.
@@ -81,6 +106,19 @@ async fn bump_generation(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>) -> Result
 #[derive(Clone)]
 pub struct KbStore {
     pool: SqlitePool,
+}
+
+/// A settings update touched its knowledge base, or it does not exist.
+fn updated(rows: u64, name: &str) -> Result<()> {
+    if rows == 0 {
+        return Err(KbError::KbNotFound(name.to_string()));
+    }
+    Ok(())
+}
+
+/// An optional REAL column as f32.
+fn real(row: &sqlx::sqlite::SqliteRow, column: &str) -> Result<Option<f32>> {
+    Ok(row.try_get::<Option<f64>, _>(column)?.map(|v| v as f32))
 }
 
 fn encode_vector(v: &[f32]) -> Vec<u8> {
@@ -149,13 +187,15 @@ impl KbStore {
             name: row.try_get("name")?,
             model: row.try_get("model")?,
             dim: row.try_get::<i64, _>("dim")? as usize,
-            answer_threshold: row
-                .try_get::<Option<f64>, _>("answer_threshold")?
-                .map(|v| v as f32),
-            suggest_threshold: row
-                .try_get::<Option<f64>, _>("suggest_threshold")?
-                .map(|v| v as f32),
-            margin: row.try_get::<Option<f64>, _>("margin")?.map(|v| v as f32),
+            overrides: ThresholdOverrides {
+                answer: real(row, "answer_threshold")?,
+                suggest: real(row, "suggest_threshold")?,
+                margin: real(row, "margin")?,
+                doc_answer: real(row, "doc_answer_threshold")?,
+                doc_suggest: real(row, "doc_suggest_threshold")?,
+            },
+            answer_mode: AnswerMode::parse(&row.try_get::<String, _>("answer_mode")?)
+                .unwrap_or_default(),
         })
     }
 
@@ -194,27 +234,31 @@ impl KbStore {
             .ok_or_else(|| KbError::KbNotFound(name.to_string()))
     }
 
-    /// Sets per-knowledge-base thresholds (None keeps the model default).
-    pub async fn set_thresholds(
-        &self,
-        name: &str,
-        answer: Option<f32>,
-        suggest: Option<f32>,
-        margin: Option<f32>,
-    ) -> Result<()> {
+    /// Sets how a knowledge base answers.
+    pub async fn set_answer_mode(&self, name: &str, mode: AnswerMode) -> Result<()> {
+        let done = sqlx::query("UPDATE kb_bases SET answer_mode = ? WHERE name = ?")
+            .bind(mode.as_str())
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        updated(done.rows_affected(), name)
+    }
+
+    /// Sets per-knowledge-base thresholds (None follows the model default).
+    pub async fn set_thresholds(&self, name: &str, t: &ThresholdOverrides) -> Result<()> {
         let done = sqlx::query(
-            "UPDATE kb_bases SET answer_threshold = ?, suggest_threshold = ?, margin = ? WHERE name = ?",
+            "UPDATE kb_bases SET answer_threshold = ?, suggest_threshold = ?, margin = ?, \
+             doc_answer_threshold = ?, doc_suggest_threshold = ? WHERE name = ?",
         )
-        .bind(answer.map(f64::from))
-        .bind(suggest.map(f64::from))
-        .bind(margin.map(f64::from))
+        .bind(t.answer.map(f64::from))
+        .bind(t.suggest.map(f64::from))
+        .bind(t.margin.map(f64::from))
+        .bind(t.doc_answer.map(f64::from))
+        .bind(t.doc_suggest.map(f64::from))
         .bind(name)
         .execute(&self.pool)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(KbError::KbNotFound(name.to_string()));
-        }
-        Ok(())
+        updated(done.rows_affected(), name)
     }
 
     /// Every knowledge base with its counts.
@@ -423,6 +467,33 @@ impl KbStore {
                     kb_id: r.try_get("kb_id")?,
                     tags: json_list(&r.try_get::<String, _>("tags")?),
                     vector: decode_vector(&r.try_get::<Vec<u8>, _>("embedding")?),
+                })
+            })
+            .collect()
+    }
+
+    /// Every entry's searchable text for the lexical index: a FAQ's question, alternates and
+    /// answer; a passage's heading path and text.
+    pub async fn lexical_docs(&self) -> Result<Vec<crate::index::lexical::LexicalDoc>> {
+        let rows = sqlx::query(
+            "SELECT id, kb_id, question, answer, alternates, tags FROM kb_entries ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let mut text: String = r.try_get("question")?;
+                for alt in json_list(&r.try_get::<String, _>("alternates")?) {
+                    text.push('\n');
+                    text.push_str(&alt);
+                }
+                text.push('\n');
+                text.push_str(&r.try_get::<String, _>("answer")?);
+                Ok(crate::index::lexical::LexicalDoc {
+                    entry_id: r.try_get("id")?,
+                    kb_id: r.try_get("kb_id")?,
+                    tags: json_list(&r.try_get::<String, _>("tags")?),
+                    text,
                 })
             })
             .collect()

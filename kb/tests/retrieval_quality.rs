@@ -23,7 +23,7 @@ const PARAPHRASES_ZH: &[(&str, &str)] = &[
     ("东西不喜欢可以退吗", "zh-return-policy"),
     ("退回去的邮费要我出吗", "zh-return-fee"),
     ("退的钱几天能回到卡上", "zh-refund-time"),
-    ("衣服小了想换大一码", "zh-exchange"),
+    ("茶叶没拆封，想换个口味", "zh-exchange"),
     ("快递送来的时候盒子压坏了", "zh-damaged"),
     ("能用微信支付吗", "zh-pay-methods"),
     ("可以收到货再给钱吗", "zh-pay-cod"),
@@ -34,7 +34,7 @@ const PARAPHRASES_ZH: &[(&str, &str)] = &[
     ("下错单了想取消", "zh-order-cancel"),
     ("你们晚上几点下班", "zh-hours"),
     ("客服热线是多少", "zh-contact"),
-    ("耳机坏了在保修期内吗", "zh-warranty"),
+    ("茶杯用了半年釉面掉了能换吗", "zh-warranty"),
 ];
 
 const PARAPHRASES_EN: &[(&str, &str)] = &[
@@ -46,30 +46,20 @@ const PARAPHRASES_EN: &[(&str, &str)] = &[
         "how many days for the package to get here",
         "en-ship-delivery",
     ),
-    (
-        "What's the minimum order for free shipping?",
-        "en-ship-free",
-    ),
+    ("What's the minimum order for free shipping?", "en-ship-fee"),
     ("where can I see my tracking link", "en-ship-track"),
-    ("Do you deliver to Australia?", "en-ship-international"),
+    ("Do you deliver to Australia?", "en-ship-abroad"),
     (
         "I want to send back a sweater I don't like",
-        "en-return-how",
+        "en-return-policy",
     ),
     (
         "the refund still hasn't shown up on my card",
         "en-refund-time",
     ),
-    ("The mug I received is cracked", "en-damaged"),
-    ("Do you take American Express?", "en-pay-methods"),
-    (
-        "My card keeps getting rejected at checkout",
-        "en-pay-declined",
-    ),
-    (
-        "I see two identical charges on my statement",
-        "en-pay-charged-twice",
-    ),
+    ("The cup I received is cracked", "en-damaged"),
+    ("Can I pay with WeChat?", "en-pay-methods"),
+    ("My card keeps getting rejected at checkout", "en-pay-fail"),
     (
         "how do I get a reset link for my login",
         "en-account-password",
@@ -80,15 +70,7 @@ const PARAPHRASES_EN: &[(&str, &str)] = &[
         "en-order-cancel",
     ),
     ("When are your agents online?", "en-hours"),
-    ("Which size fits me?", "en-sizes"),
-];
-
-/// English questions whose only answer is a Chinese entry, and the reverse.
-const CROSS_LANGUAGE: &[(&str, &str)] = &[
-    ("Do you have a physical store I can visit?", "zh-store"),
-    ("Can I pay in instalments with Huabei?", "zh-installment"),
-    ("支持PayPal吗", "en-pay-methods"),
-    ("你们有礼品卡卖吗", "en-gift-card"),
+    ("what water temperature for longjing", "en-tea-brewing"),
 ];
 
 const OUT_OF_SCOPE: &[&str] = &[
@@ -132,8 +114,17 @@ async fn score(k: &Knowledge, cases: &[(&str, &str)]) -> Score {
         top3: 0,
         n: cases.len(),
     };
+    // The demo has every topic in both languages ("zh-hours" / "en-hours"): retrieval finds the
+    // topic, and the composer picks the visitor's language among close entries.
+    let topic = |id: &str| {
+        id.strip_prefix("zh-")
+            .or_else(|| id.strip_prefix("en-"))
+            .unwrap_or(id)
+            .to_string()
+    };
     for ((q, gold), r) in cases.iter().zip(&results) {
-        let ids: Vec<&str> = r.hits.iter().map(|h| h.id.as_str()).collect();
+        let ids: Vec<String> = r.hits.iter().map(|h| topic(&h.id)).collect();
+        let gold = &topic(gold);
         if ids.first() == Some(gold) {
             s.top1 += 1;
         } else {
@@ -165,7 +156,6 @@ async fn e5_retrieval_quality_on_demo_kb() {
     let k = demo_kb("multilingual-e5-small").await;
     let zh = score(&k, PARAPHRASES_ZH).await;
     let en = score(&k, PARAPHRASES_EN).await;
-    let cross = score(&k, CROSS_LANGUAGE).await;
     let answered = oos_answered(&k, OUT_OF_SCOPE).await;
     eprintln!("out-of-scope answered: {answered:?}");
     assert!(
@@ -179,12 +169,6 @@ async fn e5_retrieval_quality_on_demo_kb() {
         "en recall@1 {}/{}",
         en.top1,
         en.n
-    );
-    assert!(
-        cross.top3 * 100 >= cross.n * FLOOR_CROSS_TOP3,
-        "cross recall@3 {}/{}",
-        cross.top3,
-        cross.n
     );
     assert!(
         answered.is_empty(),
@@ -227,9 +211,9 @@ async fn minilm_retrieval_quality_on_english_demo_questions() {
 }
 
 // Floors in percent, set a case or so under what was measured when they were pinned
-// (e5: zh 18/20 = 90%, en 13/16 = 81%, cross-language recall@3 3/4; MiniLM en 12/16 = 75%), so
+// (hybrid retrieval on the consistent demo, topic in either language: e5 zh 20/20, en 12/15 = 80%;
+// before: e5 zh 18/20, en 13/16 on the old demo; MiniLM en see its test's output), so
 // that floating-point differences between CPUs cannot flip them but a real regression does.
 const FLOOR_ZH_TOP1: usize = 85;
 const FLOOR_EN_TOP1: usize = 75;
-const FLOOR_CROSS_TOP3: usize = 50;
 const FLOOR_MINILM_EN_TOP1: usize = 68;

@@ -188,6 +188,42 @@ pub enum KbCommand {
         #[arg(required = true)]
         texts: Vec<String>,
     },
+    /// Answer questions as the bot answers a visitor (rules, intent model, retrieval, bands and
+    /// composition), loading the model once for all TEXTs.
+    Ask {
+        #[arg(long, default_value = kefu_kb::DEFAULT_KB)]
+        kb: String,
+        /// Rules file, as given to `kefu serve --rules` (default: the built-in rules).
+        #[arg(long, env = "KEFU_RULES")]
+        rules: Option<PathBuf>,
+        /// One JSON object per TEXT, one per line: query, band, answer, mode, citations,
+        /// quick_replies.
+        #[arg(long)]
+        json: bool,
+        /// Ask the TEXTs as one conversation, each after the one before (short follow-ups such
+        /// as "那退货呢？" are searched with the previous question); default: each on its own.
+        #[arg(long)]
+        conversation: bool,
+        #[arg(required = true)]
+        texts: Vec<String>,
+    },
+    /// Measure answer quality on labelled questions (JSONL: question, expect = entry id(s) or
+    /// "none", optional answer_contains and cite).
+    Eval {
+        #[arg(long, default_value = kefu_kb::DEFAULT_KB)]
+        kb: String,
+        #[arg(long)]
+        data: PathBuf,
+        /// Rules file, as given to `kefu serve --rules`.
+        #[arg(long, env = "KEFU_RULES")]
+        rules: Option<PathBuf>,
+        /// Print the summary as one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Write a self-contained HTML report (per-question table, threshold curve) here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
     /// List knowledge bases with their entry counts.
     List {
         #[arg(long)]
@@ -212,6 +248,20 @@ pub enum KbCommand {
         suggest: Option<f32>,
         #[arg(long)]
         margin: Option<f32>,
+        /// Top document-passage score to answer from documents.
+        #[arg(long)]
+        doc_answer: Option<f32>,
+        /// Top document-passage score to offer a passage.
+        #[arg(long)]
+        doc_suggest: Option<f32>,
+    },
+    /// Set how a knowledge base answers: `faq` (entries only) or `extractive` (also sentences
+    /// from its documents; the default).
+    Mode {
+        #[arg(long, default_value = kefu_kb::DEFAULT_KB)]
+        kb: String,
+        #[arg(value_parser = ["faq", "extractive"])]
+        mode: String,
     },
 }
 

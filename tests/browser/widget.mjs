@@ -1,5 +1,6 @@
 // The embeddable web widget in headless Chromium against a real `kefu serve`:
-// - on the demo shop (`/`, hostile page CSS added): keyboard open, a cited bot answer, a quick-reply
+// - on the demo shop (`/`, hostile page CSS added): keyboard open, a cited bot answer, a cited
+//   document answer, a quick-reply
 //   chip, visitor markup shown as text, a handoff answered from the console in a second browser
 //   context (typing, markdown, XSS payloads inert), a message queued while the server restarts
 //   (this script prints STOP / START; the Rust driver answers STOPPED / STARTED on stdin);
@@ -81,8 +82,18 @@ await runInChromium(async (browser, watch) => {
     "page CSS does not leak into the widget: " + JSON.stringify(msgStyle));
   step("bot answered: " + (await firstBot.innerText()).replace(/\n/g, " / "));
 
-  // A vaguer question: quick-reply chips; tapping one asks it.
-  await visitor.keyboard.type("How long does shipping take?");
+  // A question only the policy document answers: the sentence that answers, cited by heading.
+  await visitor.keyboard.type("When do my loyalty points expire?");
+  await visitor.keyboard.press("Enter");
+  const docAnswer = visitor.locator(`${W} .msg.bot`, { hasText: "end of the following calendar year" });
+  await docAnswer.waitFor();
+  const docText = await docAnswer.innerText();
+  check(docText.includes("Loyalty points"), "the document answer cites its heading: " + docText);
+  check(!/[\u4e00-\u9fff]/.test(docText), "an English question gets the English sentence only: " + docText);
+  step("document answer: " + docText.replace(/\n/g, " / "));
+
+  // An ambiguous question: quick-reply chips; tapping one asks it.
+  await visitor.keyboard.type("gift");
   await visitor.keyboard.press("Enter");
   const chip = visitor.locator(`${W} .chips button`).first();
   await chip.waitFor();

@@ -92,7 +92,8 @@ fn import_query_list_stats_delete() {
     assert_eq!(list[0]["name"], "shop");
     assert_eq!(list[0]["faqs"], 2);
     assert_eq!(list[0]["chunks"], 1);
-    assert_eq!(list[0]["vectors"], 6);
+    // Questions and alternates (5), each FAQ's question + answer (2), the document chunk (1).
+    assert_eq!(list[0]["vectors"], 8);
 
     let mut c = kefu(&data);
     c.args(["kb", "delete", "shop"]);

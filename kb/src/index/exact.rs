@@ -152,6 +152,27 @@ impl ExactIndex {
         Ok(best_per_entry(hits, k))
     }
 
+    /// The best cosine of each of `entry_ids` (those held) against `query`: how hybrid search
+    /// scores an entry that only the lexical index found.
+    pub fn score_entries(&self, query: &[f32], entry_ids: &[i64]) -> Result<Vec<VectorHit>> {
+        let m = self.inner.read().map_err(|_| Self::lock_err())?;
+        if entry_ids.is_empty() || query.len() != m.dim {
+            return Ok(Vec::new());
+        }
+        let hits = m
+            .rows
+            .iter()
+            .enumerate()
+            .filter(|(_, meta)| entry_ids.contains(&meta.entry_id))
+            .map(|(row, meta)| VectorHit {
+                entry_id: meta.entry_id,
+                vector_id: meta.vector_id,
+                score: dot(query, &m.data[row * m.dim..(row + 1) * m.dim]),
+            })
+            .collect();
+        Ok(best_per_entry(hits, entry_ids.len()))
+    }
+
     /// Replaces the whole content with `items` (a reload from the store).
     pub fn replace_all(&self, items: Vec<IndexedVector>) -> Result<()> {
         let fresh = ExactIndex::new();

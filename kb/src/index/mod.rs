@@ -1,6 +1,8 @@
-//! Vector indexes: the `VectorIndex` trait, the embedded exact index (default) and Qdrant (scale-out).
+//! Indexes: the `VectorIndex` trait, the embedded exact index (default) and Qdrant (scale-out), and
+//! the in-process lexical (BM25) index that hybrid retrieval fuses with them.
 
 pub mod exact;
+pub mod lexical;
 #[cfg(feature = "qdrant")]
 pub mod qdrant;
 

@@ -1,6 +1,8 @@
 //! Splitting section text into overlapping chunks at sentence boundaries (Chinese and English
 //! punctuation), measured in characters so that CJK and Latin text get comparable sizes.
 
+use crate::lang::is_han;
+
 /// Target chunk length in characters.
 pub const CHUNK_CHARS: usize = 400;
 /// Characters of trailing context repeated at the start of the next chunk.
@@ -24,7 +26,8 @@ pub fn sentences(text: &str) -> Vec<String> {
             || (c == '.'
                 && chars
                     .peek()
-                    .is_none_or(|n| n.is_whitespace() || is_closing(*n)));
+                    // Bilingual paragraphs are joined without a space: "year.积分…" ends too.
+                    .is_none_or(|n| n.is_whitespace() || is_closing(*n) || is_han(*n)));
         if ends {
             // Keep closing quotes/brackets with their sentence.
             while let Some(&n) = chars.peek() {
@@ -51,7 +54,8 @@ fn is_closing(c: char) -> bool {
     matches!(c, '”' | '’' | '"' | '\'' | ')' | '）' | '」' | '』')
 }
 
-fn join(parts: &[String]) -> String {
+/// Joins sentences: a space between Latin text, none at a CJK boundary.
+pub fn join(parts: &[String]) -> String {
     let mut s = String::new();
     for p in parts {
         let cjk_boundary =
@@ -64,7 +68,8 @@ fn join(parts: &[String]) -> String {
     s
 }
 
-fn is_cjk(c: char) -> bool {
+/// CJK ideographs, punctuation and full-width forms.
+pub fn is_cjk(c: char) -> bool {
     matches!(c as u32, 0x3000..=0x303F | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0xFF00..=0xFFEF)
 }
 
@@ -139,6 +144,11 @@ mod tests {
                 "See “Policy.”",
                 "Done"
             ]
+        );
+        // A full stop right before Chinese text ends the English sentence.
+        assert_eq!(
+            sentences("Points expire next year.积分次年年底过期。"),
+            vec!["Points expire next year.", "积分次年年底过期。"]
         );
         // Decimal points are not sentence ends.
         assert_eq!(

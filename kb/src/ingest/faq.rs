@@ -259,7 +259,8 @@ mod tests {
         assert_eq!(r[0].tags, vec!["shipping", "物流"]);
         assert_eq!(r[1].key, "q:how do i return an item?");
         assert_eq!(r[1].answer, "Open Orders, choose Return.");
-        assert_eq!(r[1].embed_texts().len(), 1);
+        // The question, and question + answer as a passage.
+        assert_eq!(r[1].embed_texts().len(), 2);
     }
 
     #[test]

@@ -57,9 +57,15 @@ impl Record {
     /// The texts to embed for this entry, each with its role.
     pub fn embed_texts(&self) -> Vec<(String, TextRole)> {
         match self.kind {
+            // The question and its alternates as questions, and the answer as a passage (a
+            // visitor's question often names what only the answer says: "WeChat Pay").
             EntryKind::Faq => std::iter::once(&self.question)
                 .chain(&self.alternates)
                 .map(|q| (q.clone(), TextRole::Query))
+                .chain(std::iter::once((
+                    format!("{}\n{}", self.question, self.answer),
+                    TextRole::Passage,
+                )))
                 .collect(),
             EntryKind::Chunk => vec![(
                 format!("{}\n{}", self.question, self.answer),

@@ -338,8 +338,8 @@ pub struct Gap {
     pub best_score: f32,
 }
 
-/// Visitor questions (from every stored conversation) that `kb` answers with band `none`,
-/// clustered, most frequent first.
+/// Visitor questions (from every stored conversation) that `kb` does not answer outright (band
+/// `none`, or only suggestions), clustered, most frequent first.
 pub async fn gaps(
     knowledge: &Knowledge,
     cache: &EmbeddingCache,
@@ -367,7 +367,7 @@ pub async fn gaps(
         .await?;
     let mut unanswered = Vec::new();
     for ((q, v), r) in questions.iter().zip(&vectors).zip(results) {
-        if r.band == Band::None {
+        if r.band != Band::Answer {
             unanswered.push((
                 q.clone(),
                 v.clone(),

@@ -1,11 +1,18 @@
-//! `kefu kb …`: import, query, list, stats, delete, thresholds.
+//! `kefu kb …`: import, query, ask, eval, list, stats, delete, thresholds, mode.
 
 use indicatif::{ProgressBar, ProgressStyle};
+use kefu_kb::answer::AnswerMode;
+use kefu_kb::store::ThresholdOverrides;
 use kefu_kb::{Knowledge, Retrieval, Thresholds};
 use serde_json::json;
 
+use super::ask::{AskReply, Asker};
 use crate::cli::KbCommand;
 use crate::config::Config;
+
+/// Repeated fallbacks before a handoff, as `kefu serve` defaults (each question asked is the first
+/// of its conversation, so this only matters for rules and intents that hand off).
+const FALLBACKS: u32 = 2;
 
 /// Runs one `kb` subcommand.
 pub async fn run(config: &Config, cmd: KbCommand) -> anyhow::Result<()> {
@@ -97,21 +104,60 @@ pub async fn run(config: &Config, cmd: KbCommand) -> anyhow::Result<()> {
             answer,
             suggest,
             margin,
+            doc_answer,
+            doc_suggest,
         } => {
             let store = kefu_kb::store::KbStore::open(&config.database_path()).await?;
             let info = store
                 .get_kb(&kb)
                 .await?
                 .ok_or_else(|| kefu_kb::KbError::KbNotFound(kb.clone()))?;
-            let d = Thresholds::for_model(&info.model);
-            let wanted = Thresholds {
-                answer: answer.unwrap_or(d.answer),
-                suggest: suggest.unwrap_or(d.suggest),
-                margin: margin.unwrap_or(d.margin),
+            let overrides = ThresholdOverrides {
+                answer,
+                suggest,
+                margin,
+                doc_answer,
+                doc_suggest,
             };
+            let wanted = overrides.apply(Thresholds::for_model(&info.model));
             wanted.validate().map_err(anyhow::Error::msg)?;
-            store.set_thresholds(&kb, answer, suggest, margin).await?;
+            store.set_thresholds(&kb, &overrides).await?;
             println!("{}", serde_json::to_string(&wanted)?);
+        }
+        KbCommand::Mode { kb, mode } => {
+            let store = kefu_kb::store::KbStore::open(&config.database_path()).await?;
+            let mode = AnswerMode::parse(&mode)
+                .ok_or_else(|| anyhow::anyhow!("unknown answer mode {mode:?}"))?;
+            store.set_answer_mode(&kb, mode).await?;
+            println!("knowledge base '{kb}' answers in {} mode", mode.as_str());
+        }
+        KbCommand::Ask {
+            kb,
+            rules,
+            json,
+            conversation,
+            texts,
+        } => {
+            let k = super::open_knowledge(config).await?;
+            let asker = Asker::new(config, &k, &kb, rules.as_deref(), FALLBACKS).await?;
+            for asked in asker.ask_many(&texts, conversation).await? {
+                if json {
+                    println!("{}", serde_json::to_string(&asked.reply)?);
+                } else {
+                    print_reply(&asked.reply);
+                }
+            }
+        }
+        KbCommand::Eval {
+            kb,
+            data,
+            rules,
+            json,
+            report,
+        } => {
+            let k = super::open_knowledge(config).await?;
+            let asker = Asker::new(config, &k, &kb, rules.as_deref(), FALLBACKS).await?;
+            super::kb_eval::run(&asker, &data, json, report.as_deref()).await?;
         }
     }
     Ok(())
@@ -143,5 +189,18 @@ fn print_retrieval(r: &Retrieval) {
             h.source
         );
         println!("     {}", h.answer);
+    }
+}
+
+fn print_reply(r: &AskReply) {
+    println!("{}  [{} · {}]", r.query, r.band, r.mode);
+    for line in r.answer.lines() {
+        println!("  {line}");
+    }
+    for c in &r.citations {
+        println!("  — {} ({})", c.title, c.source);
+    }
+    for q in &r.quick_replies {
+        println!("  ▸ {q}");
     }
 }

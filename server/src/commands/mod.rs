@@ -1,8 +1,10 @@
 //! What each `kefu` subcommand does.
 
 pub mod agent;
+pub mod ask;
 pub mod intent;
 pub mod kb;
+pub mod kb_eval;
 pub mod loadtest;
 pub mod serve;
 pub mod site;

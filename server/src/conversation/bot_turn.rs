@@ -14,6 +14,8 @@ use crate::triage::{Decision, DecisionKind, HandoffReason};
 
 /// A pending turn untouched this long is taken to be lost (its node died) and is finished.
 pub const STALE_TURN_AFTER: Duration = Duration::from_secs(15);
+/// Messages looked back through for the visitor's previous question.
+const PREVIOUS_LOOKBACK: u32 = 6;
 /// How often the sweeper looks for lost turns.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
@@ -44,9 +46,15 @@ impl Conversations {
     async fn bot_turn(self: &Arc<Self>, turn: Turn) -> Result<(), ConversationError> {
         let lock = self.bot_turn_lock(&turn.conversation_id);
         let guard = lock.lock().await;
+        let previous = self.previous_question(&turn).await;
         let decision = self
             .triage
-            .decide(self.retriever.as_ref(), &turn.text, turn.fallbacks_so_far)
+            .decide(
+                self.retriever.as_ref(),
+                &turn.text,
+                previous.as_deref(),
+                turn.fallbacks_so_far,
+            )
             .await;
         metrics::counter!("kefu_triage_decisions_total", "decision" => decision_label(&decision.kind))
             .increment(1);
@@ -71,6 +79,25 @@ impl Conversations {
         drop(guard);
         self.release_bot_turn_lock(&turn.conversation_id, lock);
         result
+    }
+
+    /// The visitor's message before this turn's, if any (a short follow-up is searched with it).
+    async fn previous_question(&self, turn: &Turn) -> Option<String> {
+        match self
+            .store
+            .messages_before(&turn.conversation_id, turn.seq, PREVIOUS_LOOKBACK)
+            .await
+        {
+            Ok(messages) => messages
+                .into_iter()
+                .rev()
+                .find(|m| m.author_kind == AuthorKind::Visitor)
+                .map(|m| m.text),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the previous question; answering alone");
+                None
+            }
+        }
     }
 
     async fn bot_reply(

@@ -94,17 +94,7 @@ impl Handoff {
                 }
             }
         }
-        let text = if any_online {
-            lang.pick(
-                "正在为您转接人工客服，请稍候。",
-                "Connecting you to a human agent, please wait.",
-            )
-        } else {
-            lang.pick(
-                "目前没有在线的人工客服。请留下您的问题和联系方式，我们会尽快回复您。",
-                "No agent is online right now. Leave your question and how to reach you, and we'll get back to you as soon as we can.",
-            )
-        };
+        let text = queued_note(lang, any_online);
         let note = NewMessage {
             route_trace: trace,
             ..NewMessage::text(AuthorKind::System, text)
@@ -395,4 +385,18 @@ fn joined_note(agent: &Agent, lang: Lang) -> NewMessage {
         Lang::En => format!("{} has joined the conversation.", agent.display_name),
     };
     NewMessage::text(AuthorKind::System, text)
+}
+/// What the visitor is told when the conversation is queued for a human.
+pub fn queued_note(lang: Lang, any_online: bool) -> &'static str {
+    if any_online {
+        lang.pick(
+            "正在为您转接人工客服，请稍候。",
+            "Connecting you to a human agent, please wait.",
+        )
+    } else {
+        lang.pick(
+            "目前没有在线的人工客服。请留下您的问题和联系方式，我们会尽快回复您。",
+            "No agent is online right now. Leave your question and how to reach you, and we'll get back to you as soon as we can.",
+        )
+    }
 }

@@ -32,6 +32,11 @@ impl IntentSlot {
         self.model.store(model.map(Arc::new));
     }
 
+    /// Loads the registry's active model once (for one-shot commands such as `kefu kb ask`).
+    pub fn load_active(&self, registry: &Registry, embedding_model: &str) {
+        self.reload(registry, embedding_model, None);
+    }
+
     /// Loads the registry's active model now (a model for another embedder is refused and
     /// logged), then follows changes until the process ends.
     pub fn follow(self: &Arc<Self>, registry: Registry, embedding_model: String) {

@@ -3,6 +3,7 @@
 //! `RouteTrace` saying why.
 
 pub mod batcher;
+pub mod follow_up;
 pub mod intent;
 pub mod rules;
 
@@ -18,9 +19,6 @@ use serde::Serialize;
 pub use batcher::KbBatcher;
 pub use intent::IntentSlot;
 pub use rules::{CannedReply, IntentRoute, RuleAction, RuleSet};
-
-/// Largest number of quick replies a `suggest` answer offers.
-pub const MAX_QUICK_REPLIES: usize = 3;
 
 /// Where the bot's knowledge comes from (a trait so triage logic is testable without a model):
 /// one embedding per message serves the intent model and the knowledge search.
@@ -154,8 +152,15 @@ pub struct KbTrace {
     /// True when the tagged search had no answer and the whole base was searched instead.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub widened: bool,
+    /// The reply's band (after composition: close compatible FAQ entries answer together).
     pub band: Option<Band>,
+    /// Where the reply's text came from (`faq` entries or `extractive` document sentences).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<kefu_kb::answer::AnswerMode>,
     pub thresholds: Option<kefu_kb::Thresholds>,
+    /// The previous question this message was searched together with (a short follow-up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub follow_up_of: Option<String>,
     pub hits: Vec<HitTrace>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -194,11 +199,13 @@ pub struct Triage {
 }
 
 impl Triage {
-    /// Decides what the bot does with `text`, given the fallbacks before it.
+    /// Decides what the bot does with `text`, given the visitor's previous message (a short
+    /// follow-up is searched together with it) and the fallbacks before it.
     pub async fn decide(
         &self,
         retriever: &dyn Retriever,
         text: &str,
+        previous: Option<&str>,
         fallbacks_so_far: u32,
     ) -> Decision {
         let started = Instant::now();
@@ -257,7 +264,9 @@ impl Triage {
                     tags: vec![],
                     widened: false,
                     band: None,
+                    mode: None,
                     thresholds: None,
+                    follow_up_of: None,
                     hits: vec![],
                     error: Some(e.code().to_string()),
                 });
@@ -323,15 +332,30 @@ impl Triage {
             return finish(started, trace, kind, reply, webhooks);
         }
 
-        // 3. Knowledge retrieval (limited to the intent's tags when it has a route).
-        let mut result = retriever.search(&self.kb, text, &vector, &tags).await;
+        // 3. Knowledge retrieval (limited to the intent's tags when it has a route); a short
+        // follow-up is searched together with the previous question.
+        let follow_up = follow_up::search_text(text, previous);
+        let (query, vector) = match (&follow_up, previous) {
+            (Some(joined), Some(previous)) => match retriever.embed(previous).await {
+                Ok(context) => (joined.as_str(), follow_up::blend(&vector, &context)),
+                Err(_) => (text, vector),
+            },
+            _ => (text, vector),
+        };
+        let mut result = retriever.search(&self.kb, query, &vector, &tags).await;
         let mut widened = false;
         if !tags.is_empty() && matches!(&result, Ok(r) if r.band == Band::None) {
-            result = retriever.search(&self.kb, text, &vector, &[]).await;
+            result = retriever.search(&self.kb, query, &vector, &[]).await;
             widened = true;
         }
         let out = match result {
-            Ok(r) => self.decide_from_retrieval(lang, &r, &tags, widened, &mut trace),
+            Ok(r) => {
+                let out = self.decide_from_retrieval(lang, &r, &tags, widened, &mut trace);
+                if let Some(kb) = trace.kb.as_mut() {
+                    kb.follow_up_of = previous.filter(|_| follow_up.is_some()).map(str::to_string);
+                }
+                out
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "knowledge retrieval failed; falling back");
                 trace.kb = Some(KbTrace {
@@ -339,7 +363,9 @@ impl Triage {
                     tags,
                     widened,
                     band: None,
+                    mode: None,
                     thresholds: None,
+                    follow_up_of: None,
                     hits: vec![],
                     error: Some(e.code().to_string()),
                 });
@@ -393,12 +419,15 @@ impl Triage {
         widened: bool,
         trace: &mut RouteTrace,
     ) -> (DecisionKind, Option<String>, Vec<Source>, Vec<String>) {
+        let reply = kefu_kb::answer::compose(&r.query, lang, &r.hits, &r.thresholds, r.answer_mode);
         trace.kb = Some(KbTrace {
             kb: self.kb.clone(),
             tags: tags.to_vec(),
             widened,
-            band: Some(r.band),
+            band: Some(reply.band),
+            mode: Some(reply.mode),
             thresholds: Some(r.thresholds),
+            follow_up_of: None,
             hits: r
                 .hits
                 .iter()
@@ -411,52 +440,25 @@ impl Triage {
                 .collect(),
             error: None,
         });
-        match (r.band, r.hits.first()) {
-            (Band::Answer, Some(top)) => (
-                DecisionKind::Answer,
-                Some(top.answer.clone()),
-                vec![source_of(top)],
-                vec![],
-            ),
-            (Band::Suggest, Some(_)) => {
-                let mut quick: Vec<String> = Vec::new();
-                for h in &r.hits {
-                    if h.score < r.thresholds.suggest || quick.len() == MAX_QUICK_REPLIES {
-                        break;
-                    }
-                    if h.kind == "faq" && !quick.contains(&h.question) {
-                        quick.push(h.question.clone());
-                    }
-                }
-                if quick.is_empty() {
-                    // Only document chunks: offer the best one as a cited answer.
-                    let top = &r.hits[0];
-                    return (
-                        DecisionKind::Suggest,
-                        Some(format!(
-                            "{}\n\n{}",
-                            lang.pick("这段资料可能对您有帮助：", "This may help:"),
-                            top.answer
-                        )),
-                        vec![source_of(top)],
-                        vec![],
-                    );
-                }
-                (
-                    DecisionKind::Suggest,
-                    Some(
-                        lang.pick(
-                            "我不太确定您的意思，您是想问以下问题吗？",
-                            "I'm not sure I understood. Did you mean one of these?",
-                        )
-                        .to_string(),
-                    ),
-                    vec![],
-                    quick,
-                )
-            }
-            _ => fallback(lang),
-        }
+        let kind = match reply.band {
+            Band::Answer => DecisionKind::Answer,
+            Band::Suggest => DecisionKind::Suggest,
+            Band::None => return fallback(lang),
+        };
+        let Some(text) = reply.text else {
+            return fallback(lang);
+        };
+        let sources = reply
+            .citations
+            .into_iter()
+            .map(|c| Source {
+                id: c.id,
+                title: c.title,
+                source: c.source,
+                score: c.score,
+            })
+            .collect();
+        (kind, Some(text), sources, reply.quick_replies)
     }
 }
 
@@ -501,16 +503,6 @@ fn finish(
         quick_replies: vec![],
         webhooks,
         trace,
-    }
-}
-
-/// The citation for a hit.
-fn source_of(h: &kefu_kb::Hit) -> Source {
-    Source {
-        id: h.id.clone(),
-        title: h.question.clone(),
-        source: h.source.clone(),
-        score: h.score,
     }
 }
 
@@ -563,13 +555,15 @@ mod tests {
                 band: self.0,
                 hits: vec![
                     hit("a", "多久发货？", self.1),
-                    hit("b", "怎么退货？", self.1 - 0.01),
+                    // A clear leader for `answer`; a close second (two choices) otherwise.
+                    hit(
+                        "b",
+                        "怎么退货？",
+                        self.1 - if self.0 == Band::Answer { 0.2 } else { 0.01 },
+                    ),
                 ],
-                thresholds: Thresholds {
-                    answer: 0.55,
-                    suggest: 0.40,
-                    margin: 0.04,
-                },
+                thresholds: Thresholds::for_model("multilingual-e5-small"),
+                answer_mode: Default::default(),
             })
         }
     }
@@ -586,7 +580,7 @@ mod tests {
     #[tokio::test]
     async fn rules_run_before_the_knowledge_base() {
         let d = triage()
-            .decide(&Fixed(Band::Answer, 0.9), "转人工", 0)
+            .decide(&Fixed(Band::Answer, 0.9), "转人工", None, 0)
             .await;
         assert_eq!(d.kind, DecisionKind::Handoff);
         assert!(d.trace.kb.is_none(), "retrieval skipped");
@@ -596,21 +590,29 @@ mod tests {
                 rule_id: "builtin-handoff".into()
             })
         );
-        let d = triage().decide(&Fixed(Band::Answer, 0.9), "hello", 0).await;
+        let d = triage()
+            .decide(&Fixed(Band::Answer, 0.9), "hello", None, 0)
+            .await;
         assert_eq!(d.kind, DecisionKind::RuleReply);
     }
 
     #[tokio::test]
     async fn bands_map_to_answer_suggest_and_fallback() {
         let t = triage();
-        let d = t.decide(&Fixed(Band::Answer, 0.8), "几天发货", 0).await;
+        let d = t
+            .decide(&Fixed(Band::Answer, 0.8), "几天发货", None, 0)
+            .await;
         assert_eq!(d.kind, DecisionKind::Answer);
         assert_eq!(d.reply.as_deref(), Some("answer to 多久发货？"));
         assert_eq!(d.sources[0].id, "a");
-        let d = t.decide(&Fixed(Band::Suggest, 0.45), "发货退货", 0).await;
+        let d = t
+            .decide(&Fixed(Band::Suggest, 0.45), "发货退货", None, 0)
+            .await;
         assert_eq!(d.kind, DecisionKind::Suggest);
         assert_eq!(d.quick_replies, vec!["多久发货？", "怎么退货？"]);
-        let d = t.decide(&Fixed(Band::None, 0.1), "what is love", 0).await;
+        let d = t
+            .decide(&Fixed(Band::None, 0.1), "what is love", None, 0)
+            .await;
         assert_eq!(d.kind, DecisionKind::Fallback);
         assert!(d.reply.as_deref().unwrap_or("").starts_with("Sorry"));
         assert_eq!(d.trace.fallbacks, 1);
@@ -620,9 +622,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_short_follow_up_is_searched_with_the_previous_question() {
+        let t = triage();
+        let d = t
+            .decide(
+                &Fixed(Band::Answer, 0.8),
+                "那退货呢？",
+                Some("运费怎么算"),
+                0,
+            )
+            .await;
+        let kb = d.trace.kb.expect("retrieval ran");
+        assert_eq!(kb.follow_up_of.as_deref(), Some("运费怎么算"));
+        let d = t
+            .decide(&Fixed(Band::Answer, 0.8), "怎么退货", Some("运费怎么算"), 0)
+            .await;
+        assert_eq!(d.trace.kb.expect("retrieval ran").follow_up_of, None);
+    }
+
+    #[tokio::test]
     async fn repeated_fallbacks_hand_off() {
         let d = triage()
-            .decide(&Fixed(Band::None, 0.1), "天气怎么样", 1)
+            .decide(&Fixed(Band::None, 0.1), "天气怎么样", None, 1)
             .await;
         assert_eq!(d.kind, DecisionKind::Handoff);
         assert_eq!(
@@ -663,12 +684,16 @@ mod tests {
         let mut t = triage();
         t.rules = RuleSet::load(&path).expect("rules");
         // No model yet: retrieval answers.
-        let d = t.decide(&Fixed(Band::Answer, 0.8), "我要退款", 0).await;
+        let d = t
+            .decide(&Fixed(Band::Answer, 0.8), "我要退款", None, 0)
+            .await;
         assert_eq!(d.kind, DecisionKind::Answer);
         assert_eq!(d.trace.intent.status, "no_model");
         // Hot swap in a model: the refund intent hands off before retrieval.
         t.intents.set(Some(intent_model()));
-        let d = t.decide(&Fixed(Band::Answer, 0.8), "我要退款", 0).await;
+        let d = t
+            .decide(&Fixed(Band::Answer, 0.8), "我要退款", None, 0)
+            .await;
         assert_eq!(d.kind, DecisionKind::Handoff);
         assert_eq!(
             d.trace.handoff,
@@ -684,14 +709,16 @@ mod tests {
         assert_eq!(json["intent"]["model"], "v7");
         assert_eq!(json["intent"]["routed"], true);
         // Rules still run first.
-        let d = t.decide(&Fixed(Band::Answer, 0.8), "转人工", 0).await;
+        let d = t.decide(&Fixed(Band::Answer, 0.8), "转人工", None, 0).await;
         assert_eq!(d.trace.intent.status, "no_model");
         assert!(matches!(d.trace.handoff, Some(HandoffReason::Rule { .. })));
         // A higher threshold makes the same message out of scope: retrieval answers.
         let mut strict = intent_model();
         strict.meta.threshold = 0.99;
         t.intents.set(Some(strict));
-        let d = t.decide(&Fixed(Band::Answer, 0.8), "我要退款", 0).await;
+        let d = t
+            .decide(&Fixed(Band::Answer, 0.8), "我要退款", None, 0)
+            .await;
         assert_eq!(d.kind, DecisionKind::Answer);
         assert_eq!(d.trace.intent.status, "out_of_scope");
         assert_eq!(d.trace.intent.closest.as_deref(), Some("refund"));

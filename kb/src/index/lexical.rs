@@ -1,0 +1,219 @@
+//! The lexical half of hybrid retrieval: an in-process BM25 index over every entry's text (FAQ
+//! question, alternates and answer; a passage's heading and text), with the terms of
+//! `answer::terms` (English words, codes such as "11.11" or "SKU-2041" whole, Chinese character
+//! bigrams). It is rebuilt from the store, the one source of truth, whenever the vector index is.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use crate::answer::terms::terms;
+use crate::error::{KbError, Result};
+
+/// BM25 parameters (the usual defaults).
+const K1: f32 = 1.2;
+const B: f32 = 0.75;
+
+/// One entry's searchable text.
+#[derive(Debug, Clone)]
+pub struct LexicalDoc {
+    pub entry_id: i64,
+    pub kb_id: i64,
+    pub tags: Vec<String>,
+    pub text: String,
+}
+
+/// An entry's lexical match: the BM25 score divided by the score of a text holding every query
+/// term (so 1.0 means every term, rare ones included, is there; unknown query terms count
+/// against the match).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LexicalHit {
+    pub entry_id: i64,
+    pub score: f32,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// (kb, term) -> entry -> term frequency.
+    postings: HashMap<(i64, String), HashMap<i64, u32>>,
+    /// entry -> (kb, length in terms, tags).
+    docs: HashMap<i64, (i64, u32, Vec<String>)>,
+    /// kb -> (entries, total length).
+    kbs: HashMap<i64, (u32, u64)>,
+}
+
+/// The BM25 index.
+#[derive(Default)]
+pub struct LexicalIndex {
+    inner: RwLock<Inner>,
+}
+
+impl LexicalIndex {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock_err() -> KbError {
+        KbError::Index("lexical index lock poisoned".into())
+    }
+
+    /// Replaces the whole content (a rebuild from the store).
+    pub fn replace_all(&self, docs: Vec<LexicalDoc>) -> Result<()> {
+        let mut fresh = Inner::default();
+        for d in docs {
+            let terms = terms(&d.text);
+            let kb = fresh.kbs.entry(d.kb_id).or_default();
+            kb.0 += 1;
+            kb.1 += terms.len() as u64;
+            fresh
+                .docs
+                .insert(d.entry_id, (d.kb_id, terms.len() as u32, d.tags));
+            for t in terms {
+                *fresh
+                    .postings
+                    .entry((d.kb_id, t))
+                    .or_default()
+                    .entry(d.entry_id)
+                    .or_default() += 1;
+            }
+        }
+        *self.inner.write().map_err(|_| Self::lock_err())? = fresh;
+        Ok(())
+    }
+
+    /// Entries held.
+    pub fn len(&self) -> usize {
+        self.inner.read().map(|m| m.docs.len()).unwrap_or(0)
+    }
+
+    /// True when no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The `k` best entries of `kb_id` for `query` (limited to entries with any of `tags` when
+    /// given), best first; entries matching no query term are not returned.
+    pub fn search(
+        &self,
+        kb_id: i64,
+        tags: &[String],
+        query: &str,
+        k: usize,
+    ) -> Result<Vec<LexicalHit>> {
+        let m = self.inner.read().map_err(|_| Self::lock_err())?;
+        let Some(&(n, total)) = m.kbs.get(&kb_id) else {
+            return Ok(Vec::new());
+        };
+        let mut q = terms(query);
+        q.sort();
+        q.dedup();
+        if q.is_empty() || n == 0 {
+            return Ok(Vec::new());
+        }
+        let n = n as f32;
+        let avg = (total as f32 / n).max(1.0);
+        let idf = |df: f32| (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+        let mut best_possible = 0.0;
+        let mut scores: HashMap<i64, f32> = HashMap::new();
+        for t in &q {
+            let postings = m.postings.get(&(kb_id, t.clone()));
+            let w = idf(postings.map_or(0.0, |p| p.len() as f32));
+            best_possible += w * (K1 + 1.0);
+            for (&entry, &tf) in postings.into_iter().flatten() {
+                let Some((_, len, entry_tags)) = m.docs.get(&entry) else {
+                    continue;
+                };
+                if !tags.is_empty() && !entry_tags.iter().any(|x| tags.contains(x)) {
+                    continue;
+                }
+                let tf = tf as f32;
+                let norm = K1 * (1.0 - B + B * *len as f32 / avg);
+                *scores.entry(entry).or_default() += w * tf * (K1 + 1.0) / (tf + norm);
+            }
+        }
+        let mut hits: Vec<LexicalHit> = scores
+            .into_iter()
+            .map(|(entry_id, s)| LexicalHit {
+                entry_id,
+                score: (s / best_possible).min(1.0),
+            })
+            .collect();
+        hits.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then(a.entry_id.cmp(&b.entry_id))
+        });
+        hits.truncate(k);
+        Ok(hits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(entry_id: i64, kb_id: i64, text: &str, tags: &[&str]) -> LexicalDoc {
+        LexicalDoc {
+            entry_id,
+            kb_id,
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            text: text.into(),
+        }
+    }
+
+    fn index() -> LexicalIndex {
+        let i = LexicalIndex::new();
+        i.replace_all(vec![
+            doc(
+                1,
+                1,
+                "Is SKU-2041 in stock? The SKU-2041 teapot ships in May.",
+                &["stock"],
+            ),
+            doc(
+                2,
+                1,
+                "Singles' Day (11.11) dispatch takes 72 hours longer.",
+                &["shipping"],
+            ),
+            doc(3, 1, "积分有效期至次年年底。", &[]),
+            doc(4, 1, "Gift cards never expire.", &["payment"]),
+            doc(5, 2, "SKU-2041 belongs to another knowledge base.", &[]),
+        ])
+        .expect("build");
+        i
+    }
+
+    #[test]
+    fn exact_terms_find_their_entries_within_one_knowledge_base() {
+        let i = index();
+        let hits = i.search(1, &[], "sku-2041", 5).expect("search");
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].entry_id, 1);
+        assert!(hits[0].score > 0.5, "{hits:?}");
+        assert_eq!(
+            i.search(1, &[], "is 11.11 slower", 5).expect("search")[0].entry_id,
+            2
+        );
+        assert_eq!(
+            i.search(1, &[], "积分什么时候过期", 5).expect("search")[0].entry_id,
+            3
+        );
+    }
+
+    #[test]
+    fn unknown_terms_lower_the_match_and_tags_filter() {
+        let i = index();
+        let full = i.search(1, &[], "gift cards expire", 5).expect("search")[0].score;
+        let partial = i.search(1, &[], "gift laptops", 5).expect("search")[0].score;
+        assert!(partial < full, "{partial} < {full}");
+        assert!(i
+            .search(1, &["shipping".into()], "gift cards", 5)
+            .expect("search")
+            .is_empty());
+        assert!(i
+            .search(1, &[], "the and of", 5)
+            .expect("search")
+            .is_empty());
+        assert!(i.search(9, &[], "gift", 5).expect("search").is_empty());
+    }
+}

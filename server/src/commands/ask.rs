@@ -1,0 +1,195 @@
+//! `kefu kb ask` and the answering half of `kefu kb eval`: the chat's own triage (rules, the
+//! active intent model, retrieval, bands and composition) run over a knowledge base without a
+//! server, each question as the first message of a new conversation.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use kefu_kb::{KbError, Knowledge, Lang, Retrieval};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::handoff::queued_note;
+use crate::triage::batcher::TOP_K;
+use crate::triage::{Decision, DecisionKind, IntentSlot, Retriever, RuleSet, Triage};
+
+/// Questions embedded per batch by `ask_many`.
+const EMBED_BATCH: usize = 64;
+
+/// One reply in the stable `kefu kb ask --json` shape.
+#[derive(Debug, Clone, Serialize)]
+pub struct AskReply {
+    pub query: String,
+    /// `answer`, `suggest` or `none` (rules and handoffs: `none`).
+    pub band: &'static str,
+    /// What the visitor would read (the fallback or handoff note when the bot has no answer).
+    pub answer: String,
+    /// `faq` or `extractive`: where the text came from (the knowledge base's mode when nothing
+    /// was retrieved).
+    pub mode: &'static str,
+    pub citations: Vec<AskCitation>,
+    pub quick_replies: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AskCitation {
+    pub id: String,
+    pub title: String,
+    pub source: String,
+}
+
+/// A reply with the decision behind it and how long it took (embedding included).
+pub struct Asked {
+    pub reply: AskReply,
+    pub decision: Decision,
+    pub latency_ms: f64,
+}
+
+/// Knowledge search with query vectors embedded ahead in batches.
+struct Prefetched<'a> {
+    knowledge: &'a Knowledge,
+    vectors: Mutex<HashMap<String, Vec<f32>>>,
+}
+
+#[async_trait]
+impl Retriever for Prefetched<'_> {
+    async fn embed(&self, text: &str) -> Result<Vec<f32>, KbError> {
+        let known = self.vectors.lock().ok().and_then(|m| m.get(text).cloned());
+        match known {
+            Some(v) => Ok(v),
+            None => Ok(self
+                .knowledge
+                .embed_queries(&[text.to_string()])
+                .await?
+                .pop()
+                .unwrap_or_default()),
+        }
+    }
+
+    async fn search(
+        &self,
+        kb: &str,
+        text: &str,
+        vector: &[f32],
+        tags: &[String],
+    ) -> Result<Retrieval, KbError> {
+        self.knowledge.search(kb, text, vector, TOP_K, tags).await
+    }
+}
+
+/// The chat's triage over one knowledge base.
+pub struct Asker<'a> {
+    triage: Triage,
+    retriever: Prefetched<'a>,
+    kb_mode: &'static str,
+}
+
+impl<'a> Asker<'a> {
+    /// Triage as `kefu serve` builds it: the rules file (or the built-in rules) and the active
+    /// intent model.
+    pub async fn new(
+        config: &Config,
+        knowledge: &'a Knowledge,
+        kb: &str,
+        rules: Option<&Path>,
+        fallbacks_before_handoff: u32,
+    ) -> anyhow::Result<Self> {
+        let info = knowledge
+            .store()
+            .get_kb(kb)
+            .await?
+            .ok_or_else(|| KbError::KbNotFound(kb.to_string()))?;
+        let rules = match rules {
+            Some(path) => RuleSet::load(path)?,
+            None => RuleSet::builtin(),
+        };
+        let intents = IntentSlot::new();
+        intents.load_active(
+            &kefu_kb::intent::Registry::new(&config.data_dir),
+            knowledge.embedder().model_name(),
+        );
+        Ok(Self {
+            triage: Triage {
+                rules,
+                intents: Arc::new(intents),
+                kb: kb.to_string(),
+                fallbacks_before_handoff,
+            },
+            retriever: Prefetched {
+                knowledge,
+                vectors: Mutex::new(HashMap::new()),
+            },
+            kb_mode: info.answer_mode.as_str(),
+        })
+    }
+
+    /// Answers one question, as the first of its conversation or after `previous` (its latency
+    /// includes embedding it alone).
+    pub async fn ask(&self, text: &str, previous: Option<&str>) -> Asked {
+        let started = Instant::now();
+        let decision = self.triage.decide(&self.retriever, text, previous, 0).await;
+        let latency_ms = started.elapsed().as_secs_f64() * 1e3;
+        Asked {
+            reply: self.reply(text, &decision),
+            decision,
+            latency_ms,
+        }
+    }
+
+    /// Answers many questions, embedding them in batches first; with `conversation`, each is
+    /// asked after the one before it (short follow-ups read it), else each on its own.
+    pub async fn ask_many(
+        &self,
+        texts: &[String],
+        conversation: bool,
+    ) -> anyhow::Result<Vec<Asked>> {
+        let mut previous: Option<&str> = None;
+        let mut out = Vec::with_capacity(texts.len());
+        for group in texts.chunks(EMBED_BATCH) {
+            let vectors = self.retriever.knowledge.embed_queries(group).await?;
+            if let Ok(mut m) = self.retriever.vectors.lock() {
+                m.clear();
+                m.extend(group.iter().cloned().zip(vectors));
+            }
+            for text in group {
+                out.push(self.ask(text, previous).await);
+                if conversation {
+                    previous = Some(text);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn reply(&self, query: &str, d: &Decision) -> AskReply {
+        let kb = d.trace.kb.as_ref();
+        let answer = match (&d.kind, &d.reply) {
+            (DecisionKind::Handoff, _) => queued_note(Lang::detect(query), true).to_string(),
+            (_, Some(text)) => text.clone(),
+            (_, None) => String::new(),
+        };
+        let retrieved = matches!(d.kind, DecisionKind::Answer | DecisionKind::Suggest);
+        AskReply {
+            query: query.to_string(),
+            band: match kb.and_then(|k| k.band) {
+                Some(b) if retrieved => b.as_str(),
+                _ => "none",
+            },
+            answer,
+            mode: kb.and_then(|k| k.mode).map_or(self.kb_mode, |m| m.as_str()),
+            citations: d
+                .sources
+                .iter()
+                .map(|s| AskCitation {
+                    id: s.id.clone(),
+                    title: s.title.clone(),
+                    source: s.source.clone(),
+                })
+                .collect(),
+            quick_replies: d.quick_replies.clone(),
+        }
+    }
+}
