@@ -114,15 +114,15 @@ pub struct Retrieval {
     pub answer_mode: crate::answer::AnswerMode,
 }
 
-/// The band of hits sorted best first: the composer's plan without a language preference (FAQ
-/// entries and document passages each against their own thresholds).
-pub fn band_for(hits: &[Hit], t: &Thresholds) -> Band {
-    crate::answer::plan(hits, t, None, crate::answer::AnswerMode::Extractive).band()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::answer::{plan, AnswerMode};
+
+    /// The band the composer's plan gives, without a language preference.
+    fn band_for(hits: &[Hit], t: &Thresholds) -> Band {
+        plan(hits, t, None, AnswerMode::Extractive).band()
+    }
 
     fn hit(answer: &str, score: f32) -> Hit {
         Hit {

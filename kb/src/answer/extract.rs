@@ -21,11 +21,11 @@ const SHORT_EN: usize = 12;
 /// Weight of the passage's retrieval score against the sentence's lexical score.
 const PASSAGE_WEIGHT: f32 = 4.0;
 
-/// The chosen sentences and the passages they came from (indexes into the input).
+/// The chosen sentences and the passage they came from (an index into the input).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Extract {
     pub text: String,
-    pub passages: Vec<usize>,
+    pub passage: usize,
     /// Whether the chosen sentence shares a content term with the question (an extract without
     /// one is offered, never given as the answer).
     pub grounded: bool,
@@ -91,7 +91,7 @@ pub fn extract(query: &str, lang: Lang, passages: &[&Hit]) -> Option<Extract> {
     let parts: Vec<String> = chosen.iter().map(|&i| pool[i].text.clone()).collect();
     Some(Extract {
         text: join(&parts),
-        passages: vec![pool[best].passage],
+        passage: pool[best].passage,
         grounded: lexical[best] > 0.0,
     })
 }
@@ -213,7 +213,7 @@ mod tests {
         let weak = passage("Gift cards never expire.", 0.40);
         let strong = passage("Points expire at the end of the following year.", 0.55);
         let e = extract("do points expire", Lang::En, &[&strong, &weak]).expect("extract");
-        assert_eq!(e.passages, vec![0]);
+        assert_eq!(e.passage, 0);
         assert!(e.text.starts_with("Points expire"));
         assert!(e.grounded);
         let e = extract("capital of France", Lang::En, &[&strong]).expect("extract");

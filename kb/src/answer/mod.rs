@@ -235,7 +235,7 @@ fn heading_in(heading: &str, lang: Lang) -> &str {
 pub fn compose(query: &str, lang: Lang, hits: &[Hit], t: &Thresholds, mode: AnswerMode) -> Reply {
     let p = plan(hits, t, Some(lang), mode);
     let band = p.band();
-    let reply = |mode, text: Option<String>, cited: Vec<&Hit>, quick: Vec<String>| Reply {
+    let reply = |band, mode, text: Option<String>, cited: Vec<&Hit>, quick: Vec<String>| Reply {
         band,
         mode,
         text,
@@ -249,18 +249,15 @@ pub fn compose(query: &str, lang: Lang, hits: &[Hit], t: &Thresholds, mode: Answ
                 .map(|h| h.answer.trim())
                 .collect::<Vec<_>>()
                 .join("\n\n");
-            reply(AnswerMode::Faq, Some(text), entries, vec![])
+            reply(band, AnswerMode::Faq, Some(text), entries, vec![])
         }
         Plan::Document(passages) | Plan::Passage(passages) => {
             let Some(e) = extract::extract(query, lang, &passages) else {
-                return reply(AnswerMode::Extractive, None, vec![], vec![]);
+                return reply(band, AnswerMode::Extractive, None, vec![], vec![]);
             };
-            let cited: Vec<&Hit> = e.passages.iter().map(|&i| passages[i]).collect();
             // A passage answers only through a sentence that shares a term with the question.
             let band = if e.grounded { band } else { Band::Suggest };
-            let mut out = reply(AnswerMode::Extractive, None, cited, vec![]);
-            out.band = band;
-            out.text = Some(if band == Band::Answer {
+            let text = if band == Band::Answer {
                 e.text
             } else {
                 format!(
@@ -268,8 +265,14 @@ pub fn compose(query: &str, lang: Lang, hits: &[Hit], t: &Thresholds, mode: Answ
                     lang.pick("这段资料可能对您有帮助：", "This may help:"),
                     e.text
                 )
-            });
-            out
+            };
+            reply(
+                band,
+                AnswerMode::Extractive,
+                Some(text),
+                vec![passages[e.passage]],
+                vec![],
+            )
         }
         Plan::Choices(entries) => {
             let quick = entries.iter().map(|h| h.question.clone()).collect();
@@ -277,9 +280,9 @@ pub fn compose(query: &str, lang: Lang, hits: &[Hit], t: &Thresholds, mode: Answ
                 "我不太确定您的意思，您是想问以下问题吗？",
                 "I'm not sure I understood. Did you mean one of these?",
             );
-            reply(AnswerMode::Faq, Some(text.to_string()), vec![], quick)
+            reply(band, AnswerMode::Faq, Some(text.to_string()), vec![], quick)
         }
-        Plan::Nothing => reply(mode, None, vec![], vec![]),
+        Plan::Nothing => reply(band, mode, None, vec![], vec![]),
     }
 }
 

@@ -68,8 +68,7 @@ pub fn join(parts: &[String]) -> String {
     s
 }
 
-/// CJK ideographs, punctuation and full-width forms.
-pub fn is_cjk(c: char) -> bool {
+fn is_cjk(c: char) -> bool {
     matches!(c as u32, 0x3000..=0x303F | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0xFF00..=0xFFEF)
 }
 

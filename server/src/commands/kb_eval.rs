@@ -118,6 +118,20 @@ pub struct Report {
     pub curve: Vec<CurvePoint>,
 }
 
+impl Report {
+    /// The summaries present, overall first, each with its (text, page) label.
+    fn summaries(&self) -> Vec<(&'static str, &'static str, &Summary)> {
+        [
+            ("all", "all", Some(&self.overall)),
+            ("zh", "中文", self.zh.as_ref()),
+            ("en", "English", self.en.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(text, page, s)| s.map(|s| (text, page, s)))
+        .collect()
+    }
+}
+
 /// Reads JSONL labelled questions (blank lines skipped; a bad line is an error naming it).
 pub fn load(path: &Path) -> anyhow::Result<Vec<EvalItem>> {
     let text = std::fs::read_to_string(path)
@@ -350,12 +364,7 @@ pub async fn run(
     if json {
         println!("{}", serde_json::to_string(&out)?);
     } else {
-        for (name, s) in [
-            ("all", Some(&out.overall)),
-            ("zh", out.zh.as_ref()),
-            ("en", out.en.as_ref()),
-        ] {
-            let Some(s) = s else { continue };
+        for (name, _, s) in out.summaries() {
             println!(
                 "{name:>3}: {} questions ({} in scope): right answers {:.1}%, answered {:.1}% (precision {:.1}%), suggested {:.1}%, fell back {:.1}%, out of scope held {:.1}%, median reply {} chars, latency p50 {:.1} ms p99 {:.1} ms",
                 s.questions,
@@ -393,12 +402,7 @@ fn render(r: &Report, outcomes: &[Outcome]) -> String {
          <th>fell back</th><th>out of scope held</th><th>median reply</th><th>p50 ms</th><th>p99 ms</th></tr>",
         data = esc(&r.data)
     );
-    for (name, s) in [
-        ("all", Some(&r.overall)),
-        ("中文", r.zh.as_ref()),
-        ("English", r.en.as_ref()),
-    ] {
-        let Some(s) = s else { continue };
+    for (_, name, s) in r.summaries() {
         let _ = write!(
             h,
             "<tr><td>{name}</td><td class=num>{}</td><td class=num>{:.1}%</td><td class=num>{:.1}%</td>\

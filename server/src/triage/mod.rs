@@ -350,11 +350,8 @@ impl Triage {
         }
         let out = match result {
             Ok(r) => {
-                let out = self.decide_from_retrieval(lang, &r, &tags, widened, &mut trace);
-                if let Some(kb) = trace.kb.as_mut() {
-                    kb.follow_up_of = previous.filter(|_| follow_up.is_some()).map(str::to_string);
-                }
-                out
+                let follow_up_of = previous.filter(|_| follow_up.is_some());
+                self.decide_from_retrieval(lang, &r, &tags, widened, follow_up_of, &mut trace)
             }
             Err(e) => {
                 tracing::warn!(error = %e, "knowledge retrieval failed; falling back");
@@ -417,6 +414,7 @@ impl Triage {
         r: &Retrieval,
         tags: &[String],
         widened: bool,
+        follow_up_of: Option<&str>,
         trace: &mut RouteTrace,
     ) -> (DecisionKind, Option<String>, Vec<Source>, Vec<String>) {
         let reply = kefu_kb::answer::compose(&r.query, lang, &r.hits, &r.thresholds, r.answer_mode);
@@ -427,7 +425,7 @@ impl Triage {
             band: Some(reply.band),
             mode: Some(reply.mode),
             thresholds: Some(r.thresholds),
-            follow_up_of: None,
+            follow_up_of: follow_up_of.map(str::to_string),
             hits: r
                 .hits
                 .iter()
