@@ -153,6 +153,13 @@ pub enum ChatEvent {
         messages: Vec<ChatMessage>,
         has_more: bool,
     },
+    /// More of a bot answer being written: append `text` to the draft `stream_id`; the next bot
+    /// or system `Message` replaces the draft.
+    MessageDelta {
+        conversation_id: String,
+        stream_id: String,
+        text: String,
+    },
     MessageQueued {
         client_msg_id: String,
         text: String,
@@ -325,6 +332,15 @@ fn convert_event(e: kefu_sdk_core::Event) -> ChatEvent {
         }
         E::Message { message } => ChatEvent::Message {
             message: convert_message(message),
+        },
+        E::MessageDelta {
+            conversation_id,
+            stream_id,
+            text,
+        } => ChatEvent::MessageDelta {
+            conversation_id,
+            stream_id,
+            text,
         },
         E::History { messages, has_more } => ChatEvent::History {
             messages: messages.into_iter().map(convert_message).collect(),

@@ -28,7 +28,7 @@ pub enum KbError {
         message: String,
     },
     /// An import path whose kind Kefu cannot read.
-    #[error("unsupported file type: {0} (supported: .csv .json .yaml .yml .md .markdown .html .htm .txt)")]
+    #[error("unsupported file type: {0} (supported: .csv .json .yaml .yml .md .markdown .html .htm .txt .pdf .docx)")]
     UnsupportedFile(String),
     /// A knowledge base name that does not exist.
     #[error("knowledge base '{0}' not found")]
@@ -46,6 +46,9 @@ pub enum KbError {
     /// The SQLite/PostgreSQL store failed.
     #[error("storage: {0}")]
     Storage(#[from] sqlx::Error),
+    /// A stored row that cannot be read back (e.g. a damaged JSON column).
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
     /// Schema migration failed.
     #[error("storage migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -87,11 +90,42 @@ impl KbError {
             KbError::KbNotFound(_) => "kb_not_found",
             KbError::ModelMismatch { .. } => "model_mismatch",
             KbError::InvalidInput(_) => "invalid_input",
-            KbError::Storage(_) | KbError::Migrate(_) => "storage_error",
+            KbError::Storage(_) | KbError::Migrate(_) | KbError::Corrupt(_) => "storage_error",
             KbError::Index(_) => "index_error",
             KbError::Io { .. } => "io_error",
         }
     }
+}
+
+/// Why one imported record (a FAQ row, a labelled example, a line of chat history) was refused;
+/// shown with the record's file and line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("{0} is empty")]
+    Empty(&'static str),
+    #[error("{field} is longer than {max} characters")]
+    TooLong { field: &'static str, max: usize },
+    /// The record is not the shape the format expects (`expected` names it).
+    #[error("not a {expected}: {detail}")]
+    Malformed {
+        expected: &'static str,
+        detail: String,
+    },
+    #[error("text and intent must be strings")]
+    NotStrings,
+    #[error("intent must be one word of at most {max} characters")]
+    BadIntent { max: usize },
+    #[error("role must be visitor, agent or bot (got {0:?})")]
+    BadRole(String),
+    #[error("id must be a non-empty string or a number")]
+    BadId,
+    #[error("conversation {id:?} already appears on line {first_line}")]
+    DuplicateConversation { id: String, first_line: usize },
+    #[error("message {index}: {source}")]
+    InMessage {
+        index: usize,
+        source: Box<RecordError>,
+    },
 }
 
 /// Shorthand used across the crate.

@@ -75,17 +75,26 @@ impl Thresholds {
     }
 
     /// Rejects thresholds that cannot work.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), BadThresholds> {
         let in_range = |v: f32| (-1.0..=1.0).contains(&v);
         let all = [self.answer, self.suggest, self.doc_answer, self.doc_suggest];
         if !all.into_iter().all(in_range) || !(0.0..=1.0).contains(&self.margin) {
-            return Err("thresholds must lie in [-1, 1] and the margin in [0, 1]".into());
+            return Err(BadThresholds::OutOfRange);
         }
         if self.suggest > self.answer || self.doc_suggest > self.doc_answer {
-            return Err("a suggest threshold must not exceed its answer threshold".into());
+            return Err(BadThresholds::SuggestAboveAnswer);
         }
         Ok(())
     }
+}
+
+/// Thresholds that cannot work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BadThresholds {
+    #[error("thresholds must lie in [-1, 1] and the margin in [0, 1]")]
+    OutOfRange,
+    #[error("a suggest threshold must not exceed its answer threshold")]
+    SuggestAboveAnswer,
 }
 
 /// One retrieved entry.

@@ -64,6 +64,7 @@ pub struct KbCounts {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEntry {
     pub id: i64,
+    pub kb_id: i64,
     pub key: String,
     pub kind: EntryKind,
     pub question: String,
@@ -131,8 +132,10 @@ fn decode_vector(b: &[u8]) -> Vec<f32> {
         .collect()
 }
 
-fn json_list(s: &str) -> Vec<String> {
-    serde_json::from_str(s).unwrap_or_default()
+/// A JSON list column; damage is an error, never an empty list.
+fn json_list(row: &sqlx::sqlite::SqliteRow, column: &str) -> Result<Vec<String>> {
+    let text: String = row.try_get(column)?;
+    serde_json::from_str(&text).map_err(|e| KbError::Corrupt(format!("kb_entries.{column}: {e}")))
 }
 
 fn to_json(v: &[String]) -> String {
@@ -194,8 +197,13 @@ impl KbStore {
                 doc_answer: real(row, "doc_answer_threshold")?,
                 doc_suggest: real(row, "doc_suggest_threshold")?,
             },
-            answer_mode: AnswerMode::parse(&row.try_get::<String, _>("answer_mode")?)
-                .unwrap_or_default(),
+            answer_mode: if row.try_get::<i64, _>("llm_answers")? != 0 {
+                AnswerMode::Llm
+            } else {
+                let mode: String = row.try_get("answer_mode")?;
+                AnswerMode::parse(&mode)
+                    .ok_or_else(|| KbError::Corrupt(format!("kb_bases.answer_mode `{mode}`")))?
+            },
         })
     }
 
@@ -236,16 +244,29 @@ impl KbStore {
 
     /// Sets how a knowledge base answers.
     pub async fn set_answer_mode(&self, name: &str, mode: AnswerMode) -> Result<()> {
-        let done = sqlx::query("UPDATE kb_bases SET answer_mode = ? WHERE name = ?")
-            .bind(mode.as_str())
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
-        updated(done.rows_affected(), name)
+        let mut tx = self.pool.begin().await?;
+        // `llm` keeps `extractive` as its local mode (see migration 0005).
+        let (local, llm) = match mode {
+            AnswerMode::Llm => (AnswerMode::Extractive, 1),
+            other => (other, 0),
+        };
+        let done =
+            sqlx::query("UPDATE kb_bases SET answer_mode = ?, llm_answers = ? WHERE name = ?")
+                .bind(local.as_str())
+                .bind(llm)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+        updated(done.rows_affected(), name)?;
+        // Running servers cache the settings with the index: the new generation reloads them.
+        bump_generation(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Sets per-knowledge-base thresholds (None follows the model default).
     pub async fn set_thresholds(&self, name: &str, t: &ThresholdOverrides) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE kb_bases SET answer_threshold = ?, suggest_threshold = ?, margin = ?, \
              doc_answer_threshold = ?, doc_suggest_threshold = ? WHERE name = ?",
@@ -256,9 +277,12 @@ impl KbStore {
         .bind(t.doc_answer.map(f64::from))
         .bind(t.doc_suggest.map(f64::from))
         .bind(name)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        updated(done.rows_affected(), name)
+        updated(done.rows_affected(), name)?;
+        bump_generation(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Every knowledge base with its counts.
@@ -465,66 +489,44 @@ impl KbStore {
                     vector_id: r.try_get("id")?,
                     entry_id: r.try_get("entry_id")?,
                     kb_id: r.try_get("kb_id")?,
-                    tags: json_list(&r.try_get::<String, _>("tags")?),
+                    tags: json_list(r, "tags")?,
                     vector: decode_vector(&r.try_get::<Vec<u8>, _>("embedding")?),
                 })
             })
             .collect()
     }
 
-    /// Every entry's searchable text for the lexical index: a FAQ's question, alternates and
-    /// answer; a passage's heading path and text.
-    pub async fn lexical_docs(&self) -> Result<Vec<crate::index::lexical::LexicalDoc>> {
+    /// Every knowledge base (the settings a running server caches with its index).
+    pub async fn all_kbs(&self) -> Result<Vec<KbInfo>> {
+        let rows = sqlx::query("SELECT * FROM kb_bases ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(Self::kb_from_row).collect()
+    }
+
+    /// Every entry (a running server keeps them with its index, so a query reads no rows).
+    pub async fn all_entries(&self) -> Result<Vec<StoredEntry>> {
         let rows = sqlx::query(
-            "SELECT id, kb_id, question, answer, alternates, tags FROM kb_entries ORDER BY id",
+            "SELECT id, kb_id, key, kind, question, answer, alternates, tags, source \
+             FROM kb_entries ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|r| {
-                let mut text: String = r.try_get("question")?;
-                for alt in json_list(&r.try_get::<String, _>("alternates")?) {
-                    text.push('\n');
-                    text.push_str(&alt);
-                }
-                text.push('\n');
-                text.push_str(&r.try_get::<String, _>("answer")?);
-                Ok(crate::index::lexical::LexicalDoc {
-                    entry_id: r.try_get("id")?,
-                    kb_id: r.try_get("kb_id")?,
-                    tags: json_list(&r.try_get::<String, _>("tags")?),
-                    text,
-                })
-            })
-            .collect()
-    }
-
-    /// Entries by id, in one query (missing ids are skipped).
-    pub async fn entries(&self, ids: &[i64]) -> Result<HashMap<i64, StoredEntry>> {
-        if ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let placeholders = vec!["?"; ids.len()].join(", ");
-        let sql = format!("SELECT * FROM kb_entries WHERE id IN ({placeholders})");
-        let mut query = sqlx::query(&sql);
-        for id in ids {
-            query = query.bind(id);
-        }
-        let rows = query.fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
                 let kind: String = r.try_get("kind")?;
-                let entry = StoredEntry {
+                Ok(StoredEntry {
                     id: r.try_get("id")?,
+                    kb_id: r.try_get("kb_id")?,
                     key: r.try_get("key")?,
-                    kind: EntryKind::parse(&kind).unwrap_or(EntryKind::Faq),
+                    kind: EntryKind::parse(&kind)
+                        .ok_or_else(|| KbError::Corrupt(format!("kb_entries.kind `{kind}`")))?,
                     question: r.try_get("question")?,
                     answer: r.try_get("answer")?,
-                    alternates: json_list(&r.try_get::<String, _>("alternates")?),
-                    tags: json_list(&r.try_get::<String, _>("tags")?),
+                    alternates: json_list(r, "alternates")?,
+                    tags: json_list(r, "tags")?,
                     source: r.try_get("source")?,
-                };
-                Ok((entry.id, entry))
+                })
             })
             .collect()
     }

@@ -12,6 +12,7 @@ use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, StreamExt};
 use kefu_protocol::{Seq, ServerFrame};
 use serde_json::{json, Value};
+use url::Url;
 
 use crate::backoff::Backoff;
 use crate::error::ClientError;
@@ -43,18 +44,31 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    fn base(&self) -> Result<String, ClientError> {
-        let base = self.server_url.trim_end_matches('/');
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(ClientError::InvalidInput(
-                "server_url must start with http:// or https://".into(),
-            ));
+    /// The server's base URL (an `http`/`https` URL whose path ends in `/`, so that endpoints
+    /// resolve below it).
+    fn base(&self) -> Result<Url, ClientError> {
+        let invalid = |why: &str| ClientError::InvalidInput(format!("server_url {why}"));
+        let mut base = Url::parse(self.server_url.trim())
+            .map_err(|e| invalid(&format!("is not a URL: {e}")))?;
+        if !matches!(base.scheme(), "http" | "https") || !base.has_host() {
+            return Err(invalid("must be http://host… or https://host…"));
         }
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        base.set_query(None);
+        base.set_fragment(None);
         if self.site_key.is_empty() {
             return Err(ClientError::InvalidInput("site_key is empty".into()));
         }
-        Ok(base.to_string())
+        Ok(base)
     }
+}
+
+/// `path` (relative, e.g. `v1/ws`) below the server's base URL.
+fn endpoint(base: &Url, path: &str) -> Url {
+    base.join(path).unwrap_or_else(|_| base.clone())
 }
 
 enum Command {
@@ -172,7 +186,7 @@ type Waiters = HashMap<String, oneshot::Sender<Result<Seq, ClientError>>>;
 
 struct Driver {
     config: ClientConfig,
-    base: String,
+    base: Url,
     session: Session,
     listener: Arc<dyn Listener>,
     waiters: Waiters,
@@ -191,7 +205,7 @@ enum Exit {
 
 async fn drive(
     config: ClientConfig,
-    base: String,
+    base: Url,
     listener: Arc<dyn Listener>,
     mut rx: mpsc::UnboundedReceiver<Command>,
 ) {
@@ -412,8 +426,12 @@ impl Driver {
                 body[k] = Value::String(v.clone());
             }
         }
-        let r = transport::post_json(&format!("{}/v1/visitor/sessions", self.base), None, &body)
-            .await?;
+        let r = transport::post_json(
+            endpoint(&self.base, "v1/visitor/sessions").as_str(),
+            None,
+            &body,
+        )
+        .await?;
         let field = |k: &str| {
             r[k].as_str()
                 .map(str::to_string)
@@ -436,7 +454,7 @@ impl Driver {
             .map(|i| i.token.clone())
             .unwrap_or_default();
         let r = transport::post_json(
-            &format!("{}/v1/visitor/conversations", self.base),
+            endpoint(&self.base, "v1/visitor/conversations").as_str(),
             Some(&token),
             &json!({}),
         )
@@ -450,25 +468,23 @@ impl Driver {
     }
 
     fn ws_url(&self) -> String {
-        let ws = if let Some(rest) = self.base.strip_prefix("https://") {
-            format!("wss://{rest}")
-        } else {
-            format!("ws://{}", self.base.trim_start_matches("http://"))
-        };
-        format!("{ws}/v1/ws?site_key={}", urlencode(&self.config.site_key))
+        ws_url(&self.base, &self.config.site_key)
     }
 }
 
-/// Percent-encodes a query value.
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// The WebSocket endpoint for `site_key` below the server's base URL (`ws` for `http`, `wss` for
+/// `https`).
+fn ws_url(base: &Url, site_key: &str) -> String {
+    let mut url = endpoint(base, "v1/ws");
+    let scheme = if base.scheme() == "https" {
+        "wss"
+    } else {
+        "ws"
+    };
+    // http(s) → ws(s) is a change between special schemes, which `Url` allows.
+    let _ = url.set_scheme(scheme);
+    url.query_pairs_mut().append_pair("site_key", site_key);
+    url.into()
 }
 
 #[cfg(test)]
@@ -483,8 +499,25 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(c.base(), Err(ClientError::InvalidInput(_))));
-        c.server_url = "https://chat.example.com/".into();
-        assert_eq!(c.base().ok().as_deref(), Some("https://chat.example.com"));
-        assert_eq!(urlencode("a b/商"), "a%20b%2F%E5%95%86");
+        c.server_url = "http://".into();
+        assert!(matches!(c.base(), Err(ClientError::InvalidInput(_))));
+        c.server_url = "https://chat.example.com".into();
+        let base = c.base().expect("base");
+        assert_eq!(base.as_str(), "https://chat.example.com/");
+        assert_eq!(
+            endpoint(&base, "v1/visitor/sessions").as_str(),
+            "https://chat.example.com/v1/visitor/sessions"
+        );
+        assert_eq!(
+            ws_url(&base, "a b/商&x=1"),
+            "wss://chat.example.com/v1/ws?site_key=a+b%2F%E5%95%86%26x%3D1"
+        );
+        // A server behind a path prefix keeps it.
+        c.server_url = "http://127.0.0.1:8080/kefu".into();
+        let base = c.base().expect("base");
+        assert_eq!(
+            ws_url(&base, "demo"),
+            "ws://127.0.0.1:8080/kefu/v1/ws?site_key=demo"
+        );
     }
 }

@@ -42,6 +42,13 @@ pub enum Event {
     Message {
         message: Message,
     },
+    /// More of a bot answer being written (LLM answer mode): append `text` to the draft
+    /// `stream_id`; the next bot or system `Message` replaces the draft.
+    MessageDelta {
+        conversation_id: String,
+        stream_id: String,
+        text: String,
+    },
     /// Earlier messages (answer to `load_history`), oldest first.
     History {
         messages: Vec<Message>,

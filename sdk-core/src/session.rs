@@ -379,8 +379,19 @@ impl Session {
                 message,
                 client_msg_id,
             } => self.on_error(code, message, client_msg_id),
-            ServerFrame::Pong | ServerFrame::Conversation { .. } | ServerFrame::Presence { .. } => {
-            }
+            ServerFrame::MessageDelta {
+                conversation_id,
+                stream_id,
+                text,
+            } => self.events.push_back(Event::MessageDelta {
+                conversation_id,
+                stream_id,
+                text,
+            }),
+            ServerFrame::Pong
+            | ServerFrame::Conversation { .. }
+            | ServerFrame::Presence { .. }
+            | ServerFrame::Unknown => {}
         }
     }
 

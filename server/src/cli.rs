@@ -3,9 +3,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::config::Config;
+use crate::config::{self, Config, ConfigError};
 
 /// Kefu: a self-hosted customer-service chatbot.
 #[derive(Debug, Parser)]
@@ -15,6 +15,15 @@ pub struct Cli {
     pub config: Config,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Parses `args` (the program name first) over the settings file's defaults. Help, version and
+    /// usage errors print and exit, as clap does; an unusable settings file is an error.
+    pub fn load(args: &[String]) -> Result<Cli, ConfigError> {
+        let matches = config::with_file_defaults(Cli::command(), args)?.get_matches_from(args);
+        Ok(Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -159,6 +168,9 @@ pub struct ServeArgs {
     /// On shutdown, wait at most this long for open requests and sessions.
     #[arg(long, env = "KEFU_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub drain_timeout: std::time::Duration,
+    /// The LLM backend for knowledge bases in answer mode `llm`.
+    #[command(flatten)]
+    pub llm: crate::llm::LlmArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -204,6 +216,9 @@ pub enum KbCommand {
         /// as "那退货呢？" are searched with the previous question); default: each on its own.
         #[arg(long)]
         conversation: bool,
+        /// The LLM backend for a knowledge base in answer mode `llm`, as for `kefu serve`.
+        #[command(flatten)]
+        llm: crate::llm::LlmArgs,
         #[arg(required = true)]
         texts: Vec<String>,
     },
@@ -223,6 +238,9 @@ pub enum KbCommand {
         /// Write a self-contained HTML report (per-question table, threshold curve) here.
         #[arg(long)]
         report: Option<PathBuf>,
+        /// The LLM backend for a knowledge base in answer mode `llm`, as for `kefu serve`.
+        #[command(flatten)]
+        llm: crate::llm::LlmArgs,
     },
     /// List knowledge bases with their entry counts.
     List {
@@ -255,12 +273,14 @@ pub enum KbCommand {
         #[arg(long)]
         doc_suggest: Option<f32>,
     },
-    /// Set how a knowledge base answers: `faq` (entries only) or `extractive` (also sentences
-    /// from its documents; the default).
+    /// Set how a knowledge base answers: `faq`, `extractive` (the default) or `llm`.
     Mode {
         #[arg(long, default_value = kefu_kb::DEFAULT_KB)]
         kb: String,
-        #[arg(value_parser = ["faq", "extractive"])]
+        /// `faq` (entries only), `extractive` (entries and document sentences, the default) or
+        /// `llm` (an LLM writes the reply from the passages; needs `kefu serve --llm-url`, and
+        /// answers extractively without it).
+        #[arg(value_parser = ["faq", "extractive", "llm"])]
         mode: String,
     },
 }

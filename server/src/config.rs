@@ -1,14 +1,17 @@
 //! Global configuration shared by every command: where data and models live and which model runs.
-//! Each option also reads a `KEFU_*` environment variable, and an optional TOML file
-//! (`--config FILE` or `KEFU_CONFIG`) supplies defaults: command line > environment > file > built-in.
+//! Every setting is a command-line option that also reads a `KEFU_*` environment variable; an
+//! optional TOML file (`--config FILE` or `KEFU_CONFIG`) supplies defaults for the same settings:
+//! command line > environment > file > built-in. The options declared with clap are the one list of
+//! settings — a file key is the option's environment variable without `KEFU_`, in lower case.
 
-use std::path::PathBuf;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
 /// Options every `kefu` command accepts.
 ///
-/// `config` is read before parsing (see `apply_config_file`); it is declared here for `--help`.
+/// `config` is read before parsing (see `with_file_defaults`); it is declared here for `--help`.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// TOML file of settings (keys as the long options, e.g. `data_dir = "/var/lib/kefu"`).
@@ -46,11 +49,49 @@ impl Config {
     }
 }
 
-/// Reads the TOML settings file named by `--config FILE`/`--config=FILE` in `args` or by
-/// `KEFU_CONFIG`, and exports each setting as its `KEFU_*` environment variable unless that variable
-/// is already set, so that clap sees file values as defaults below the command line and environment.
-/// Call before any thread is started.
-pub fn apply_config_file(args: &[String]) -> Result<(), String> {
+/// A settings file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("config {path}: unknown setting `{key}`")]
+    UnknownSetting { path: PathBuf, key: String },
+    #[error("config {path}: `{key}` must be a string, number, boolean or a list of them")]
+    BadValue { path: PathBuf, key: String },
+}
+
+/// `cmd` with the settings of the file named by `--config FILE` / `--config=FILE` in `args` (or by
+/// `KEFU_CONFIG`) as the defaults of the options they name, so that the command line and the
+/// environment still win. A key no option reads from the environment is an error.
+pub fn with_file_defaults(
+    cmd: clap::Command,
+    args: &[String],
+) -> Result<clap::Command, ConfigError> {
+    let Some(path) = config_path(args) else {
+        return Ok(cmd);
+    };
+    let mut cmd = cmd;
+    for (key, values) in read_settings(&path)? {
+        let env = format!("KEFU_{}", key.to_ascii_uppercase().replace('-', "_"));
+        let mut found = false;
+        cmd = set_defaults(cmd, &env, &values, &mut found);
+        if !found {
+            return Err(ConfigError::UnknownSetting { path, key });
+        }
+    }
+    Ok(cmd)
+}
+
+/// The settings file's path: the command line first, then `KEFU_CONFIG`.
+fn config_path(args: &[String]) -> Option<PathBuf> {
     let from_args = args.iter().enumerate().find_map(|(i, a)| {
         a.strip_prefix("--config=").map(str::to_string).or_else(|| {
             (a == "--config")
@@ -58,55 +99,125 @@ pub fn apply_config_file(args: &[String]) -> Result<(), String> {
                 .flatten()
         })
     });
-    let Some(path) = from_args.or_else(|| std::env::var("KEFU_CONFIG").ok()) else {
-        return Ok(());
-    };
-    let text =
-        std::fs::read_to_string(&path).map_err(|e| format!("cannot read config {path}: {e}"))?;
-    let table: toml::Table = text.parse().map_err(|e| format!("config {path}: {e}"))?;
-    for (key, value) in table {
-        let var = format!("KEFU_{}", key.to_ascii_uppercase().replace('-', "_"));
-        if !CONFIG_KEYS.contains(&var.as_str()) {
-            return Err(format!("config {path}: unknown setting `{key}`"));
-        }
-        let text = match value {
-            toml::Value::String(s) => s,
-            toml::Value::Integer(i) => i.to_string(),
-            toml::Value::Float(f) => f.to_string(),
-            toml::Value::Boolean(b) => b.to_string(),
-            other => {
-                return Err(format!(
-                    "config {path}: `{key}` must be a string, number or boolean, not {other}"
-                ))
-            }
-        };
-        if std::env::var_os(&var).is_none() {
-            std::env::set_var(var, text);
-        }
-    }
-    Ok(())
+    from_args
+        .or_else(|| std::env::var("KEFU_CONFIG").ok())
+        .map(PathBuf::from)
 }
 
-/// Environment variables a config file may set.
-const CONFIG_KEYS: &[&str] = &[
-    "KEFU_DATA_DIR",
-    "KEFU_MODEL",
-    "KEFU_MODEL_DIR",
-    "KEFU_LISTEN",
-    "KEFU_NO_DEMO",
-    "KEFU_DATABASE_URL",
-    "KEFU_RULES",
-    "KEFU_FALLBACKS_BEFORE_HANDOFF",
-    "KEFU_AUTO_ASSIGN",
-    "KEFU_MAX_CONNECTIONS_PER_IP",
-    "KEFU_FRAMES_PER_SECOND",
-    "KEFU_SESSIONS_PER_MINUTE",
-    "KEFU_INFERENCE_WORKERS",
-    "KEFU_REDIS_URL",
-    "KEFU_CLUSTER_CHANNEL",
-    "KEFU_PUBLIC_URL",
-    "KEFU_TRUSTED_PROXIES",
-    "KEFU_MAX_CONNECTIONS",
-    "KEFU_HEADER_READ_TIMEOUT",
-    "KEFU_DRAIN_TIMEOUT",
-];
+/// The file's settings as option values (a list gives several).
+fn read_settings(path: &Path) -> Result<Vec<(String, Vec<String>)>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let table: toml::Table = text.parse().map_err(|source| ConfigError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    table
+        .into_iter()
+        .map(|(key, value)| {
+            let values = match value {
+                toml::Value::Array(items) => items.into_iter().map(scalar).collect(),
+                other => scalar(other).map(|v| vec![v]),
+            };
+            match values {
+                Some(values) => Ok((key, values)),
+                None => Err(ConfigError::BadValue {
+                    path: path.to_path_buf(),
+                    key,
+                }),
+            }
+        })
+        .collect()
+}
+
+fn scalar(value: toml::Value) -> Option<String> {
+    match value {
+        toml::Value::String(s) => Some(s),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Sets `values` as the default of every option in `cmd` and its subcommands that reads `env`.
+fn set_defaults(
+    mut cmd: clap::Command,
+    env: &str,
+    values: &[String],
+    found: &mut bool,
+) -> clap::Command {
+    let ids: Vec<clap::Id> = cmd
+        .get_arguments()
+        .filter(|a| a.get_env() == Some(OsStr::new(env)))
+        .map(|a| a.get_id().clone())
+        .collect();
+    for id in ids {
+        *found = true;
+        cmd = cmd.mut_arg(id, |a| a.default_values(values.to_vec()));
+    }
+    let subcommands: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    for name in subcommands {
+        cmd = cmd.mut_subcommand(name, |s| set_defaults(s, env, values, found));
+    }
+    cmd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, FromArgMatches};
+
+    use crate::cli::{Cli, Command};
+
+    fn load(file: &str, args: &[&str]) -> Result<Cli, ConfigError> {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("kefu.toml");
+        std::fs::write(&path, file).expect("write");
+        let mut argv: Vec<String> = vec!["kefu".into(), "--config".into()];
+        argv.push(path.display().to_string());
+        argv.extend(args.iter().map(|a| a.to_string()));
+        let cmd = with_file_defaults(Cli::command(), &argv)?;
+        Ok(Cli::from_arg_matches(&cmd.try_get_matches_from(&argv).expect("parse")).expect("cli"))
+    }
+
+    #[test]
+    fn file_settings_are_defaults_below_the_command_line() {
+        let file = "data_dir = \"/srv/kefu\"\nlisten = \"0.0.0.0:9000\"\nauto_assign = true\n\
+                    public_url = [\"https://a.example\", \"https://b.example\"]\n\
+                    drain_timeout = \"3s\"\n";
+        let cli = load(file, &["serve", "--listen", "127.0.0.1:7000"]).expect("load");
+        assert_eq!(cli.config.data_dir, PathBuf::from("/srv/kefu"));
+        let Command::Serve(serve) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!(serve.listen.to_string(), "127.0.0.1:7000");
+        assert!(serve.auto_assign);
+        assert_eq!(
+            serve.public_urls,
+            ["https://a.example", "https://b.example"]
+        );
+        assert_eq!(serve.drain_timeout, std::time::Duration::from_secs(3));
+    }
+
+    #[test]
+    fn unknown_and_unusable_settings_are_refused() {
+        assert!(matches!(
+            load("colour = \"blue\"\n", &["kb", "list"]),
+            Err(ConfigError::UnknownSetting { key, .. }) if key == "colour"
+        ));
+        assert!(matches!(
+            load("[listen]\nport = 1\n", &["kb", "list"]),
+            Err(ConfigError::BadValue { key, .. }) if key == "listen"
+        ));
+        assert!(matches!(
+            load("listen = \n", &["kb", "list"]),
+            Err(ConfigError::Parse { .. })
+        ));
+    }
+}

@@ -10,6 +10,7 @@ pub mod conversation;
 pub mod handoff;
 pub mod http;
 pub mod lang;
+pub mod llm;
 pub mod state;
 pub mod store;
 pub mod triage;

@@ -1,15 +1,16 @@
 //! `kefu`: parse the command line, set up logging, run the command.
 
-use clap::Parser;
 use kefu_server::cli::{Cli, Command};
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    if let Err(e) = kefu_server::config::apply_config_file(&args) {
-        eprintln!("error: {e}");
-        return std::process::ExitCode::FAILURE;
-    }
-    let cli = Cli::parse_from(args);
+    let cli = match Cli::load(&args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KEFU_LOG").unwrap_or_else(|_| {
@@ -27,6 +28,8 @@ fn main() -> std::process::ExitCode {
             Command::Serve(_) | Command::Intent(_) | Command::Train(_)
         )
     {
+        // candle reads this variable itself for its matrix products (there is no API for it), so
+        // a rayon pool built here would not reach it; it is set before any thread starts.
         std::env::set_var("RAYON_NUM_THREADS", "1");
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()

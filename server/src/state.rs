@@ -48,6 +48,9 @@ pub struct AppState {
     pub session_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     /// Per-client budget for agent logins (its own bucket: visitors never lock agents out).
     pub login_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Per-client budget for staff knowledge-base queries (its own bucket: a console testing
+    /// questions never uses up the visitors' sessions behind the same address).
+    pub query_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     /// Staff knowledge-base queries running at once (one: visitors' bot replies come first).
     pub staff_queries: Arc<tokio::sync::Semaphore>,
     /// Proxies whose `X-Forwarded-For` / `Forwarded` headers name the real client.
@@ -70,6 +73,9 @@ impl AppState {
                 per_minute,
             ))),
             login_limiter: Arc::new(DefaultKeyedRateLimiter::keyed(Quota::per_minute(
+                per_minute,
+            ))),
+            query_limiter: Arc::new(DefaultKeyedRateLimiter::keyed(Quota::per_minute(
                 per_minute,
             ))),
             staff_queries: Arc::new(tokio::sync::Semaphore::new(1)),

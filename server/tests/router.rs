@@ -48,6 +48,7 @@ async fn harness() -> Harness {
         intents: Arc::new(IntentSlot::new()),
         kb: "default".into(),
         fallbacks_before_handoff: 2,
+        llm: None,
     };
     let conversations = Conversations::new(
         store.clone(),
@@ -217,6 +218,27 @@ async fn every_rejection_is_json_with_a_stable_code() {
         headers.get("x-content-type-options").map(|v| v.as_bytes()),
         Some(&b"nosniff"[..])
     );
+    // The pages run only scripts served by this server: no inline script is allowed.
+    for page in ["/console", "/demo"] {
+        let (status, headers, _) = h.call("GET", page, None, None, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let csp = headers
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let script_src = csp
+            .split(';')
+            .map(str::trim)
+            .find(|d| d.starts_with("script-src"));
+        assert_eq!(script_src, Some("script-src 'self'"), "{page}: {csp}");
+    }
+    for script in ["/console.js", "/demo.js"] {
+        let (status, headers, _) = h.call("GET", script, None, None, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{script}");
+        assert!(headers
+            .get("content-type")
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/javascript")));
+    }
 }
 
 #[tokio::test]

@@ -153,6 +153,7 @@ impl Server {
 }
 
 pub mod chat;
+pub mod llm;
 
 /// A fresh PostgreSQL schema in `KEFU_TEST_DATABASE_URL` (default the local `test` database),
 /// created with `psql` and dropped on drop, so runs never see each other's rows.

@@ -281,3 +281,71 @@ const DEMO_RIGHT_FLOOR: f64 = 0.87;
 const DEMO_OOS_HELD_FLOOR: f64 = 0.92;
 const XQUAD_CONTAINS_FLOOR: f64 = 0.76;
 const XQUAD_CITE_FLOOR: f64 = 0.92;
+
+/// PDF and DOCX documents (tests/fixtures/ingest, made by scripts/make-ingest-fixtures with
+/// LibreOffice) answer with their facts, cited by heading path; a scanned PDF is refused.
+#[test]
+fn pdf_and_docx_documents_answer_with_their_heading_paths() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = workspace_root().join("tests/fixtures/ingest");
+    for (kb, file) in [("pdf", "care-guide.pdf"), ("docx", "care-guide.docx")] {
+        import(tmp.path(), kb, &[dir.join(file)]);
+        let replies = ask(
+            tmp.path(),
+            kb,
+            &[
+                "紫砂壶保修多久？",
+                "How long is the clay teapot warranty?",
+                "泡完茶以后壶要怎么清洁？",
+            ],
+        );
+        assert_eq!(replies.len(), 3);
+        let expect = [
+            ("18 个月", "保修期限 Warranty period"),
+            ("18-month", "保修期限 Warranty period"),
+            ("晾干", "日常清洁 Daily cleaning"),
+        ];
+        for (reply, (fact, heading)) in replies.iter().zip(expect) {
+            assert!(
+                reply["band"] == "answer" || reply["band"] == "suggest",
+                "{file}: {reply}"
+            );
+            let answer = reply["answer"].as_str().unwrap_or("");
+            assert!(answer.contains(fact), "{file}: {reply}");
+            let cited = &reply["citations"][0];
+            assert!(
+                cited["source"].as_str().unwrap_or("").contains(file)
+                    && cited["title"].as_str().unwrap_or("").contains(heading),
+                "{file}: {reply}"
+            );
+        }
+        assert_eq!(replies[0]["band"], "answer", "{file}: {}", replies[0]);
+        assert_eq!(replies[1]["band"], "answer", "{file}: {}", replies[1]);
+        // The reply is in the visitor's language: no English sentence in a Chinese answer.
+        assert!(!replies[0]["answer"]
+            .as_str()
+            .unwrap_or("")
+            .contains("warranty"));
+    }
+    let mut c = kefu(tmp.path());
+    c.args(["kb", "import", "--kb", "scans"])
+        .arg(dir.join("scanned.pdf"));
+    let out = run(c);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("scanned.pdf") && err.contains("no text layer"),
+        "{err}"
+    );
+    let mut c = kefu(tmp.path());
+    c.args(["kb", "list", "--json"]);
+    let list: Value = serde_json::from_slice(&run(c).stdout).expect("list");
+    assert!(
+        !list
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|k| k["name"] == "scans"),
+        "nothing was imported: {list}"
+    );
+}

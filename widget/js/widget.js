@@ -65,6 +65,7 @@ header .close { font-size: 20px; line-height: 1; }
 .msg.visitor { align-self: flex-end; background: #2563eb; color: #fff; border-color: #2563eb; white-space: pre-wrap; }
 .msg.system { align-self: center; background: transparent; border: 0; color: #57606a; font-size: 12px; text-align: center; }
 .msg.pending { opacity: .6; }
+.msg.draft .body::after { content: "▍"; opacity: .5; }
 .msg.failed { background: #fee2e2; color: #991b1b; border-color: #fca5a5; }
 .msg .who { font-size: 11px; color: #57606a; display: block; margin-bottom: 2px; }
 .msg p, .msg ul, .msg ol, .msg pre, .msg blockquote { margin: 0 0 6px; }
@@ -166,9 +167,35 @@ form button[type=submit] { background: #2563eb; color: #fff; border-radius: 8px;
       return "";
     }
 
+    // A bot answer being written (LLM answer mode), shown as plain text until the committed
+    // message replaces it.
+    let draft = null;
+
+    function showDelta(e) {
+      if (!draft || draft.id !== e.stream_id) {
+        clearDraft();
+        const node = el("div", { class: "msg bot draft", "aria-busy": "true", "data-stream-id": e.stream_id });
+        node.append(el("span", { class: "who", text: T.bot }));
+        const body = el("div", { class: "body" });
+        node.append(body);
+        node.dataset.seq = String(Number.MAX_SAFE_INTEGER);
+        log.append(node);
+        draft = { id: e.stream_id, node, body, text: "" };
+      }
+      draft.text += e.text;
+      draft.body.textContent = draft.text;
+      typing.hidden = true;
+      scroll();
+    }
+
+    function clearDraft() {
+      if (draft) { draft.node.remove(); draft = null; }
+    }
+
     function showMessage(m) {
       if (bySeq.has(m.seq)) return;
       const kind = m.author.kind;
+      if ((kind === "bot" || kind === "system") && m.seq > lastSeq) clearDraft();
       let node = m.client_msg_id && pending.get(m.client_msg_id);
       if (node) {
         pending.delete(m.client_msg_id);
@@ -252,6 +279,7 @@ form button[type=submit] { background: #2563eb; color: #fff; border-radius: 8px;
           break;
         }
         case "message": showMessage(e.message); break;
+        case "message_delta": showDelta(e); break;
         case "message_queued": {
           const node = el("div", { class: "msg visitor pending", "aria-busy": "true", "data-client-id": e.client_msg_id });
           const body = el("div", { class: "body" });

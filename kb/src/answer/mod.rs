@@ -20,14 +20,17 @@ const MAX_PASSAGES: usize = 3;
 /// Passages scoring within this of the best one are read too.
 const PASSAGE_SPREAD: f32 = 0.06;
 
-/// How a knowledge base answers: from FAQ entries only, or also with sentences extracted from
-/// its documents (the default).
+/// How a knowledge base answers: from FAQ entries only, also with sentences extracted from its
+/// documents (the default), or through an LLM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum AnswerMode {
     Faq,
     #[default]
     Extractive,
+    /// An LLM writes the reply from the retrieved passages (the server's optional backend); the
+    /// extractive answer is composed too, as the fallback.
+    Llm,
 }
 
 impl AnswerMode {
@@ -35,6 +38,7 @@ impl AnswerMode {
         match self {
             AnswerMode::Faq => "faq",
             AnswerMode::Extractive => "extractive",
+            AnswerMode::Llm => "llm",
         }
     }
 
@@ -42,6 +46,7 @@ impl AnswerMode {
         match s {
             "faq" => Some(AnswerMode::Faq),
             "extractive" => Some(AnswerMode::Extractive),
+            "llm" => Some(AnswerMode::Llm),
             _ => None,
         }
     }

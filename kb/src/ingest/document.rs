@@ -178,6 +178,75 @@ pub fn text_sections(txt: &str) -> Vec<Section> {
         .collect()
 }
 
+/// Lines of one paragraph as one line: joined with a space, except between two Chinese (or other
+/// CJK) characters, where a wrapped line has none.
+pub fn join_lines(lines: &[String]) -> String {
+    let mut out = String::new();
+    for line in lines.iter().map(|l| l.trim()).filter(|l| !l.is_empty()) {
+        let glued =
+            out.chars().last().is_some_and(is_cjk) && line.chars().next().is_some_and(is_cjk);
+        if !out.is_empty() && !glued {
+            out.push(' ');
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+fn is_cjk(c: char) -> bool {
+    crate::lang::is_han(c)
+        || matches!(c, '\u{3000}'..='\u{303f}' | '\u{ff00}'..='\u{ffef}' | '\u{3040}'..='\u{30ff}')
+}
+
+/// Sections written as Markdown that `markdown_sections` reads back unchanged: each heading path
+/// as headings, each line of text as a paragraph with every ASCII punctuation character
+/// backslash-escaped (CommonMark lets any of them be escaped, so no text becomes markup).
+pub fn sections_markdown(sections: &[Section]) -> String {
+    let mut out = String::new();
+    let mut open: Vec<String> = Vec::new();
+    for s in sections {
+        let same = open
+            .iter()
+            .zip(&s.headings)
+            .take_while(|(a, b)| a == b)
+            .count();
+        // A section whose path is a prefix of the open one needs its last heading again.
+        let start = if same == s.headings.len() && same > 0 && same < open.len() {
+            same - 1
+        } else {
+            same
+        };
+        for (depth, h) in s.headings.iter().enumerate().skip(start) {
+            out.push_str(&"#".repeat((depth + 1).min(6)));
+            out.push(' ');
+            out.push_str(&escape_markdown(h));
+            out.push_str("\n\n");
+        }
+        open = s.headings.clone();
+        for line in s.text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            out.push_str(&escape_markdown(line));
+            out.push_str("\n\n");
+        }
+    }
+    out
+}
+
+fn escape_markdown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+    {
+        if c.is_ascii_punctuation() {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Chunks every section into records keyed `file#n`, titled by heading path (or the file name).
 pub fn records(sections: Vec<Section>, file: &str) -> Vec<Record> {
     let stem = std::path::Path::new(file)
@@ -234,6 +303,41 @@ mod tests {
         assert!(!s.iter().any(|x| x.text.contains("alert")));
         assert_eq!(s[1].headings, vec!["Help", "Hours"]);
         assert!(s[1].text.contains("Mon–Fri") && s[1].text.contains("9–18"));
+    }
+
+    #[test]
+    fn sections_survive_markdown_unchanged() {
+        let sections = vec![
+            Section {
+                headings: vec!["1. 退货政策 #1".into()],
+                text: "收到商品 7 天内可申请退货。\n# not a heading *nor emphasis* [x](y) <b>&amp; `c`".into(),
+            },
+            Section {
+                headings: vec!["1. 退货政策 #1".into(), "- Refunds_".into()],
+                text: "2. Refunds go back to the original payment method.\n> \\ quoted?".into(),
+            },
+            Section {
+                headings: vec!["1. 退货政策 #1".into()],
+                text: "Back under the first heading.".into(),
+            },
+        ];
+        assert_eq!(markdown_sections(&sections_markdown(&sections)), sections);
+    }
+
+    #[test]
+    fn wrapped_lines_join_with_spaces_except_inside_chinese() {
+        let lines = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            join_lines(&lines(&["Refunds go back to the", "original method."])),
+            "Refunds go back to the original method."
+        );
+        assert_eq!(
+            join_lines(&lines(&[
+                "收到商品后七天内可以",
+                "申请退货，运费由买家承担。"
+            ])),
+            "收到商品后七天内可以申请退货，运费由买家承担。"
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 use super::{EntryKind, Record};
-use crate::error::{KbError, Result};
+use crate::error::{KbError, RecordError, Result};
 
 /// Longest accepted question/answer, in characters.
 pub const MAX_FIELD_CHARS: usize = 8000;
@@ -32,19 +32,20 @@ fn build(
     alternates: Vec<String>,
     tags: Vec<String>,
     file: &str,
-) -> std::result::Result<Record, String> {
+) -> std::result::Result<Record, RecordError> {
     let (question, answer) = (question.trim(), answer.trim());
     if question.is_empty() {
-        return Err("question is empty".into());
+        return Err(RecordError::Empty("question"));
     }
     if answer.is_empty() {
-        return Err("answer is empty".into());
+        return Err(RecordError::Empty("answer"));
     }
-    for (name, v) in [("question", question), ("answer", answer)] {
+    for (field, v) in [("question", question), ("answer", answer)] {
         if v.chars().count() > MAX_FIELD_CHARS {
-            return Err(format!(
-                "{name} is longer than {MAX_FIELD_CHARS} characters"
-            ));
+            return Err(RecordError::TooLong {
+                field,
+                max: MAX_FIELD_CHARS,
+            });
         }
     }
     let key = match id.map(str::trim).filter(|s| !s.is_empty()) {
@@ -128,7 +129,7 @@ pub fn parse_csv(text: &str, file: &str) -> Result<Vec<Record>> {
             split_list(get(tags)),
             file,
         )
-        .map_err(|m| perr(line, m))?;
+        .map_err(|m| perr(line, m.to_string()))?;
         out.push((line, rec));
     }
     check_unique(&out, file)

@@ -1,9 +1,11 @@
 //! Turning files into knowledge-base records: FAQ files (CSV/JSON/YAML) and documents
-//! (Markdown/HTML/plain text) chunked with overlap, headings kept as context.
+//! (Markdown/HTML/plain text, PDF, DOCX) chunked with overlap, headings kept as context.
 
 pub mod chunk;
 pub mod document;
+pub mod docx;
 pub mod faq;
+pub mod pdf;
 
 use std::path::{Path, PathBuf};
 
@@ -92,6 +94,9 @@ pub enum FileKind {
     Markdown,
     Html,
     Text,
+    /// Read as bytes and turned into document sections before parsing.
+    Pdf,
+    Docx,
 }
 
 impl FileKind {
@@ -104,9 +109,26 @@ impl FileKind {
             "md" | "markdown" => Ok(FileKind::Markdown),
             "html" | "htm" => Ok(FileKind::Html),
             "txt" | "text" => Ok(FileKind::Text),
+            "pdf" => Ok(FileKind::Pdf),
+            "docx" => Ok(FileKind::Docx),
             _ => Err(KbError::UnsupportedFile(path.display().to_string())),
         }
     }
+
+    /// True for formats stored as bytes (converted to document text when read).
+    pub fn is_binary(self) -> bool {
+        matches!(self, FileKind::Pdf | FileKind::Docx)
+    }
+}
+
+/// A binary document's text as Markdown (its sections, headings kept), or `None` for text formats.
+pub fn binary_to_markdown(kind: FileKind, bytes: &[u8], file: &str) -> Result<Option<String>> {
+    let sections = match kind {
+        FileKind::Pdf => pdf::sections(bytes, file)?,
+        FileKind::Docx => docx::sections(bytes, file)?,
+        _ => return Ok(None),
+    };
+    Ok(Some(document::sections_markdown(&sections)))
 }
 
 /// Expands directories (recursively, sorted) into the supported files they contain.
@@ -147,5 +169,8 @@ pub fn parse_text(kind: FileKind, text: &str, display: &str) -> Result<Vec<Recor
         )),
         FileKind::Html => Ok(document::records(document::html_sections(text), display)),
         FileKind::Text => Ok(document::records(document::text_sections(text), display)),
+        FileKind::Pdf | FileKind::Docx => Err(KbError::InvalidInput(format!(
+            "{display}: PDF and DOCX files are read with SourceFile::from_bytes"
+        ))),
     }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::error::{KbError, Result};
+use crate::error::{KbError, RecordError, Result};
 
 /// The intent label that marks an out-of-scope example.
 pub const OOS: &str = "oos";
@@ -106,24 +106,27 @@ pub fn load(path: &Path) -> Result<Dataset> {
 }
 
 /// Checks and normalises one record.
-fn check(text: &str, intent: &str) -> std::result::Result<Example, String> {
+fn check(text: &str, intent: &str) -> std::result::Result<Example, RecordError> {
     let text = text.trim();
     let intent = intent.trim().to_lowercase();
     if text.is_empty() {
-        return Err("text is empty".into());
+        return Err(RecordError::Empty("text"));
     }
     if intent.is_empty() {
-        return Err("intent is empty".into());
+        return Err(RecordError::Empty("intent"));
     }
     if text.chars().count() > MAX_TEXT_CHARS {
-        return Err(format!("text is longer than {MAX_TEXT_CHARS} characters"));
+        return Err(RecordError::TooLong {
+            field: "text",
+            max: MAX_TEXT_CHARS,
+        });
     }
     if intent.chars().count() > MAX_INTENT_CHARS
         || intent.chars().any(|c| c.is_control() || c.is_whitespace())
     {
-        return Err(format!(
-            "intent must be one word of at most {MAX_INTENT_CHARS} characters"
-        ));
+        return Err(RecordError::BadIntent {
+            max: MAX_INTENT_CHARS,
+        });
     }
     Ok(Example {
         text: text.to_string(),
@@ -136,7 +139,7 @@ fn check(text: &str, intent: &str) -> std::result::Result<Example, String> {
 pub fn jsonl_records<T>(
     text: &str,
     file: &str,
-    mut parse: impl FnMut(usize, &str) -> std::result::Result<T, String>,
+    mut parse: impl FnMut(usize, &str) -> std::result::Result<T, RecordError>,
 ) -> (Vec<T>, Vec<BadRecord>) {
     let (mut records, mut skipped) = (Vec::new(), Vec::new());
     for (i, line) in text.lines().enumerate() {
@@ -145,10 +148,10 @@ pub fn jsonl_records<T>(
         }
         match parse(i + 1, line) {
             Ok(r) => records.push(r),
-            Err(message) => skipped.push(BadRecord {
+            Err(e) => skipped.push(BadRecord {
                 file: file.to_string(),
                 line: i + 1,
-                message,
+                message: e.to_string(),
             }),
         }
     }
@@ -158,10 +161,12 @@ pub fn jsonl_records<T>(
 /// Parses JSONL text (blank lines are ignored).
 pub fn parse_jsonl(text: &str, file: &str) -> Dataset {
     let (examples, skipped) = jsonl_records(text, file, |_, line| {
-        let rec: JsonRecord = serde_json::from_str(line)
-            .map_err(|e| format!("not a {{text, intent}} object: {e}"))?;
+        let rec: JsonRecord = serde_json::from_str(line).map_err(|e| RecordError::Malformed {
+            expected: "{text, intent} object",
+            detail: e.to_string(),
+        })?;
         let (Some(t), Some(intent)) = (rec.text.as_str(), rec.intent.as_str()) else {
-            return Err("text and intent must be strings".into());
+            return Err(RecordError::NotStrings);
         };
         check(t, intent)
     });
@@ -210,10 +215,10 @@ pub fn parse_csv(text: &str, file: &str) -> Result<Dataset> {
         let line = rec.position().map(|p| p.line() as usize).unwrap_or(0);
         match check(rec.get(ti).unwrap_or(""), rec.get(ii).unwrap_or("")) {
             Ok(e) => out.examples.push(e),
-            Err(message) => out.skipped.push(BadRecord {
+            Err(e) => out.skipped.push(BadRecord {
                 file: file.to_string(),
                 line,
-                message,
+                message: e.to_string(),
             }),
         }
     }

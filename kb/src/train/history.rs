@@ -9,7 +9,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use crate::error::Result;
+use crate::error::{RecordError, Result};
 use crate::intent::data::jsonl_records;
 use crate::intent::BadRecord;
 use crate::store::KbStore;
@@ -82,17 +82,17 @@ pub struct ParsedHistory {
     pub skipped: Vec<BadRecord>,
 }
 
-fn check_message(role: &str, text: &str) -> std::result::Result<(Role, String), String> {
-    let role = Role::parse(role)
-        .ok_or_else(|| format!("role must be visitor, agent or bot (got {role:?})"))?;
+fn check_message(role: &str, text: &str) -> std::result::Result<(Role, String), RecordError> {
+    let role = Role::parse(role).ok_or_else(|| RecordError::BadRole(role.to_string()))?;
     let text = text.trim();
     if text.is_empty() {
-        return Err("text is empty".into());
+        return Err(RecordError::Empty("text"));
     }
     if text.chars().count() > MAX_MESSAGE_CHARS {
-        return Err(format!(
-            "text is longer than {MAX_MESSAGE_CHARS} characters"
-        ));
+        return Err(RecordError::TooLong {
+            field: "text",
+            max: MAX_MESSAGE_CHARS,
+        });
     }
     Ok((role, text.to_string()))
 }
@@ -124,22 +124,25 @@ fn id_string(v: &serde_json::Value) -> Option<String> {
 pub fn parse_jsonl(text: &str, file: &str) -> ParsedHistory {
     let mut seen: HashMap<String, usize> = HashMap::new();
     let (conversations, skipped) = jsonl_records(text, file, |line_no, line| {
-        let conv: JsonConversation = serde_json::from_str(line)
-            .map_err(|e| format!("not a conversation {{id, messages}}: {e}"))?;
-        let id = id_string(&conv.id)
-            .ok_or_else(|| "id must be a non-empty string or a number".to_string())?;
-        if let Some(first) = seen.get(&id) {
-            return Err(format!(
-                "conversation {id:?} already appears on line {first}"
-            ));
+        let conv: JsonConversation =
+            serde_json::from_str(line).map_err(|e| RecordError::Malformed {
+                expected: "conversation {id, messages}",
+                detail: e.to_string(),
+            })?;
+        let id = id_string(&conv.id).ok_or(RecordError::BadId)?;
+        if let Some(&first_line) = seen.get(&id) {
+            return Err(RecordError::DuplicateConversation { id, first_line });
         }
         let messages = conv
             .messages
             .iter()
             .enumerate()
             .map(|(j, m)| {
-                let (role, text) = check_message(&m.role, &m.text)
-                    .map_err(|e| format!("message {}: {e}", j + 1))?;
+                let (role, text) =
+                    check_message(&m.role, &m.text).map_err(|e| RecordError::InMessage {
+                        index: j + 1,
+                        source: Box::new(e),
+                    })?;
                 Ok(HistoryMessage {
                     role,
                     text,
@@ -149,9 +152,9 @@ pub fn parse_jsonl(text: &str, file: &str) -> ParsedHistory {
                     }),
                 })
             })
-            .collect::<std::result::Result<Vec<_>, String>>()?;
+            .collect::<std::result::Result<Vec<_>, RecordError>>()?;
         if messages.is_empty() {
-            return Err("conversation has no messages".into());
+            return Err(RecordError::Empty("messages"));
         }
         seen.insert(id.clone(), line_no);
         Ok(HistoryConversation { id, messages })
@@ -207,7 +210,7 @@ pub fn parse_csv(text: &str, file: &str) -> std::result::Result<ParsedHistory, B
         let line = rec.position().map(|p| p.line() as usize).unwrap_or(0);
         let id = rec.get(ci).unwrap_or("").trim().to_string();
         let checked = if id.is_empty() {
-            Err("conversation_id is empty".to_string())
+            Err(RecordError::Empty("conversation_id"))
         } else {
             check_message(rec.get(ri).unwrap_or(""), rec.get(ti).unwrap_or(""))
         };
@@ -226,10 +229,10 @@ pub fn parse_csv(text: &str, file: &str) -> std::result::Result<ParsedHistory, B
                     })
                     .push(HistoryMessage { role, text, time });
             }
-            Err(message) => out.skipped.push(BadRecord {
+            Err(e) => out.skipped.push(BadRecord {
                 file: file.to_string(),
                 line,
-                message,
+                message: e.to_string(),
             }),
         }
     }

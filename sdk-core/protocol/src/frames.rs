@@ -208,6 +208,14 @@ pub enum ServerFrame {
         client_msg_id: Option<String>,
     },
     Pong,
+    /// Part of a bot answer still being written (LLM answer mode): `text` continues the draft
+    /// `stream_id`. The next committed bot or system message in the conversation replaces the
+    /// draft (it carries the final text, sources and trace); clients may ignore this frame.
+    MessageDelta {
+        conversation_id: String,
+        stream_id: String,
+        text: String,
+    },
     /// Agents only: a conversation was created or changed (queue, owner, new message).
     Conversation {
         conversation: ConversationSummary,
@@ -216,6 +224,9 @@ pub enum ServerFrame {
     Presence {
         agents: Vec<AgentPresence>,
     },
+    /// A frame type this build does not know (from a newer server): ignored.
+    #[serde(other)]
+    Unknown,
 }
 
 /// Why a client frame was refused, as sent back in an `error` frame.

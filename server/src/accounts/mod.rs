@@ -27,8 +27,8 @@ pub const MAX_NAME_CHARS: usize = 64;
 pub enum AccountError {
     #[error("{0}")]
     Invalid(String),
-    #[error("{0}")]
-    WeakPassword(String),
+    #[error(transparent)]
+    WeakPassword(#[from] password::WeakPassword),
     #[error("no site with this key")]
     UnknownSite,
     #[error("this page's origin is not on the site's allow-list")]
@@ -183,7 +183,7 @@ impl Accounts {
     /// Sets an agent's password (policy-checked) and revokes every session the agent had;
     /// returns how many were revoked.
     pub async fn set_agent_password(&self, name: &str, password: &str) -> Result<u64> {
-        password::check(password, name).map_err(AccountError::WeakPassword)?;
+        password::check(password, name)?;
         let hash = hash_blocking(password).await?;
         self.store.set_agent_password(name, &hash).await?;
         self.revoke_agent_sessions(name).await
@@ -414,7 +414,7 @@ async fn new_agent(new: NewAgent) -> Result<Agent> {
             "agent names are 1-{MAX_AGENT_NAME} letters, digits, `-`, `_` or `.`"
         ));
     }
-    password::check(&new.password, &name).map_err(AccountError::WeakPassword)?;
+    password::check(&new.password, &name)?;
     if new.capacity == 0 || new.capacity > 100 {
         return invalid("capacity must be 1-100");
     }

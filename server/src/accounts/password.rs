@@ -88,35 +88,46 @@ const COMMON: &[&str] = &[
 ];
 
 /// Why a password is refused (shown to the operator).
-pub fn check(password: &str, account_name: &str) -> Result<(), String> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WeakPassword {
+    #[error("the password must not be blank")]
+    Blank,
+    #[error("the password must have at least {MIN_PASSWORD_CHARS} characters")]
+    TooShort,
+    #[error("the password must have at most {MAX_PASSWORD_CHARS} characters")]
+    TooLong,
+    #[error("this password is one of the most common ones; choose another")]
+    Common,
+    #[error("the password must not be the account name")]
+    AccountName,
+    #[error("the password is a repeated pattern or a simple sequence; choose another")]
+    Repetitive,
+}
+
+/// Refuses blank, short, overlong, common and trivially patterned passwords, and the account name.
+pub fn check(password: &str, account_name: &str) -> Result<(), WeakPassword> {
     let chars = password.chars().count();
     if password.trim().is_empty() {
-        return Err("the password must not be blank".into());
+        return Err(WeakPassword::Blank);
     }
     if chars < MIN_PASSWORD_CHARS {
-        return Err(format!(
-            "the password must have at least {MIN_PASSWORD_CHARS} characters"
-        ));
+        return Err(WeakPassword::TooShort);
     }
     if chars > MAX_PASSWORD_CHARS {
-        return Err(format!(
-            "the password must have at most {MAX_PASSWORD_CHARS} characters"
-        ));
+        return Err(WeakPassword::TooLong);
     }
     let folded = password.trim().to_lowercase();
     if COMMON.contains(&folded.as_str()) {
-        return Err("this password is one of the most common ones; choose another".into());
+        return Err(WeakPassword::Common);
     }
     if !account_name.is_empty()
         && folded.contains(&account_name.to_lowercase())
         && folded.len() <= account_name.len() + 4
     {
-        return Err("the password must not be the account name".into());
+        return Err(WeakPassword::AccountName);
     }
     if is_repetitive(&folded) {
-        return Err(
-            "the password is a repeated pattern or a simple sequence; choose another".into(),
-        );
+        return Err(WeakPassword::Repetitive);
     }
     Ok(())
 }

@@ -27,7 +27,7 @@ pub struct AskReply {
     pub band: &'static str,
     /// What the visitor would read (the fallback or handoff note when the bot has no answer).
     pub answer: String,
-    /// `faq` or `extractive`: where the text came from (the knowledge base's mode when nothing
+    /// `faq`, `extractive` or `llm`: where the text came from (the knowledge base's mode when nothing
     /// was retrieved).
     pub mode: &'static str,
     pub citations: Vec<AskCitation>,
@@ -117,6 +117,7 @@ impl<'a> Asker<'a> {
                 intents: Arc::new(intents),
                 kb: kb.to_string(),
                 fallbacks_before_handoff,
+                llm: None,
             },
             retriever: Prefetched {
                 knowledge,
@@ -126,11 +127,28 @@ impl<'a> Asker<'a> {
         })
     }
 
+    /// Knowledge bases in answer mode `llm` answer through this backend.
+    pub fn with_llm(mut self, llm: Option<crate::llm::LlmClient>) -> Self {
+        self.triage.llm = llm;
+        self
+    }
+
     /// Answers one question, as the first of its conversation or after `previous` (its latency
     /// includes embedding it alone).
     pub async fn ask(&self, text: &str, previous: Option<&str>) -> Asked {
         let started = Instant::now();
         let decision = self.triage.decide(&self.retriever, text, previous, 0).await;
+        let history: Vec<crate::llm::prompt::Turn> = previous
+            .map(|p| crate::llm::prompt::Turn {
+                from: "visitor",
+                text: p.to_string(),
+            })
+            .into_iter()
+            .collect();
+        let decision = self
+            .triage
+            .generate(decision, &history, 0, &mut |_| {})
+            .await;
         let latency_ms = started.elapsed().as_secs_f64() * 1e3;
         Asked {
             reply: self.reply(text, &decision),

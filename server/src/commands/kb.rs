@@ -120,7 +120,7 @@ pub async fn run(config: &Config, cmd: KbCommand) -> anyhow::Result<()> {
                 doc_suggest,
             };
             let wanted = overrides.apply(Thresholds::for_model(&info.model));
-            wanted.validate().map_err(anyhow::Error::msg)?;
+            wanted.validate()?;
             store.set_thresholds(&kb, &overrides).await?;
             println!("{}", serde_json::to_string(&wanted)?);
         }
@@ -137,9 +137,12 @@ pub async fn run(config: &Config, cmd: KbCommand) -> anyhow::Result<()> {
             json,
             conversation,
             texts,
+            llm,
         } => {
             let k = super::open_knowledge(config).await?;
-            let asker = Asker::new(config, &k, &kb, rules.as_deref(), FALLBACKS).await?;
+            let asker = Asker::new(config, &k, &kb, rules.as_deref(), FALLBACKS)
+                .await?
+                .with_llm(llm.client()?);
             for asked in asker.ask_many(&texts, conversation).await? {
                 if json {
                     println!("{}", serde_json::to_string(&asked.reply)?);
@@ -154,9 +157,12 @@ pub async fn run(config: &Config, cmd: KbCommand) -> anyhow::Result<()> {
             rules,
             json,
             report,
+            llm,
         } => {
             let k = super::open_knowledge(config).await?;
-            let asker = Asker::new(config, &k, &kb, rules.as_deref(), FALLBACKS).await?;
+            let asker = Asker::new(config, &k, &kb, rules.as_deref(), FALLBACKS)
+                .await?
+                .with_llm(llm.client()?);
             super::kb_eval::run(&asker, &data, json, report.as_deref()).await?;
         }
     }

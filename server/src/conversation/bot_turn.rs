@@ -6,15 +6,18 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kefu_protocol::{AuthorKind, ConversationState};
+use kefu_protocol::{AuthorKind, ConversationState, ServerFrame};
 
 use super::{ConversationError, Conversations};
-use crate::store::{now_ms, Append, BotTurn, FallbackCount, NewMessage, PendingTurn, Require};
+use crate::llm::prompt::Turn as HistoryTurn;
+use crate::store::{
+    new_id, now_ms, Append, BotTurn, FallbackCount, NewMessage, PendingTurn, Require, StoredMessage,
+};
 use crate::triage::{Decision, DecisionKind, HandoffReason};
 
 /// A pending turn untouched this long is taken to be lost (its node died) and is finished.
 pub const STALE_TURN_AFTER: Duration = Duration::from_secs(15);
-/// Messages looked back through for the visitor's previous question.
+/// Messages looked back through for the visitor's previous question and the LLM's context.
 const PREVIOUS_LOOKBACK: u32 = 6;
 /// How often the sweeper looks for lost turns.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
@@ -46,16 +49,22 @@ impl Conversations {
     async fn bot_turn(self: &Arc<Self>, turn: Turn) -> Result<(), ConversationError> {
         let lock = self.bot_turn_lock(&turn.conversation_id);
         let guard = lock.lock().await;
-        let previous = self.previous_question(&turn).await;
+        let recent = self.recent_messages(&turn).await;
+        let previous = recent
+            .iter()
+            .rev()
+            .find(|m| m.author_kind == AuthorKind::Visitor)
+            .map(|m| m.text.as_str());
         let decision = self
             .triage
             .decide(
                 self.retriever.as_ref(),
                 &turn.text,
-                previous.as_deref(),
+                previous,
                 turn.fallbacks_so_far,
             )
             .await;
+        let decision = self.generate(&turn, decision, &recent).await;
         metrics::counter!("kefu_triage_decisions_total", "decision" => decision_label(&decision.kind))
             .increment(1);
         for url in &decision.webhooks {
@@ -81,23 +90,63 @@ impl Conversations {
         result
     }
 
-    /// The visitor's message before this turn's, if any (a short follow-up is searched with it).
-    async fn previous_question(&self, turn: &Turn) -> Option<String> {
+    /// The messages before this turn's, oldest first (a short follow-up is searched with the
+    /// visitor's previous question; an LLM sees them as the conversation so far).
+    async fn recent_messages(&self, turn: &Turn) -> Vec<StoredMessage> {
         match self
             .store
             .messages_before(&turn.conversation_id, turn.seq, PREVIOUS_LOOKBACK)
             .await
         {
-            Ok(messages) => messages
-                .into_iter()
-                .rev()
-                .find(|m| m.author_kind == AuthorKind::Visitor)
-                .map(|m| m.text),
+            Ok(messages) => messages,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot read the previous question; answering alone");
-                None
+                tracing::warn!(error = %e, "cannot read the conversation so far; answering alone");
+                vec![]
             }
         }
+    }
+
+    /// The LLM step when the decision asks for it: its text reaches the conversation's followers
+    /// as `message_delta` frames while it is written; the committed reply replaces the draft.
+    async fn generate(
+        &self,
+        turn: &Turn,
+        decision: Decision,
+        recent: &[StoredMessage],
+    ) -> Decision {
+        if decision.generation.is_none() {
+            return decision;
+        }
+        let history: Vec<HistoryTurn> = recent
+            .iter()
+            .filter_map(|m| {
+                let from = match m.author_kind {
+                    AuthorKind::Visitor => "visitor",
+                    AuthorKind::Bot => "assistant",
+                    AuthorKind::Agent => "agent",
+                    AuthorKind::System => return None,
+                };
+                Some(HistoryTurn {
+                    from,
+                    text: m.text.clone(),
+                })
+            })
+            .collect();
+        let stream_id = new_id("s_");
+        let conversation_id = turn.conversation_id.clone();
+        let mut on_delta = |text: &str| {
+            let frame = ServerFrame::MessageDelta {
+                conversation_id: conversation_id.clone(),
+                stream_id: stream_id.clone(),
+                text: text.to_string(),
+            };
+            if let Ok(json) = serde_json::to_string(&frame) {
+                self.relay(&conversation_id, &json, None);
+            }
+        };
+        self.triage
+            .generate(decision, &history, turn.fallbacks_so_far, &mut on_delta)
+            .await
     }
 
     async fn bot_reply(

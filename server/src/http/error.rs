@@ -150,6 +150,7 @@ impl From<KbError> for ApiError {
             | KbError::Inference(_)
             | KbError::Tokenizer(_)
             | KbError::Storage(_)
+            | KbError::Corrupt(_)
             | KbError::Migrate(_)
             | KbError::Index(_)
             | KbError::Io { .. } => return Self::internal(e),
@@ -165,6 +166,13 @@ impl From<StoreError> for ApiError {
                 Self::new(ErrorCode::AlreadyExists, format!("{what} already exists"))
             }
             StoreError::NotFound(what) => Self::not_found(format!("{what} not found")),
+            StoreError::Unavailable(e) => {
+                tracing::warn!(error = %e, "the database is unreachable");
+                Self::new(
+                    ErrorCode::Unavailable,
+                    "the database is unreachable; try again shortly",
+                )
+            }
             other => Self::internal(other),
         }
     }
@@ -305,6 +313,13 @@ mod tests {
         let e: ApiError = StoreError::Corrupt("secret detail".into()).into();
         assert_eq!(e.code, ErrorCode::Internal);
         assert!(!e.message.contains("secret"));
+        // A database that cannot be reached is a transient 503, not a 500.
+        let e: ApiError = StoreError::from(sqlx::Error::PoolTimedOut).into();
+        assert_eq!(
+            (e.code, e.status()),
+            (ErrorCode::Unavailable, StatusCode::SERVICE_UNAVAILABLE)
+        );
+        assert!(e.code.is_transient());
         let e: ApiError =
             ConversationError::from(HandoffError::Conflict("at capacity".into())).into();
         assert_eq!(

@@ -49,7 +49,7 @@ pub async fn query(
 ) -> Result<Json<Retrieval>, ApiError> {
     let k = state.knowledge().ok_or_else(ApiError::not_ready)?;
     let client = state.client_ip(peer.ip(), &headers);
-    if state.session_limiter.check_key(&client).is_err() {
+    if state.query_limiter.check_key(&client).is_err() {
         return Err(ApiError::rate_limited());
     }
     let top_k = req.top_k.unwrap_or(DEFAULT_TOP_K);

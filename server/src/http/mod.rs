@@ -81,6 +81,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/admin/conversations/{id}", get(admin::transcript))
         .route("/console", get(pages::console))
         .route("/demo", get(pages::demo))
+        .route("/console.js", get(pages::console_script))
+        .route("/demo.js", get(pages::demo_script))
         .route("/", get(widget::shop))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -157,9 +159,7 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
 
 /// Prometheus text exposition.
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    if let Some(rss) = resident_memory_bytes() {
-        metrics::gauge!("kefu_process_resident_memory_bytes").set(rss as f64);
-    }
+    process_metrics().collect();
     if let Some(s) = state.services() {
         let (visitors, agents) = s.conversations.live_counts();
         metrics::gauge!("kefu_live_sessions", "role" => "visitor").set(visitors as f64);
@@ -173,11 +173,19 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
-/// This process's resident set size, from /proc (Linux).
+/// The standard process metrics (CPU, memory, files, threads) as `kefu_process_*`, described once.
+fn process_metrics() -> &'static metrics_process::Collector {
+    static COLLECTOR: std::sync::OnceLock<metrics_process::Collector> = std::sync::OnceLock::new();
+    COLLECTOR.get_or_init(|| {
+        let collector = metrics_process::Collector::new("kefu_");
+        collector.describe();
+        collector
+    })
+}
+
+/// This process's resident set size.
 pub fn resident_memory_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
+    metrics_process::collector::collect().resident_memory_bytes
 }
 
 async fn not_found() -> ApiError {

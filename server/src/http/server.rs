@@ -177,9 +177,10 @@ fn is_connection_error(e: &std::io::Error) -> bool {
     )
 }
 
-/// The soft limit on open files, from `/proc/self/limits` (Linux); `None` elsewhere.
+/// The soft limit on open files; `None` where unknown or unlimited.
 fn open_file_limit() -> Option<usize> {
-    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
-    line.split_whitespace().nth(3)?.parse().ok()
+    metrics_process::collector::collect()
+        .max_fds
+        .filter(|&n| n > 0)
+        .and_then(|n| usize::try_from(n).ok())
 }

@@ -1,12 +1,14 @@
 //! The active intent model as the server sees it: an atomically swapped slot, reloaded when
 //! `kefu intent activate|rollback|train` changes the registry's state file (polled, so it works
-//! whichever process made the change).
+//! whichever process made the change); and the intent step of triage (`classify`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use kefu_kb::intent::{IntentModel, Registry};
+
+use super::trace::{IntentStatus, IntentTrace};
 
 /// How often the registry's state is checked.
 pub const POLL: Duration = Duration::from_secs(2);
@@ -101,5 +103,28 @@ impl IntentSlot {
                 seen
             }
         }
+    }
+}
+
+/// The intent step: `model`'s prediction for a message's vector, as the trace records it.
+pub fn classify(model: &IntentModel, vector: &[f32]) -> IntentTrace {
+    let p = model.predict(vector);
+    metrics::counter!(
+        "kefu_intent_predictions_total",
+        "in_scope" => if p.in_scope { "true" } else { "false" }
+    )
+    .increment(1);
+    IntentTrace {
+        name: p.in_scope.then(|| p.top_intent.clone()),
+        probability: Some(p.confidence),
+        closest: Some(p.top_intent),
+        threshold: Some(model.meta.threshold),
+        model: Some(model.meta.version.clone()),
+        routed: false,
+        status: if p.in_scope {
+            IntentStatus::InScope
+        } else {
+            IntentStatus::OutOfScope
+        },
     }
 }

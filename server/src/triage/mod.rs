@@ -1,177 +1,66 @@
 //! The bot's decision for one visitor message: rules first, then the intent model (when trained),
 //! then knowledge retrieval with threshold bands, then the handoff policy. Every decision carries a
 //! `RouteTrace` saying why.
+//!
+//! `mod.rs` runs the steps in order; each step lives in its own module: `rules`, `intent` (the
+//! active model), `retriever` + `follow_up` + `answer` (knowledge), `policy` (actions and repeated
+//! fallbacks), `trace`.
 
+pub mod answer;
 pub mod batcher;
 pub mod follow_up;
+pub mod generate;
 pub mod intent;
+pub mod policy;
+pub mod retriever;
 pub mod rules;
+pub mod trace;
 
 pub use crate::lang::Lang;
 use std::sync::Arc;
 use std::time::Instant;
 
-use async_trait::async_trait;
-use kefu_kb::{Band, KbError, Retrieval};
+use kefu_kb::Band;
 use kefu_protocol::Source;
-use serde::Serialize;
 
 pub use batcher::KbBatcher;
 pub use intent::IntentSlot;
+pub use retriever::Retriever;
 pub use rules::{CannedReply, IntentRoute, RuleAction, RuleSet};
+pub use trace::{
+    DecisionKind, HandoffReason, HitTrace, IntentStatus, IntentTrace, KbTrace, RouteTrace,
+};
 
-/// Where the bot's knowledge comes from (a trait so triage logic is testable without a model):
-/// one embedding per message serves the intent model and the knowledge search.
-#[async_trait]
-pub trait Retriever: Send + Sync {
-    /// The query vector of `text`.
-    async fn embed(&self, text: &str) -> Result<Vec<f32>, KbError>;
-    /// Knowledge search with an embedded query, limited to `tags` when given.
-    async fn search(
-        &self,
-        kb: &str,
-        text: &str,
-        vector: &[f32],
-        tags: &[String],
-    ) -> Result<Retrieval, KbError>;
-    /// Embeds and searches the whole knowledge base.
-    async fn retrieve(&self, kb: &str, text: &str) -> Result<Retrieval, KbError> {
-        let v = self.embed(text).await?;
-        self.search(kb, text, &v, &[]).await
-    }
+/// What the bot says (or does) in answer to one message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub kind: DecisionKind,
+    /// The bot's text (none for a handoff: the conversation layer announces it).
+    pub text: Option<String>,
+    pub sources: Vec<Source>,
+    pub quick_replies: Vec<String>,
 }
 
-#[async_trait]
-impl Retriever for KbBatcher {
-    async fn embed(&self, text: &str) -> Result<Vec<f32>, KbError> {
-        KbBatcher::embed(self, text).await
-    }
-
-    async fn search(
-        &self,
-        kb: &str,
-        text: &str,
-        vector: &[f32],
-        tags: &[String],
-    ) -> Result<Retrieval, KbError> {
-        KbBatcher::search(self, kb, text, vector, tags).await
-    }
-}
-
-/// Why the conversation goes to a human.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "reason")]
-pub enum HandoffReason {
-    /// The visitor pressed "talk to a human" (`request_human` frame).
-    Requested,
-    /// A rule with a handoff action matched.
-    Rule { rule_id: String },
-    /// The message's intent is routed to a human in the rules file.
-    Intent { intent: String },
-    /// The bot found no answer this many times in a row.
-    RepeatedFallback { count: u32 },
-}
-
-impl HandoffReason {
-    pub fn label(&self) -> &'static str {
-        match self {
-            HandoffReason::Requested => "requested",
-            HandoffReason::Rule { .. } => "rule",
-            HandoffReason::Intent { .. } => "intent",
-            HandoffReason::RepeatedFallback { .. } => "repeated_fallback",
+impl Reply {
+    /// A plain text reply.
+    pub fn text(kind: DecisionKind, text: String) -> Reply {
+        Reply {
+            kind,
+            text: Some(text),
+            sources: vec![],
+            quick_replies: vec![],
         }
     }
-}
 
-/// What the bot does with the message.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DecisionKind {
-    /// A rule's reply.
-    RuleReply,
-    /// The knowledge base's answer (band `answer`).
-    Answer,
-    /// The top questions offered as quick replies (band `suggest`).
-    Suggest,
-    /// No answer (band `none`).
-    Fallback,
     /// Hand the conversation to a human.
-    Handoff,
-}
-
-/// The route trace stored with each bot reply and shown to agents.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RouteTrace {
-    pub lang: Lang,
-    /// The rule that matched, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rule: Option<rules::RuleMatch>,
-    /// The intent step: a rule's intent, or the model's status.
-    pub intent: IntentTrace,
-    /// The knowledge step (absent when a rule decided first).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub kb: Option<KbTrace>,
-    pub decision: DecisionKind,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub handoff: Option<HandoffReason>,
-    /// Consecutive fallbacks including this message.
-    pub fallbacks: u32,
-    pub elapsed_ms: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct IntentTrace {
-    /// The intent a rule set, or the model's in-scope prediction.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Probability of the model's best intent.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub probability: Option<f32>,
-    /// The model's best intent even when out of scope.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub closest: Option<String>,
-    /// The model's out-of-scope threshold.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub threshold: Option<f32>,
-    /// The model version that classified the message.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
-    /// Whether the rules file's route for this intent was applied (actions and/or tags).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub routed: bool,
-    /// `rule` (a rule set it), `in_scope` / `out_of_scope` (the model), `no_model`, or `error`.
-    pub status: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct KbTrace {
-    pub kb: String,
-    /// Tags the search was limited to (from the intent's route); empty: the whole base.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tags: Vec<String>,
-    /// True when the tagged search had no answer and the whole base was searched instead.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub widened: bool,
-    /// The reply's band (after composition: close compatible FAQ entries answer together).
-    pub band: Option<Band>,
-    /// Where the reply's text came from (`faq` entries or `extractive` document sentences).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mode: Option<kefu_kb::answer::AnswerMode>,
-    pub thresholds: Option<kefu_kb::Thresholds>,
-    /// The previous question this message was searched together with (a short follow-up).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub follow_up_of: Option<String>,
-    pub hits: Vec<HitTrace>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct HitTrace {
-    pub id: String,
-    pub question: String,
-    pub score: f32,
-    pub source: String,
+    pub fn handoff() -> Reply {
+        Reply {
+            kind: DecisionKind::Handoff,
+            text: None,
+            sources: vec![],
+            quick_replies: vec![],
+        }
+    }
 }
 
 /// The bot's decision for one message.
@@ -185,6 +74,8 @@ pub struct Decision {
     /// Webhooks to notify (rule actions).
     pub webhooks: Vec<String>,
     pub trace: RouteTrace,
+    /// What an LLM needs to write the reply instead (answer mode `llm`); `generate` uses it.
+    pub generation: Option<generate::GenerationInput>,
 }
 
 /// Settings and rules for triage.
@@ -196,6 +87,8 @@ pub struct Triage {
     pub kb: String,
     /// Consecutive fallbacks that hand the conversation off (0 = never).
     pub fallbacks_before_handoff: u32,
+    /// The LLM backend for knowledge bases in answer mode `llm` (none: they answer locally).
+    pub llm: Option<crate::llm::LlmClient>,
 }
 
 impl Triage {
@@ -213,15 +106,7 @@ impl Triage {
         let mut trace = RouteTrace {
             lang,
             rule: None,
-            intent: IntentTrace {
-                name: None,
-                probability: None,
-                closest: None,
-                threshold: None,
-                model: None,
-                routed: false,
-                status: "no_model",
-            },
+            intent: IntentTrace::no_model(),
             kb: None,
             decision: DecisionKind::Fallback,
             handoff: None,
@@ -236,17 +121,17 @@ impl Triage {
             for action in &m.actions {
                 if let RuleAction::Intent { name } = action {
                     trace.intent.name = Some(name.trim().to_lowercase());
-                    trace.intent.status = "rule";
+                    trace.intent.status = IntentStatus::Rule;
                 }
             }
             let reason = HandoffReason::Rule {
                 rule_id: m.rule_id.clone(),
             };
-            apply_actions(&m.actions, reason, &mut trace, &mut decision, &mut webhooks);
+            policy::apply_actions(&m.actions, reason, &mut trace, &mut decision, &mut webhooks);
             trace.rule = Some(m);
         }
-        if let Some((kind, reply)) = decision {
-            return finish(started, trace, kind, reply, webhooks);
+        if let Some(reply) = decision {
+            return finish(started, trace, reply, webhooks);
         }
 
         // 2. The intent model, on the same vector the knowledge search uses.
@@ -254,52 +139,18 @@ impl Triage {
             Ok(v) => v,
             Err(e) => {
                 tracing::warn!(error = %e, "embedding failed; falling back");
-                trace.intent.status = if trace.intent.name.is_some() {
-                    "rule"
-                } else {
-                    "error"
-                };
-                trace.kb = Some(KbTrace {
-                    kb: self.kb.clone(),
-                    tags: vec![],
-                    widened: false,
-                    band: None,
-                    mode: None,
-                    thresholds: None,
-                    follow_up_of: None,
-                    hits: vec![],
-                    error: Some(e.code().to_string()),
-                });
-                return self.finish_policy(
-                    started,
-                    trace,
-                    fallback(lang),
-                    webhooks,
-                    fallbacks_so_far,
-                );
+                if trace.intent.name.is_none() {
+                    trace.intent.status = IntentStatus::Error;
+                }
+                trace.kb = Some(KbTrace::new(&self.kb, vec![], false).failed(e.code()));
+                let reply =
+                    self.after_fallbacks(answer::fallback(lang), &mut trace, fallbacks_so_far);
+                return finish(started, trace, reply, webhooks);
             }
         };
         if trace.intent.name.is_none() {
             if let Some(model) = self.intents.current() {
-                let p = model.predict(&vector);
-                metrics::counter!(
-                    "kefu_intent_predictions_total",
-                    "in_scope" => if p.in_scope { "true" } else { "false" }
-                )
-                .increment(1);
-                trace.intent = IntentTrace {
-                    name: p.in_scope.then(|| p.top_intent.clone()),
-                    probability: Some(p.confidence),
-                    closest: Some(p.top_intent),
-                    threshold: Some(model.meta.threshold),
-                    model: Some(model.meta.version.clone()),
-                    routed: false,
-                    status: if p.in_scope {
-                        "in_scope"
-                    } else {
-                        "out_of_scope"
-                    },
-                };
+                trace.intent = intent::classify(&model, &vector);
             }
         }
         let mut tags = Vec::new();
@@ -310,7 +161,7 @@ impl Triage {
             .and_then(|n| self.rules.intent_route(n))
         {
             let confident = match (route.min_confidence, trace.intent.probability) {
-                (Some(min), Some(p)) if trace.intent.status != "rule" => p >= min,
+                (Some(min), Some(p)) if trace.intent.status != IntentStatus::Rule => p >= min,
                 _ => true,
             };
             if confident {
@@ -319,7 +170,7 @@ impl Triage {
                 let reason = HandoffReason::Intent {
                     intent: route.name.clone(),
                 };
-                apply_actions(
+                policy::apply_actions(
                     &route.actions,
                     reason,
                     &mut trace,
@@ -328,8 +179,8 @@ impl Triage {
                 );
             }
         }
-        if let Some((kind, reply)) = decision {
-            return finish(started, trace, kind, reply, webhooks);
+        if let Some(reply) = decision {
+            return finish(started, trace, reply, webhooks);
         }
 
         // 3. Knowledge retrieval (limited to the intent's tags when it has a route); a short
@@ -348,181 +199,70 @@ impl Triage {
             result = retriever.search(&self.kb, query, &vector, &[]).await;
             widened = true;
         }
-        let out = match result {
+        let mut generation = None;
+        let reply = match result {
             Ok(r) => {
-                let follow_up_of = previous.filter(|_| follow_up.is_some());
-                self.decide_from_retrieval(lang, &r, &tags, widened, follow_up_of, &mut trace)
+                let mut kb_trace = KbTrace::new(&self.kb, tags, widened);
+                kb_trace.follow_up_of =
+                    previous.filter(|_| follow_up.is_some()).map(str::to_string);
+                let (reply, kb_trace) = answer::from_retrieval(lang, &r, kb_trace);
+                trace.kb = Some(kb_trace);
+                generation = generate::input(lang, text, &r, &reply);
+                reply
             }
             Err(e) => {
                 tracing::warn!(error = %e, "knowledge retrieval failed; falling back");
-                trace.kb = Some(KbTrace {
-                    kb: self.kb.clone(),
-                    tags,
-                    widened,
-                    band: None,
-                    mode: None,
-                    thresholds: None,
-                    follow_up_of: None,
-                    hits: vec![],
-                    error: Some(e.code().to_string()),
-                });
-                fallback(lang)
+                trace.kb = Some(KbTrace::new(&self.kb, tags, widened).failed(e.code()));
+                answer::fallback(lang)
             }
         };
-        self.finish_policy(started, trace, out, webhooks, fallbacks_so_far)
+        // 4. The handoff policy.
+        let reply = self.after_fallbacks(reply, &mut trace, fallbacks_so_far);
+        let mut decision = finish(started, trace, reply, webhooks);
+        decision.generation = generation.filter(|_| self.llm.is_some());
+        decision
     }
 
-    /// Step 4, the handoff policy (repeated fallbacks), then the decision.
-    fn finish_policy(
+    fn after_fallbacks(
         &self,
-        started: Instant,
-        mut trace: RouteTrace,
-        mut out: (DecisionKind, Option<String>, Vec<Source>, Vec<String>),
-        webhooks: Vec<String>,
-        fallbacks_so_far: u32,
-    ) -> Decision {
-        trace.fallbacks = if out.0 == DecisionKind::Fallback {
-            fallbacks_so_far + 1
-        } else {
-            0
-        };
-        if out.0 == DecisionKind::Fallback
-            && self.fallbacks_before_handoff > 0
-            && trace.fallbacks >= self.fallbacks_before_handoff
-        {
-            trace.handoff = Some(HandoffReason::RepeatedFallback {
-                count: trace.fallbacks,
-            });
-            out = (DecisionKind::Handoff, None, vec![], vec![]);
-        }
-        trace.decision = out.0.clone();
-        trace.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
-        Decision {
-            kind: out.0,
-            reply: out.1,
-            sources: out.2,
-            quick_replies: out.3,
-            webhooks,
-            trace,
-        }
-    }
-
-    #[allow(clippy::type_complexity)]
-    fn decide_from_retrieval(
-        &self,
-        lang: Lang,
-        r: &Retrieval,
-        tags: &[String],
-        widened: bool,
-        follow_up_of: Option<&str>,
+        reply: Reply,
         trace: &mut RouteTrace,
-    ) -> (DecisionKind, Option<String>, Vec<Source>, Vec<String>) {
-        let reply = kefu_kb::answer::compose(&r.query, lang, &r.hits, &r.thresholds, r.answer_mode);
-        trace.kb = Some(KbTrace {
-            kb: self.kb.clone(),
-            tags: tags.to_vec(),
-            widened,
-            band: Some(reply.band),
-            mode: Some(reply.mode),
-            thresholds: Some(r.thresholds),
-            follow_up_of: follow_up_of.map(str::to_string),
-            hits: r
-                .hits
-                .iter()
-                .map(|h| HitTrace {
-                    id: h.id.clone(),
-                    question: h.question.clone(),
-                    score: h.score,
-                    source: h.source.clone(),
-                })
-                .collect(),
-            error: None,
-        });
-        let kind = match reply.band {
-            Band::Answer => DecisionKind::Answer,
-            Band::Suggest => DecisionKind::Suggest,
-            Band::None => return fallback(lang),
-        };
-        let Some(text) = reply.text else {
-            return fallback(lang);
-        };
-        let sources = reply
-            .citations
-            .into_iter()
-            .map(|c| Source {
-                id: c.id,
-                title: c.title,
-                source: c.source,
-                score: c.score,
-            })
-            .collect();
-        (kind, Some(text), sources, reply.quick_replies)
+        fallbacks_so_far: u32,
+    ) -> Reply {
+        policy::repeated_fallbacks(
+            reply,
+            trace,
+            fallbacks_so_far,
+            self.fallbacks_before_handoff,
+        )
     }
 }
 
-/// Applies rule or intent-route actions: the first reply wins, a handoff overrides it, webhooks
-/// accumulate.
-fn apply_actions(
-    actions: &[RuleAction],
-    reason: HandoffReason,
-    trace: &mut RouteTrace,
-    decision: &mut Option<(DecisionKind, Option<String>)>,
-    webhooks: &mut Vec<String>,
-) {
-    for action in actions {
-        match action {
-            RuleAction::Reply { text } if decision.is_none() => {
-                *decision = Some((DecisionKind::RuleReply, Some(text.clone())));
-            }
-            RuleAction::Handoff => {
-                trace.handoff = Some(reason.clone());
-                *decision = Some((DecisionKind::Handoff, None));
-            }
-            RuleAction::Webhook { url } => webhooks.push(url.clone()),
-            RuleAction::Reply { .. } | RuleAction::Intent { .. } => {}
-        }
-    }
-}
-
-/// A decision made by a rule or an intent route (no retrieval).
+/// The decision for `reply`, with the trace completed.
 fn finish(
     started: Instant,
     mut trace: RouteTrace,
-    kind: DecisionKind,
-    reply: Option<String>,
+    reply: Reply,
     webhooks: Vec<String>,
 ) -> Decision {
-    trace.decision = kind.clone();
+    trace.decision = reply.kind.clone();
     trace.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
     Decision {
-        kind,
-        reply,
-        sources: vec![],
-        quick_replies: vec![],
+        kind: reply.kind,
+        reply: reply.text,
+        sources: reply.sources,
+        quick_replies: reply.quick_replies,
         webhooks,
         trace,
+        generation: None,
     }
-}
-
-fn fallback(lang: Lang) -> (DecisionKind, Option<String>, Vec<Source>, Vec<String>) {
-    (
-        DecisionKind::Fallback,
-        Some(
-            lang.pick(
-                "抱歉，我暂时无法回答这个问题。您可以换个说法，或输入“转人工”联系人工客服。",
-                "Sorry, I don't have an answer for that yet. You can rephrase, or type \"human\" to reach a person.",
-            )
-            .to_string(),
-        ),
-        vec![],
-        vec![],
-    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kefu_kb::{Hit, Thresholds};
+    use async_trait::async_trait;
+    use kefu_kb::{Hit, KbError, Retrieval, Thresholds};
 
     struct Fixed(Band, f32);
 
@@ -572,6 +312,7 @@ mod tests {
             intents: Arc::new(IntentSlot::new()),
             kb: "default".into(),
             fallbacks_before_handoff: 2,
+            llm: None,
         }
     }
 
@@ -686,7 +427,7 @@ mod tests {
             .decide(&Fixed(Band::Answer, 0.8), "我要退款", None, 0)
             .await;
         assert_eq!(d.kind, DecisionKind::Answer);
-        assert_eq!(d.trace.intent.status, "no_model");
+        assert_eq!(d.trace.intent.status, IntentStatus::NoModel);
         // Hot swap in a model: the refund intent hands off before retrieval.
         t.intents.set(Some(intent_model()));
         let d = t
@@ -708,7 +449,7 @@ mod tests {
         assert_eq!(json["intent"]["routed"], true);
         // Rules still run first.
         let d = t.decide(&Fixed(Band::Answer, 0.8), "转人工", None, 0).await;
-        assert_eq!(d.trace.intent.status, "no_model");
+        assert_eq!(d.trace.intent.status, IntentStatus::NoModel);
         assert!(matches!(d.trace.handoff, Some(HandoffReason::Rule { .. })));
         // A higher threshold makes the same message out of scope: retrieval answers.
         let mut strict = intent_model();
@@ -718,7 +459,7 @@ mod tests {
             .decide(&Fixed(Band::Answer, 0.8), "我要退款", None, 0)
             .await;
         assert_eq!(d.kind, DecisionKind::Answer);
-        assert_eq!(d.trace.intent.status, "out_of_scope");
+        assert_eq!(d.trace.intent.status, IntentStatus::OutOfScope);
         assert_eq!(d.trace.intent.closest.as_deref(), Some("refund"));
         assert_eq!(d.trace.intent.name, None);
     }

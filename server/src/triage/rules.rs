@@ -53,15 +53,24 @@ pub struct RuleSpec {
     pub actions: Vec<RuleAction>,
 }
 
+/// An action whose fields cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadAction {
+    #[error("webhook url `{0}` must be http(s)")]
+    WebhookNotHttp(String),
+    #[error("reply text is empty")]
+    EmptyReply,
+}
+
 /// Checks one action's fields.
-fn check_action(a: &RuleAction) -> Result<(), String> {
+fn check_action(a: &RuleAction) -> Result<(), BadAction> {
     match a {
         RuleAction::Webhook { url }
             if !(url.starts_with("http://") || url.starts_with("https://")) =>
         {
-            Err(format!("webhook url `{url}` must be http(s)"))
+            Err(BadAction::WebhookNotHttp(url.clone()))
         }
-        RuleAction::Reply { text } if text.trim().is_empty() => Err("reply text is empty".into()),
+        RuleAction::Reply { text } if text.trim().is_empty() => Err(BadAction::EmptyReply),
         _ => Ok(()),
     }
 }
@@ -249,7 +258,7 @@ impl RuleSet {
                 return Err(bad("needs at least one action".into()));
             }
             for a in &spec.actions {
-                check_action(a).map_err(&bad)?;
+                check_action(a).map_err(|e| bad(e.to_string()))?;
             }
             let mut keywords = Vec::new();
             for k in &spec.keywords {
@@ -257,7 +266,10 @@ impl RuleSet {
                 if k.is_empty() {
                     return Err(bad("empty keyword".into()));
                 }
-                keywords.push((k.to_string(), keyword_regex(k).map_err(&bad)?));
+                keywords.push((
+                    k.to_string(),
+                    keyword_regex(k).map_err(|e| bad(e.to_string()))?,
+                ));
             }
             let regex = match &spec.regex {
                 Some(r) => Some(
@@ -315,7 +327,7 @@ impl RuleSet {
                 if matches!(a, RuleAction::Intent { .. }) {
                     return Err(bad("an intent route cannot set another intent".into()));
                 }
-                check_action(a).map_err(&bad)?;
+                check_action(a).map_err(|e| bad(e.to_string()))?;
             }
             if let Some(c) = r.min_confidence {
                 if !(0.0..=1.0).contains(&c) {
@@ -380,7 +392,7 @@ fn invalid(path: &str, message: String) -> RulesError {
 
 /// Latin keywords match whole words ("agent" but not "agents" or "reagent"); others (Chinese)
 /// match anywhere.
-fn keyword_regex(k: &str) -> Result<Regex, String> {
+fn keyword_regex(k: &str) -> Result<Regex, regex::Error> {
     let escaped = regex::escape(k);
     let latin = k.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ');
     let pattern = if latin {
@@ -388,10 +400,7 @@ fn keyword_regex(k: &str) -> Result<Regex, String> {
     } else {
         escaped
     };
-    RegexBuilder::new(&pattern)
-        .case_insensitive(true)
-        .build()
-        .map_err(|e| e.to_string())
+    RegexBuilder::new(&pattern).case_insensitive(true).build()
 }
 
 /// Lower case, trimmed, without end punctuation (ASCII and full-width).

@@ -1,22 +1,22 @@
-//! The knowledge-base service: imports files (parse all, embed what changed, write in one
-//! transaction, then update the index) and answers queries with scored hits and a band.
+//! The knowledge-base service: imports files (`import`: parse all, embed what changed, write in
+//! one transaction, then update the index) and answers queries with scored hits and a band over
+//! the in-process view of the store (`synced`).
 
-use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
+mod import;
+mod synced;
+
+pub use import::{ImportReport, Progress, SourceFile};
+
+use std::path::Path;
 use std::sync::Arc;
-
-use sha2::{Digest, Sha256};
 
 use crate::answer::plan;
 use crate::embed::{Embedder, TextRole};
 use crate::error::{KbError, Result};
-use crate::index::exact::ExactIndex;
-use crate::index::lexical::LexicalIndex;
 use crate::index::{SearchFilter, VectorIndex};
-use crate::ingest::{self, FileKind, Record};
 use crate::retrieve::{Hit, Retrieval, Thresholds};
-use crate::store::{EmbeddedRecord, KbCounts, KbInfo, KbStore};
+use crate::store::{KbCounts, KbInfo, KbStore};
+use synced::SyncedIndex;
 
 /// The knowledge base every command uses unless told otherwise.
 pub const DEFAULT_KB: &str = "default";
@@ -24,80 +24,15 @@ pub const DEFAULT_KB: &str = "default";
 pub const MAX_TOP_K: usize = 50;
 /// Longest query accepted, in characters.
 pub const MAX_QUERY_CHARS: usize = 2000;
-/// Candidates each index contributes to hybrid retrieval.
-const HYBRID_CANDIDATES: usize = 20;
-/// Weight of the lexical match (0–1) added to the cosine in hybrid retrieval, chosen on the demo
-/// and XQuAD eval sets (0.2–0.4 measured alike; 0 loses 5–10 points of right answers).
-const LEXICAL_WEIGHT: f32 = 0.3;
 /// Texts embedded per progress step during import.
 const IMPORT_BATCH: usize = 64;
-
-/// A file's content to import.
-#[derive(Debug, Clone)]
-pub struct SourceFile {
-    /// Name recorded as the entries' source (e.g. the file name).
-    pub name: String,
-    pub kind: FileKind,
-    pub text: String,
-}
-
-impl SourceFile {
-    /// Reads a file from disk; it is recorded under its file name.
-    pub fn read(path: &Path) -> Result<Self> {
-        let kind = FileKind::of(path)?;
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("input")
-            .to_string();
-        let bytes = std::fs::read(path).map_err(|source| KbError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let text = String::from_utf8(bytes).map_err(|e| KbError::Parse {
-            file: name.clone(),
-            line: e.as_bytes()[..e.utf8_error().valid_up_to()]
-                .iter()
-                .filter(|b| **b == b'\n')
-                .count()
-                + 1,
-            message: "file is not valid UTF-8".into(),
-        })?;
-        Ok(Self {
-            name,
-            kind,
-            text: text.trim_start_matches('\u{feff}').to_string(),
-        })
-    }
-}
-
-/// What an import did.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct ImportReport {
-    pub files: usize,
-    pub entries: usize,
-    pub added: usize,
-    pub updated: usize,
-    pub unchanged: usize,
-    pub removed: usize,
-    pub vectors_embedded: usize,
-}
-
-/// Progress callback: (texts embedded so far, texts to embed).
-pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
 
 /// Store + index + embedder.
 pub struct Knowledge {
     store: KbStore,
-    index: Arc<dyn VectorIndex>,
     embedder: Arc<dyn Embedder>,
-    /// The in-process index, when that is the index in use: reloaded from the store when another
-    /// process has written to it since (`loaded_generation` behind the store's generation).
-    exact: Option<Arc<ExactIndex>>,
-    loaded_generation: AtomicI64,
-    reload: tokio::sync::Mutex<()>,
-    /// The lexical (BM25) index over entry texts, rebuilt from the store with the vector index.
-    lexical: LexicalIndex,
+    /// The indexes and cached rows, kept in step with the store.
+    index: SyncedIndex,
 }
 
 impl Knowledge {
@@ -109,43 +44,12 @@ impl Knowledge {
 
     /// Any store with the exact index filled from it.
     pub async fn with_exact_index(store: KbStore, embedder: Arc<dyn Embedder>) -> Result<Self> {
-        let generation = store.generation().await?;
-        let index = Arc::new(ExactIndex::new());
-        index.upsert_sync(store.all_vectors().await?)?;
-        let lexical = LexicalIndex::new();
-        lexical.replace_all(store.lexical_docs().await?)?;
+        let index = SyncedIndex::exact(&store).await?;
         Ok(Self {
             store,
-            index: index.clone(),
             embedder,
-            exact: Some(index),
-            loaded_generation: AtomicI64::new(generation),
-            reload: tokio::sync::Mutex::new(()),
-            lexical,
+            index,
         })
-    }
-
-    /// Reloads the in-process indexes (the exact vector index when it is the one in use, and the
-    /// lexical index) if the store was written by someone else since they were loaded.
-    async fn refresh_index(&self) -> Result<()> {
-        if self.store.generation().await? == self.loaded_generation.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        let _guard = self.reload.lock().await;
-        // Read the generation before the entries: a write landing in between triggers another reload.
-        let current = self.store.generation().await?;
-        if current != self.loaded_generation.load(Ordering::Acquire) {
-            if let Some(exact) = &self.exact {
-                exact.replace_all(self.store.all_vectors().await?)?;
-            }
-            self.lexical.replace_all(self.store.lexical_docs().await?)?;
-            self.loaded_generation.store(current, Ordering::Release);
-            tracing::info!(
-                generation = current,
-                "reloaded the in-process indexes after an outside write"
-            );
-        }
-        Ok(())
     }
 
     /// A store with another index (e.g. Qdrant), which keeps its own copy of the vectors.
@@ -156,13 +60,8 @@ impl Knowledge {
     ) -> Self {
         Self {
             store,
-            index,
             embedder,
-            exact: None,
-            // Never a real generation: the first query builds the lexical index.
-            loaded_generation: AtomicI64::new(-1),
-            reload: tokio::sync::Mutex::new(()),
-            lexical: LexicalIndex::new(),
+            index: SyncedIndex::outside(index),
         }
     }
 
@@ -185,137 +84,15 @@ impl Knowledge {
         .map_err(|e| KbError::Index(format!("embedding task failed: {e}")))?
     }
 
-    /// Reads paths (directories recursively) and imports them; nothing is written if any file fails.
-    pub async fn import_paths(
-        &self,
-        kb: &str,
-        paths: &[PathBuf],
-        progress: Progress<'_>,
-    ) -> Result<ImportReport> {
-        let files = ingest::expand_paths(paths)?;
-        let sources = files
-            .iter()
-            .map(|p| SourceFile::read(p))
-            .collect::<Result<Vec<_>>>()?;
-        self.import(kb, sources, progress).await
-    }
-
-    /// Imports file contents into `kb` (created if needed). FAQs are upserted by key; a document's
-    /// chunks replace that document's previous chunks. Unchanged entries are not re-embedded.
-    pub async fn import(
-        &self,
-        kb: &str,
-        sources: Vec<SourceFile>,
-        progress: Progress<'_>,
-    ) -> Result<ImportReport> {
-        let mut records: Vec<Record> = Vec::new();
-        let mut doc_files = Vec::new();
-        let mut seen = HashSet::new();
-        for s in &sources {
-            let recs = ingest::parse_text(s.kind, &s.text, &s.name)?;
-            if matches!(s.kind, FileKind::Markdown | FileKind::Html | FileKind::Text) {
-                doc_files.push(s.name.clone());
-            }
-            for r in recs {
-                if !seen.insert(r.key.clone()) {
-                    return Err(KbError::Parse {
-                        file: s.name.clone(),
-                        line: 0,
-                        message: format!(
-                            "entry {:?} appears in more than one imported file",
-                            r.key
-                        ),
-                    });
-                }
-                records.push(r);
-            }
-        }
-        let info = self
-            .store
-            .ensure_kb(kb, self.embedder.model_name(), self.embedder.dim())
-            .await?;
-        let stored = self.store.entry_hashes(info.id).await?;
-        let mut report = ImportReport {
-            files: sources.len(),
-            entries: records.len(),
-            ..Default::default()
-        };
-        let keep_keys: Vec<String> = records.iter().map(|r| r.key.clone()).collect();
-        let changed: Vec<(Record, String)> = records
-            .into_iter()
-            .filter_map(|r| {
-                let h = content_hash(&r, &info.model);
-                if stored.get(&r.key) == Some(&h) {
-                    report.unchanged += 1;
-                    None
-                } else {
-                    Some((r, h))
-                }
-            })
-            .collect();
-
-        let texts: Vec<(usize, String, TextRole)> = changed
-            .iter()
-            .enumerate()
-            .flat_map(|(i, (r, _))| {
-                r.embed_texts()
-                    .into_iter()
-                    .map(move |(t, role)| (i, t, role))
-            })
-            .collect();
-        let total = texts.len();
-        progress(0, total);
-        let mut vectors: Vec<Vec<(String, Vec<f32>)>> = vec![Vec::new(); changed.len()];
-        for role in [TextRole::Query, TextRole::Passage] {
-            let batch: Vec<&(usize, String, TextRole)> =
-                texts.iter().filter(|t| t.2 == role).collect();
-            for group in batch.chunks(IMPORT_BATCH) {
-                let embedded = self
-                    .embed(group.iter().map(|t| t.1.clone()).collect(), role)
-                    .await?;
-                for (t, v) in group.iter().zip(embedded) {
-                    vectors[t.0].push((t.1.clone(), v));
-                }
-                report.vectors_embedded += group.len();
-                progress(report.vectors_embedded, total);
-            }
-        }
-        let embedded: Vec<EmbeddedRecord> = changed
-            .into_iter()
-            .zip(vectors)
-            .map(|((record, content_hash), vectors)| EmbeddedRecord {
-                record,
-                content_hash,
-                vectors,
-            })
-            .collect();
-        let outcome = self
-            .store
-            .write_import(&info, embedded, &doc_files, &keep_keys)
-            .await?;
-        report.added = outcome.added;
-        report.updated = outcome.updated;
-        report.removed = outcome.removed;
-        let _guard = self.reload.lock().await;
-        self.index
-            .remove_entries(&outcome.removed_entry_ids)
-            .await?;
-        self.index.upsert(outcome.new_vectors).await?;
-        self.lexical.replace_all(self.store.lexical_docs().await?)?;
-        self.note_own_write(outcome.generation);
-        Ok(report)
-    }
-
     /// Thresholds in force for a knowledge base.
     pub fn thresholds(info: &KbInfo) -> Thresholds {
         info.overrides.apply(Thresholds::for_model(&info.model))
     }
 
-    async fn kb_for_query(&self, kb: &str) -> Result<KbInfo> {
+    fn kb_for_query(&self, kb: &str) -> Result<KbInfo> {
         let info = self
-            .store
-            .get_kb(kb)
-            .await?
+            .index
+            .kb(kb)?
             .ok_or_else(|| KbError::KbNotFound(kb.to_string()))?;
         if info.model != self.embedder.model_name() {
             return Err(KbError::ModelMismatch {
@@ -402,8 +179,8 @@ impl Knowledge {
                 "one query vector of the model's length is needed per text".into(),
             ));
         }
-        self.refresh_index().await?;
-        let info = self.kb_for_query(kb).await?;
+        self.index.refresh(&self.store).await?;
+        let info = self.kb_for_query(kb)?;
         let thresholds = Self::thresholds(&info);
         let filter = SearchFilter {
             kb_id: info.id,
@@ -411,9 +188,12 @@ impl Knowledge {
         };
         let mut out = Vec::with_capacity(texts.len());
         for (text, vector) in texts.iter().zip(vectors) {
-            let found = self.hybrid(info.id, text, vector, &filter, top_k).await?;
+            let found = self
+                .index
+                .hybrid(info.id, text, vector, &filter, top_k)
+                .await?;
             let ids: Vec<i64> = found.iter().map(|h| h.0).collect();
-            let entries = self.store.entries(&ids).await?;
+            let entries = self.index.entries(&ids)?;
             let hits: Vec<Hit> = found
                 .iter()
                 .filter_map(|&(entry_id, score)| {
@@ -439,51 +219,6 @@ impl Knowledge {
         Ok(out)
     }
 
-    /// Hybrid retrieval: the vector index's and the lexical index's candidates, each scored
-    /// `cosine + LEXICAL_WEIGHT × lexical match`; best `top_k` (entry id, score) first. Entries
-    /// only the lexical index found get their cosine from the exact index (an outside index such
-    /// as Qdrant re-ranks its own candidates only).
-    async fn hybrid(
-        &self,
-        kb_id: i64,
-        text: &str,
-        vector: &[f32],
-        filter: &SearchFilter,
-        top_k: usize,
-    ) -> Result<Vec<(i64, f32)>> {
-        let wanted = top_k.max(HYBRID_CANDIDATES);
-        let dense = self.index.search(vector, filter, wanted).await?;
-        let lexical = self
-            .lexical
-            .search(kb_id, &filter.tags, text, HYBRID_CANDIDATES)?;
-        let mut scores: HashMap<i64, (Option<f32>, f32)> = dense
-            .iter()
-            .map(|h| (h.entry_id, (Some(h.score), 0.0)))
-            .collect();
-        for l in &lexical {
-            scores.entry(l.entry_id).or_insert((None, 0.0)).1 = l.score;
-        }
-        let missing: Vec<i64> = scores
-            .iter()
-            .filter(|(_, s)| s.0.is_none())
-            .map(|(id, _)| *id)
-            .collect();
-        if let Some(exact) = &self.exact {
-            for h in exact.score_entries(vector, &missing)? {
-                if let Some(s) = scores.get_mut(&h.entry_id) {
-                    s.0 = Some(h.score);
-                }
-            }
-        }
-        let mut out: Vec<(i64, f32)> = scores
-            .into_iter()
-            .filter_map(|(id, (cos, lex))| cos.map(|c| (id, c + LEXICAL_WEIGHT * lex)))
-            .collect();
-        out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        out.truncate(top_k);
-        Ok(out)
-    }
-
     /// Every knowledge base with counts.
     pub async fn list(&self) -> Result<Vec<KbCounts>> {
         self.store.list().await
@@ -492,52 +227,16 @@ impl Knowledge {
     /// Deletes a knowledge base and its vectors.
     pub async fn delete(&self, kb: &str) -> Result<usize> {
         let (ids, generation) = self.store.delete_kb(kb).await?;
-        let _guard = self.reload.lock().await;
-        self.index.remove_entries(&ids).await?;
-        self.lexical.replace_all(self.store.lexical_docs().await?)?;
-        self.note_own_write(generation);
+        self.index
+            .apply_own_write(&self.store, &ids, vec![], generation)
+            .await?;
         Ok(ids.len())
-    }
-
-    /// After applying our own write to the index: it needs no reload, unless someone else wrote
-    /// in between (then the generation skipped one and the next query reloads). Call under `reload`.
-    fn note_own_write(&self, generation: i64) {
-        let _ = self.loaded_generation.compare_exchange(
-            generation - 1,
-            generation,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        );
     }
 
     /// Vectors held by the index.
     pub async fn indexed_vectors(&self) -> Result<usize> {
         self.index.len().await
     }
-}
-
-/// Hash of everything that determines an entry's stored form and vectors.
-fn content_hash(r: &Record, model: &str) -> String {
-    let mut h = Sha256::new();
-    for part in [
-        model,
-        r.kind.as_str(),
-        &r.question,
-        &r.answer,
-        &r.source,
-        &r.source_file,
-    ] {
-        h.update(part.as_bytes());
-        h.update([0u8]);
-    }
-    for list in [&r.alternates, &r.tags] {
-        for s in list {
-            h.update(s.as_bytes());
-            h.update([1u8]);
-        }
-        h.update([0u8]);
-    }
-    hex::encode(h.finalize())
 }
 
 /// True when the knowledge base has no entries yet (used to load the demo on first start).
@@ -553,14 +252,31 @@ pub async fn is_empty(store: &KbStore, kb: &str) -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::answer::AnswerMode;
     use crate::embed::testing::HashingEmbedder;
+    use crate::ingest::FileKind;
     use crate::retrieve::Band;
+    use crate::store::ThresholdOverrides;
 
     async fn kb() -> Knowledge {
         let store = KbStore::in_memory().await.expect("store");
         Knowledge::with_exact_index(store, Arc::new(HashingEmbedder::new(256)))
             .await
             .expect("knowledge")
+    }
+
+    /// Two handles on one database file, as a server and a CLI process have.
+    async fn two_processes() -> (tempfile::TempDir, Knowledge, Knowledge) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let db = dir.path().join("kefu.db");
+        let open = || async {
+            Knowledge::open_embedded(&db, Arc::new(HashingEmbedder::new(256)))
+                .await
+                .expect("open")
+        };
+        let server = open().await;
+        let cli = open().await;
+        (dir, server, cli)
     }
 
     fn csv(body: &str) -> SourceFile {
@@ -662,15 +378,7 @@ mod tests {
 
     #[tokio::test]
     async fn writes_from_another_process_are_picked_up() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let db = dir.path().join("kefu.db");
-        let open = || async {
-            Knowledge::open_embedded(&db, Arc::new(HashingEmbedder::new(256)))
-                .await
-                .expect("open")
-        };
-        let server = open().await;
-        let cli = open().await;
+        let (_dir, server, cli) = two_processes().await;
         let none = &|_: usize, _: usize| {};
         cli.import(
             "shop",
@@ -695,6 +403,71 @@ mod tests {
             .await
             .expect("query");
         assert_eq!(hit.hits[0].id, "b");
+    }
+
+    #[tokio::test]
+    async fn settings_changed_by_another_process_apply_to_the_next_query() {
+        let (_dir, server, cli) = two_processes().await;
+        let none = &|_: usize, _: usize| {};
+        cli.import("shop", vec![csv("a,where is my order,track it,\n")], none)
+            .await
+            .expect("import");
+        let r = server.query("shop", "where is my order", 1, &[]).await;
+        assert_eq!(r.expect("query").band, Band::Answer);
+        let strict = ThresholdOverrides {
+            answer: Some(1.5),
+            suggest: Some(1.4),
+            ..Default::default()
+        };
+        cli.store()
+            .set_thresholds("shop", &strict)
+            .await
+            .expect("set");
+        let r = server
+            .query("shop", "where is my order", 1, &[])
+            .await
+            .expect("query");
+        assert_eq!(r.thresholds.answer, 1.5);
+        assert_eq!(r.band, Band::None);
+    }
+
+    #[tokio::test]
+    async fn every_answer_mode_is_stored_and_applies_to_the_next_query() {
+        let k = kb().await;
+        let none = &|_: usize, _: usize| {};
+        k.import("shop", vec![csv("a,where is my order,track it,\n")], none)
+            .await
+            .expect("import");
+        for mode in [
+            AnswerMode::Llm,
+            AnswerMode::Faq,
+            AnswerMode::Extractive,
+            AnswerMode::Llm,
+        ] {
+            k.store().set_answer_mode("shop", mode).await.expect("set");
+            let r = k
+                .query("shop", "where is my order", 1, &[])
+                .await
+                .expect("query");
+            assert_eq!(r.answer_mode, mode);
+        }
+    }
+
+    #[tokio::test]
+    async fn damaged_stored_rows_are_errors_not_empty_lists() {
+        let k = kb().await;
+        let none = &|_: usize, _: usize| {};
+        k.import("shop", vec![csv("a,where is my order,track it,\n")], none)
+            .await
+            .expect("import");
+        sqlx::query("UPDATE kb_entries SET tags = 'not json'")
+            .execute(k.store().pool())
+            .await
+            .expect("damage");
+        let reopened =
+            Knowledge::with_exact_index(k.store().clone(), Arc::new(HashingEmbedder::new(256)))
+                .await;
+        assert!(matches!(reopened, Err(KbError::Corrupt(_))));
     }
 
     #[tokio::test]

@@ -1,0 +1,211 @@
+//! Text PDFs (Chinese and English) as sections: the text of each page (pdf-extract), split at the
+//! headings of the document outline (bookmarks), so chunks keep their heading path. A PDF with no
+//! text layer (a scan) is an error, never an empty import.
+
+use super::document::{join_lines, Section};
+use crate::error::{KbError, Result};
+
+/// The sections of a PDF, in page order.
+pub fn sections(bytes: &[u8], file: &str) -> Result<Vec<Section>> {
+    let parse = |message: String| KbError::Parse {
+        file: file.to_string(),
+        line: 0,
+        message,
+    };
+    let pages = pdf_extract::extract_text_from_mem_by_pages(bytes)
+        .map_err(|e| parse(format!("cannot read the PDF: {e}")))?;
+    if pages.iter().all(|p| p.trim().is_empty()) {
+        return Err(parse(
+            "the PDF has no text layer (a scanned or image-only PDF): run OCR on it first, or import its text"
+                .into(),
+        ));
+    }
+    // The outline, when the PDF has one: (level, title) in reading order.
+    let outline = pdf_extract::Document::load_mem(bytes)
+        .map(|doc| outline(&doc))
+        .unwrap_or_default();
+    let mut sections = Vec::new();
+    let mut stack: Vec<(usize, String)> = Vec::new();
+    let mut text: Vec<String> = Vec::new();
+    // The outline is in reading order: each line is checked against the next few titles
+    // (a title the text does not show is skipped).
+    let mut next = 0;
+    for line in pages.iter().flat_map(|p| p.lines()).map(normalise) {
+        let found = outline
+            .iter()
+            .enumerate()
+            .skip(next)
+            .take(OUTLINE_LOOKAHEAD)
+            .find(|(_, (_, title))| *title == line);
+        if let Some((i, (level, title))) = found {
+            flush(&mut sections, &stack, &mut text);
+            while stack.last().is_some_and(|(l, _)| l >= level) {
+                stack.pop();
+            }
+            stack.push((*level, title.clone()));
+            next = i + 1;
+            continue;
+        }
+        text.push(line);
+    }
+    flush(&mut sections, &stack, &mut text);
+    Ok(sections)
+}
+
+/// Outline titles looked ahead for the next heading line.
+const OUTLINE_LOOKAHEAD: usize = 3;
+/// Outline entries read at most (a hostile file cannot make the walk unbounded).
+const MAX_OUTLINE_ENTRIES: usize = 10_000;
+/// Outline depth read at most.
+const MAX_OUTLINE_DEPTH: usize = 16;
+
+/// The document outline (bookmarks) as (level, title), in reading order.
+fn outline(doc: &pdf_extract::Document) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let first = doc
+        .catalog()
+        .and_then(|c| c.get(b"Outlines"))
+        .and_then(|o| doc.dereference(o))
+        .and_then(|(_, o)| o.as_dict())
+        .and_then(|d| d.get(b"First"))
+        .and_then(|f| f.as_reference());
+    if let Ok(first) = first {
+        let mut seen = std::collections::HashSet::new();
+        walk_outline(doc, first, 1, &mut out, &mut seen);
+    }
+    out
+}
+
+fn walk_outline(
+    doc: &pdf_extract::Document,
+    mut id: pdf_extract::ObjectId,
+    level: usize,
+    out: &mut Vec<(usize, String)>,
+    seen: &mut std::collections::HashSet<pdf_extract::ObjectId>,
+) {
+    while level <= MAX_OUTLINE_DEPTH && seen.len() < MAX_OUTLINE_ENTRIES && seen.insert(id) {
+        let Ok(item) = doc.get_dictionary(id) else {
+            return;
+        };
+        if let Ok(title) = item.get(b"Title").and_then(|t| t.as_str()) {
+            let title = normalise(&text_string(title));
+            if !title.is_empty() {
+                out.push((level, title));
+            }
+        }
+        if let Ok(child) = item.get(b"First").and_then(|c| c.as_reference()) {
+            walk_outline(doc, child, level + 1, out, seen);
+        }
+        match item.get(b"Next").and_then(|n| n.as_reference()) {
+            Ok(next) => id = next,
+            Err(_) => return,
+        }
+    }
+}
+
+/// A PDF text string: UTF-16 with a byte-order mark, else (PDFDocEncoding, close to Latin-1)
+/// byte by byte.
+fn text_string(bytes: &[u8]) -> String {
+    let utf16 = |big: bool| {
+        let units: Vec<u16> = bytes[2..]
+            .chunks_exact(2)
+            .map(|c| {
+                if big {
+                    u16::from_be_bytes([c[0], c[1]])
+                } else {
+                    u16::from_le_bytes([c[0], c[1]])
+                }
+            })
+            .collect();
+        String::from_utf16_lossy(&units)
+    };
+    match bytes {
+        [0xfe, 0xff, ..] => utf16(true),
+        [0xff, 0xfe, ..] => utf16(false),
+        _ => match std::str::from_utf8(bytes) {
+            Ok(s) => s.to_string(),
+            Err(_) => bytes.iter().map(|&b| b as char).collect(),
+        },
+    }
+}
+
+/// One line with its runs of spaces collapsed.
+fn normalise(line: &str) -> String {
+    line.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Ends the section being read: its lines become paragraphs. PDF text has no paragraph marks
+/// (blank lines appear between wrapped lines too), so a line continues the paragraph unless the
+/// one before ended a sentence; wrapped lines are joined, without a space between Chinese
+/// characters.
+fn flush(sections: &mut Vec<Section>, stack: &[(usize, String)], lines: &mut Vec<String>) {
+    let mut paragraphs: Vec<Vec<String>> = Vec::new();
+    for line in lines.drain(..).filter(|l| !l.is_empty()) {
+        match paragraphs.last_mut() {
+            Some(p) if !p.last().is_some_and(|l| ends_sentence(l)) => p.push(line),
+            _ => paragraphs.push(vec![line]),
+        }
+    }
+    if paragraphs.is_empty() {
+        return;
+    }
+    sections.push(Section {
+        headings: stack.iter().map(|(_, t)| t.clone()).collect(),
+        text: paragraphs
+            .iter()
+            .map(|p| join_lines(p))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    });
+}
+
+fn ends_sentence(line: &str) -> bool {
+    line.trim_end().ends_with([
+        '.', '!', '?', ':', ';', '。', '！', '？', '：', '；', '」', '”', '"', ')', '）',
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/ingest")
+            .join(name);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    #[test]
+    fn a_text_pdf_keeps_its_heading_paths_in_both_languages() {
+        let s = sections(&fixture("care-guide.pdf"), "care-guide.pdf").expect("sections");
+        let warranty = s
+            .iter()
+            .find(|s| s.text.contains("18 个月保修"))
+            .expect("the warranty section");
+        assert_eq!(
+            warranty.headings,
+            ["保修服务 Warranty service", "保修期限 Warranty period"]
+        );
+        assert!(warranty.text.contains("18-month warranty"), "{warranty:?}");
+        // Wrapped English lines are joined with a space; nothing of the next section leaks in.
+        assert!(!warranty.text.contains("摔落"));
+        let first = s
+            .iter()
+            .find(|s| s.text.contains("洗洁精"))
+            .expect("first use");
+        assert_eq!(
+            first.headings,
+            ["紫砂壶保养 Clay teapot care", "开壶 First use"]
+        );
+        assert!(first.text.contains("Never use dish soap."), "{first:?}");
+    }
+
+    #[test]
+    fn a_scanned_pdf_is_a_clear_error() {
+        let e = sections(&fixture("scanned.pdf"), "scanned.pdf").expect_err("no text layer");
+        assert!(e.to_string().contains("no text layer"), "{e}");
+        let e = sections(b"%PDF-1.4 not really", "broken.pdf").expect_err("broken");
+        assert!(e.to_string().contains("broken.pdf"), "{e}");
+    }
+}

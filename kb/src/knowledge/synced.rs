@@ -1,0 +1,221 @@
+//! The in-process view of the knowledge store, kept in step with SQLite (the one source of truth):
+//! the vector index (exact in memory, or an outside one such as Qdrant), the lexical index, and
+//! the knowledge bases' settings and entries, so that a query reads one row (the write generation)
+//! instead of the knowledge base and its entries. Another process's write bumps the generation and
+//! the next query reloads everything; this process's own writes are applied in place.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use crate::error::{KbError, Result};
+use crate::index::exact::ExactIndex;
+use crate::index::lexical::{LexicalDoc, LexicalIndex};
+use crate::index::{IndexedVector, SearchFilter, VectorIndex};
+use crate::store::{KbInfo, KbStore, StoredEntry};
+
+/// Candidates each index contributes to hybrid retrieval.
+const HYBRID_CANDIDATES: usize = 20;
+/// Weight of the lexical match (0–1) added to the cosine in hybrid retrieval, chosen on the demo
+/// and XQuAD eval sets (0.2–0.4 measured alike; 0 loses 5–10 points of right answers).
+const LEXICAL_WEIGHT: f32 = 0.3;
+
+/// Knowledge bases and entries as of the loaded generation.
+#[derive(Default)]
+struct Catalog {
+    kbs: HashMap<String, KbInfo>,
+    entries: HashMap<i64, Arc<StoredEntry>>,
+}
+
+/// The indexes and the cached rows, with the store generation they reflect.
+pub(super) struct SyncedIndex {
+    vectors: Arc<dyn VectorIndex>,
+    /// The in-process index, when that is the vector index in use (reloaded from the store).
+    exact: Option<Arc<ExactIndex>>,
+    lexical: LexicalIndex,
+    catalog: RwLock<Catalog>,
+    loaded_generation: AtomicI64,
+    /// Held while the view changes, so a reload and a write never interleave.
+    reload: tokio::sync::Mutex<()>,
+}
+
+impl SyncedIndex {
+    /// The exact in-memory index, filled from `store`.
+    pub async fn exact(store: &KbStore) -> Result<Self> {
+        let exact = Arc::new(ExactIndex::new());
+        let index = Self::new(exact.clone(), Some(exact), -1);
+        index.refresh(store).await?;
+        Ok(index)
+    }
+
+    /// An outside vector index, which keeps its own copy of the vectors; the rest loads on the
+    /// first query.
+    pub fn outside(vectors: Arc<dyn VectorIndex>) -> Self {
+        Self::new(vectors, None, -1)
+    }
+
+    fn new(vectors: Arc<dyn VectorIndex>, exact: Option<Arc<ExactIndex>>, generation: i64) -> Self {
+        Self {
+            vectors,
+            exact,
+            lexical: LexicalIndex::new(),
+            catalog: RwLock::new(Catalog::default()),
+            // -1 is never a real generation: the first refresh loads.
+            loaded_generation: AtomicI64::new(generation),
+            reload: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Reloads everything if the store was written by someone else since it was loaded.
+    pub async fn refresh(&self, store: &KbStore) -> Result<()> {
+        if store.generation().await? == self.loaded_generation.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _guard = self.reload.lock().await;
+        // Read the generation before the rows: a write landing in between triggers another reload.
+        let current = store.generation().await?;
+        if current != self.loaded_generation.load(Ordering::Acquire) {
+            if let Some(exact) = &self.exact {
+                exact.replace_all(store.all_vectors().await?)?;
+            }
+            self.reload_rows(store).await?;
+            let first = self.loaded_generation.swap(current, Ordering::AcqRel) < 0;
+            if !first {
+                tracing::info!(
+                    generation = current,
+                    "reloaded the in-process indexes after an outside write"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies this process's own committed write (`generation`): drops `removed` entries' vectors,
+    /// adds `added`, and reloads the rows. No full reload follows, unless someone else wrote in
+    /// between (then the generation skipped one and the next query reloads).
+    pub async fn apply_own_write(
+        &self,
+        store: &KbStore,
+        removed: &[i64],
+        added: Vec<IndexedVector>,
+        generation: i64,
+    ) -> Result<()> {
+        let _guard = self.reload.lock().await;
+        self.vectors.remove_entries(removed).await?;
+        self.vectors.upsert(added).await?;
+        self.reload_rows(store).await?;
+        let _ = self.loaded_generation.compare_exchange(
+            generation - 1,
+            generation,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        Ok(())
+    }
+
+    /// Re-reads the knowledge bases and entries, and rebuilds the lexical index from them.
+    async fn reload_rows(&self, store: &KbStore) -> Result<()> {
+        let kbs = store.all_kbs().await?;
+        let entries = store.all_entries().await?;
+        self.lexical
+            .replace_all(entries.iter().map(lexical_doc).collect())?;
+        let catalog = Catalog {
+            kbs: kbs.into_iter().map(|k| (k.name.clone(), k)).collect(),
+            entries: entries.into_iter().map(|e| (e.id, Arc::new(e))).collect(),
+        };
+        *self
+            .catalog
+            .write()
+            .map_err(|_| KbError::Index("the knowledge catalog lock is poisoned".into()))? =
+            catalog;
+        Ok(())
+    }
+
+    /// A knowledge base's settings as loaded.
+    pub fn kb(&self, name: &str) -> Result<Option<KbInfo>> {
+        Ok(self.read()?.kbs.get(name).cloned())
+    }
+
+    /// Entries by id as loaded (missing ids are skipped).
+    pub fn entries(&self, ids: &[i64]) -> Result<HashMap<i64, Arc<StoredEntry>>> {
+        let catalog = self.read()?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| catalog.entries.get(id).map(|e| (*id, Arc::clone(e))))
+            .collect())
+    }
+
+    fn read(&self) -> Result<std::sync::RwLockReadGuard<'_, Catalog>> {
+        self.catalog
+            .read()
+            .map_err(|_| KbError::Index("the knowledge catalog lock is poisoned".into()))
+    }
+
+    /// Vectors held by the vector index.
+    pub async fn len(&self) -> Result<usize> {
+        self.vectors.len().await
+    }
+
+    /// Hybrid retrieval: the vector index's and the lexical index's candidates, each scored
+    /// `cosine + LEXICAL_WEIGHT × lexical match`; best `top_k` (entry id, score) first. Entries
+    /// only the lexical index found get their cosine from the exact index (an outside index such
+    /// as Qdrant re-ranks its own candidates only).
+    pub(super) async fn hybrid(
+        &self,
+        kb_id: i64,
+        text: &str,
+        vector: &[f32],
+        filter: &SearchFilter,
+        top_k: usize,
+    ) -> Result<Vec<(i64, f32)>> {
+        let wanted = top_k.max(HYBRID_CANDIDATES);
+        let dense = self.vectors.search(vector, filter, wanted).await?;
+        let lexical = self
+            .lexical
+            .search(kb_id, &filter.tags, text, HYBRID_CANDIDATES)?;
+        let mut scores: HashMap<i64, (Option<f32>, f32)> = dense
+            .iter()
+            .map(|h| (h.entry_id, (Some(h.score), 0.0)))
+            .collect();
+        for l in &lexical {
+            scores.entry(l.entry_id).or_insert((None, 0.0)).1 = l.score;
+        }
+        let missing: Vec<i64> = scores
+            .iter()
+            .filter(|(_, s)| s.0.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        if let Some(exact) = &self.exact {
+            for h in exact.score_entries(vector, &missing)? {
+                if let Some(s) = scores.get_mut(&h.entry_id) {
+                    s.0 = Some(h.score);
+                }
+            }
+        }
+        let mut out: Vec<(i64, f32)> = scores
+            .into_iter()
+            .filter_map(|(id, (cos, lex))| cos.map(|c| (id, c + LEXICAL_WEIGHT * lex)))
+            .collect();
+        out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        out.truncate(top_k);
+        Ok(out)
+    }
+}
+
+/// An entry's searchable text: a FAQ's question, alternates and answer; a passage's heading path
+/// and text.
+fn lexical_doc(e: &StoredEntry) -> LexicalDoc {
+    let mut text = e.question.clone();
+    for alt in &e.alternates {
+        text.push('\n');
+        text.push_str(alt);
+    }
+    text.push('\n');
+    text.push_str(&e.answer);
+    LexicalDoc {
+        entry_id: e.id,
+        kb_id: e.kb_id,
+        tags: e.tags.clone(),
+        text,
+    }
+}

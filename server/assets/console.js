@@ -1,0 +1,271 @@
+"use strict";
+// The agent console: REST for the queue and actions, the WebSocket for live messages, typing,
+// presence and queue updates. Every visitor-provided string is set with textContent.
+const $ = (id) => document.getElementById(id);
+const ss = window.sessionStorage;
+let token = ss.getItem("kefu.agent.token"), me = ss.getItem("kefu.agent.name");
+let ws = null, backoff = 500, current = null, typingSent = false, typingTimer = null;
+const convs = new Map();   // id -> summary
+const seqs = new Map();    // conversation id -> Set of rendered seqs (current conversation)
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+async function api(method, path, body) {
+  const r = await fetch(path, {
+    method, headers: Object.assign({ Authorization: "Bearer " + token }, body ? { "Content-Type": "application/json" } : {}),
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const data = await r.json().catch(() => ({}));
+  if (r.status === 401) { logout(); throw new Error("session expired"); }
+  if (!r.ok) throw new Error(data.error ? data.error.message : String(r.status));
+  return data;
+}
+
+$("login").onsubmit = async (e) => {
+  e.preventDefault();
+  $("loginError").textContent = "";
+  const r = await fetch("/v1/agent/login", {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ name: $("name").value, password: $("password").value }),
+  });
+  const data = await r.json().catch(() => ({}));
+  if (!r.ok) { $("loginError").textContent = data.error ? data.error.message : "login failed"; return; }
+  token = data.token; me = data.agent.name;
+  ss.setItem("kefu.agent.token", token); ss.setItem("kefu.agent.name", me);
+  start();
+};
+
+function logout() {
+  ss.clear(); token = null;
+  if (ws) { ws.onclose = null; ws.close(); }
+  location.reload();
+}
+$("logout").onclick = logout;
+
+async function start() {
+  $("login").style.display = "none";
+  $("app").style.display = "grid";
+  $("me").textContent = "客服 / Agent: " + me;
+  try {
+    const canned = await api("GET", "/v1/agent/canned");
+    for (const c of canned.canned) { const o = el("option", "", c.title); o.value = c.text; $("canned").append(o); }
+    const list = await api("GET", "/v1/agent/conversations?state=queued,agent,bot&limit=200");
+    for (const c of list.conversations) convs.set(c.id, c);
+    drawLists();
+    await refreshAgents();
+  } catch (err) { $("chatError").textContent = err.message; }
+  connect();
+}
+
+function connect() {
+  ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/v1/ws");
+  $("conn").textContent = "连接中 / connecting";
+  ws.onopen = () => ws.send(JSON.stringify({ type: "hello", version: 1, token }));
+  ws.onmessage = (ev) => onFrame(JSON.parse(ev.data));
+  ws.onclose = () => {
+    $("conn").textContent = "重连中 / reconnecting";
+    setTimeout(connect, backoff + Math.random() * backoff);
+    backoff = Math.min(backoff * 2, 15000);
+  };
+}
+
+function send(obj) { if (ws && ws.readyState === 1) ws.send(JSON.stringify(obj)); }
+
+function onFrame(f) {
+  switch (f.type) {
+    case "welcome":
+      backoff = 500;
+      $("conn").textContent = "在线 / online";
+      if (current) send({ type: "subscribe", conversation_id: current, after_seq: lastSeq() });
+      break;
+    case "conversation": convs.set(f.conversation.id, f.conversation); drawLists(); if (f.conversation.id === current) drawHead(); break;
+    case "presence": drawOnline(f.agents); break;
+    case "message": if (f.message.conversation_id === current) { renderMessage(f.message); if (f.message.author.kind === "visitor") loadSuggestions(); } break;
+    case "state":
+      if (convs.has(f.conversation_id)) { const c = convs.get(f.conversation_id); c.state = f.state; c.agent = f.agent; drawLists(); }
+      if (f.conversation_id === current) drawHead();
+      break;
+    case "typing": if (f.conversation_id === current) $("typing").textContent = f.typing ? "访客正在输入… / visitor is typing…" : ""; break;
+    case "error": $("chatError").textContent = f.code + ": " + f.message; break;
+  }
+}
+
+function drawOnline(agents) {
+  $("online").textContent = "在线 / online: " + agents.map((a) => a.display_name + " (" + a.active + "/" + a.capacity + ")").join(", ");
+  const sel = $("transferTo");
+  const keep = sel.value;
+  sel.textContent = "";
+  for (const a of agents) if (a.name !== me) { const o = el("option", "", a.display_name); o.value = a.name; sel.append(o); }
+  sel.value = keep;
+}
+
+async function refreshAgents() {
+  const data = await api("GET", "/v1/agent/agents");
+  drawOnline(data.agents.filter((a) => a.online));
+}
+
+function drawLists() {
+  const lists = { queued: $("list-queued"), mine: $("list-mine"), other: $("list-other") };
+  for (const l of Object.values(lists)) l.textContent = "";
+  const sorted = [...convs.values()].sort((a, b) => (a.updated_at < b.updated_at ? 1 : -1));
+  for (const c of sorted) {
+    const where = c.state === "queued" ? "queued" : c.state === "agent" && c.agent === me ? "mine" : c.state === "resolved" ? null : "other";
+    if (!where) continue;
+    const item = el("div", "conv" + (c.id === current ? " active" : ""));
+    item.dataset.id = c.id;
+    item.dataset.testid = "conv";
+    const line = el("div", "line1");
+    line.append(el("span", "", c.visitor_name || c.visitor_id.slice(0, 10)));
+    const badge = el("span", "badge " + (c.offline ? "offline" : c.state), c.offline ? "留言 offline" : c.state + (c.agent ? " · " + c.agent : ""));
+    line.append(badge);
+    item.append(line, el("div", "preview", c.last_text || ""));
+    item.onclick = () => openConversation(c.id);
+    lists[where].append(item);
+  }
+}
+
+function lastSeq() { const s = seqs.get(current); return s && s.size ? Math.max(...s) : 0; }
+
+async function openConversation(id) {
+  current = id;
+  seqs.set(id, new Set());
+  $("transcript").textContent = "";
+  $("typing").textContent = "";
+  $("chatError").textContent = "";
+  drawLists();
+  try {
+    const data = await api("GET", "/v1/agent/conversations/" + encodeURIComponent(id));
+    convs.set(id, data.conversation);
+    for (const m of data.messages) renderMessage(m);
+    drawHead();
+    send({ type: "subscribe", conversation_id: id, after_seq: lastSeq() });
+    loadSuggestions();
+  } catch (err) { $("chatError").textContent = err.message; }
+}
+
+function drawHead() {
+  const c = convs.get(current);
+  if (!c) return;
+  $("chatTitle").textContent = (c.visitor_name || c.visitor_id) + " — " + c.state + (c.agent ? " (" + c.agent + ")" : "");
+  const mine = c.state === "agent" && c.agent === me;
+  $("claim").disabled = !(c.state === "queued" || c.state === "bot");
+  $("transfer").disabled = !mine;
+  $("handback").disabled = !mine;
+  $("resolve").disabled = c.state === "resolved" || (c.state === "agent" && !mine);
+  $("send").disabled = !mine;
+}
+
+function renderMessage(m) {
+  const seen = seqs.get(current);
+  if (!seen || seen.has(m.seq)) return;
+  seen.add(m.seq);
+  const kind = m.author.kind;
+  const box = el("div", "msg " + kind);
+  box.dataset.seq = m.seq;
+  box.dataset.testid = "msg-" + kind;
+  const who = { visitor: "访客 / Visitor", bot: "机器人 / Bot", agent: m.author.name || "Agent", system: "" }[kind];
+  if (who) box.append(el("div", "who", who + " · #" + m.seq));
+  box.append(el("div", "text", m.text));
+  if (m.quick_replies && m.quick_replies.length) box.append(el("div", "quick", "快捷选项 / Offered: " + m.quick_replies.join(" | ")));
+  if (m.route_trace) box.append(traceView(m.route_trace));
+  const t = $("transcript");
+  let before = null;
+  for (const e of t.children) if (Number(e.dataset.seq) > m.seq) { before = e; break; }
+  t.insertBefore(box, before);
+  t.scrollTop = t.scrollHeight;
+  if (kind === "visitor") $("typing").textContent = "";
+}
+
+function traceView(tr) {
+  const d = el("details", "trace");
+  d.dataset.testid = "trace";
+  let summary = "路由 / Route: " + tr.decision;
+  if (tr.rule) summary += " · rule " + tr.rule.rule_id + " (“" + tr.rule.matched + "”)";
+  if (tr.handoff) summary += " · handoff: " + tr.handoff.reason;
+  if (tr.kb && tr.kb.band) summary += " · band " + tr.kb.band;
+  d.append(el("summary", "", summary));
+  const it = tr.intent;
+  let intentLine = "intent: " + (it.name || "—") + " (" + it.status;
+  if (typeof it.probability === "number") intentLine += ", p " + it.probability.toFixed(3) + (typeof it.threshold === "number" ? " / threshold " + it.threshold.toFixed(3) : "");
+  if (it.closest && !it.name) intentLine += ", closest " + it.closest;
+  if (it.model) intentLine += ", model " + it.model;
+  if (it.routed) intentLine += ", routed";
+  intentLine += ")";
+  d.append(el("div", "", intentLine + " · lang " + tr.lang + " · " + tr.elapsed_ms.toFixed(1) + " ms"));
+  if (tr.kb && tr.kb.tags && tr.kb.tags.length) d.append(el("div", "", "kb tags: " + tr.kb.tags.join(", ") + (tr.kb.widened ? " (no answer there: searched everything)" : "")));
+  if (tr.kb) {
+    if (tr.kb.thresholds) d.append(el("div", "", "thresholds: answer ≥ " + tr.kb.thresholds.answer + ", suggest ≥ " + tr.kb.thresholds.suggest + ", margin " + tr.kb.thresholds.margin));
+    if (tr.kb.error) d.append(el("div", "", "kb error: " + tr.kb.error));
+    const table = el("table");
+    const head = el("tr");
+    for (const h of ["score", "entry", "source"]) head.append(el("th", "", h));
+    table.append(head);
+    for (const h of tr.kb.hits) {
+      const row = el("tr");
+      row.append(el("td", "", h.score.toFixed(3)), el("td", "", h.question), el("td", "", h.source));
+      table.append(row);
+    }
+    d.append(table);
+  }
+  return d;
+}
+
+async function loadSuggestions() {
+  const box = $("suggestions");
+  if (!current) return;
+  try {
+    const data = await api("GET", "/v1/agent/conversations/" + encodeURIComponent(current) + "/suggestions");
+    box.textContent = "";
+    if (data.question) box.append(el("div", "quick", "访客问 / Visitor asked: " + data.question));
+    for (const s of data.suggestions) {
+      const card = el("div", "sugg");
+      card.dataset.testid = "suggestion";
+      card.append(el("div", "q", s.question + " (" + s.score.toFixed(2) + ")"), el("div", "a", s.answer));
+      const use = el("button", "secondary", "使用 / Use");
+      use.type = "button";
+      use.onclick = () => { $("reply").value = s.answer; $("reply").focus(); };
+      card.append(use);
+      box.append(card);
+    }
+  } catch (err) { box.textContent = err.message; }
+}
+
+async function act(what, body) {
+  $("chatError").textContent = "";
+  try { await api("POST", "/v1/agent/conversations/" + encodeURIComponent(current) + "/" + what, body); }
+  catch (err) { $("chatError").textContent = err.message; }
+}
+$("claim").onclick = () => act("claim");
+$("handback").onclick = () => act("handback");
+$("resolve").onclick = () => act("resolve");
+$("transfer").onclick = () => { if ($("transferTo").value) act("transfer", { agent: $("transferTo").value }); };
+$("canned").onchange = () => { if ($("canned").value) { $("reply").value = $("canned").value; $("canned").value = ""; $("reply").focus(); } };
+
+function stopTyping() {
+  clearTimeout(typingTimer);
+  if (typingSent && current) send({ type: "typing", conversation_id: current, typing: false });
+  typingSent = false;
+}
+$("reply").oninput = () => {
+  if (!current) return;
+  if (!typingSent) { send({ type: "typing", conversation_id: current, typing: true }); typingSent = true; }
+  clearTimeout(typingTimer);
+  typingTimer = setTimeout(stopTyping, 3000);
+};
+$("reply").onkeydown = (e) => { if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); $("composer").requestSubmit(); } };
+$("composer").onsubmit = (e) => {
+  e.preventDefault();
+  const text = $("reply").value.trim();
+  if (!text || !current || $("send").disabled) return;
+  const id = "c-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 8);
+  send({ type: "send", conversation_id: current, client_msg_id: id, text });
+  $("reply").value = "";
+  stopTyping();
+};
+
+if (token) start();

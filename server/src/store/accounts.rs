@@ -1,0 +1,247 @@
+//! Sites, agents, tokens and visitors.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::*;
+
+impl Store {
+    pub async fn create_site(&self, site: &Site) -> Result<()> {
+        let origins = serde_json::to_string(&site.allowed_origins)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let r = sqlx::query(
+            "INSERT INTO sites (site_key, name, allowed_origins, identity_secret, enforce_identity, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&site.key)
+        .bind(&site.name)
+        .bind(origins)
+        .bind(site.identity_secret.clone())
+        .bind(site.enforce_identity as i64)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await;
+        unique_as(r, || format!("site `{}`", site.key))
+    }
+    pub async fn site(&self, key: &str) -> Result<Option<Site>> {
+        let row = sqlx::query("SELECT * FROM sites WHERE site_key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| site_from_row(&r)).transpose()
+    }
+    pub async fn sites(&self) -> Result<Vec<Site>> {
+        let rows = sqlx::query("SELECT * FROM sites ORDER BY site_key")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(site_from_row).collect()
+    }
+    pub async fn create_agent(&self, agent: &Agent) -> Result<()> {
+        let r = sqlx::query(
+            "INSERT INTO agents (id, name, display_name, password_hash, capacity, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&agent.id)
+        .bind(&agent.name)
+        .bind(&agent.display_name)
+        .bind(&agent.password_hash)
+        .bind(agent.capacity as i64)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await;
+        unique_as(r, || format!("agent `{}`", agent.name))
+    }
+    pub async fn set_agent_password(&self, name: &str, password_hash: &str) -> Result<()> {
+        let r = sqlx::query("UPDATE agents SET password_hash = $1 WHERE name = $2")
+            .bind(password_hash)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("agent `{name}`")));
+        }
+        Ok(())
+    }
+    pub async fn agent_by_name(&self, name: &str) -> Result<Option<Agent>> {
+        let row = sqlx::query("SELECT * FROM agents WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| agent_from_row(&r)).transpose()
+    }
+    pub async fn agent(&self, id: &str) -> Result<Option<Agent>> {
+        let row = sqlx::query("SELECT * FROM agents WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| agent_from_row(&r)).transpose()
+    }
+    pub async fn agents(&self) -> Result<Vec<Agent>> {
+        let rows = sqlx::query("SELECT * FROM agents ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(agent_from_row).collect()
+    }
+    /// Conversations each agent owns now (state `agent`).
+    pub async fn active_counts(&self) -> Result<Vec<(String, u32)>> {
+        let rows = sqlx::query(
+            "SELECT agent_id, COUNT(*) AS n FROM conversations
+             WHERE state = 'agent' AND agent_id IS NOT NULL GROUP BY agent_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("agent_id")?, r.try_get::<i64, _>("n")? as u32)))
+            .collect()
+    }
+    pub async fn insert_token(&self, token_hash: &str, token: &TokenRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO auth_tokens (token_hash, kind, subject, site_key, expires_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(token_hash)
+        .bind(token.kind.as_str())
+        .bind(&token.subject)
+        .bind(token.site_key.clone())
+        .bind(token.expires_at)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+    /// The unexpired token with this hash.
+    pub async fn token(&self, token_hash: &str) -> Result<Option<TokenRecord>> {
+        let row = sqlx::query(
+            "SELECT kind, subject, site_key, expires_at FROM auth_tokens
+             WHERE token_hash = $1 AND expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let kind: String = r.try_get("kind")?;
+            Ok(TokenRecord {
+                kind: TokenKind::parse(&kind)
+                    .ok_or_else(|| StoreError::Corrupt(format!("token kind `{kind}`")))?,
+                subject: r.try_get("subject")?,
+                site_key: r.try_get("site_key")?,
+                expires_at: r.try_get("expires_at")?,
+            })
+        })
+        .transpose()
+    }
+    /// Revokes one token.
+    pub async fn delete_token(&self, token_hash: &str) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM auth_tokens WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+    /// Revokes every token of `kind` issued to `subject`; returns how many.
+    pub async fn delete_tokens_of(&self, kind: TokenKind, subject: &str) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM auth_tokens WHERE kind = $1 AND subject = $2")
+            .bind(kind.as_str())
+            .bind(subject)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+    /// Forgets expired tokens; returns how many.
+    pub async fn delete_expired_tokens(&self) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM auth_tokens WHERE expires_at <= $1")
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+    /// The visitor for a verified `external_id` on `site_key` (created on first use), or a new
+    /// anonymous visitor when `external_id` is `None`.
+    pub async fn visitor_for(
+        &self,
+        site_key: &str,
+        external_id: Option<&str>,
+        display_name: Option<&str>,
+    ) -> Result<Visitor> {
+        if let Some(ext) = external_id {
+            if let Some(v) = self.visitor_by_external(site_key, ext).await? {
+                return Ok(v);
+            }
+        }
+        let visitor = Visitor {
+            id: new_id("v_"),
+            site_key: site_key.to_string(),
+            external_id: external_id.map(str::to_string),
+            display_name: display_name.map(str::to_string),
+        };
+        let r = sqlx::query(
+            "INSERT INTO visitors (id, site_key, external_id, display_name, created_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&visitor.id)
+        .bind(&visitor.site_key)
+        .bind(visitor.external_id.clone())
+        .bind(visitor.display_name.clone())
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await;
+        match r {
+            Ok(_) => Ok(visitor),
+            // Two first sessions of one user at once: the other insert won; use its row.
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                let ext = external_id.unwrap_or_default();
+                self.visitor_by_external(site_key, ext)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("visitor `{ext}`")))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+    async fn visitor_by_external(&self, site_key: &str, ext: &str) -> Result<Option<Visitor>> {
+        let row = sqlx::query("SELECT * FROM visitors WHERE site_key = $1 AND external_id = $2")
+            .bind(site_key)
+            .bind(ext)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| visitor_from_row(&r)).transpose()
+    }
+    pub async fn visitor(&self, id: &str) -> Result<Option<Visitor>> {
+        let row = sqlx::query("SELECT * FROM visitors WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| visitor_from_row(&r)).transpose()
+    }
+}
+
+fn site_from_row(r: &AnyRow) -> Result<Site> {
+    let origins: String = r.try_get("allowed_origins")?;
+    Ok(Site {
+        key: r.try_get("site_key")?,
+        name: r.try_get("name")?,
+        allowed_origins: serde_json::from_str(&origins)
+            .map_err(|e| StoreError::Corrupt(format!("allowed_origins: {e}")))?,
+        identity_secret: r.try_get("identity_secret")?,
+        enforce_identity: r.try_get::<i64, _>("enforce_identity")? != 0,
+    })
+}
+
+fn agent_from_row(r: &AnyRow) -> Result<Agent> {
+    Ok(Agent {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        display_name: r.try_get("display_name")?,
+        password_hash: r.try_get("password_hash")?,
+        capacity: r.try_get::<i64, _>("capacity")?.max(0) as u32,
+    })
+}
+
+fn visitor_from_row(r: &AnyRow) -> Result<Visitor> {
+    Ok(Visitor {
+        id: r.try_get("id")?,
+        site_key: r.try_get("site_key")?,
+        external_id: r.try_get("external_id")?,
+        display_name: r.try_get("display_name")?,
+    })
+}
