@@ -261,26 +261,37 @@ fn xquad_subset_answers_from_documents() {
         let contains = rate(&v, &["overall", "contains_rate"]);
         let cite = rate(&v, &["overall", "cite_rate"]);
         let median = rate(&v, &["overall", "reply_chars_median"]);
+        let (contains_floor, median_ceiling) = match lang {
+            "en" => (XQUAD_EN_CONTAINS_FLOOR, XQUAD_EN_MEDIAN_CEILING),
+            _ => (XQUAD_ZH_CONTAINS_FLOOR, XQUAD_ZH_MEDIAN_CEILING),
+        };
         assert!(
-            contains >= XQUAD_CONTAINS_FLOOR,
+            contains >= contains_floor,
             "{lang}: gold span in {contains}"
         );
         assert!(
             cite >= XQUAD_CITE_FLOOR,
             "{lang}: right paragraph cited {cite}"
         );
-        assert!(median <= 240.0, "{lang}: median reply {median} chars");
+        assert!(
+            median <= median_ceiling,
+            "{lang}: median reply {median} chars"
+        );
     }
 }
 
 // Floors a few points under what was measured when they were pinned (demo: zh 90.9% / en 92.6%
-// right answers, 95% out of scope held; XQuAD subset: gold span in 80.8% (en) / 83.6% (zh) of
-// replies, right paragraph cited 96.7% / 96.7%), so that CPU floating-point differences cannot
-// flip them but a real regression does.
+// right answers, 95% out of scope held; XQuAD subset: gold span in 69.0% (en, long sentences cut
+// to their answering clauses) / 83.6% (zh) of replies, right paragraph cited 96.7% / 96.7%,
+// median reply 106 (en) / 62 (zh) chars), so that CPU floating-point differences cannot flip them but a
+// real regression does.
 const DEMO_RIGHT_FLOOR: f64 = 0.87;
 const DEMO_OOS_HELD_FLOOR: f64 = 0.92;
-const XQUAD_CONTAINS_FLOOR: f64 = 0.76;
+const XQUAD_EN_CONTAINS_FLOOR: f64 = 0.65;
+const XQUAD_ZH_CONTAINS_FLOOR: f64 = 0.78;
 const XQUAD_CITE_FLOOR: f64 = 0.92;
+const XQUAD_EN_MEDIAN_CEILING: f64 = 125.0;
+const XQUAD_ZH_MEDIAN_CEILING: f64 = 90.0;
 
 /// PDF and DOCX documents (tests/fixtures/ingest, made by scripts/make-ingest-fixtures with
 /// LibreOffice) answer with their facts, cited by heading path; a scanned PDF is refused.

@@ -20,6 +20,11 @@ const SHORT_ZH: usize = 30;
 const SHORT_EN: usize = 12;
 /// Weight of the passage's retrieval score against the sentence's lexical score.
 const PASSAGE_WEIGHT: f32 = 4.0;
+/// An English answer of one sentence longer than this (words) is cut to the clauses that answer.
+const LONG_EN_WORDS: usize = 20;
+/// Words the cut keeps at most, and at least when the sentence has them.
+const CLAUSE_WORDS: usize = 18;
+const MIN_CLAUSE_WORDS: usize = 8;
 
 /// The chosen sentences and the passage they came from (an index into the input).
 #[derive(Debug, Clone, PartialEq)]
@@ -89,11 +94,83 @@ pub fn extract(query: &str, lang: Lang, passages: &[&Hit]) -> Option<Extract> {
     }
     chosen.sort_by_key(|&i| pool[i].pos);
     let parts: Vec<String> = chosen.iter().map(|&i| pool[i].text.clone()).collect();
+    let text = match (lang, chosen.as_slice()) {
+        (Lang::En, [only]) if pool[*only].len > LONG_EN_WORDS => clauses(&pool[*only].text, &q),
+        _ => join(&parts),
+    };
     Some(Extract {
-        text: join(&parts),
+        text,
         passage: pool[best].passage,
         grounded: lexical[best] > 0.0,
     })
+}
+
+/// A long English sentence cut to the clause sharing most terms with the question and its
+/// neighbours, within `CLAUSE_WORDS` (text taken verbatim; "…" marks a cut).
+fn clauses(sentence: &str, query: &HashSet<String>) -> String {
+    // Clause boundaries: after a comma, semicolon, colon or dash followed by a space.
+    let mut bounds = vec![0];
+    let chars: Vec<(usize, char)> = sentence.char_indices().collect();
+    for w in chars.windows(2) {
+        if matches!(w[0].1, ',' | ';' | ':' | '–' | '—') && w[1].1 == ' ' {
+            bounds.push(w[1].0 + 1);
+        }
+    }
+    bounds.push(sentence.len());
+    let pieces: Vec<&str> = bounds.windows(2).map(|b| &sentence[b[0]..b[1]]).collect();
+    if pieces.len() < 2 {
+        return sentence.to_string();
+    }
+    let words = |i: usize| pieces[i].split_whitespace().count();
+    let overlap = |i: usize| {
+        terms(pieces[i])
+            .into_iter()
+            .filter(|t| query.contains(t))
+            .count()
+    };
+    let Some(best) = (0..pieces.len()).max_by(|&a, &b| overlap(a).cmp(&overlap(b)).then(b.cmp(&a)))
+    else {
+        return sentence.to_string();
+    };
+    let (mut first, mut last) = (best, best);
+    let mut used = words(best);
+    // Grow towards the neighbour that shares more (the earlier one on a tie), while it fits or
+    // the clause is still too short to stand alone.
+    loop {
+        let before = first.checked_sub(1);
+        let after = (last + 1 < pieces.len()).then_some(last + 1);
+        let next = match (before, after) {
+            (Some(b), Some(a)) => {
+                if overlap(a) > overlap(b) {
+                    a
+                } else {
+                    b
+                }
+            }
+            (Some(b), None) => b,
+            (None, Some(a)) => a,
+            (None, None) => break,
+        };
+        if used + words(next) > CLAUSE_WORDS && used >= MIN_CLAUSE_WORDS {
+            break;
+        }
+        used += words(next);
+        first = first.min(next);
+        last = last.max(next);
+    }
+    let cut = sentence[bounds[first]..bounds[last + 1]]
+        .trim()
+        .trim_end_matches([',', ';', ':', '–', '—'])
+        .trim_end();
+    let mut out = String::new();
+    if first > 0 {
+        out.push('…');
+    }
+    out.push_str(cut);
+    if last + 1 < pieces.len() {
+        out.push('…');
+    }
+    out
 }
 
 /// Every sentence of every passage once (chunks overlap, so a sentence may repeat).
@@ -206,6 +283,38 @@ mod tests {
             e.text
         );
         assert!(!e.text.is_empty());
+    }
+
+    #[test]
+    fn a_long_english_sentence_is_cut_to_the_clauses_that_answer() {
+        let p = passage(
+            "The museum, which was founded in 1851 by a group of merchants from the northern \
+             provinces, moved to its current building on the river in 1902, after a fire had \
+             destroyed the old hall, and it now holds more than two million objects.",
+            0.6,
+        );
+        let e = extract(
+            "When did the museum move to its current building?",
+            Lang::En,
+            &[&p],
+        )
+        .expect("extract");
+        assert!(
+            e.text
+                .contains("moved to its current building on the river in 1902"),
+            "{}",
+            e.text
+        );
+        assert!(
+            e.text.split_whitespace().count() <= CLAUSE_WORDS + 1,
+            "{}",
+            e.text
+        );
+        assert!(e.text.ends_with('…'), "{}", e.text);
+        // Short sentences stay whole.
+        let p = passage("Points expire at the end of the following year.", 0.6);
+        let e = extract("do points expire", Lang::En, &[&p]).expect("extract");
+        assert_eq!(e.text, "Points expire at the end of the following year.");
     }
 
     #[test]
