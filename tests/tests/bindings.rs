@@ -1,6 +1,7 @@
 //! The client core through its generated uniffi bindings, from Python and from Kotlin on the JVM,
-//! against a real `kefu serve`: the bot's answer, a handoff answered through the agent API, and
-//! a message queued while the server restarts, delivered exactly once.
+//! against a real `kefu serve` answering through a scripted LLM backend (answer mode `llm`): the
+//! streamed pieces (`MessageDelta`) and the bot's answer, a handoff answered through the agent
+//! API, and a message queued while the server restarts, delivered exactly once.
 //!
 //! Needs `libkefu_sdk.so` and the `uniffi-bindgen` binary built next to `kefu` (scripts/test
 //! builds the whole workspace first), python3, and for Kotlin the npm `kotlin-compiler` in
@@ -9,6 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use kefu_e2e::llm::ScriptedLlm;
 use kefu_e2e::{drive_script, kefu_bin, workspace_root, Server};
 
 const AGENT_PASSWORD: &str = "bindings-test-pw";
@@ -56,8 +58,9 @@ fn generate(language: &str, out: &Path) {
 
 const MEMBERS_SECRET: &str = "members-secret-0123456789";
 
-/// A server with an agent account and a site `members` that only chats with verified users.
-fn server(dir: &Path) -> Server {
+/// A server with an agent account, a site `members` that only chats with verified users, and the
+/// demo knowledge base answering through the scripted LLM at `llm_args`.
+fn server(dir: &Path, llm_args: &[&str]) -> Server {
     kefu_e2e::add_agent(dir, &[], "wang", "王小二", AGENT_PASSWORD, &[]);
     let mut site = kefu_e2e::kefu(dir);
     site.args([
@@ -70,7 +73,12 @@ fn server(dir: &Path) -> Server {
     .arg(MEMBERS_SECRET);
     let out = kefu_e2e::run(site);
     assert!(out.status.success(), "kefu site add: {out:?}");
-    Server::start(dir, &[])
+    let server = Server::start(dir, llm_args);
+    let mut mode = kefu_e2e::kefu(dir);
+    mode.args(["kb", "mode", "llm"]);
+    let out = kefu_e2e::run(mode);
+    assert!(out.status.success(), "kefu kb mode llm: {out:?}");
+    server
 }
 
 fn client_env(cmd: &mut Command, server: &Server) {
@@ -86,12 +94,14 @@ fn python_client_chats_hands_off_and_survives_a_restart() {
     generate("python", gen.path());
     std::fs::copy(library(), gen.path().join("libkefu_sdk.so")).expect("copy library");
     let data = tempfile::tempdir().expect("tmp");
-    let mut server = server(data.path());
+    let llm = ScriptedLlm::start();
+    let llm_args = ["--llm-url", llm.base.as_str()];
+    let mut server = server(data.path(), &llm_args);
     let mut cmd = Command::new("python3");
     cmd.arg(workspace_root().join("bindings/tests/python/test_chat.py"))
         .env("PYTHONPATH", gen.path());
     client_env(&mut cmd, &server);
-    drive_script(cmd, &mut server, data.path(), &[]);
+    drive_script(cmd, &mut server, data.path(), &llm_args);
 }
 
 #[test]
@@ -124,14 +134,16 @@ fn kotlin_client_chats_hands_off_and_survives_a_restart() {
         String::from_utf8_lossy(&out.stderr)
     );
     let data = tempfile::tempdir().expect("tmp");
-    let mut server = server(data.path());
+    let llm = ScriptedLlm::start();
+    let llm_args = ["--llm-url", llm.base.as_str()];
+    let mut server = server(data.path(), &llm_args);
     let mut cmd = Command::new("java");
     cmd.arg(format!("-Djna.library.path={}", profile_dir().display()))
         .arg("-cp")
         .arg(format!("{}:{classpath}", jar.display()))
         .arg("ChatTestKt");
     client_env(&mut cmd, &server);
-    drive_script(cmd, &mut server, data.path(), &[]);
+    drive_script(cmd, &mut server, data.path(), &llm_args);
 }
 
 #[test]

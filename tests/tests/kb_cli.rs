@@ -143,12 +143,19 @@ fn bad_file_is_reported_with_line_and_nothing_is_imported() {
     let list: Value = serde_json::from_slice(&run(c).stdout).expect("list json");
     assert_eq!(list[0]["faqs"], 1, "the failed import left nothing behind");
 
-    let unsupported = write(tmp.path(), "x.docx", "binary");
+    let unsupported = write(tmp.path(), "x.pptx", "binary");
     let mut c = kefu(&data);
     c.args(["kb", "import"]).arg(&unsupported);
     let out = run(c);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported file type"));
+    // A file named .docx that is not one says so.
+    let fake = write(tmp.path(), "x.docx", "binary");
+    let mut c = kefu(&data);
+    c.args(["kb", "import"]).arg(&fake);
+    let out = run(c);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a DOCX"));
 }
 
 #[test]

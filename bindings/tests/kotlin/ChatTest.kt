@@ -76,9 +76,13 @@ fun main() = runBlocking {
 
         // Ask the bot in Chinese: the suspend send returns the committed seq.
         val seq = client.send("多久发货？")
+        // The knowledge base answers through the (scripted) LLM: pieces stream in first.
+        val delta = events.waitFor("a streamed piece of the answer") { it is ChatEvent.MessageDelta } as ChatEvent.MessageDelta
+        check(delta.text.isNotEmpty() && delta.streamId.isNotEmpty()) { "a delta has text: $delta" }
         val answer = (events.waitFor("the bot's answer") {
             it is ChatEvent.Message && it.message.author == AuthorKind.BOT
         } as ChatEvent.Message).message
+        check(answer.text.startsWith(delta.text)) { "the answer continues the stream: $delta / $answer" }
         check(answer.seq > seq) { "answer after question" }
         check(answer.sources.isNotEmpty()) { "a knowledge-base answer cites its sources: $answer" }
         step("bot: ${answer.text.take(40)}… (${answer.sources[0].title})")

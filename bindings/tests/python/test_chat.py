@@ -90,9 +90,13 @@ async def chat(client, events):
     # Ask the bot: the async send resolves with the committed seq.
     seq = await client.send("How long does delivery take?")
     assert seq >= 1, seq
+    # The knowledge base answers through the (scripted) LLM: pieces stream in first.
+    delta = await events.wait_for("a streamed piece of the answer", lambda e: e.is_message_delta())
+    assert delta.text and delta.stream_id, delta
     answer = await events.wait_for(
         "the bot's answer", lambda e: e.is_message() and e.message.author == k.AuthorKind.BOT
     )
+    assert answer.message.text.startswith(delta.text), (delta.text, answer.message.text)
     assert answer.message.seq > seq
     assert answer.message.sources, f"a knowledge-base answer cites its sources: {answer.message}"
     step(f"bot: {answer.message.text[:60]}… ({answer.message.sources[0].title})")
