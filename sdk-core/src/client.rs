@@ -12,9 +12,9 @@ use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, StreamExt};
 use kefu_protocol::{Seq, ServerFrame};
 use serde_json::{json, Value};
-use url::Url;
 
 use crate::backoff::Backoff;
+use crate::endpoints::Endpoints;
 use crate::error::ClientError;
 use crate::events::{ConnectionStatus, Event, Listener};
 use crate::platform;
@@ -44,31 +44,13 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    /// The server's base URL (an `http`/`https` URL whose path ends in `/`, so that endpoints
-    /// resolve below it).
-    fn base(&self) -> Result<Url, ClientError> {
-        let invalid = |why: &str| ClientError::InvalidInput(format!("server_url {why}"));
-        let mut base = Url::parse(self.server_url.trim())
-            .map_err(|e| invalid(&format!("is not a URL: {e}")))?;
-        if !matches!(base.scheme(), "http" | "https") || !base.has_host() {
-            return Err(invalid("must be http://host… or https://host…"));
-        }
-        if !base.path().ends_with('/') {
-            let path = format!("{}/", base.path());
-            base.set_path(&path);
-        }
-        base.set_query(None);
-        base.set_fragment(None);
+    fn endpoints(&self) -> Result<Endpoints, ClientError> {
+        let endpoints = Endpoints::new(&self.server_url)?;
         if self.site_key.is_empty() {
             return Err(ClientError::InvalidInput("site_key is empty".into()));
         }
-        Ok(base)
+        Ok(endpoints)
     }
-}
-
-/// `path` (relative, e.g. `v1/ws`) below the server's base URL.
-fn endpoint(base: &Url, path: &str) -> Url {
-    base.join(path).unwrap_or_else(|_| base.clone())
 }
 
 enum Command {
@@ -97,7 +79,7 @@ impl Client {
     /// Starts the chat: creates (or resumes) the visitor session, connects, and keeps reconnecting
     /// until `close`. Natively this must run inside a tokio runtime.
     pub fn start(config: ClientConfig, listener: Arc<dyn Listener>) -> Result<Client, ClientError> {
-        let base = config.base()?;
+        let base = config.endpoints()?;
         let (commands, rx) = mpsc::unbounded();
         let mut rng = fastrand::Rng::new();
         let id_prefix: String = (0..10).map(|_| rng.alphanumeric()).collect();
@@ -186,7 +168,7 @@ type Waiters = HashMap<String, oneshot::Sender<Result<Seq, ClientError>>>;
 
 struct Driver {
     config: ClientConfig,
-    base: Url,
+    base: Endpoints,
     session: Session,
     listener: Arc<dyn Listener>,
     waiters: Waiters,
@@ -205,7 +187,7 @@ enum Exit {
 
 async fn drive(
     config: ClientConfig,
-    base: Url,
+    base: Endpoints,
     listener: Arc<dyn Listener>,
     mut rx: mpsc::UnboundedReceiver<Command>,
 ) {
@@ -426,12 +408,7 @@ impl Driver {
                 body[k] = Value::String(v.clone());
             }
         }
-        let r = transport::post_json(
-            endpoint(&self.base, "v1/visitor/sessions").as_str(),
-            None,
-            &body,
-        )
-        .await?;
+        let r = transport::post_json(&self.base.rest("v1/visitor/sessions"), None, &body).await?;
         let field = |k: &str| {
             r[k].as_str()
                 .map(str::to_string)
@@ -454,7 +431,7 @@ impl Driver {
             .map(|i| i.token.clone())
             .unwrap_or_default();
         let r = transport::post_json(
-            endpoint(&self.base, "v1/visitor/conversations").as_str(),
+            &self.base.rest("v1/visitor/conversations"),
             Some(&token),
             &json!({}),
         )
@@ -468,23 +445,8 @@ impl Driver {
     }
 
     fn ws_url(&self) -> String {
-        ws_url(&self.base, &self.config.site_key)
+        self.base.websocket(&self.config.site_key)
     }
-}
-
-/// The WebSocket endpoint for `site_key` below the server's base URL (`ws` for `http`, `wss` for
-/// `https`).
-fn ws_url(base: &Url, site_key: &str) -> String {
-    let mut url = endpoint(base, "v1/ws");
-    let scheme = if base.scheme() == "https" {
-        "wss"
-    } else {
-        "ws"
-    };
-    // http(s) → ws(s) is a change between special schemes, which `Url` allows.
-    let _ = url.set_scheme(scheme);
-    url.query_pairs_mut().append_pair("site_key", site_key);
-    url.into()
 }
 
 #[cfg(test)]
@@ -492,32 +454,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn config_urls_are_checked_and_mapped_to_websockets() {
+    fn config_urls_are_checked() {
         let mut c = ClientConfig {
             server_url: "ftp://x".into(),
             site_key: "demo".into(),
             ..Default::default()
         };
-        assert!(matches!(c.base(), Err(ClientError::InvalidInput(_))));
-        c.server_url = "http://".into();
-        assert!(matches!(c.base(), Err(ClientError::InvalidInput(_))));
-        c.server_url = "https://chat.example.com".into();
-        let base = c.base().expect("base");
-        assert_eq!(base.as_str(), "https://chat.example.com/");
-        assert_eq!(
-            endpoint(&base, "v1/visitor/sessions").as_str(),
-            "https://chat.example.com/v1/visitor/sessions"
-        );
-        assert_eq!(
-            ws_url(&base, "a b/商&x=1"),
-            "wss://chat.example.com/v1/ws?site_key=a+b%2F%E5%95%86%26x%3D1"
-        );
-        // A server behind a path prefix keeps it.
-        c.server_url = "http://127.0.0.1:8080/kefu".into();
-        let base = c.base().expect("base");
-        assert_eq!(
-            ws_url(&base, "demo"),
-            "ws://127.0.0.1:8080/kefu/v1/ws?site_key=demo"
-        );
+        assert!(matches!(c.endpoints(), Err(ClientError::InvalidInput(_))));
+        c.server_url = "https://chat.example.com/".into();
+        assert!(c.endpoints().is_ok());
+        c.site_key.clear();
+        assert!(matches!(c.endpoints(), Err(ClientError::InvalidInput(_))));
     }
 }

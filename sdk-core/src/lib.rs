@@ -5,11 +5,12 @@
 //!   outbox of unacknowledged messages, deduplication).
 //! - [`Client`] drives a session over the network, reconnecting with jittered backoff, and
 //!   reports every [`Event`] to one [`Listener`].
-//! - Native and browser differ in two modules only: `platform` (tasks, timers) and `transport`
-//!   (REST and WebSocket).
+//! - Native and browser differ in three modules only: `platform` (tasks, timers), `transport`
+//!   (REST and WebSocket) and `endpoints` (URL parsing).
 
 mod backoff;
 mod client;
+mod endpoints;
 mod error;
 mod events;
 pub mod platform;
