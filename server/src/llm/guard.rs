@@ -182,12 +182,27 @@ fn leaks_instructions(text: &str) -> bool {
     if said.chars().count() < LEAK_WINDOW {
         return false;
     }
-    [Lang::Zh, Lang::En].into_iter().any(|lang| {
-        let rules: Vec<char> = normalise(&instructions(lang)).chars().collect();
-        rules
-            .windows(LEAK_WINDOW)
-            .step_by(4)
-            .any(|w| said.contains(&w.iter().collect::<String>()))
+    instruction_runs()
+        .iter()
+        .any(|run| said.contains(run.as_str()))
+}
+
+/// Every `LEAK_WINDOW`-character run of the normalised instructions (both languages, every
+/// fourth start), built once: the stream gate checks each delta against them.
+fn instruction_runs() -> &'static [String] {
+    static RUNS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    RUNS.get_or_init(|| {
+        [Lang::Zh, Lang::En]
+            .into_iter()
+            .flat_map(|lang| {
+                let rules: Vec<char> = normalise(&instructions(lang)).chars().collect();
+                rules
+                    .windows(LEAK_WINDOW)
+                    .step_by(4)
+                    .map(|w| w.iter().collect::<String>())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     })
 }
 

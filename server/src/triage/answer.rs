@@ -31,16 +31,7 @@ pub fn from_retrieval(lang: Lang, r: &Retrieval, mut trace: KbTrace) -> (Reply, 
     let Some(text) = composed.text else {
         return (fallback(lang), trace);
     };
-    let sources = composed
-        .citations
-        .into_iter()
-        .map(|c| Source {
-            id: c.id,
-            title: c.title,
-            source: c.source,
-            score: c.score,
-        })
-        .collect();
+    let sources = composed.citations.into_iter().map(source).collect();
     let reply = Reply {
         kind,
         text: Some(text),
@@ -48,6 +39,16 @@ pub fn from_retrieval(lang: Lang, r: &Retrieval, mut trace: KbTrace) -> (Reply, 
         quick_replies: composed.quick_replies,
     };
     (reply, trace)
+}
+
+/// A citation as the wire message carries it.
+pub fn source(c: kefu_kb::answer::Citation) -> Source {
+    Source {
+        id: c.id,
+        title: c.title,
+        source: c.source,
+        score: c.score,
+    }
 }
 
 /// The reply when the bot has no answer.

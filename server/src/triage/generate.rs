@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use kefu_kb::answer::AnswerMode;
 use kefu_kb::{Hit, Retrieval};
-use kefu_protocol::Source;
 
 use super::{answer, policy, Decision, DecisionKind, Reply, Triage};
 use crate::lang::Lang;
@@ -100,7 +99,10 @@ impl Triage {
                         trace.outcome = "answered".into();
                         decision.kind = DecisionKind::Answer;
                         decision.reply = Some(text);
-                        decision.sources = cited.iter().map(|h| source(h, input.lang)).collect();
+                        decision.sources = cited
+                            .iter()
+                            .map(|h| answer::source(kefu_kb::answer::citation(h, input.lang)))
+                            .collect();
                         decision.quick_replies = vec![];
                         decision.trace.fallbacks = 0;
                         decision.trace.handoff = None;
@@ -157,16 +159,5 @@ fn outcome_label(outcome: &str) -> &'static str {
         "first_token_timeout" | "timeout" => "timeout",
         "unreachable" | "status" => "unreachable",
         _ => "error",
-    }
-}
-
-/// The citation of a source the LLM used (the same shape as the local answers').
-fn source(h: &Hit, lang: Lang) -> Source {
-    let c = kefu_kb::answer::citation(h, lang);
-    Source {
-        id: c.id,
-        title: c.title,
-        source: c.source,
-        score: c.score,
     }
 }
