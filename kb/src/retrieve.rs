@@ -53,8 +53,9 @@ impl Thresholds {
     /// Defaults per model, calibrated with `kefu kb eval` on the demo eval set
     /// (`tests/fixtures/answers/demo.jsonl`: paraphrases and out-of-scope questions) and the
     /// XQuAD documents, on hybrid scores (cosine of e5 vectors after language centring plus the
-    /// weighted lexical match). Passages score lower against questions than questions do, hence
-    /// their own, lower thresholds.
+    /// weighted lexical match; a passage scores by its best vector, the whole chunk or one of its
+    /// sentences). Passages score lower against questions than questions do, hence their own,
+    /// lower thresholds. `kefu kb eval --tune` searches them on an operator's own questions.
     pub fn for_model(model: &str) -> Self {
         match model {
             "all-minilm-l6-v2" => Thresholds {
@@ -68,8 +69,8 @@ impl Thresholds {
                 answer: 0.52,
                 suggest: 0.40,
                 margin: 0.04,
-                doc_answer: 0.36,
-                doc_suggest: 0.30,
+                doc_answer: 0.32,
+                doc_suggest: 0.32,
             },
         }
     }
@@ -108,6 +109,9 @@ pub struct Hit {
     pub source: String,
     pub kind: String,
     pub tags: Vec<String>,
+    /// A passage's sentence whose own vector matched the query best (not the whole passage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched: Option<String>,
 }
 
 /// The answer to one query.
@@ -142,6 +146,7 @@ mod tests {
             source: "s".into(),
             kind: "faq".into(),
             tags: vec![],
+            matched: None,
         }
     }
 

@@ -496,6 +496,23 @@ impl KbStore {
             .collect()
     }
 
+    /// The texts of these vectors (a passage's sentence that matched a query best), by id.
+    pub async fn vector_texts(&self, ids: &[i64]) -> Result<HashMap<i64, String>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let marks = vec!["?"; ids.len()].join(", ");
+        let sql = format!("SELECT id, text FROM kb_vectors WHERE id IN ({marks})");
+        let mut q = sqlx::query(&sql);
+        for id in ids {
+            q = q.bind(id);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("text")?)))
+            .collect()
+    }
+
     /// Every knowledge base (the settings a running server caches with its index).
     pub async fn all_kbs(&self) -> Result<Vec<KbInfo>> {
         let rows = sqlx::query("SELECT * FROM kb_bases ORDER BY id")

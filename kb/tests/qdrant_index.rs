@@ -67,6 +67,21 @@ async fn qdrant_index_upserts_searches_filters_and_removes() {
         tagged.iter().map(|h| h.entry_id).collect::<Vec<_>>(),
         vec![11]
     );
+    // An entry found only by the lexical index gets its best vector's cosine (entry 10: its
+    // closer vector); entries of another knowledge base are not scored.
+    let scored = idx
+        .score_entries(
+            &q,
+            &SearchFilter {
+                kb_id: 1,
+                tags: vec![],
+            },
+            &[10, 12],
+        )
+        .await
+        .expect("score entries");
+    assert_eq!(scored.len(), 1, "{scored:?}");
+    assert_eq!((scored[0].entry_id, scored[0].vector_id), (10, 1));
     idx.remove_entries(&[10]).await.expect("remove");
     assert_eq!(idx.len().await.expect("len"), 2);
 }

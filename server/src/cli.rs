@@ -238,6 +238,14 @@ pub enum KbCommand {
         /// Write a self-contained HTML report (per-question table, threshold curve) here.
         #[arg(long)]
         report: Option<PathBuf>,
+        /// Also search the thresholds that answer this data best (most right answers with
+        /// out-of-scope questions held at `--min-held`); apply them with `kefu kb thresholds
+        /// --from-report`.
+        #[arg(long)]
+        tune: bool,
+        /// The share of out-of-scope questions `--tune` keeps held.
+        #[arg(long, default_value_t = 0.95, requires = "tune")]
+        min_held: f64,
         /// The LLM backend for a knowledge base in answer mode `llm`, as for `kefu serve`.
         #[command(flatten)]
         llm: crate::llm::LlmArgs,
@@ -272,6 +280,9 @@ pub enum KbCommand {
         /// Top document-passage score to offer a passage.
         #[arg(long)]
         doc_suggest: Option<f32>,
+        /// Apply the thresholds `kefu kb eval --tune --report DIR` found (DIR or its metrics.json).
+        #[arg(long, conflicts_with_all = ["answer", "suggest", "margin", "doc_answer", "doc_suggest"])]
+        from_report: Option<PathBuf>,
     },
     /// Set how a knowledge base answers: `faq`, `extractive` (the default) or `llm`.
     Mode {

@@ -42,9 +42,14 @@ fn ask(data: &Path, kb: &str, questions: &[&str]) -> Vec<Value> {
 }
 
 fn eval(data: &Path, kb: &str, file: &Path, report: Option<&Path>) -> Value {
+    eval_with(data, kb, file, report, &[])
+}
+
+fn eval_with(data: &Path, kb: &str, file: &Path, report: Option<&Path>, extra: &[&str]) -> Value {
     let mut c = kefu(data);
     c.args(["kb", "eval", "--kb", kb, "--json", "--data"])
-        .arg(file);
+        .arg(file)
+        .args(extra);
     if let Some(dir) = report {
         c.arg("--report").arg(dir);
     }
@@ -225,11 +230,12 @@ fn demo_eval_set_meets_its_floors() {
     let data = tmp.path().join("data");
     import(&data, "demo", &demo_files());
     let report = tmp.path().join("report");
-    let v = eval(
+    let v = eval_with(
         &data,
         "demo",
         &workspace_root().join("tests/fixtures/answers/demo.jsonl"),
         Some(&report),
+        &["--tune"],
     );
     assert!(rate(&v, &["zh", "in_scope"]) >= 100.0 && rate(&v, &["en", "in_scope"]) >= 100.0);
     assert!(rate(&v, &["overall", "out_of_scope"]) >= 40.0);
@@ -241,7 +247,35 @@ fn demo_eval_set_meets_its_floors() {
     assert!(held >= DEMO_OOS_HELD_FLOOR, "out of scope held {held}");
     let html = std::fs::read_to_string(report.join("index.html")).expect("report page");
     assert!(html.contains("<svg") && html.contains("积分什么时候过期"));
-    assert!(report.join("metrics.json").exists());
+    assert!(html.contains("Tuned thresholds / 调优后的阈值"));
+    // --tune searched thresholds from the defaults: never worse on this data, out of scope held.
+    let tuned = &v["tuned"];
+    let (now, after) = (
+        rate(tuned, &["before", "right_answer_rate"]),
+        rate(tuned, &["right_answer_rate"]),
+    );
+    assert!(after >= now, "tuned right answers {after} < {now}");
+    assert!(
+        rate(tuned, &["out_of_scope_held"]) >= 0.95 || rate(tuned, &["out_of_scope_held"]) >= held
+    );
+    // …and `kefu kb thresholds --from-report` applies exactly what the report holds.
+    let mut c = kefu(&data);
+    c.args(["kb", "thresholds", "--kb", "demo", "--from-report"])
+        .arg(&report);
+    let out = run(c);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let applied: Value = serde_json::from_slice(&out.stdout).expect("thresholds JSON");
+    assert_eq!(applied, tuned["thresholds"]);
+    let mut c = kefu(&data);
+    c.args(["kb", "thresholds", "--kb", "demo", "--from-report"])
+        .arg(tmp.path().join("no-such-report"));
+    let out = run(c);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
 }
 
 #[test]

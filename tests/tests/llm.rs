@@ -58,6 +58,7 @@ impl Retriever for Injected {
             source: "faq.csv".into(),
             kind: "faq".into(),
             tags: vec![],
+            matched: None,
         };
         let hits = if zh {
             vec![

@@ -20,6 +20,9 @@ const SHORT_ZH: usize = 30;
 const SHORT_EN: usize = 12;
 /// Weight of the passage's retrieval score against the sentence's lexical score.
 const PASSAGE_WEIGHT: f32 = 4.0;
+/// Added to the score of the sentence whose own vector matched the question best (about what
+/// sharing two rare terms with the question scores).
+const MATCHED_BONUS: f32 = 2.0;
 /// An English answer of one sentence longer than this (words) is cut to the clauses that answer.
 const LONG_EN_WORDS: usize = 20;
 /// Words the cut keeps at most, and at least when the sentence has them.
@@ -31,8 +34,9 @@ const MIN_CLAUSE_WORDS: usize = 8;
 pub struct Extract {
     pub text: String,
     pub passage: usize,
-    /// Whether the chosen sentence shares a content term with the question (an extract without
-    /// one is offered, never given as the answer).
+    /// Whether the chosen sentence shares a content term with the question or is the sentence
+    /// whose own vector matched it best (an extract with neither is offered, never given as the
+    /// answer).
     pub grounded: bool,
 }
 
@@ -43,6 +47,8 @@ struct Sentence {
     text: String,
     terms: HashSet<String>,
     len: usize,
+    /// The sentence whose own vector matched the query best (`Hit::matched`).
+    matched: bool,
 }
 
 /// Picks the answer sentences for `query` from `passages` (best first).
@@ -101,7 +107,7 @@ pub fn extract(query: &str, lang: Lang, passages: &[&Hit]) -> Option<Extract> {
     Some(Extract {
         text,
         passage: pool[best].passage,
-        grounded: lexical[best] > 0.0,
+        grounded: lexical[best] > 0.0 || pool[best].matched,
     })
 }
 
@@ -189,6 +195,7 @@ fn split(passages: &[&Hit]) -> Vec<Sentence> {
             out.push(Sentence {
                 passage: p,
                 pos,
+                matched: hit.matched.as_deref() == Some(text.as_str()),
                 terms: terms(&text).into_iter().collect(),
                 text,
                 len,
@@ -233,7 +240,10 @@ fn score(query: &HashSet<String>, pool: &[&Sentence], passages: &[&Hit]) -> (Vec
     let total = pool
         .iter()
         .zip(&lexical)
-        .map(|(s, l)| l + PASSAGE_WEIGHT * (passages[s.passage].score - top))
+        .map(|(s, l)| {
+            let matched = if s.matched { MATCHED_BONUS } else { 0.0 };
+            l + matched + PASSAGE_WEIGHT * (passages[s.passage].score - top)
+        })
         .collect();
     (total, lexical)
 }
@@ -251,6 +261,7 @@ mod tests {
             source: "p.md > Policy".into(),
             kind: "chunk".into(),
             tags: vec![],
+            matched: None,
         }
     }
 
@@ -315,6 +326,32 @@ mod tests {
         let p = passage("Points expire at the end of the following year.", 0.6);
         let e = extract("do points expire", Lang::En, &[&p]).expect("extract");
         assert_eq!(e.text, "Points expire at the end of the following year.");
+    }
+
+    #[test]
+    fn the_sentence_whose_own_vector_matched_answers_without_shared_words() {
+        const AUTHENTIC: &str = "Every tea comes directly from its tea garden. Every batch has a \
+            certificate of origin. If an item is proven to be counterfeit, we refund ten times \
+            the purchase price.";
+        let mut p = passage(AUTHENTIC, 0.5);
+        let e = extract("what if I get a fake product", Lang::En, &[&p]).expect("extract");
+        assert!(
+            !e.grounded,
+            "no shared term and no matched sentence: {}",
+            e.text
+        );
+        p.matched = Some(
+            "If an item is proven to be counterfeit, we refund ten times the purchase price."
+                .into(),
+        );
+        let e = extract("what if I get a fake product", Lang::En, &[&p]).expect("extract");
+        assert!(e.grounded);
+        assert!(
+            e.text.contains("ten times the purchase price"),
+            "{}",
+            e.text
+        );
+        assert!(!e.text.contains("tea garden"), "{}", e.text);
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod terms;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ingest::heading_in;
 use crate::lang::Lang;
 use crate::retrieve::{Band, Hit, Thresholds};
 
@@ -224,18 +225,6 @@ pub fn citation(h: &Hit, lang: Lang) -> Citation {
     }
 }
 
-fn heading_in(heading: &str, lang: Lang) -> &str {
-    let parts: Vec<&str> = heading.split(" / ").map(str::trim).collect();
-    if parts.len() < 2 {
-        return heading;
-    }
-    parts
-        .iter()
-        .find(|p| Lang::detect(p) == lang)
-        .copied()
-        .unwrap_or(heading)
-}
-
 /// Composes the reply to `query` (in `lang`) from its hits, sorted best first.
 pub fn compose(query: &str, lang: Lang, hits: &[Hit], t: &Thresholds, mode: AnswerMode) -> Reply {
     let p = plan(hits, t, Some(lang), mode);
@@ -304,6 +293,7 @@ mod tests {
             source: "faq.csv".into(),
             kind: "faq".into(),
             tags: tags.iter().map(|t| t.to_string()).collect(),
+            matched: None,
         }
     }
 
@@ -316,6 +306,7 @@ mod tests {
             source: "policy.md > Loyalty points".into(),
             kind: "chunk".into(),
             tags: vec![],
+            matched: None,
         }
     }
 

@@ -256,6 +256,15 @@ impl VectorIndex for ExactIndex {
     ) -> Result<Vec<VectorHit>> {
         self.search_sync(query, filter, k)
     }
+    async fn score_entries(
+        &self,
+        query: &[f32],
+        _filter: &SearchFilter,
+        entry_ids: &[i64],
+    ) -> Result<Vec<VectorHit>> {
+        // The lexical index already kept to the filter's knowledge base and tags.
+        ExactIndex::score_entries(self, query, entry_ids)
+    }
     async fn len(&self) -> Result<usize> {
         Ok(self.len_sync())
     }

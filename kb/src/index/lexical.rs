@@ -3,11 +3,12 @@
 //! `answer::terms` (English words, codes such as "11.11" or "SKU-2041" whole, Chinese character
 //! bigrams). It is rebuilt from the store, the one source of truth, whenever the vector index is.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
 
 use crate::answer::terms::terms;
 use crate::error::{KbError, Result};
+use crate::lang::is_han;
 
 /// BM25 parameters (the usual defaults).
 const K1: f32 = 1.2;
@@ -103,7 +104,10 @@ impl LexicalIndex {
         let Some(&(n, total)) = m.kbs.get(&kb_id) else {
             return Ok(Vec::new());
         };
-        let mut q = terms(query);
+        let ordered = terms(query);
+        let known = |t: &str| m.postings.contains_key(&(kb_id, t.to_string()));
+        let straddling = straddling_bigrams(&ordered, known);
+        let mut q = ordered;
         q.sort();
         q.dedup();
         if q.is_empty() || n == 0 {
@@ -117,7 +121,11 @@ impl LexicalIndex {
         for t in &q {
             let postings = m.postings.get(&(kb_id, t.clone()));
             let w = idf(postings.map_or(0.0, |p| p.len() as f32));
-            best_possible += w * (K1 + 1.0);
+            // Unknown terms count against the match (a topic the base lacks), except bigrams
+            // that only straddle two words.
+            if !straddling.contains(t) {
+                best_possible += w * (K1 + 1.0);
+            }
             for (&entry, &tf) in postings.into_iter().flatten() {
                 let Some((_, len, entry_tags)) = m.docs.get(&entry) else {
                     continue;
@@ -145,6 +153,31 @@ impl LexicalIndex {
         hits.truncate(k);
         Ok(hits)
     }
+}
+
+/// The unknown Chinese bigrams of `terms` (in text order) that overlap a known neighbour: "分什"
+/// in 积分什么 (积分 known) is an artefact of bigram segmentation, not a missing topic; "等于" in
+/// 1+1等于几 with no known neighbour is a topic the knowledge base lacks.
+fn straddling_bigrams(terms: &[String], known: impl Fn(&str) -> bool) -> HashSet<String> {
+    let han_pair = |t: &str| t.chars().count() == 2 && t.chars().all(is_han);
+    let overlaps = |a: &str, b: &str| a.chars().last() == b.chars().next();
+    let mut out = HashSet::new();
+    for (i, t) in terms.iter().enumerate() {
+        if !han_pair(t) || known(t) {
+            continue;
+        }
+        let before = i
+            .checked_sub(1)
+            .map(|j| &terms[j])
+            .is_some_and(|p| han_pair(p) && known(p) && overlaps(p, t));
+        let after = terms
+            .get(i + 1)
+            .is_some_and(|n| han_pair(n) && known(n) && overlaps(t, n));
+        if before || after {
+            out.insert(t.clone());
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -215,5 +248,18 @@ mod tests {
             .expect("search")
             .is_empty());
         assert!(i.search(9, &[], "gift", 5).expect("search").is_empty());
+    }
+
+    #[test]
+    fn bigrams_straddling_two_words_do_not_count_as_missing_topics() {
+        // 积分什么时候过期: "分什" and "候过" only straddle words around the known 积分 and 过期…
+        let known = |t: &str| ["积分", "过期"].contains(&t);
+        let terms = crate::answer::terms::terms("积分什么时候过期");
+        let straddling = straddling_bigrams(&terms, known);
+        assert!(straddling.contains("分什"), "{straddling:?} of {terms:?}");
+        assert!(!straddling.contains("积分"));
+        // …while a topic the base lacks (等于) still lowers the match of 1+1等于几.
+        let topic = straddling_bigrams(&crate::answer::terms::terms("1+1等于几"), known);
+        assert!(topic.is_empty(), "{topic:?}");
     }
 }

@@ -50,6 +50,14 @@ pub trait VectorIndex: Send + Sync {
         filter: &SearchFilter,
         k: usize,
     ) -> Result<Vec<VectorHit>>;
+    /// The best cosine of each of `entry_ids` (those held and matching `filter`) against `query`:
+    /// how hybrid retrieval scores an entry that only the lexical index found.
+    async fn score_entries(
+        &self,
+        query: &[f32],
+        filter: &SearchFilter,
+        entry_ids: &[i64],
+    ) -> Result<Vec<VectorHit>>;
     /// Number of vectors held.
     async fn len(&self) -> Result<usize>;
     /// True when no vectors are held.

@@ -92,10 +92,50 @@ impl VectorIndex for QdrantIndex {
         filter: &SearchFilter,
         k: usize,
     ) -> Result<Vec<VectorHit>> {
-        let mut must = vec![Condition::matches("kb_id", filter.kb_id)];
-        if !filter.tags.is_empty() {
-            must.push(Condition::matches("tags", filter.tags.clone()));
+        self.nearest(query, conditions(filter), k).await
+    }
+
+    async fn score_entries(
+        &self,
+        query: &[f32],
+        filter: &SearchFilter,
+        entry_ids: &[i64],
+    ) -> Result<Vec<VectorHit>> {
+        if entry_ids.is_empty() {
+            return Ok(Vec::new());
         }
+        let mut must = conditions(filter);
+        must.push(Condition::matches("entry_id", entry_ids.to_vec()));
+        self.nearest(query, must, entry_ids.len()).await
+    }
+
+    async fn len(&self) -> Result<usize> {
+        let c = self
+            .client
+            .count(CountPointsBuilder::new(&self.collection).exact(true))
+            .await
+            .map_err(err)?;
+        Ok(c.result.map(|r| r.count as usize).unwrap_or(0))
+    }
+}
+
+/// The payload conditions of `filter`: its knowledge base, and any of its tags when given.
+fn conditions(filter: &SearchFilter) -> Vec<Condition> {
+    let mut must = vec![Condition::matches("kb_id", filter.kb_id)];
+    if !filter.tags.is_empty() {
+        must.push(Condition::matches("tags", filter.tags.clone()));
+    }
+    must
+}
+
+impl QdrantIndex {
+    /// The `k` best entries among the points matching `must`.
+    async fn nearest(
+        &self,
+        query: &[f32],
+        must: Vec<Condition>,
+        k: usize,
+    ) -> Result<Vec<VectorHit>> {
         let res = self
             .client
             .query(
@@ -126,14 +166,5 @@ impl VectorIndex for QdrantIndex {
             })
             .collect();
         Ok(best_per_entry(hits, k))
-    }
-
-    async fn len(&self) -> Result<usize> {
-        let c = self
-            .client
-            .count(CountPointsBuilder::new(&self.collection).exact(true))
-            .await
-            .map_err(err)?;
-        Ok(c.result.map(|r| r.count as usize).unwrap_or(0))
     }
 }

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::embed::TextRole;
 use crate::error::{KbError, Result};
+use crate::lang::Lang;
 
 /// What an entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,12 +70,52 @@ impl Record {
                     TextRole::Passage,
                 )))
                 .collect(),
-            EntryKind::Chunk => vec![(
-                format!("{}\n{}", self.question, self.answer),
-                TextRole::Passage,
-            )],
+            // The whole chunk, and (when it has several) each sentence under its section's
+            // heading, in the sentence's language where the heading is bilingual: a question
+            // matches the one sentence that answers it far better than a paragraph that also
+            // says other things.
+            EntryKind::Chunk => {
+                let section = self.question.rsplit(" > ").next().unwrap_or(&self.question);
+                let sentences = chunk::sentences(&self.answer);
+                let each = if sentences.len() > 1 {
+                    sentences
+                } else {
+                    vec![]
+                };
+                std::iter::once(format!("{}\n{}", self.question, self.answer))
+                    .chain(each.into_iter().map(|s| {
+                        let heading = heading_in(section, Lang::detect(&s));
+                        format!("{heading}\n{s}")
+                    }))
+                    .map(|t| (t, TextRole::Passage))
+                    .collect()
+            }
         }
     }
+}
+
+/// The sentence a passage's vector stands for: one of the per-sentence vectors of
+/// `Record::embed_texts` (heading, newline, one sentence), or a chunk of one sentence; `None`
+/// for the whole-chunk vector of several sentences.
+pub fn matched_sentence(vector_text: &str) -> Option<String> {
+    let (_, body) = vector_text.split_once('\n')?;
+    match chunk::sentences(body).as_slice() {
+        [one] => Some(one.clone()),
+        _ => None,
+    }
+}
+
+/// The part of a bilingual heading ("Loyalty points / 积分规则") in `lang`, else the heading.
+pub fn heading_in(heading: &str, lang: Lang) -> &str {
+    let parts: Vec<&str> = heading.split(" / ").map(str::trim).collect();
+    if parts.len() < 2 {
+        return heading;
+    }
+    parts
+        .iter()
+        .find(|p| Lang::detect(p) == lang)
+        .copied()
+        .unwrap_or(heading)
 }
 
 /// A path's extension, lower-cased ("" when none): how Kefu tells file formats apart.
@@ -172,5 +213,50 @@ pub fn parse_text(kind: FileKind, text: &str, display: &str) -> Result<Vec<Recor
         FileKind::Pdf | FileKind::Docx => Err(KbError::InvalidInput(format!(
             "{display}: PDF and DOCX files are read with SourceFile::from_bytes"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunk_is_embedded_whole_and_sentence_by_sentence_under_its_heading() {
+        let r = Record {
+            key: "doc:policy.md#4".into(),
+            kind: EntryKind::Chunk,
+            question: "Shop policies / 店铺政策 > Loyalty points / 积分规则".into(),
+            answer: "Points expire at the end of the following year.\n积分有效期至次年年底。"
+                .into(),
+            alternates: vec![],
+            tags: vec![],
+            source: "policy.md > Loyalty points".into(),
+            source_file: "policy.md".into(),
+        };
+        let texts: Vec<String> = r.embed_texts().into_iter().map(|(t, _)| t).collect();
+        assert_eq!(
+            texts,
+            vec![
+                format!("{}\n{}", r.question, r.answer),
+                "Loyalty points\nPoints expire at the end of the following year.".to_string(),
+                "积分规则\n积分有效期至次年年底。".to_string(),
+            ]
+        );
+        assert!(r
+            .embed_texts()
+            .iter()
+            .all(|(_, role)| *role == TextRole::Passage));
+        // The vector's text names its sentence; the whole chunk's names none…
+        assert_eq!(
+            matched_sentence(&texts[2]).as_deref(),
+            Some("积分有效期至次年年底。")
+        );
+        assert_eq!(matched_sentence(&texts[0]), None);
+        // …and a chunk of one sentence is embedded once.
+        let one = Record {
+            answer: "Points expire at the end of the following year.".into(),
+            ..r
+        };
+        assert_eq!(one.embed_texts().len(), 1);
     }
 }

@@ -202,10 +202,15 @@ impl Knowledge {
     }
 }
 
+/// Which texts `Record::embed_texts` makes; bumped when that changes, so that a re-import
+/// embeds every entry again instead of keeping vectors of the old kind.
+const EMBED_RECIPE: &str = "2: chunks also sentence by sentence";
+
 /// Hash of everything that determines an entry's stored form and vectors.
 fn content_hash(r: &Record, model: &str) -> String {
     let mut h = Sha256::new();
     for part in [
+        EMBED_RECIPE,
         model,
         r.kind.as_str(),
         &r.question,

@@ -14,6 +14,7 @@ use crate::answer::plan;
 use crate::embed::{Embedder, TextRole};
 use crate::error::{KbError, Result};
 use crate::index::{SearchFilter, VectorIndex};
+use crate::ingest::{matched_sentence, EntryKind};
 use crate::retrieve::{Hit, Retrieval, Thresholds};
 use crate::store::{KbCounts, KbInfo, KbStore};
 use synced::SyncedIndex;
@@ -192,19 +193,31 @@ impl Knowledge {
                 .index
                 .hybrid(info.id, text, vector, &filter, top_k)
                 .await?;
-            let ids: Vec<i64> = found.iter().map(|h| h.0).collect();
+            let ids: Vec<i64> = found.iter().map(|h| h.entry_id).collect();
             let entries = self.index.entries(&ids)?;
+            // The sentence that matched a passage best (its own vector), for the composer.
+            let sentence_vectors: Vec<i64> = found
+                .iter()
+                .filter(|h| {
+                    entries
+                        .get(&h.entry_id)
+                        .is_some_and(|e| e.kind == EntryKind::Chunk)
+                })
+                .map(|h| h.vector_id)
+                .collect();
+            let texts = self.store.vector_texts(&sentence_vectors).await?;
             let hits: Vec<Hit> = found
                 .iter()
-                .filter_map(|&(entry_id, score)| {
-                    entries.get(&entry_id).map(|e| Hit {
+                .filter_map(|h| {
+                    entries.get(&h.entry_id).map(|e| Hit {
                         id: e.key.strip_prefix("id:").unwrap_or(&e.key).to_string(),
                         question: e.question.clone(),
                         answer: e.answer.clone(),
-                        score,
+                        score: h.score,
                         source: e.source.clone(),
                         kind: e.kind.as_str().to_string(),
                         tags: e.tags.clone(),
+                        matched: texts.get(&h.vector_id).and_then(|t| matched_sentence(t)),
                     })
                 })
                 .collect();

@@ -20,6 +20,14 @@ const HYBRID_CANDIDATES: usize = 20;
 /// and XQuAD eval sets (0.2–0.4 measured alike; 0 loses 5–10 points of right answers).
 const LEXICAL_WEIGHT: f32 = 0.3;
 
+/// An entry found by hybrid retrieval, with the vector that matched it best.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct HybridHit {
+    pub entry_id: i64,
+    pub vector_id: i64,
+    pub score: f32,
+}
+
 /// Knowledge bases and entries as of the loaded generation.
 #[derive(Default)]
 struct Catalog {
@@ -157,9 +165,8 @@ impl SyncedIndex {
     }
 
     /// Hybrid retrieval: the vector index's and the lexical index's candidates, each scored
-    /// `cosine + LEXICAL_WEIGHT × lexical match`; best `top_k` (entry id, score) first. Entries
-    /// only the lexical index found get their cosine from the exact index (an outside index such
-    /// as Qdrant re-ranks its own candidates only).
+    /// `cosine + LEXICAL_WEIGHT × lexical match`; best `top_k` first. Entries
+    /// only the lexical index found get their cosine from the vector index (`score_entries`).
     pub(super) async fn hybrid(
         &self,
         kb_id: i64,
@@ -167,15 +174,16 @@ impl SyncedIndex {
         vector: &[f32],
         filter: &SearchFilter,
         top_k: usize,
-    ) -> Result<Vec<(i64, f32)>> {
+    ) -> Result<Vec<HybridHit>> {
         let wanted = top_k.max(HYBRID_CANDIDATES);
         let dense = self.vectors.search(vector, filter, wanted).await?;
         let lexical = self
             .lexical
             .search(kb_id, &filter.tags, text, HYBRID_CANDIDATES)?;
-        let mut scores: HashMap<i64, (Option<f32>, f32)> = dense
+        // entry -> (its best vector and that vector's cosine, lexical match)
+        let mut scores: HashMap<i64, (Option<(i64, f32)>, f32)> = dense
             .iter()
-            .map(|h| (h.entry_id, (Some(h.score), 0.0)))
+            .map(|h| (h.entry_id, (Some((h.vector_id, h.score)), 0.0)))
             .collect();
         for l in &lexical {
             scores.entry(l.entry_id).or_insert((None, 0.0)).1 = l.score;
@@ -185,18 +193,26 @@ impl SyncedIndex {
             .filter(|(_, s)| s.0.is_none())
             .map(|(id, _)| *id)
             .collect();
-        if let Some(exact) = &self.exact {
-            for h in exact.score_entries(vector, &missing)? {
-                if let Some(s) = scores.get_mut(&h.entry_id) {
-                    s.0 = Some(h.score);
-                }
+        for h in self.vectors.score_entries(vector, filter, &missing).await? {
+            if let Some(s) = scores.get_mut(&h.entry_id) {
+                s.0 = Some((h.vector_id, h.score));
             }
         }
-        let mut out: Vec<(i64, f32)> = scores
+        let mut out: Vec<HybridHit> = scores
             .into_iter()
-            .filter_map(|(id, (cos, lex))| cos.map(|c| (id, c + LEXICAL_WEIGHT * lex)))
+            .filter_map(|(entry_id, (best, lex))| {
+                best.map(|(vector_id, cos)| HybridHit {
+                    entry_id,
+                    vector_id,
+                    score: cos + LEXICAL_WEIGHT * lex,
+                })
+            })
             .collect();
-        out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        out.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then(a.entry_id.cmp(&b.entry_id))
+        });
         out.truncate(top_k);
         Ok(out)
     }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_trait::async_trait;
-use kefu_kb::{KbError, Knowledge, Lang, Retrieval};
+use kefu_kb::{KbError, Knowledge, Lang, Retrieval, Thresholds};
 use serde::Serialize;
 
 use crate::config::Config;
@@ -52,6 +52,8 @@ pub struct Asked {
 struct Prefetched<'a> {
     knowledge: &'a Knowledge,
     vectors: Mutex<HashMap<String, Vec<f32>>>,
+    /// Thresholds tried instead of the knowledge base's own (`kefu kb eval --tune`).
+    thresholds: Mutex<Option<Thresholds>>,
 }
 
 #[async_trait]
@@ -76,7 +78,12 @@ impl Retriever for Prefetched<'_> {
         vector: &[f32],
         tags: &[String],
     ) -> Result<Retrieval, KbError> {
-        self.knowledge.search(kb, text, vector, TOP_K, tags).await
+        let mut r = self.knowledge.search(kb, text, vector, TOP_K, tags).await?;
+        if let Some(t) = self.thresholds.lock().ok().and_then(|t| *t) {
+            r.thresholds = t;
+            r.band = kefu_kb::answer::plan(&r.hits, &t, None, r.answer_mode).band();
+        }
+        Ok(r)
     }
 }
 
@@ -122,6 +129,7 @@ impl<'a> Asker<'a> {
             retriever: Prefetched {
                 knowledge,
                 vectors: Mutex::new(HashMap::new()),
+                thresholds: Mutex::new(None),
             },
             kb_mode: info.answer_mode.as_str(),
         })
@@ -155,6 +163,36 @@ impl<'a> Asker<'a> {
             decision,
             latency_ms,
         }
+    }
+
+    /// Answers with `thresholds` instead of the knowledge base's own (`None`: its own again).
+    pub fn try_thresholds(&self, thresholds: Option<Thresholds>) {
+        if let Ok(mut t) = self.retriever.thresholds.lock() {
+            *t = thresholds;
+        }
+    }
+
+    /// The thresholds the knowledge base answers with.
+    pub async fn thresholds(&self) -> anyhow::Result<Thresholds> {
+        let info = self
+            .retriever
+            .knowledge
+            .store()
+            .get_kb(&self.triage.kb)
+            .await?
+            .ok_or_else(|| KbError::KbNotFound(self.triage.kb.clone()))?;
+        Ok(Knowledge::thresholds(&info))
+    }
+
+    /// Embeds `texts` ahead, in batches, and keeps their vectors for every later `ask`.
+    pub async fn prefetch(&self, texts: &[String]) -> anyhow::Result<()> {
+        for group in texts.chunks(EMBED_BATCH) {
+            let vectors = self.retriever.knowledge.embed_queries(group).await?;
+            if let Ok(mut m) = self.retriever.vectors.lock() {
+                m.extend(group.iter().cloned().zip(vectors));
+            }
+        }
+        Ok(())
     }
 
     /// Answers many questions, embedding them in batches first; with `conversation`, each is

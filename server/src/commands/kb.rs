@@ -106,18 +106,31 @@ pub async fn run(config: &Config, cmd: KbCommand) -> anyhow::Result<()> {
             margin,
             doc_answer,
             doc_suggest,
+            from_report,
         } => {
             let store = kefu_kb::store::KbStore::open(&config.database_path()).await?;
             let info = store
                 .get_kb(&kb)
                 .await?
                 .ok_or_else(|| kefu_kb::KbError::KbNotFound(kb.clone()))?;
-            let overrides = ThresholdOverrides {
-                answer,
-                suggest,
-                margin,
-                doc_answer,
-                doc_suggest,
+            let overrides = match from_report {
+                Some(path) => {
+                    let t = super::kb_tune::from_report(&path)?;
+                    ThresholdOverrides {
+                        answer: Some(t.answer),
+                        suggest: Some(t.suggest),
+                        margin: Some(t.margin),
+                        doc_answer: Some(t.doc_answer),
+                        doc_suggest: Some(t.doc_suggest),
+                    }
+                }
+                None => ThresholdOverrides {
+                    answer,
+                    suggest,
+                    margin,
+                    doc_answer,
+                    doc_suggest,
+                },
             };
             let wanted = overrides.apply(Thresholds::for_model(&info.model));
             wanted.validate()?;
@@ -157,13 +170,21 @@ pub async fn run(config: &Config, cmd: KbCommand) -> anyhow::Result<()> {
             rules,
             json,
             report,
+            tune,
+            min_held,
             llm,
         } => {
             let k = super::open_knowledge(config).await?;
             let asker = Asker::new(config, &k, &kb, rules.as_deref(), FALLBACKS)
                 .await?
                 .with_llm(llm.client()?);
-            super::kb_eval::run(&asker, &data, json, report.as_deref()).await?;
+            let opts = super::kb_eval::EvalOptions {
+                json,
+                report: report.as_deref(),
+                tune: tune.then_some(min_held),
+                kb: &kb,
+            };
+            super::kb_eval::run(&asker, &data, opts).await?;
         }
     }
     Ok(())

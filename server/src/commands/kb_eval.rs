@@ -11,6 +11,7 @@ use kefu_kb::Lang;
 use serde::{Deserialize, Serialize};
 
 use super::ask::{Asked, Asker};
+use super::kb_tune::{apply_command, Tuned};
 
 /// One labelled question.
 #[derive(Debug, Clone, Deserialize)]
@@ -116,6 +117,9 @@ pub struct Report {
     pub zh: Option<Summary>,
     pub en: Option<Summary>,
     pub curve: Vec<CurvePoint>,
+    /// Thresholds searched on this data (`--tune`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tuned: Option<Tuned>,
 }
 
 impl Report {
@@ -319,13 +323,24 @@ pub fn curve(items: &[EvalItem], outcomes: &[Outcome]) -> Vec<CurvePoint> {
         .collect()
 }
 
+/// What `run` is asked to do besides measuring.
+pub struct EvalOptions<'a> {
+    pub json: bool,
+    pub report: Option<&'a Path>,
+    /// Search thresholds keeping at least this share of out-of-scope questions held.
+    pub tune: Option<f64>,
+    /// The knowledge base (named in the command that applies tuned thresholds).
+    pub kb: &'a str,
+}
+
 /// Asks every question, prints the summary, and writes the report when asked.
-pub async fn run(
-    asker: &Asker<'_>,
-    data: &Path,
-    json: bool,
-    report: Option<&Path>,
-) -> anyhow::Result<()> {
+pub async fn run(asker: &Asker<'_>, data: &Path, opts: EvalOptions<'_>) -> anyhow::Result<()> {
+    let EvalOptions {
+        json,
+        report,
+        tune,
+        kb,
+    } = opts;
     let items = load(data)?;
     let mut outcomes = Vec::with_capacity(items.len());
     for item in &items {
@@ -351,6 +366,10 @@ pub async fn run(
         zh: by_lang("zh"),
         en: by_lang("en"),
         curve: curve(&items, &outcomes),
+        tuned: match tune {
+            Some(min_held) => Some(super::kb_tune::tune(asker, &items, min_held).await?),
+            None => None,
+        },
     };
     if let Some(dir) = report {
         std::fs::create_dir_all(dir)?;
@@ -379,6 +398,25 @@ pub async fn run(
                 s.latency_ms_p50,
                 s.latency_ms_p99
             );
+        }
+        if let Some(t) = &out.tuned {
+            println!(
+                "tuned on this data (out of scope held ≥ {:.0}%): right answers {:.1}% → {:.1}%, precision {:.1}% → {:.1}%, out of scope held {:.1}% → {:.1}%",
+                100.0 * t.min_held,
+                100.0 * t.before.right_answer_rate,
+                100.0 * t.right_answer_rate,
+                100.0 * t.before.answer_precision,
+                100.0 * t.answer_precision,
+                100.0 * t.before.out_of_scope_held,
+                100.0 * t.out_of_scope_held
+            );
+            println!("apply with: {}", apply_command(kb, &t.thresholds));
+            if let Some(dir) = report {
+                println!(
+                    "       or: kefu kb thresholds --kb {kb} --from-report {}",
+                    dir.display()
+                );
+            }
         }
     }
     Ok(())
@@ -420,7 +458,46 @@ fn render(r: &Report, outcomes: &[Outcome]) -> String {
             s.latency_ms_p99
         );
     }
-    h.push_str("</table><h2>Best-hit threshold / 阈值曲线</h2><p>Blue: coverage of in-scope questions; green: precision of the best hit; red: out-of-scope questions over the threshold.</p>");
+    h.push_str("</table>");
+    if let Some(t) = &r.tuned {
+        let _ = write!(
+            h,
+            "<h2>Tuned thresholds / 调优后的阈值</h2><p>Searched on this data, keeping at least {:.0}% of \
+             out-of-scope questions held / 在本数据上搜索，至少保持 {:.0}% 的范围外问题不作答。</p>\
+             <table><tr><th></th><th>answer</th><th>suggest</th><th>margin</th><th>doc answer</th>\
+             <th>doc suggest</th><th>right answers</th><th>precision</th><th>out of scope held</th></tr>",
+            100.0 * t.min_held,
+            100.0 * t.min_held
+        );
+        let before = super::kb_tune::Rates {
+            thresholds: t.thresholds,
+            right_answer_rate: t.right_answer_rate,
+            answer_precision: t.answer_precision,
+            out_of_scope_held: t.out_of_scope_held,
+        };
+        for (name, r) in [("now / 当前", &t.before), ("tuned / 调优", &before)] {
+            let x = &r.thresholds;
+            let _ = write!(
+                h,
+                "<tr><td>{name}</td><td class=num>{}</td><td class=num>{}</td><td class=num>{}</td>\
+                 <td class=num>{}</td><td class=num>{}</td><td class=num>{:.1}%</td><td class=num>{:.1}%</td>\
+                 <td class=num>{:.1}%</td></tr>",
+                x.answer,
+                x.suggest,
+                x.margin,
+                x.doc_answer,
+                x.doc_suggest,
+                100.0 * r.right_answer_rate,
+                100.0 * r.answer_precision,
+                100.0 * r.out_of_scope_held
+            );
+        }
+        let _ = write!(
+            h,
+            "</table><p>Apply / 应用：<code>kefu kb thresholds --from-report DIR</code></p>"
+        );
+    }
+    h.push_str("<h2>Best-hit threshold / 阈值曲线</h2><p>Blue: coverage of in-scope questions; green: precision of the best hit; red: out-of-scope questions over the threshold.</p>");
     let (w, ht, pad) = (640.0, 240.0, 30.0);
     let x = |t: f32| pad + (f64::from(t) - 0.2) / 0.75 * (w - 2.0 * pad);
     let y = |v: f64| ht - pad - v * (ht - 2.0 * pad);
@@ -549,7 +626,8 @@ mod tests {
                 overall: s.clone(),
                 zh: None,
                 en: Some(s),
-                curve: curve(&items, &outcomes)
+                curve: curve(&items, &outcomes),
+                tuned: None
             },
             &outcomes
         )

@@ -5,6 +5,7 @@ pub mod ask;
 pub mod intent;
 pub mod kb;
 pub mod kb_eval;
+pub mod kb_tune;
 pub mod loadtest;
 pub mod serve;
 pub mod site;

@@ -287,6 +287,7 @@ mod tests {
                 source: "faq.csv".into(),
                 kind: "faq".into(),
                 tags: vec![],
+                matched: None,
             };
             Ok(Retrieval {
                 query: text.into(),
