@@ -59,7 +59,7 @@ impl Thresholds {
     pub fn for_model(model: &str) -> Self {
         match model {
             "all-minilm-l6-v2" => Thresholds {
-                answer: 0.62,
+                answer: 0.56,
                 suggest: 0.45,
                 margin: 0.03,
                 doc_answer: 0.50,

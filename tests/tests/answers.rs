@@ -312,6 +312,17 @@ fn xquad_subset_answers_from_documents() {
             "{lang}: median reply {median} chars"
         );
     }
+    // Questions without out-of-scope ones cannot tune thresholds: refused before asking any.
+    let mut c = kefu(&data);
+    c.args(["kb", "eval", "--kb", "xquad-en", "--tune", "--data"])
+        .arg(fixtures.join("xquad-en-ci.jsonl"));
+    let out = run(c);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--tune needs out-of-scope questions"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 // Floors a few points under what was measured when they were pinned (demo: zh 92.7% / en 97.2%

@@ -37,7 +37,7 @@ pub enum Expect {
 }
 
 impl EvalItem {
-    fn out_of_scope(&self) -> bool {
+    pub fn out_of_scope(&self) -> bool {
         matches!(&self.expect, Some(Expect::One(s)) if s == "none")
     }
 
@@ -342,6 +342,9 @@ pub async fn run(asker: &Asker<'_>, data: &Path, opts: EvalOptions<'_>) -> anyho
         kb,
     } = opts;
     let items = load(data)?;
+    if tune.is_some() {
+        super::kb_tune::check_data(&items)?;
+    }
     let mut outcomes = Vec::with_capacity(items.len());
     for item in &items {
         let asked = asker.ask(&item.question, None).await;

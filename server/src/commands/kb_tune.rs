@@ -126,10 +126,22 @@ async fn rates(asker: &Asker<'_>, items: &[EvalItem], t: Thresholds) -> Rates {
     Rates::of(t, &s)
 }
 
+/// Refuses data without out-of-scope questions: nothing would then hold the thresholds up.
+pub fn check_data(items: &[EvalItem]) -> anyhow::Result<()> {
+    if !items.iter().any(EvalItem::out_of_scope) {
+        anyhow::bail!(
+            "--tune needs out-of-scope questions (\"expect\": \"none\") in the data: without \
+             them every threshold would fall until the bot answers everything"
+        );
+    }
+    Ok(())
+}
+
 /// Local search from the knowledge base's thresholds: each pass tries every threshold at every
 /// step of 0.02 around its current value and takes the single move that serves the eval data
 /// best, until no move helps (at most `MAX_MOVES`).
 pub async fn tune(asker: &Asker<'_>, items: &[EvalItem], min_held: f64) -> anyhow::Result<Tuned> {
+    check_data(items)?;
     let texts: Vec<String> = items.iter().map(|i| i.question.clone()).collect();
     asker.prefetch(&texts).await?;
     let start = asker.thresholds().await?;
