@@ -36,6 +36,17 @@ pub struct ThresholdOverrides {
 }
 
 impl ThresholdOverrides {
+    /// Every threshold set to `t`'s.
+    pub fn all(t: Thresholds) -> Self {
+        Self {
+            answer: Some(t.answer),
+            suggest: Some(t.suggest),
+            margin: Some(t.margin),
+            doc_answer: Some(t.doc_answer),
+            doc_suggest: Some(t.doc_suggest),
+        }
+    }
+
     /// The thresholds in force over `defaults`.
     pub fn apply(&self, d: Thresholds) -> Thresholds {
         Thresholds {

@@ -10,12 +10,18 @@ use serde_json::Value;
 fn import(data: &Path, kb: &str, files: &[PathBuf]) {
     let mut c = kefu(data);
     c.args(["kb", "import", "--kb", kb]).args(files);
+    run_ok(c);
+}
+
+/// Runs a `kefu` command that must succeed (its stderr is the failure message).
+fn run_ok(c: std::process::Command) -> std::process::Output {
     let out = run(c);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    out
 }
 
 fn demo_files() -> Vec<PathBuf> {
@@ -29,12 +35,7 @@ fn demo_files() -> Vec<PathBuf> {
 fn ask(data: &Path, kb: &str, questions: &[&str]) -> Vec<Value> {
     let mut c = kefu(data);
     c.args(["kb", "ask", "--kb", kb, "--json"]).args(questions);
-    let out = run(c);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_ok(c);
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
@@ -53,12 +54,7 @@ fn eval_with(data: &Path, kb: &str, file: &Path, report: Option<&Path>, extra: &
     if let Some(dir) = report {
         c.arg("--report").arg(dir);
     }
-    let out = run(c);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_ok(c);
     let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     eprintln!(
         "{}: {}",
@@ -202,12 +198,7 @@ fn short_follow_ups_are_read_with_the_previous_question() {
             "How much is shipping?",
             "and to Hong Kong?",
         ]);
-    let out = run(c);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_ok(c);
     let replies: Vec<Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).expect("json"))
@@ -262,12 +253,7 @@ fn demo_eval_set_meets_its_floors() {
     let mut c = kefu(&data);
     c.args(["kb", "thresholds", "--kb", "demo", "--from-report"])
         .arg(&report);
-    let out = run(c);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_ok(c);
     let applied: Value = serde_json::from_slice(&out.stdout).expect("thresholds JSON");
     assert_eq!(applied, tuned["thresholds"]);
     let mut c = kefu(&data);

@@ -92,6 +92,8 @@ pub struct Asker<'a> {
     triage: Triage,
     retriever: Prefetched<'a>,
     kb_mode: &'static str,
+    /// The knowledge base's own thresholds (as read when the asker was built).
+    kb_thresholds: Thresholds,
 }
 
 impl<'a> Asker<'a> {
@@ -132,6 +134,7 @@ impl<'a> Asker<'a> {
                 thresholds: Mutex::new(None),
             },
             kb_mode: info.answer_mode.as_str(),
+            kb_thresholds: Knowledge::thresholds(&info),
         })
     }
 
@@ -173,15 +176,8 @@ impl<'a> Asker<'a> {
     }
 
     /// The thresholds the knowledge base answers with.
-    pub async fn thresholds(&self) -> anyhow::Result<Thresholds> {
-        let info = self
-            .retriever
-            .knowledge
-            .store()
-            .get_kb(&self.triage.kb)
-            .await?
-            .ok_or_else(|| KbError::KbNotFound(self.triage.kb.clone()))?;
-        Ok(Knowledge::thresholds(&info))
+    pub fn thresholds(&self) -> Thresholds {
+        self.kb_thresholds
     }
 
     /// Embeds `texts` ahead, in batches, and keeps their vectors for every later `ask`.

@@ -114,16 +114,7 @@ pub async fn run(config: &Config, cmd: KbCommand) -> anyhow::Result<()> {
                 .await?
                 .ok_or_else(|| kefu_kb::KbError::KbNotFound(kb.clone()))?;
             let overrides = match from_report {
-                Some(path) => {
-                    let t = super::kb_tune::from_report(&path)?;
-                    ThresholdOverrides {
-                        answer: Some(t.answer),
-                        suggest: Some(t.suggest),
-                        margin: Some(t.margin),
-                        doc_answer: Some(t.doc_answer),
-                        doc_suggest: Some(t.doc_suggest),
-                    }
-                }
+                Some(path) => ThresholdOverrides::all(super::kb_tune::from_report(&path)?),
                 None => ThresholdOverrides {
                     answer,
                     suggest,

@@ -11,7 +11,7 @@ use kefu_kb::Lang;
 use serde::{Deserialize, Serialize};
 
 use super::ask::{Asked, Asker};
-use super::kb_tune::{apply_command, Tuned};
+use super::kb_tune::{apply_command, tune as tune_thresholds, Rates, Tuned};
 
 /// One labelled question.
 #[derive(Debug, Clone, Deserialize)]
@@ -369,10 +369,17 @@ pub async fn run(asker: &Asker<'_>, data: &Path, opts: EvalOptions<'_>) -> anyho
         zh: by_lang("zh"),
         en: by_lang("en"),
         curve: curve(&items, &outcomes),
-        tuned: match tune {
-            Some(min_held) => Some(super::kb_tune::tune(asker, &items, min_held).await?),
-            None => None,
-        },
+        tuned: None,
+    };
+    let out = match tune {
+        Some(min_held) => {
+            let before = Rates::of(asker.thresholds(), &out.overall);
+            Report {
+                tuned: Some(tune_thresholds(asker, &items, before, min_held).await?),
+                ..out
+            }
+        }
+        None => out,
     };
     if let Some(dir) = report {
         std::fs::create_dir_all(dir)?;
@@ -407,13 +414,13 @@ pub async fn run(asker: &Asker<'_>, data: &Path, opts: EvalOptions<'_>) -> anyho
                 "tuned on this data (out of scope held ≥ {:.0}%): right answers {:.1}% → {:.1}%, precision {:.1}% → {:.1}%, out of scope held {:.1}% → {:.1}%",
                 100.0 * t.min_held,
                 100.0 * t.before.right_answer_rate,
-                100.0 * t.right_answer_rate,
+                100.0 * t.after.right_answer_rate,
                 100.0 * t.before.answer_precision,
-                100.0 * t.answer_precision,
+                100.0 * t.after.answer_precision,
                 100.0 * t.before.out_of_scope_held,
-                100.0 * t.out_of_scope_held
+                100.0 * t.after.out_of_scope_held
             );
-            println!("apply with: {}", apply_command(kb, &t.thresholds));
+            println!("apply with: {}", apply_command(kb, &t.after.thresholds));
             if let Some(dir) = report {
                 println!(
                     "       or: kefu kb thresholds --kb {kb} --from-report {}",
@@ -472,13 +479,7 @@ fn render(r: &Report, outcomes: &[Outcome]) -> String {
             100.0 * t.min_held,
             100.0 * t.min_held
         );
-        let before = super::kb_tune::Rates {
-            thresholds: t.thresholds,
-            right_answer_rate: t.right_answer_rate,
-            answer_precision: t.answer_precision,
-            out_of_scope_held: t.out_of_scope_held,
-        };
-        for (name, r) in [("now / 当前", &t.before), ("tuned / 调优", &before)] {
+        for (name, r) in [("now / 当前", &t.before), ("tuned / 调优", &t.after)] {
             let x = &r.thresholds;
             let _ = write!(
                 h,

@@ -19,12 +19,11 @@ const MAX_MOVES: usize = 8;
 /// The thresholds picked and how the eval data fares with them.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Tuned {
-    pub thresholds: Thresholds,
     /// The share of out-of-scope questions the search kept held (at least).
     pub min_held: f64,
-    pub right_answer_rate: f64,
-    pub answer_precision: f64,
-    pub out_of_scope_held: f64,
+    /// The tuned thresholds and their rates (flattened: `thresholds`, `right_answer_rate`, …).
+    #[serde(flatten)]
+    pub after: Rates,
     /// The same rates with the thresholds the knowledge base had.
     pub before: Rates,
 }
@@ -38,7 +37,7 @@ pub struct Rates {
 }
 
 impl Rates {
-    fn of(thresholds: Thresholds, s: &Summary) -> Self {
+    pub fn of(thresholds: Thresholds, s: &Summary) -> Self {
         Self {
             thresholds,
             right_answer_rate: s.right_answer_rate,
@@ -137,15 +136,19 @@ pub fn check_data(items: &[EvalItem]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Local search from the knowledge base's thresholds: each pass tries every threshold at every
+/// Local search from `before` (the knowledge base's thresholds and the eval's rates with them):
+/// each pass tries every threshold at every
 /// step of 0.02 around its current value and takes the single move that serves the eval data
 /// best, until no move helps (at most `MAX_MOVES`).
-pub async fn tune(asker: &Asker<'_>, items: &[EvalItem], min_held: f64) -> anyhow::Result<Tuned> {
+pub async fn tune(
+    asker: &Asker<'_>,
+    items: &[EvalItem],
+    before: Rates,
+    min_held: f64,
+) -> anyhow::Result<Tuned> {
     check_data(items)?;
     let texts: Vec<String> = items.iter().map(|i| i.question.clone()).collect();
     asker.prefetch(&texts).await?;
-    let start = asker.thresholds().await?;
-    let before = rates(asker, items, start).await;
     let mut best = before.clone();
     for _ in 0..MAX_MOVES {
         let mut moved: Option<Rates> = None;
@@ -169,11 +172,8 @@ pub async fn tune(asker: &Asker<'_>, items: &[EvalItem], min_held: f64) -> anyho
         }
     }
     Ok(Tuned {
-        thresholds: best.thresholds,
         min_held,
-        right_answer_rate: best.right_answer_rate,
-        answer_precision: best.answer_precision,
-        out_of_scope_held: best.out_of_scope_held,
+        after: best,
         before,
     })
 }
