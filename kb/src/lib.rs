@@ -6,6 +6,7 @@ pub mod answer;
 pub mod demo;
 pub mod embed;
 pub mod error;
+pub mod finetune;
 pub mod index;
 pub mod ingest;
 pub mod intent;

@@ -320,6 +320,12 @@ pub enum IntentCommand {
         /// Folds for out-of-fold calibration.
         #[arg(long, default_value_t = 5)]
         folds: usize,
+        /// Fine-tune the encoder's top layers on the data first (contrastive, minutes on a CPU);
+        /// the tuned encoder is saved with the model and used wherever the model classifies.
+        #[arg(long)]
+        fine_tune: bool,
+        #[command(flatten)]
+        tuning: FineTuneArgs,
         /// Activate the new version at once (the first version always is).
         #[arg(long)]
         activate: bool,
@@ -438,4 +444,27 @@ pub enum ReviewCommand {
         #[arg(required = true)]
         ids: Vec<i64>,
     },
+}
+
+/// Settings of `kefu intent train --fine-tune`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FineTuneArgs {
+    /// Top encoder layers trained (the others stay frozen).
+    #[arg(long, default_value_t = 4)]
+    pub ft_layers: usize,
+    /// `full` (every weight of those layers) or `lora` (low-rank adapters, `--ft-rank`).
+    #[arg(long, default_value = "full", value_parser = ["full", "lora"])]
+    pub ft_method: String,
+    #[arg(long, default_value_t = 8)]
+    pub ft_rank: usize,
+    /// Passes over the in-scope utterances.
+    #[arg(long, default_value_t = 1.0)]
+    pub ft_epochs: f64,
+    #[arg(long, default_value_t = 5e-5)]
+    pub ft_lr: f64,
+    /// Intents per step (two utterances each).
+    #[arg(long, default_value_t = 32)]
+    pub ft_batch: usize,
+    #[arg(long, default_value_t = 42)]
+    pub ft_seed: u64,
 }

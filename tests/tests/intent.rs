@@ -113,6 +113,31 @@ fn clinc150_validation_meets_the_floors() {
 
 const PASSWORD: &str = "intent-hot-swap";
 
+/// A server with `rules` (TOML) and agent `mei`.
+fn serve_with_rules(dir: &Path, rules: &str) -> Server {
+    let path = dir.join("rules.toml");
+    std::fs::write(&path, rules).expect("rules");
+    add_agent(dir, &[], "mei", "Mei", PASSWORD, &[]);
+    let rules_arg = path.to_string_lossy().to_string();
+    Server::start(dir, &["--rules", &rules_arg])
+}
+
+/// The route traces of a conversation's messages, oldest first, as agent `mei` sees them.
+async fn route_traces(api: &Api, conv: &str) -> Vec<Value> {
+    let agent = api.agent("mei", PASSWORD).await;
+    let (_, t) = api
+        .get(&format!("/v1/agent/conversations/{conv}"), Some(&agent))
+        .await;
+    t["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m.get("route_trace"))
+        .filter(|tr| !tr.is_null())
+        .cloned()
+        .collect()
+}
+
 #[test]
 fn versions_predict_and_hot_swap_into_a_running_server() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -198,15 +223,10 @@ fn versions_predict_and_hot_swap_into_a_running_server() {
     }
 
     // A server with no active model; the rules file routes `refund` to a human.
-    let rules = tmp.path().join("rules.toml");
-    std::fs::write(
-        &rules,
+    let server = serve_with_rules(
+        tmp.path(),
         "[[intents]]\nname = \"refund\"\nactions = [{ type = \"handoff\" }]\n\n[[intents]]\nname = \"invoice\"\ntags = [\"invoice\"]\n",
-    )
-    .expect("rules");
-    add_agent(tmp.path(), &[], "mei", "Mei", PASSWORD, &[]);
-    let rules_arg = rules.to_string_lossy().to_string();
-    let server = Server::start(tmp.path(), &["--rules", &rules_arg]);
+    );
     runtime().block_on(async {
         let api = Api::new(&server.base);
         let (token, conv) = api.visitor("demo").await;
@@ -229,17 +249,7 @@ fn versions_predict_and_hot_swap_into_a_running_server() {
             .await;
         assert_eq!(st["state"], "queued");
 
-        let agent = api.agent("mei", PASSWORD).await;
-        let (_, t) = api
-            .get(&format!("/v1/agent/conversations/{conv}"), Some(&agent))
-            .await;
-        let traces: Vec<&Value> = t["messages"]
-            .as_array()
-            .expect("messages")
-            .iter()
-            .filter_map(|m| m.get("route_trace"))
-            .filter(|tr| !tr.is_null())
-            .collect();
+        let traces = route_traces(&api, &conv).await;
         assert_eq!(traces[0]["intent"]["status"], "no_model", "{traces:?}");
         let routed = traces
             .iter()
@@ -262,16 +272,7 @@ fn versions_predict_and_hot_swap_into_a_running_server() {
             answer["text"].as_str().unwrap_or("").contains("发票"),
             "{answer}"
         );
-        let (_, t) = api
-            .get(&format!("/v1/agent/conversations/{conv2}"), Some(&agent))
-            .await;
-        let trace = t["messages"]
-            .as_array()
-            .expect("messages")
-            .iter()
-            .find_map(|m| m.get("route_trace").filter(|tr| !tr.is_null()))
-            .expect("trace")
-            .clone();
+        let trace = route_traces(&api, &conv2).await.remove(0);
         assert_eq!(trace["intent"]["name"], "invoice", "{trace}");
         assert_eq!(trace["kb"]["tags"], json!(["invoice"]), "{trace}");
         v.close().await;
@@ -287,4 +288,90 @@ fn versions_predict_and_hot_swap_into_a_running_server() {
     assert_eq!(r["source"], "kefu");
     assert_eq!(r["report"]["added"], 2, "{r}");
     assert!(r["report"]["messages"].as_u64().unwrap_or(0) >= 4, "{r}");
+}
+
+#[test]
+fn a_fine_tuned_encoder_is_saved_with_its_model_and_serves() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = workspace_root().join("tests/fixtures/intents/shop-intents.jsonl");
+    let mut c = kefu(tmp.path());
+    c.args([
+        "intent",
+        "train",
+        "--json",
+        "--fine-tune",
+        "--ft-layers",
+        "2",
+        "--ft-epochs",
+        "20",
+        "--ft-lr",
+        "1e-4",
+        "--data",
+    ])
+    .arg(&data);
+    let (stdout, _) = ok(run(c));
+    let v1 = json_line(&stdout);
+    assert_eq!(v1["version"], "v1");
+    let tuned = &v1["fine_tune"];
+    assert_eq!(tuned["layers"], 2, "{v1}");
+    assert_eq!(tuned["method"]["kind"], "full", "{v1}");
+    let encoder = tuned["encoder"].as_str().expect("encoder name");
+    assert!(
+        encoder.starts_with("multilingual-e5-small+ft-"),
+        "{encoder}"
+    );
+    let dir = tmp.path().join("intents/v1");
+    assert!(
+        dir.join("encoder.safetensors").is_file(),
+        "{}",
+        dir.display()
+    );
+    let meta: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("meta.json")).expect("meta")).expect("json");
+    assert_eq!(meta["embedding_model"], encoder);
+
+    // `predict` classifies with the model's own encoder.
+    let mut c = kefu(tmp.path());
+    c.args([
+        "intent",
+        "predict",
+        "--json",
+        "我的快递怎么还没到",
+        "Where is my parcel right now?",
+        "请问可以开发票吗",
+    ]);
+    let (stdout, _) = ok(run(c));
+    let preds: Vec<Value> = stdout.lines().map(json_line).collect();
+    let intents: Vec<&str> = preds
+        .iter()
+        .map(|p| p["intent"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        intents,
+        ["track_order", "track_order", "invoice"],
+        "{preds:?}"
+    );
+
+    // A running server loads the tuned encoder beside the stock one and routes with it.
+    let server = serve_with_rules(
+        tmp.path(),
+        "[[intents]]\nname = \"refund\"\nactions = [{ type = \"handoff\" }]\n",
+    );
+    runtime().block_on(async {
+        let api = Api::new(&server.base);
+        let (token, conv) = api.visitor("demo").await;
+        let mut v = Chat::connect(&server.ws_url(), &token).await;
+        v.subscribe(&conv, 0).await;
+        v.say(&conv, "m1", "我要申请退款").await;
+        let st = v
+            .until("handoff", |f| {
+                f["type"] == "state" && f["state"] == "queued"
+            })
+            .await;
+        assert_eq!(st["state"], "queued");
+        let trace = route_traces(&api, &conv).await.remove(0);
+        assert_eq!(trace["intent"]["name"], "refund", "{trace}");
+        assert_eq!(trace["intent"]["model"], "v1", "{trace}");
+        v.close().await;
+    });
 }

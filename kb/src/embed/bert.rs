@@ -63,6 +63,7 @@ impl WordEmbeddings {
 
 /// One encoder layer's weights, with the projections stored transposed ([in, out]) so that the
 /// forward pass is a plain `x.matmul(w)`; Q, K and V are fused into one [hidden, 3*hidden] matmul.
+#[derive(Clone)]
 pub struct LayerWeights {
     pub qkv_w: Tensor,
     pub qkv_b: Tensor,
@@ -144,6 +145,67 @@ impl LayerWeights {
     }
 }
 
+/// A padded batch ready for the layers.
+pub struct EncoderInput {
+    /// [batch*len, hidden]
+    pub hidden: Tensor,
+    /// [batch, len]: 1 for real tokens, 0 for padding.
+    pub mask: Tensor,
+    /// [batch, 1, 1, len]: the additive attention bias of the mask.
+    pub bias: Tensor,
+    pub batch: usize,
+    pub len: usize,
+}
+
+/// Additive attention bias: 0 for real tokens, a large negative for padding.
+pub fn attention_bias(mask: &Tensor) -> Result<Tensor> {
+    let (b, len) = mask.dims2()?;
+    Ok(((mask.clone() - 1.0)? * 1e9)?.reshape((b, 1, 1, len))?)
+}
+
+/// Multi-head self-attention from the fused Q/K/V projection ([batch*len, 3*hidden]) to the
+/// per-token context ([batch*len, hidden]), before the output projection. `softmax` normalises
+/// the last dimension (the fused kernel for inference, a differentiable one for fine-tuning).
+pub fn attention(
+    qkv: &Tensor,
+    bias: &Tensor,
+    cfg: &BertConfig,
+    (b, len): (usize, usize),
+    softmax: impl Fn(&Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
+    let h = cfg.hidden;
+    let heads = cfg.heads;
+    let hd = h / heads;
+    let split = |i: usize| -> Result<Tensor> {
+        Ok(qkv
+            .narrow(1, i * h, h)?
+            .reshape((b, len, heads, hd))?
+            .transpose(1, 2)?
+            .contiguous()?)
+    };
+    let (q, k, v) = (split(0)?, split(1)?, split(2)?);
+    let scale = 1.0 / (hd as f64).sqrt();
+    let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(bias)?;
+    let probs = softmax(&scores)?;
+    Ok(probs
+        .matmul(&v)?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((b * len, h))?)
+}
+
+/// Mean pooling over real tokens, then L2 normalisation: [batch*len, hidden] -> [batch, hidden].
+/// Built from differentiable operations only (fine-tuning backpropagates through it).
+pub fn mean_pool(x: &Tensor, mask: &Tensor, b: usize, len: usize) -> Result<Tensor> {
+    let h = x.dim(1)?;
+    let x = x.reshape((b, len, h))?;
+    let summed = x.broadcast_mul(&mask.unsqueeze(2)?)?.sum(1)?;
+    let counts = mask.sum_keepdim(1)?.clamp(1.0, f64::MAX)?;
+    let mean = summed.broadcast_div(&counts)?;
+    let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+    Ok(mean.broadcast_div(&norm)?)
+}
+
 /// The whole encoder.
 pub struct BertEncoder {
     pub cfg: BertConfig,
@@ -169,6 +231,31 @@ impl BertEncoder {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
+        let input = self.embed_input(batch)?;
+        let x = self.run_layers(&input, 0..self.layers.len())?;
+        let out = mean_pool(&x, &input.mask, input.batch, input.len)?.to_dtype(DType::F32)?;
+        Ok(out.to_vec2::<f32>()?)
+    }
+
+    /// The hidden states after the first `layers` layers, one `[len_i, hidden]` row-major buffer
+    /// per sequence (padding removed): the frozen prefix of fine-tuning.
+    pub fn hidden_states(&self, batch: &[Vec<u32>], layers: usize) -> Result<Vec<Vec<f32>>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let input = self.embed_input(batch)?;
+        let x = self.run_layers(&input, 0..layers.min(self.layers.len()))?;
+        let h = self.cfg.hidden;
+        let flat = x.flatten_all()?.to_vec1::<f32>()?;
+        Ok(batch
+            .iter()
+            .enumerate()
+            .map(|(i, seq)| flat[i * input.len * h..(i * input.len + seq.len()) * h].to_vec())
+            .collect())
+    }
+
+    /// Word + position + type embeddings, normalised, for a padded batch.
+    pub fn embed_input(&self, batch: &[Vec<u32>]) -> Result<EncoderInput> {
         let b = batch.len();
         let len = batch.iter().map(Vec::len).max().unwrap_or(1).max(1);
         let h = self.cfg.hidden;
@@ -182,22 +269,29 @@ impl BertEncoder {
         let words = self.word.lookup(&ids, dev)?.reshape((b, len, h))?;
         let pos = self.positions.narrow(0, 0, len)?;
         let x = words.broadcast_add(&pos)?.broadcast_add(&self.token_type)?;
-        let mut x = self.embed_norm.forward(&x)?.reshape((b * len, h))?;
+        let hidden = self.embed_norm.forward(&x)?.reshape((b * len, h))?;
+        let mask = Tensor::from_vec(mask, (b, len), dev)?;
+        let bias = attention_bias(&mask)?;
+        Ok(EncoderInput {
+            hidden,
+            mask,
+            bias,
+            batch: b,
+            len,
+        })
+    }
 
-        let mask_t = Tensor::from_vec(mask, (b, len), dev)?;
-        // Additive attention bias: 0 for real tokens, a large negative for padding.
-        let bias = ((mask_t.clone() - 1.0)? * 1e9)?.reshape((b, 1, 1, len))?;
-        for layer in &self.layers {
-            x = self.layer_forward(layer, &x, &bias, b, len)?;
+    /// Runs `layers` over the input's hidden states ([batch*len, hidden] in and out).
+    pub fn run_layers(
+        &self,
+        input: &EncoderInput,
+        layers: std::ops::Range<usize>,
+    ) -> Result<Tensor> {
+        let mut x = input.hidden.clone();
+        for layer in &self.layers[layers] {
+            x = self.layer_forward(layer, &x, &input.bias, input.batch, input.len)?;
         }
-        // Mean pooling over real tokens.
-        let x = x.reshape((b, len, h))?;
-        let summed = x.broadcast_mul(&mask_t.unsqueeze(2)?)?.sum(1)?;
-        let counts = mask_t.sum_keepdim(1)?.clamp(1.0, f64::MAX)?;
-        let mean = summed.broadcast_div(&counts)?;
-        let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
-        let out = mean.broadcast_div(&norm)?.to_dtype(DType::F32)?;
-        Ok(out.to_vec2::<f32>()?)
+        Ok(x)
     }
 
     fn layer_forward(
@@ -208,26 +302,10 @@ impl BertEncoder {
         b: usize,
         len: usize,
     ) -> Result<Tensor> {
-        let h = self.cfg.hidden;
-        let heads = self.cfg.heads;
-        let hd = h / heads;
         let qkv = x.matmul(&w.qkv_w)?.broadcast_add(&w.qkv_b)?;
-        let split = |i: usize| -> Result<Tensor> {
-            Ok(qkv
-                .narrow(1, i * h, h)?
-                .reshape((b, len, heads, hd))?
-                .transpose(1, 2)?
-                .contiguous()?)
-        };
-        let (q, k, v) = (split(0)?, split(1)?, split(2)?);
-        let scale = 1.0 / (hd as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(bias)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let ctx = probs
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((b * len, h))?;
+        let ctx = attention(&qkv, bias, &self.cfg, (b, len), |s| {
+            Ok(candle_nn::ops::softmax_last_dim(s)?)
+        })?;
         let attn = ctx.matmul(&w.out_w)?.broadcast_add(&w.out_b)?;
         let x = w.attn_norm.forward(&(x + attn)?)?;
         let mid = gelu_erf(&x.matmul(&w.ffn_in_w)?.broadcast_add(&w.ffn_in_b)?)?;

@@ -211,4 +211,12 @@ impl EmbedModel for E5Model {
     fn dim(&self) -> usize {
         self.encoder.cfg.hidden
     }
+
+    fn encoder(&self) -> &BertEncoder {
+        &self.encoder
+    }
+
+    fn encoder_mut(&mut self) -> &mut BertEncoder {
+        &mut self.encoder
+    }
 }

@@ -165,4 +165,12 @@ impl EmbedModel for MiniLmModel {
     fn dim(&self) -> usize {
         self.encoder.cfg.hidden
     }
+
+    fn encoder(&self) -> &BertEncoder {
+        &self.encoder
+    }
+
+    fn encoder_mut(&mut self) -> &mut BertEncoder {
+        &mut self.encoder
+    }
 }

@@ -36,6 +36,9 @@ pub trait EmbedModel: Send + Sync {
     fn tokenize(&self, text: &str, role: TextRole) -> Result<Vec<u32>>;
     fn encode(&self, batch: &[Vec<u32>]) -> Result<Vec<Vec<f32>>>;
     fn dim(&self) -> usize;
+    /// The transformer (fine-tuning reads and replaces its layers).
+    fn encoder(&self) -> &bert::BertEncoder;
+    fn encoder_mut(&mut self) -> &mut bert::BertEncoder;
 }
 
 /// The models Kefu ships support for.
@@ -117,6 +120,17 @@ pub fn load_batching(name: &str, model_dir: &Path, centred: bool) -> Result<Batc
         embedder.centering = Some(LanguageCentering::e5_small()?);
     }
     Ok(embedder)
+}
+
+/// Loads `name` and applies a fine-tuned encoder delta to it (see `BatchingEmbedder::with_delta`).
+pub fn load_tuned(
+    name: &str,
+    model_dir: &Path,
+    delta: &crate::finetune::EncoderDelta,
+) -> Result<Arc<dyn Embedder>> {
+    Ok(Arc::new(
+        load_batching(name, model_dir, true)?.with_delta(delta)?,
+    ))
 }
 
 /// Per-language mean vectors subtracted from every embedding (then re-normalised): multilingual
@@ -201,6 +215,26 @@ impl BatchingEmbedder {
     /// Token ids of one text (with special tokens), as the model sees it.
     pub fn tokenize(&self, text: &str, role: TextRole) -> Result<Vec<u32>> {
         self.model.tokenize(text, role)
+    }
+
+    /// The transformer inside.
+    pub fn encoder(&self) -> &bert::BertEncoder {
+        self.model.encoder()
+    }
+
+    /// Replaces the encoder's top layers with a fine-tuned delta for this model; the embedder is
+    /// then named after the delta (`<base>+ft-<id>`), so cached vectors of the stock model are
+    /// never mixed with the tuned one's.
+    pub fn with_delta(mut self, delta: &crate::finetune::EncoderDelta) -> Result<Self> {
+        if delta.meta.base_model != self.name {
+            return Err(KbError::InvalidInput(format!(
+                "the fine-tuned encoder was trained from {}, not {}",
+                delta.meta.base_model, self.name
+            )));
+        }
+        delta.apply(self.model.encoder_mut())?;
+        self.name = delta.model_name();
+        Ok(self)
     }
 
     /// Runs the encoder on already-tokenised inputs (no centring): for benchmarks and references.

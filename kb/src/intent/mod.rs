@@ -21,8 +21,9 @@ pub use model::{IntentModel, ModelMeta, Prediction};
 pub use registry::{ActiveState, Registry};
 pub use train::{EpochStats, TrainConfig};
 
-use crate::embed::{Embedder, TextRole};
+use crate::embed::{BatchingEmbedder, Embedder, TextRole};
 use crate::error::{KbError, Result};
+use crate::finetune::{self, EncoderDelta, FineTuneConfig, FineTuneEvent, TrainText};
 
 /// Progress of a training or evaluation run, for progress bars.
 #[derive(Debug, Clone)]
@@ -31,6 +32,8 @@ pub enum Event {
     Embedding { done: usize, total: usize },
     /// One epoch of a phase finished (`calibration fold i/k` or `final`).
     Epoch { phase: String, stats: EpochStats },
+    /// Encoder fine-tuning progress.
+    FineTune(FineTuneEvent),
 }
 
 /// Receives progress events.
@@ -51,6 +54,36 @@ pub async fn embed_texts(
             observer(Event::Embedding { done, total })
         })
         .await
+}
+
+/// Fine-tunes `stock`'s encoder on the labelled utterances of `data` (JSONL/CSV; `oos` examples
+/// serve as negatives). Blocking and CPU-bound: minutes for thousands of utterances.
+pub fn fine_tune_encoder(
+    stock: &BatchingEmbedder,
+    data: &Path,
+    cfg: &FineTuneConfig,
+    observer: Observer<'_>,
+) -> Result<EncoderDelta> {
+    let dataset = data::load(data)?;
+    let labels = dataset.intents();
+    let index: std::collections::HashMap<&str, usize> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.as_str(), i))
+        .collect();
+    let texts = dataset
+        .examples
+        .iter()
+        .map(|e| {
+            Ok(TrainText {
+                ids: stock.tokenize(&e.text, TextRole::Query)?,
+                label: index.get(e.intent.as_str()).copied(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    finetune::fine_tune(stock.encoder(), stock.model_name(), &texts, cfg, &|e| {
+        observer(Event::FineTune(e))
+    })
 }
 
 /// What `train` produced.

@@ -4,11 +4,13 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{KbError, Result};
+use crate::finetune::EncoderDelta;
 use crate::intent::data::OOS;
 
 /// One dense layer, row-major `[out][in]`.
@@ -111,6 +113,9 @@ pub struct ModelMeta {
 pub struct IntentModel {
     pub meta: ModelMeta,
     pub layers: Vec<Dense>,
+    /// The fine-tuned encoder the head was trained on (`meta.embedding_model` is its name), saved
+    /// with the model; `None` for a head on the stock encoder.
+    pub encoder: Option<Arc<EncoderDelta>>,
     index: HashMap<String, usize>,
 }
 
@@ -135,6 +140,7 @@ impl IntentModel {
         Ok(Self {
             meta,
             layers,
+            encoder: None,
             index,
         })
     }
@@ -189,6 +195,9 @@ impl IntentModel {
             tensors.insert(format!("layer{i}.bias"), b);
         }
         candle_core::safetensors::save(&tensors, dir.join("model.safetensors"))?;
+        if let Some(delta) = &self.encoder {
+            delta.save(dir)?;
+        }
         let meta = serde_json::to_vec_pretty(&self.meta)
             .map_err(|e| KbError::InvalidInput(format!("model metadata: {e}")))?;
         let path = dir.join("meta.json");
@@ -211,10 +220,14 @@ impl IntentModel {
             };
             layers.push(Dense::from_tensors(w, b)?);
         }
-        Self::new(meta, layers).map_err(|e| KbError::ModelFormat {
+        let mut model = Self::new(meta, layers).map_err(|e| KbError::ModelFormat {
             path,
             reason: e.to_string(),
-        })
+        })?;
+        if EncoderDelta::exists(dir) {
+            model.encoder = Some(Arc::new(EncoderDelta::load(dir)?));
+        }
+        Ok(model)
     }
 }
 

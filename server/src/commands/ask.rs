@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::handoff::queued_note;
 use crate::triage::batcher::TOP_K;
-use crate::triage::{Decision, DecisionKind, IntentSlot, Retriever, RuleSet, Triage};
+use crate::triage::{Decision, DecisionKind, Retriever, RuleSet, Triage};
 
 /// Questions embedded per batch by `ask_many`.
 const EMBED_BATCH: usize = 64;
@@ -115,7 +115,7 @@ impl<'a> Asker<'a> {
             Some(path) => RuleSet::load(path)?,
             None => RuleSet::builtin(),
         };
-        let intents = IntentSlot::new();
+        let intents = super::intent_slot(config);
         intents.load_active(
             &kefu_kb::intent::Registry::new(&config.data_dir),
             knowledge.embedder().model_name(),

@@ -4,11 +4,13 @@
 use std::sync::Arc;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use kefu_kb::embed::{load_batching, BatchingEmbedder};
+use kefu_kb::finetune::{FineTuneConfig, FineTuneEvent, Method};
 use kefu_kb::intent::{self, EmbeddingCache, Event, IntentModel, Registry, TrainConfig};
 use kefu_kb::Embedder;
 use serde_json::json;
 
-use crate::cli::IntentCommand;
+use crate::cli::{FineTuneArgs, IntentCommand};
 use crate::config::Config;
 
 /// The embedding cache shared by intent training, evaluation and mining.
@@ -22,9 +24,39 @@ async fn load_embedder(config: &Config) -> anyhow::Result<Arc<dyn Embedder>> {
     Ok(tokio::task::spawn_blocking(move || kefu_kb::load_embedder(&model, &dir)).await??)
 }
 
+async fn load_stock(config: &Config) -> anyhow::Result<BatchingEmbedder> {
+    let model = config.model.clone();
+    let dir = config.model_dir.clone();
+    Ok(tokio::task::spawn_blocking(move || load_batching(&model, &dir, true)).await??)
+}
+
+/// The embedder a model classifies with: its own fine-tuned encoder, or the configured model.
+async fn embedder_for(config: &Config, model: &IntentModel) -> anyhow::Result<Arc<dyn Embedder>> {
+    match &model.encoder {
+        Some(delta) => Ok(Arc::new(load_stock(config).await?.with_delta(delta)?)),
+        None => load_embedder(config).await,
+    }
+}
+
+fn fine_tune_config(a: &FineTuneArgs) -> FineTuneConfig {
+    FineTuneConfig {
+        layers: a.ft_layers,
+        method: match a.ft_method.as_str() {
+            "lora" => Method::Lora { rank: a.ft_rank },
+            _ => Method::Full,
+        },
+        epochs: a.ft_epochs,
+        batch_pairs: a.ft_batch,
+        learning_rate: a.ft_lr,
+        seed: a.ft_seed,
+        ..FineTuneConfig::default()
+    }
+}
+
 /// Progress bars for embedding and epochs (hidden when `quiet`).
 pub struct Bars {
     _multi: MultiProgress,
+    tune: ProgressBar,
     embed: ProgressBar,
     epochs: ProgressBar,
 }
@@ -35,6 +67,11 @@ impl Bars {
         if quiet {
             multi.set_draw_target(indicatif::ProgressDrawTarget::hidden());
         }
+        let tune = multi.add(ProgressBar::new(0));
+        tune.set_style(
+            ProgressStyle::with_template("{prefix:>24} [{bar:30}] {pos}/{len} {msg} (eta {eta})")?
+                .progress_chars("=> "),
+        );
         let embed = multi.add(ProgressBar::new(0));
         embed.set_style(
             ProgressStyle::with_template(
@@ -49,6 +86,7 @@ impl Bars {
         );
         Ok(Self {
             _multi: multi,
+            tune,
             embed,
             epochs,
         })
@@ -70,10 +108,33 @@ impl Bars {
                     stats.accuracy * 100.0
                 ));
             }
+            Event::FineTune(FineTuneEvent::Frozen { done, total }) => {
+                self.tune.set_prefix("fine-tune: frozen layers");
+                self.tune.set_length(total as u64);
+                self.tune.set_position(done as u64);
+                self.tune.set_message("texts");
+            }
+            Event::FineTune(FineTuneEvent::Step {
+                step,
+                steps,
+                loss,
+                texts_per_second,
+            }) => {
+                if step == 1 {
+                    self.tune.reset_eta();
+                }
+                self.tune.set_prefix("fine-tune: training");
+                self.tune.set_length(steps as u64);
+                self.tune.set_position(step as u64);
+                self.tune.set_message(format!(
+                    "steps  loss {loss:.4}  {texts_per_second:.0} texts/s"
+                ));
+            }
         }
     }
 
     pub fn finish(&self) {
+        self.tune.finish_and_clear();
         self.embed.finish_and_clear();
         self.epochs.finish_and_clear();
     }
@@ -111,10 +172,31 @@ pub async fn run(config: &Config, cmd: IntentCommand) -> anyhow::Result<()> {
             learning_rate,
             weight_decay,
             folds,
+            fine_tune,
+            tuning,
             activate,
             json,
         } => {
-            let embedder = load_embedder(config).await?;
+            let bars = Bars::new(json)?;
+            let tune_started = std::time::Instant::now();
+            let delta = if fine_tune {
+                let stock = load_stock(config).await?;
+                let cfg = fine_tune_config(&tuning);
+                let delta = tokio::task::block_in_place(|| {
+                    intent::fine_tune_encoder(&stock, &data, &cfg, &|e| bars.observe(e))
+                })?;
+                Some((
+                    Arc::new(stock.with_delta(&delta)?) as Arc<dyn Embedder>,
+                    delta,
+                ))
+            } else {
+                None
+            };
+            let tune_seconds = tune_started.elapsed().as_secs_f64();
+            let embedder = match &delta {
+                Some((tuned, _)) => Arc::clone(tuned),
+                None => load_embedder(config).await?,
+            };
             let cache = EmbeddingCache::open(&cache_path(config)).await?;
             let cfg = TrainConfig {
                 hidden,
@@ -124,7 +206,6 @@ pub async fn run(config: &Config, cmd: IntentCommand) -> anyhow::Result<()> {
                 folds,
                 ..TrainConfig::default()
             };
-            let bars = Bars::new(json)?;
             let outcome = intent::train(
                 &embedder,
                 &cache,
@@ -137,6 +218,7 @@ pub async fn run(config: &Config, cmd: IntentCommand) -> anyhow::Result<()> {
             bars.finish();
             cache.close().await;
             let mut outcome = outcome?;
+            outcome.model.encoder = delta.map(|(_, d)| Arc::new(d));
             print_skipped(&outcome.skipped);
             let version = registry.save(&mut outcome.model)?;
             let first = registry.state()?.active.is_none();
@@ -159,6 +241,12 @@ pub async fn run(config: &Config, cmd: IntentCommand) -> anyhow::Result<()> {
                         "train_seconds": meta.train_seconds,
                         "calibration": m,
                         "data_hash": meta.data_hash,
+                        "fine_tune": outcome.model.encoder.as_ref().map(|d| json!({
+                            "encoder": meta.embedding_model,
+                            "layers": d.layers.len(),
+                            "method": d.meta.method,
+                            "seconds": tune_seconds,
+                        })),
                     })
                 );
             } else {
@@ -170,6 +258,14 @@ pub async fn run(config: &Config, cmd: IntentCommand) -> anyhow::Result<()> {
                     outcome.skipped.len(),
                     meta.train_seconds
                 );
+                if let Some(d) = &outcome.model.encoder {
+                    println!(
+                        "fine-tuned encoder {} (top {} layers) in {:.1} s, saved with the model",
+                        meta.embedding_model,
+                        d.layers.len(),
+                        tune_seconds
+                    );
+                }
                 println!(
                     "out-of-scope threshold {:.3} ({}); on those predictions: in-scope accuracy {:.2}%, oos recall {:.2}%",
                     meta.threshold,
@@ -238,7 +334,7 @@ pub async fn run(config: &Config, cmd: IntentCommand) -> anyhow::Result<()> {
             texts,
         } => {
             let model = model_for(&registry, version.as_deref())?;
-            let embedder = load_embedder(config).await?;
+            let embedder = embedder_for(config, &model).await?;
             intent::check_embedder(embedder.as_ref(), &model)?;
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let vectors = {
@@ -286,7 +382,7 @@ pub async fn run(config: &Config, cmd: IntentCommand) -> anyhow::Result<()> {
                 }
                 model.meta.threshold = t;
             }
-            let embedder = load_embedder(config).await?;
+            let embedder = embedder_for(config, &model).await?;
             let cache = EmbeddingCache::open(&cache_path(config)).await?;
             let bars = Bars::new(json)?;
             let eval =

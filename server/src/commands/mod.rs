@@ -29,6 +29,15 @@ pub async fn open_knowledge(config: &Config) -> anyhow::Result<Knowledge> {
 }
 
 /// Opens (and migrates) the conversation database.
+/// The intent model slot of a serving process: models trained with `--fine-tune` load their
+/// encoder from the configured model directory.
+pub fn intent_slot(config: &Config) -> crate::triage::IntentSlot {
+    let (model, dir) = (config.model.clone(), config.model_dir.clone());
+    crate::triage::IntentSlot::with_encoders(std::sync::Arc::new(move |delta| {
+        kefu_kb::embed::load_tuned(&model, &dir, delta)
+    }))
+}
+
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     if config.database_url.is_none() {
         std::fs::create_dir_all(&config.data_dir)?;

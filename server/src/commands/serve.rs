@@ -16,7 +16,7 @@ use crate::handoff::Handoff;
 use crate::http::ServeOptions;
 use crate::state::{AppState, Limits, Services};
 use crate::store::StoreError;
-use crate::triage::{IntentSlot, KbBatcher, RuleSet, Triage};
+use crate::triage::{KbBatcher, RuleSet, Triage};
 
 /// The demo site created on first start (same-origin pages only).
 pub const DEMO_SITE: &str = "demo";
@@ -75,7 +75,7 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
             .unwrap_or(1)
     });
     let retriever = Arc::new(KbBatcher::start(Arc::clone(&knowledge), workers));
-    let intents = Arc::new(IntentSlot::new());
+    let intents = Arc::new(super::intent_slot(config));
     intents.follow(
         kefu_kb::intent::Registry::new(&config.data_dir),
         knowledge.embedder().model_name().to_string(),

@@ -149,8 +149,14 @@ impl Triage {
             }
         };
         if trace.intent.name.is_none() {
-            if let Some(model) = self.intents.current() {
-                trace.intent = intent::classify(&model, &vector);
+            if let Some(active) = self.intents.current() {
+                match active.vector(text, &vector).await {
+                    Ok(v) => trace.intent = intent::classify(&active.model, &v),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "intent encoder failed; skipping the intent step");
+                        trace.intent.status = IntentStatus::Error;
+                    }
+                }
             }
         }
         let mut tags = Vec::new();
