@@ -76,7 +76,16 @@ fn main() -> anyhow::Result<()> {
 
         // Training with every embedding cached: the head alone.
         let started = Instant::now();
-        let outcome = intent::train(&embedder, &cache, &files[0], None, &cfg, &|_| {}).await?;
+        let outcome = intent::train(
+            &embedder,
+            &cache,
+            &files[0],
+            None,
+            intent::Calibration::OutOfFold,
+            &cfg,
+            &|_| {},
+        )
+        .await?;
         let train_seconds = started.elapsed().as_secs_f64();
         let model = outcome.model;
         let eval = intent::evaluate(&embedder, &cache, &model, &files[1], &|_| {}).await?;

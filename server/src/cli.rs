@@ -465,6 +465,9 @@ pub struct FineTuneArgs {
     /// Intents per step (two utterances each).
     #[arg(long, default_value_t = 32)]
     pub ft_batch: usize,
+    /// Weight of an auxiliary intent-classification loss during fine-tuning (0 = contrastive only).
+    #[arg(long, default_value_t = 0.0)]
+    pub ft_classify: f64,
     #[arg(long, default_value_t = 42)]
     pub ft_seed: u64,
 }

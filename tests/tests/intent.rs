@@ -290,30 +290,40 @@ fn versions_predict_and_hot_swap_into_a_running_server() {
     assert!(r["report"]["messages"].as_u64().unwrap_or(0) >= 4, "{r}");
 }
 
+/// `kefu intent eval --json` of `version` on the shop test set.
+fn shop_eval(dir: &Path, version: &str, threshold: Option<&str>) -> Value {
+    let test = workspace_root().join("tests/fixtures/intents/shop-test.jsonl");
+    let mut c = kefu(dir);
+    c.args(["intent", "eval", "--json", "--version", version, "--data"])
+        .arg(&test);
+    if let Some(t) = threshold {
+        c.args(["--threshold", t]);
+    }
+    json_line(&ok(run(c)).0)
+}
+
 #[test]
-fn a_fine_tuned_encoder_is_saved_with_its_model_and_serves() {
+fn a_fine_tuned_encoder_beats_the_stock_one_on_the_shop_set_and_serves() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let data = workspace_root().join("tests/fixtures/intents/shop-intents.jsonl");
+    let train = workspace_root().join("tests/fixtures/intents/shop-train.jsonl");
     let mut c = kefu(tmp.path());
     c.args([
         "intent",
         "train",
         "--json",
         "--fine-tune",
-        "--ft-layers",
-        "2",
         "--ft-epochs",
-        "20",
+        "4",
         "--ft-lr",
-        "1e-4",
+        "2e-4",
         "--data",
     ])
-    .arg(&data);
+    .arg(&train);
     let (stdout, _) = ok(run(c));
     let v1 = json_line(&stdout);
     assert_eq!(v1["version"], "v1");
     let tuned = &v1["fine_tune"];
-    assert_eq!(tuned["layers"], 2, "{v1}");
+    assert_eq!(tuned["layers"], 4, "{v1}");
     assert_eq!(tuned["method"]["kind"], "full", "{v1}");
     let encoder = tuned["encoder"].as_str().expect("encoder name");
     assert!(
@@ -329,6 +339,42 @@ fn a_fine_tuned_encoder_is_saved_with_its_model_and_serves() {
     let meta: Value =
         serde_json::from_slice(&std::fs::read(dir.join("meta.json")).expect("meta")).expect("json");
     assert_eq!(meta["embedding_model"], encoder);
+    assert!(
+        meta["calibration"]
+            .as_str()
+            .unwrap_or("")
+            .contains("held out of fine-tuning"),
+        "{meta}"
+    );
+
+    // The same head on the stock encoder, for comparison.
+    let mut c = kefu(tmp.path());
+    c.args(["intent", "train", "--json", "--data"]).arg(&train);
+    assert_eq!(json_line(&ok(run(c)).0)["version"], "v2");
+
+    // Held-out shop questions, 20 intents, 140 in scope per language (measured: stock 90.7% zh /
+    // 88.6% en, fine-tuned 90.7% / 92.9% at threshold 0; 89.3% / 87.1% and 90.0% / 88.6% at the
+    // calibrated thresholds).
+    let (tuned, stock) = (
+        shop_eval(tmp.path(), "v1", Some("0")),
+        shop_eval(tmp.path(), "v2", Some("0")),
+    );
+    let acc = |v: &Value| v["in_scope_accuracy"].as_f64().expect("accuracy");
+    assert!(
+        acc(&tuned) > acc(&stock) + 0.01,
+        "tuned {tuned}\nstock {stock}"
+    );
+    for lang in ["zh", "en"] {
+        assert!(acc(&tuned["by_language"][lang]) >= 0.88, "{lang}: {tuned}");
+        assert!(acc(&stock["by_language"][lang]) >= 0.86, "{lang}: {stock}");
+    }
+    let calibrated = shop_eval(tmp.path(), "v1", None);
+    for lang in ["zh", "en"] {
+        assert!(
+            acc(&calibrated["by_language"][lang]) >= 0.86,
+            "{lang}: {calibrated}"
+        );
+    }
 
     // `predict` classifies with the model's own encoder.
     let mut c = kefu(tmp.path());

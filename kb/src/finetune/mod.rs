@@ -10,7 +10,7 @@ pub mod layer;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -37,6 +37,9 @@ pub struct FineTuneConfig {
     pub learning_rate: f64,
     /// Cosine similarities are multiplied by this before the softmax (a temperature of 1/scale).
     pub scale: f64,
+    /// Weight of an auxiliary classification loss (a linear head over the intents, trained with
+    /// the layers and then discarded); 0 = contrastive only.
+    pub classify_weight: f64,
     pub seed: u64,
 }
 
@@ -50,6 +53,7 @@ impl Default for FineTuneConfig {
             oos_negatives: 8,
             learning_rate: 5e-5,
             scale: 20.0,
+            classify_weight: 0.0,
             seed: 42,
         }
     }
@@ -110,7 +114,20 @@ pub fn fine_tune(
         .iter()
         .map(|w| TrainableLayer::new(w, cfg.method, &mut rng))
         .collect::<Result<Vec<_>>>()?;
-    let vars: Vec<_> = layers.iter().flat_map(TrainableLayer::vars).collect();
+    let mut vars: Vec<_> = layers.iter().flat_map(TrainableLayer::vars).collect();
+    let classes = texts
+        .iter()
+        .filter_map(|t| t.label)
+        .max()
+        .map_or(0, |m| m + 1);
+    let head = if cfg.classify_weight > 0.0 {
+        let h = encoder.cfg.hidden;
+        let w = Var::from_tensor(&Tensor::zeros((h, classes), DType::F32, &encoder.device)?)?;
+        vars.push(w.clone());
+        Some(w)
+    } else {
+        None
+    };
     let mut opt = AdamW::new(
         vars,
         ParamsAdamW {
@@ -162,7 +179,18 @@ pub fn fine_tune(
         let lr = schedule(cfg.learning_rate, step, warmup, steps);
         opt.set_learning_rate(lr);
         let emb = forward(encoder, &layers, &prefix, &all)?;
-        let loss = contrastive_loss(&emb, pairs, cfg.scale)?;
+        let mut loss = contrastive_loss(&emb, pairs, cfg.scale)?;
+        if let Some(w) = &head {
+            let labelled = emb.narrow(0, 0, 2 * pairs)?;
+            let targets: Vec<u32> = all[..2 * pairs]
+                .iter()
+                .map(|&i| texts[i].label.unwrap_or(0) as u32)
+                .collect();
+            let targets = Tensor::from_vec(targets, 2 * pairs, &encoder.device)?;
+            let logits = (labelled.matmul(w.as_tensor())? * cfg.scale)?;
+            let ce = candle_nn::loss::cross_entropy(&logits, &targets)?;
+            loss = (loss + (ce * cfg.classify_weight)?)?;
+        }
         opt.backward_step(&loss)?;
         seen += all.len();
         observer(FineTuneEvent::Step {

@@ -56,8 +56,29 @@ pub async fn embed_texts(
         .await
 }
 
+/// With a fine-tuned encoder, every `HOLDOUT_EVERY`-th example of each intent (and of `oos`) is
+/// left out of fine-tuning and calibrates the out-of-scope threshold: out-of-fold predictions of
+/// utterances the encoder was tuned on are overconfident and would set the threshold too high.
+pub const HOLDOUT_EVERY: usize = 5;
+
+/// Which examples of `dataset` are held out (`true`), by position within each intent.
+pub fn holdout(dataset: &Dataset) -> Vec<bool> {
+    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    dataset
+        .examples
+        .iter()
+        .map(|e| {
+            let n = seen.entry(e.intent.as_str()).or_default();
+            *n += 1;
+            n.is_multiple_of(HOLDOUT_EVERY)
+        })
+        .collect()
+}
+
 /// Fine-tunes `stock`'s encoder on the labelled utterances of `data` (JSONL/CSV; `oos` examples
-/// serve as negatives). Blocking and CPU-bound: minutes for thousands of utterances.
+/// serve as negatives), leaving out the `holdout` examples, which `train` with
+/// `Calibration::Holdout` calibrates on. Blocking and CPU-bound: minutes for thousands of
+/// utterances.
 pub fn fine_tune_encoder(
     stock: &BatchingEmbedder,
     data: &Path,
@@ -71,10 +92,13 @@ pub fn fine_tune_encoder(
         .enumerate()
         .map(|(i, l)| (l.as_str(), i))
         .collect();
+    let held = holdout(&dataset);
     let texts = dataset
         .examples
         .iter()
-        .map(|e| {
+        .zip(&held)
+        .filter(|(_, &h)| !h)
+        .map(|(e, _)| {
             Ok(TrainText {
                 ids: stock.tokenize(&e.text, TextRole::Query)?,
                 label: index.get(e.intent.as_str()).copied(),
@@ -96,14 +120,24 @@ pub struct TrainOutcome {
     pub calibration_metrics: Metrics,
 }
 
+/// Where the out-of-scope threshold is calibrated when no validation file is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Calibration {
+    /// Out-of-fold predictions of the training file (its `oos` examples included).
+    OutOfFold,
+    /// The `holdout` examples, predicted by a head trained on the others (for a fine-tuned
+    /// encoder, which never saw them).
+    Holdout,
+}
+
 /// Trains a model on `data` (JSONL/CSV). The out-of-scope threshold is calibrated on `validation`
-/// when given, else on out-of-fold predictions of the training file (its `oos` examples included).
-/// The model is returned unsaved.
+/// when given, else as `calibration` says. The model is returned unsaved.
 pub async fn train(
     embedder: &Arc<dyn Embedder>,
     cache: &EmbeddingCache,
     data: &Path,
     validation: Option<&Path>,
+    calibration_mode: Calibration,
     cfg: &TrainConfig,
     observer: Observer<'_>,
 ) -> Result<TrainOutcome> {
@@ -151,9 +185,34 @@ pub async fn train(
 
     // Training runs inline: CPU-bound, seconds to a minute; callers are the CLI and benchmarks.
     let emit_epoch = |phase: String, stats: EpochStats| observer(Event::Epoch { phase, stats });
-    let out_of_fold = match &valset {
-        Some(_) => None,
-        None => Some(train::out_of_fold(
+    let held_scored = match (&valset, calibration_mode) {
+        (None, Calibration::Holdout) => {
+            let held = holdout(&dataset);
+            let (mut fx, mut fy, mut gold, mut hx) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for ((e, v), h) in dataset.examples.iter().zip(train_vecs).zip(&held) {
+                match (index.get(e.intent.as_str()), h) {
+                    (Some(&c), false) => {
+                        fx.push(v.clone());
+                        fy.push(c);
+                    }
+                    (_, true) => {
+                        hx.push(v.clone());
+                        gold.push(gold_label(&e.intent, |i| index.contains_key(i)));
+                    }
+                    (None, false) => {}
+                }
+            }
+            let head = train::train_head(&fx, &fy, labels.len(), cfg, &mut |stats| {
+                emit_epoch("calibration".into(), stats)
+            })?;
+            Some(train::score(&head, &labels, &hx, &gold))
+        }
+        _ => None,
+    };
+    let out_of_fold = match (&valset, &held_scored) {
+        (Some(_), _) | (None, Some(_)) => None,
+        (None, None) => Some(train::out_of_fold(
             &x,
             &y,
             &labels,
@@ -175,7 +234,7 @@ pub async fn train(
             train::score(&layers, &labels, val_vecs, &gold)
         }
         (None, Some(oof)) => oof,
-        (None, None) => Vec::new(),
+        (None, None) => held_scored.unwrap_or_default(),
     };
     let (threshold, calibration) = metrics::calibrate(&scored);
     let calibration_metrics = metrics::evaluate(&scored, threshold);
@@ -191,6 +250,9 @@ pub async fn train(
         threshold,
         calibration: match validation {
             Some(p) => format!("{calibration} ({})", p.display()),
+            None if calibration_mode == Calibration::Holdout => format!(
+                "{calibration} (every {HOLDOUT_EVERY}th example of each intent, held out of fine-tuning)"
+            ),
             None => format!(
                 "{calibration} ({}-fold out-of-fold on the training file)",
                 cfg.folds.max(2)
@@ -216,6 +278,8 @@ pub async fn train(
 /// An evaluation of one model on one labelled file.
 pub struct Evaluation {
     pub metrics: Metrics,
+    /// The same metrics per language of the examples (`zh`, `en`), for those present.
+    pub by_language: std::collections::BTreeMap<String, Metrics>,
     pub scored: Vec<Scored>,
     pub skipped: Vec<BadRecord>,
     /// Seconds spent embedding (cache misses) and classifying.
@@ -248,8 +312,25 @@ pub async fn evaluate(
             }
         })
         .collect();
+    let mut by_language = std::collections::BTreeMap::new();
+    for lang in [crate::Lang::Zh, crate::Lang::En] {
+        let part: Vec<Scored> = dataset
+            .examples
+            .iter()
+            .zip(&scored)
+            .filter(|(e, _)| crate::Lang::detect(&e.text) == lang)
+            .map(|(_, s)| s.clone())
+            .collect();
+        if !part.is_empty() {
+            by_language.insert(
+                lang.pick("zh", "en").to_string(),
+                metrics::evaluate(&part, model.meta.threshold),
+            );
+        }
+    }
     Ok(Evaluation {
         metrics: metrics::evaluate(&scored, model.meta.threshold),
+        by_language,
         scored,
         skipped: dataset.skipped,
         seconds: started.elapsed().as_secs_f64(),

@@ -48,6 +48,7 @@ fn fine_tune_config(a: &FineTuneArgs) -> FineTuneConfig {
         epochs: a.ft_epochs,
         batch_pairs: a.ft_batch,
         learning_rate: a.ft_lr,
+        classify_weight: a.ft_classify,
         seed: a.ft_seed,
         ..FineTuneConfig::default()
     }
@@ -211,6 +212,11 @@ pub async fn run(config: &Config, cmd: IntentCommand) -> anyhow::Result<()> {
                 &cache,
                 &data,
                 validation.as_deref(),
+                if delta.is_some() {
+                    intent::Calibration::Holdout
+                } else {
+                    intent::Calibration::OutOfFold
+                },
                 &cfg,
                 &|e| bars.observe(e),
             )
@@ -401,6 +407,7 @@ pub async fn run(config: &Config, cmd: IntentCommand) -> anyhow::Result<()> {
                         "oos_precision": m.oos_precision,
                         "macro_f1": m.macro_f1,
                         "n": m.n,
+                        "by_language": eval.by_language,
                     })
                 );
             } else {
@@ -417,6 +424,14 @@ pub async fn run(config: &Config, cmd: IntentCommand) -> anyhow::Result<()> {
                 println!("  oos recall         {:.2}%", m.oos_recall * 100.0);
                 println!("  oos precision      {:.2}%", m.oos_precision * 100.0);
                 println!("  macro-F1           {:.4}", m.macro_f1);
+                for (lang, l) in &eval.by_language {
+                    println!(
+                        "  {lang}: {} examples, in-scope accuracy {:.2}%, oos recall {:.2}%",
+                        l.n,
+                        l.in_scope_accuracy * 100.0,
+                        l.oos_recall * 100.0
+                    );
+                }
             }
             if let Some(dir) = report {
                 let path = intent::report::write(
