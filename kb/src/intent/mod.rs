@@ -56,6 +56,11 @@ pub async fn embed_texts(
         .await
 }
 
+/// Everyday requests outside any shop's business (chit-chat, general knowledge, travel, cooking,
+/// finance, health, technology), 100 Chinese and 100 English: the out-of-scope side of calibration
+/// when the operator's data has no `oos` examples.
+pub const GENERIC_OOS: &str = include_str!("../../calibration/oos-generic.txt");
+
 /// With a fine-tuned encoder, every `HOLDOUT_EVERY`-th example of each intent (and of `oos`) is
 /// left out of fine-tuning and calibrates the out-of-scope threshold: out-of-fold predictions of
 /// utterances the encoder was tuned on are overconfident and would set the threshold too high.
@@ -183,6 +188,14 @@ pub async fn train(
         }
     }
 
+    // Without out-of-scope examples the threshold could only reject in-scope ones: calibrate
+    // against the generic out-of-scope set instead (they never train the head).
+    let generic_oos = valset.is_none() && oos_x.is_empty();
+    if generic_oos {
+        let texts: Vec<String> = GENERIC_OOS.lines().map(str::to_string).collect();
+        oos_x = embed_texts(embedder, cache, &texts, observer).await?;
+    }
+
     // Training runs inline: CPU-bound, seconds to a minute; callers are the CLI and benchmarks.
     let emit_epoch = |phase: String, stats: EpochStats| observer(Event::Epoch { phase, stats });
     let held_scored = match (&valset, calibration_mode) {
@@ -202,6 +215,10 @@ pub async fn train(
                     }
                     (None, false) => {}
                 }
+            }
+            if generic_oos {
+                hx.extend(oos_x.iter().cloned());
+                gold.extend(oos_x.iter().map(|_| OOS.to_string()));
             }
             let head = train::train_head(&fx, &fy, labels.len(), cfg, &mut |stats| {
                 emit_epoch("calibration".into(), stats)
@@ -249,6 +266,10 @@ pub async fn train(
         labels,
         threshold,
         calibration: match validation {
+            None if generic_oos => format!(
+                "{calibration} (no oos examples in the training file: calibrated against Kefu's generic out-of-scope set, {} utterances)",
+                oos_x.len()
+            ),
             Some(p) => format!("{calibration} ({})", p.display()),
             None if calibration_mode == Calibration::Holdout => format!(
                 "{calibration} (every {HOLDOUT_EVERY}th example of each intent, held out of fine-tuning)"
@@ -262,7 +283,7 @@ pub async fn train(
         data_file: data.display().to_string(),
         data_hash: dataset.hash(),
         train_examples: x.len(),
-        oos_examples: oos_x.len(),
+        oos_examples: if generic_oos { 0 } else { oos_x.len() },
         epochs: cfg.epochs,
         train_seconds: started.elapsed().as_secs_f64(),
         metrics: Some(calibration_metrics.clone()),
