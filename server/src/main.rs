@@ -1,6 +1,6 @@
 //! `kefu`: parse the command line, set up logging, run the command.
 
-use kefu_server::cli::{Cli, Command};
+use kefu_server::cli::{Cli, Command, IntentCommand};
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -21,8 +21,17 @@ fn main() -> std::process::ExitCode {
         .init();
     // The server runs one inference thread per request and gets its concurrency across requests;
     // batch commands (import) may use every core.
-    // Intent and training commands run one embedding batch per core themselves.
+    // Intent and training commands run one embedding batch per core themselves, except encoder
+    // fine-tuning: one training step at a time, whose matrix products use every core.
+    let fine_tuning = matches!(
+        cli.command,
+        Command::Intent(IntentCommand::Train {
+            fine_tune: true,
+            ..
+        })
+    );
     if std::env::var_os("RAYON_NUM_THREADS").is_none()
+        && !fine_tuning
         && matches!(
             cli.command,
             Command::Serve(_) | Command::Intent(_) | Command::Train(_)

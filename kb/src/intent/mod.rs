@@ -379,3 +379,43 @@ pub fn check_embedder(embedder: &dyn Embedder, model: &IntentModel) -> Result<()
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_fifth_example_of_each_intent_is_held_out() {
+        let mut examples = Vec::new();
+        for i in 0..12 {
+            let intent = if i % 3 == 0 { OOS } else { "refund" };
+            examples.push(Example {
+                text: format!("t{i}"),
+                intent: intent.to_string(),
+            });
+        }
+        let data = Dataset {
+            examples,
+            skipped: Vec::new(),
+        };
+        let held = holdout(&data);
+        // refund examples are i = 1,2,4,5,7,8,10,11: the 5th is i = 7; oos has only 4.
+        let held_at: Vec<usize> = (0..12).filter(|&i| held[i]).collect();
+        assert_eq!(held_at, vec![7]);
+        assert_eq!(holdout(&data), held, "deterministic");
+    }
+
+    #[test]
+    fn the_generic_out_of_scope_set_is_bilingual() {
+        let lines: Vec<&str> = GENERIC_OOS
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        let zh = lines
+            .iter()
+            .filter(|l| crate::Lang::detect(l) == crate::Lang::Zh)
+            .count();
+        assert_eq!(lines.len(), 200);
+        assert_eq!(zh, 100);
+    }
+}
