@@ -457,10 +457,11 @@ pub struct FineTuneArgs {
     pub ft_method: String,
     #[arg(long, default_value_t = 8)]
     pub ft_rank: usize,
-    /// Passes over the in-scope utterances.
+    /// Passes over the in-scope utterances (at least 100 steps are taken, so small data sets get
+    /// more).
     #[arg(long, default_value_t = 1.0)]
     pub ft_epochs: f64,
-    #[arg(long, default_value_t = 5e-5)]
+    #[arg(long, default_value_t = 2e-4)]
     pub ft_lr: f64,
     /// Intents per step (two utterances each).
     #[arg(long, default_value_t = 32)]

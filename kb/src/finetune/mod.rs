@@ -28,7 +28,8 @@ pub struct FineTuneConfig {
     /// How many of the top layers are trained (the rest stay frozen and are run once).
     pub layers: usize,
     pub method: Method,
-    /// Passes over the in-scope utterances (each step sees `2 × batch_pairs` of them).
+    /// Passes over the in-scope utterances (each step sees `2 × batch_pairs` of them), but at
+    /// least `MIN_STEPS` steps: small data sets get more passes.
     pub epochs: f64,
     /// Intents per step, two utterances each.
     pub batch_pairs: usize,
@@ -51,7 +52,9 @@ impl Default for FineTuneConfig {
             epochs: 1.0,
             batch_pairs: 32,
             oos_negatives: 8,
-            learning_rate: 5e-5,
+            // CLINC150 val, top 4 layers, 1 epoch: 5e-5 gave 61% out-of-scope recall, 2e-4 65%
+            // at the same accuracy; the shop set gains 2 points at threshold 0 with 2e-4.
+            learning_rate: 2e-4,
             scale: 20.0,
             classify_weight: 0.0,
             seed: 42,
@@ -80,6 +83,10 @@ pub enum FineTuneEvent {
         texts_per_second: f64,
     },
 }
+
+/// Fewest optimiser steps a run takes (the shop set's 736 tuning utterances make 19 steps an
+/// epoch).
+pub const MIN_STEPS: usize = 100;
 
 /// Texts per batch when running the frozen layers.
 const PREFIX_BATCH: usize = 64;
@@ -142,9 +149,8 @@ pub fn fine_tune(
         .filter(|&i| texts[i].label.is_none())
         .collect();
     let pairs = cfg.batch_pairs.clamp(2, by_label.len());
-    let steps = ((cfg.epochs * in_scope as f64) / (2 * pairs) as f64)
-        .ceil()
-        .max(1.0) as usize;
+    let steps =
+        (((cfg.epochs * in_scope as f64) / (2 * pairs) as f64).ceil() as usize).max(MIN_STEPS);
     let warmup = (steps / 10).max(1);
     let started = Instant::now();
     let mut seen = 0usize;
