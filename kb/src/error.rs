@@ -34,12 +34,15 @@ pub enum KbError {
     #[error("knowledge base '{0}' not found")]
     KbNotFound(String),
     /// A knowledge base embedded with another model than the one loaded.
-    #[error("knowledge base '{kb}' was embedded with model '{built}' but '{active}' is loaded: pass --model {built}, or delete and re-import it")]
+    #[error("knowledge base '{kb}' was embedded with model '{built}' but '{active}' is loaded: pass --model {built}, switch it with `kefu kb encoder activate`, or delete and re-import it")]
     ModelMismatch {
         kb: String,
         built: String,
         active: String,
     },
+    /// The knowledge base changed under a long operation, which wrote nothing.
+    #[error("{0}")]
+    Conflict(String),
     /// A caller-supplied value out of range or malformed.
     #[error("invalid input: {0}")]
     InvalidInput(String),
@@ -74,6 +77,7 @@ impl KbError {
                 | KbError::InvalidInput(_)
                 | KbError::UnknownModel(_)
                 | KbError::ModelMismatch { .. }
+                | KbError::Conflict(_)
         )
     }
 
@@ -90,6 +94,7 @@ impl KbError {
             KbError::KbNotFound(_) => "kb_not_found",
             KbError::ModelMismatch { .. } => "model_mismatch",
             KbError::InvalidInput(_) => "invalid_input",
+            KbError::Conflict(_) => "conflict",
             KbError::Storage(_) | KbError::Migrate(_) | KbError::Corrupt(_) => "storage_error",
             KbError::Index(_) => "index_error",
             KbError::Io { .. } => "io_error",

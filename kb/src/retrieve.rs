@@ -57,7 +57,7 @@ impl Thresholds {
     /// sentences). Passages score lower against questions than questions do, hence their own,
     /// lower thresholds. `kefu kb eval --tune` searches them on an operator's own questions.
     pub fn for_model(model: &str) -> Self {
-        match model {
+        match crate::embed::base_model(model) {
             "all-minilm-l6-v2" => Thresholds {
                 answer: 0.56,
                 suggest: 0.45,

@@ -114,6 +114,43 @@ async fn bump_generation(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>) -> Result
     .await?)
 }
 
+/// Inserts an entry's vectors (each checked against the knowledge base's dimension) and records
+/// them in `out` for the index.
+async fn insert_vectors<'v>(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    kb: &KbInfo,
+    entry_id: i64,
+    tags: &[String],
+    vectors: impl Iterator<Item = (&'v str, &'v [f32])>,
+    out: &mut WriteOutcome,
+) -> Result<()> {
+    for (text, vector) in vectors {
+        if vector.len() != kb.dim {
+            return Err(KbError::InvalidInput(format!(
+                "vector of {} dimensions for a {}-dimension knowledge base",
+                vector.len(),
+                kb.dim
+            )));
+        }
+        let vector_id: i64 = sqlx::query_scalar(
+            "INSERT INTO kb_vectors (entry_id, text, embedding) VALUES (?, ?, ?) RETURNING id",
+        )
+        .bind(entry_id)
+        .bind(text)
+        .bind(encode_vector(vector))
+        .fetch_one(&mut **tx)
+        .await?;
+        out.new_vectors.push(IndexedVector {
+            vector_id,
+            entry_id,
+            kb_id: kb.id,
+            tags: tags.to_vec(),
+            vector: vector.to_vec(),
+        });
+    }
+    Ok(())
+}
+
 /// The knowledge store.
 #[derive(Clone)]
 pub struct KbStore {
@@ -366,6 +403,16 @@ impl KbStore {
     ) -> Result<WriteOutcome> {
         let mut out = WriteOutcome::default();
         let mut tx = self.pool.begin().await?;
+        let model: Option<String> = sqlx::query_scalar("SELECT model FROM kb_bases WHERE id = ?")
+            .bind(kb.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if model.as_deref() != Some(kb.model.as_str()) {
+            return Err(KbError::Conflict(format!(
+                "knowledge base '{}' was switched to another encoder or deleted during the import; run it again",
+                kb.name
+            )));
+        }
         for er in records {
             let r = &er.record;
             let existing: Option<i64> =
@@ -421,30 +468,8 @@ impl KbStore {
                     .try_get(0)?
                 }
             };
-            for (text, vector) in &er.vectors {
-                if vector.len() != kb.dim {
-                    return Err(KbError::InvalidInput(format!(
-                        "vector of {} dimensions for a {}-dimension knowledge base",
-                        vector.len(),
-                        kb.dim
-                    )));
-                }
-                let vector_id: i64 = sqlx::query_scalar(
-                    "INSERT INTO kb_vectors (entry_id, text, embedding) VALUES (?, ?, ?) RETURNING id",
-                )
-                .bind(entry_id)
-                .bind(text)
-                .bind(encode_vector(vector))
-                .fetch_one(&mut *tx)
-                .await?;
-                out.new_vectors.push(IndexedVector {
-                    vector_id,
-                    entry_id,
-                    kb_id: kb.id,
-                    tags: r.tags.clone(),
-                    vector: vector.clone(),
-                });
-            }
+            let vectors = er.vectors.iter().map(|(t, v)| (t.as_str(), v.as_slice()));
+            insert_vectors(&mut tx, kb, entry_id, &r.tags, vectors, &mut out).await?;
         }
         if !replaced_files.is_empty() {
             let keep: std::collections::HashSet<&str> =
@@ -557,6 +582,111 @@ impl KbStore {
                 })
             })
             .collect()
+    }
+}
+
+/// A knowledge base's entries re-embedded with another encoder (`KbStore::switch_model`).
+pub struct ReembeddedEntry {
+    pub entry_id: i64,
+    pub content_hash: String,
+    pub vectors: Vec<(String, Vec<f32>)>,
+}
+
+impl KbStore {
+    /// A knowledge base's entries as the records they were imported from, with their entry id
+    /// and content hash (to embed them again with another encoder).
+    pub async fn entry_records(&self, kb_id: i64) -> Result<Vec<(i64, Record, String)>> {
+        let rows = sqlx::query(
+            "SELECT id, key, kind, question, answer, alternates, tags, source, source_file, \
+             content_hash FROM kb_entries WHERE kb_id = ? ORDER BY id",
+        )
+        .bind(kb_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let kind: String = r.try_get("kind")?;
+                let record = Record {
+                    key: r.try_get("key")?,
+                    kind: EntryKind::parse(&kind)
+                        .ok_or_else(|| KbError::Corrupt(format!("kb_entries.kind `{kind}`")))?,
+                    question: r.try_get("question")?,
+                    answer: r.try_get("answer")?,
+                    alternates: json_list(r, "alternates")?,
+                    tags: json_list(r, "tags")?,
+                    source: r.try_get("source")?,
+                    source_file: r.try_get("source_file")?,
+                };
+                Ok((r.try_get("id")?, record, r.try_get("content_hash")?))
+            })
+            .collect()
+    }
+
+    /// Switches knowledge base `kb` to the encoder `model` in one transaction: every entry's
+    /// vectors are replaced by `entries`' and its content hash updated, and the knowledge base
+    /// records the new model. Refused with `KbError::Conflict` when the knowledge base changed
+    /// since `expected` (entry id → content hash, as read before embedding) or is no longer on
+    /// `kb.model`: nothing is written then.
+    pub async fn switch_model(
+        &self,
+        kb: &KbInfo,
+        model: &str,
+        expected: &HashMap<i64, String>,
+        entries: Vec<ReembeddedEntry>,
+    ) -> Result<WriteOutcome> {
+        let mut tx = self.pool.begin().await?;
+        let current: Option<String> = sqlx::query_scalar("SELECT model FROM kb_bases WHERE id = ?")
+            .bind(kb.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if current.as_deref() != Some(kb.model.as_str()) {
+            return Err(KbError::Conflict(format!(
+                "knowledge base '{}' was switched or deleted while it was being re-embedded",
+                kb.name
+            )));
+        }
+        let rows = sqlx::query("SELECT id, content_hash, tags FROM kb_entries WHERE kb_id = ?")
+            .bind(kb.id)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut now = HashMap::new();
+        let mut tags = HashMap::new();
+        for r in &rows {
+            let id: i64 = r.try_get("id")?;
+            now.insert(id, r.try_get::<String, _>("content_hash")?);
+            tags.insert(id, json_list(r, "tags")?);
+        }
+        if &now != expected || entries.len() != now.len() {
+            return Err(KbError::Conflict(format!(
+                "knowledge base '{}' changed while it was being re-embedded; run it again",
+                kb.name
+            )));
+        }
+        let mut out = WriteOutcome::default();
+        for e in entries {
+            sqlx::query("DELETE FROM kb_vectors WHERE entry_id = ?")
+                .bind(e.entry_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE kb_entries SET content_hash = ? WHERE id = ?")
+                .bind(&e.content_hash)
+                .bind(e.entry_id)
+                .execute(&mut *tx)
+                .await?;
+            let entry_tags = tags.get(&e.entry_id).cloned().unwrap_or_default();
+            let vectors = e.vectors.iter().map(|(t, v)| (t.as_str(), v.as_slice()));
+            insert_vectors(&mut tx, kb, e.entry_id, &entry_tags, vectors, &mut out).await?;
+            out.updated += 1;
+            out.removed_entry_ids.push(e.entry_id);
+        }
+        sqlx::query("UPDATE kb_bases SET model = ? WHERE id = ?")
+            .bind(model)
+            .bind(kb.id)
+            .execute(&mut *tx)
+            .await?;
+        out.generation = bump_generation(&mut tx).await?;
+        tx.commit().await?;
+        Ok(out)
     }
 }
 

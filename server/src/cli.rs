@@ -294,6 +294,48 @@ pub enum KbCommand {
         #[arg(value_parser = ["faq", "extractive", "llm"])]
         mode: String,
     },
+    /// Fine-tune the encoder for retrieval on knowledge bases' own content, list the tuned
+    /// encoders, or switch a knowledge base to one (or back).
+    #[command(subcommand)]
+    Encoder(EncoderCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EncoderCommand {
+    /// Fine-tune the encoder on the knowledge bases' FAQ entries (question and alternates with
+    /// the answer) and document sections (heading with its sentences); saves it under
+    /// `<data-dir>/encoders/` and prints its model name.
+    Train {
+        /// Knowledge bases to learn from (repeatable).
+        #[arg(long = "kb", default_value = kefu_kb::DEFAULT_KB)]
+        kbs: Vec<String>,
+        #[command(flatten)]
+        tuning: FineTuneArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the fine-tuned encoders and the knowledge bases that use each.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-embed a knowledge base with a fine-tuned encoder (its id or model name), or with the
+    /// stock model again (`stock`), and switch it in one transaction; a running server keeps
+    /// answering with the old vectors meanwhile and picks the switch up on its next question.
+    Activate {
+        #[arg(long, default_value = kefu_kb::DEFAULT_KB)]
+        kb: String,
+        /// The encoder's id or model name (from `kefu kb encoder list`), or `stock`.
+        encoder: String,
+        /// Labelled questions (JSONL, as for `kefu kb eval`) measured before and after.
+        #[arg(long)]
+        eval: Option<PathBuf>,
+        /// Rules file for the eval, as given to `kefu serve --rules`.
+        #[arg(long, env = "KEFU_RULES")]
+        rules: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -469,6 +511,10 @@ pub struct FineTuneArgs {
     /// Weight of an auxiliary intent-classification loss during fine-tuning (0 = contrastive only).
     #[arg(long, default_value_t = 0.0)]
     pub ft_classify: f64,
+    /// Out-of-scope texts added to each step as extra negatives (default: 8 for intents, 32 for
+    /// `kb encoder train`, whose negatives are the generic out-of-scope set).
+    #[arg(long)]
+    pub ft_negatives: Option<usize>,
     #[arg(long, default_value_t = 42)]
     pub ft_seed: u64,
 }

@@ -221,3 +221,154 @@ fn config_file_sets_defaults_below_the_command_line() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown setting `colour`"));
 }
+
+/// Runs `kefu` in `data` with `args`, expects success, and parses stdout's first line as JSON.
+fn json_ok(data: &std::path::Path, args: &[&str]) -> Value {
+    let mut c = kefu(data);
+    c.args(args);
+    let out = run(c);
+    assert!(
+        out.status.success(),
+        "kefu {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().next().unwrap_or("")).expect("a JSON line")
+}
+
+#[test]
+fn a_retrieval_encoder_is_trained_on_the_knowledge_base_switched_to_and_back() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    let faq = write(
+        tmp.path(),
+        "faq.csv",
+        "id,question,answer,alternates\n\
+         ship,下单后多久发货？,付款后 24 小时内发货。,什么时候发货|多久发出\n\
+         pay,What payment methods do you accept?,\"Visa, Mastercard and Alipay.\",Can I pay by card?\n\
+         refund,退款多久到账？,退款在 3-5 个工作日内原路退回。,钱什么时候退回来\n\
+         track,How do I track my order?,Use the tracking link in your shipping email.,Where is my parcel?\n\
+         invoice,可以开发票吗？,可以，在订单页申请电子发票。,怎么开发票\n\
+         size,How do I choose my size?,See the size chart on each product page.,What size should I get?\n",
+    );
+    let doc = write(
+        tmp.path(),
+        "guide.md",
+        "# Returns 退货\n\nReturns are accepted within 30 days of delivery. 收货后 30 天内可退货。\n",
+    );
+    let questions = write(
+        tmp.path(),
+        "eval.jsonl",
+        "{\"question\": \"多久能发货\", \"expect\": \"ship\"}\n\
+         {\"question\": \"can I pay with a card\", \"expect\": \"pay\"}\n\
+         {\"question\": \"what is the capital of France\", \"expect\": \"none\"}\n",
+    );
+    let mut c = kefu(&data);
+    c.args(["kb", "import", "--kb", "shop"]).arg(&faq).arg(&doc);
+    assert!(run(c).status.success());
+
+    // One trained layer keeps the test short; the demo numbers are in the README.
+    let trained = json_ok(
+        &data,
+        &[
+            "kb",
+            "encoder",
+            "train",
+            "--kb",
+            "shop",
+            "--json",
+            "--ft-layers",
+            "1",
+        ],
+    );
+    let name = trained["encoder"]
+        .as_str()
+        .expect("encoder name")
+        .to_string();
+    let id = name
+        .strip_prefix("multilingual-e5-small+ft-")
+        .expect("a tuned e5 name")
+        .to_string();
+    assert_eq!(
+        trained["groups"], 7,
+        "six FAQ entries and one section: {trained}"
+    );
+    assert_eq!(trained["layers"], 1, "{trained}");
+    let meta: Value = serde_json::from_slice(
+        &std::fs::read(data.join("encoders").join(&id).join("encoder.json")).expect("meta"),
+    )
+    .expect("json");
+    assert_eq!(
+        meta["centering"]["zh"].as_array().map(Vec::len),
+        Some(384),
+        "the tuned encoder's own language means are stored"
+    );
+    let listed = json_ok(&data, &["kb", "encoder", "list", "--json"]);
+    assert_eq!(listed[0]["model"], name.as_str(), "{listed}");
+    assert_eq!(
+        listed[0]["knowledge_bases"],
+        serde_json::json!([]),
+        "{listed}"
+    );
+
+    // Switch, with the answer-quality eval before and after.
+    let q = questions.to_str().expect("utf-8 path");
+    let switched = json_ok(
+        &data,
+        &[
+            "kb", "encoder", "activate", "--kb", "shop", &id, "--eval", q, "--json",
+        ],
+    );
+    assert_eq!(switched["switch"]["from"], "multilingual-e5-small");
+    assert_eq!(switched["switch"]["to"], name.as_str());
+    assert_eq!(switched["switch"]["entries"], 7);
+    for when in ["before", "after"] {
+        assert_eq!(switched[when]["overall"]["questions"], 3, "{switched}");
+    }
+    let listed = json_ok(&data, &["kb", "encoder", "list", "--json"]);
+    assert_eq!(listed[0]["knowledge_bases"], serde_json::json!(["shop"]));
+    let kbs = json_ok(&data, &["kb", "list", "--json"]);
+    assert_eq!(kbs[0]["model"], name.as_str());
+
+    // Queries embed with the tuned encoder (the configured model is still the stock one), and
+    // re-importing the same files embeds nothing.
+    let hit = json_ok(
+        &data,
+        &["kb", "query", "--kb", "shop", "--json", "多久能发货"],
+    );
+    assert_eq!(hit["hits"][0]["id"], "ship", "{hit}");
+    let hit = json_ok(
+        &data,
+        &["kb", "query", "--kb", "shop", "--json", "can I pay by card"],
+    );
+    assert_eq!(hit["hits"][0]["id"], "pay", "{hit}");
+    let mut c = kefu(&data);
+    c.args(["kb", "import", "--kb", "shop", "--json"])
+        .arg(&faq)
+        .arg(&doc);
+    let again: Value = serde_json::from_slice(&run(c).stdout).expect("import json");
+    assert_eq!(
+        (
+            again["unchanged"].as_u64(),
+            again["vectors_embedded"].as_u64()
+        ),
+        (Some(7), Some(0))
+    );
+
+    // Back to the stock model; an unknown encoder is refused and changes nothing.
+    let back = json_ok(
+        &data,
+        &[
+            "kb", "encoder", "activate", "--kb", "shop", "stock", "--json",
+        ],
+    );
+    assert_eq!(back["switch"]["to"], "multilingual-e5-small");
+    let mut c = kefu(&data);
+    c.args(["kb", "encoder", "activate", "--kb", "shop", "0123456789ab"]);
+    let out = run(c);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no fine-tuned encoder"), "{err}");
+    let kbs = json_ok(&data, &["kb", "list", "--json"]);
+    assert_eq!(kbs[0]["model"], "multilingual-e5-small");
+}

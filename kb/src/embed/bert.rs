@@ -20,11 +20,12 @@ pub struct BertConfig {
 }
 
 /// The word-embedding table: dense f32, or Q4_0 rows dequantised on lookup (the multilingual
-/// table is 250k x 384; as f32 it would cost 384 MB, as Q4_0 it is 54 MB).
+/// table is 250k x 384; as f32 it would cost 384 MB, as Q4_0 it is 54 MB). Cloning shares it.
+#[derive(Clone)]
 pub enum WordEmbeddings {
     Dense(Tensor),
     Q4 {
-        blocks: Vec<u8>,
+        blocks: std::sync::Arc<[u8]>,
         rows: usize,
         dim: usize,
     },
@@ -206,7 +207,9 @@ pub fn mean_pool(x: &Tensor, mask: &Tensor, b: usize, len: usize) -> Result<Tens
     Ok(mean.broadcast_div(&norm)?)
 }
 
-/// The whole encoder.
+/// The whole encoder. Cloning shares every weight (candle tensors and the word table are
+/// reference-counted), so a fine-tuned copy costs only the layers it replaces.
+#[derive(Clone)]
 pub struct BertEncoder {
     pub cfg: BertConfig,
     pub word: WordEmbeddings,

@@ -127,7 +127,7 @@ fn layer_names(l: usize) -> LayerNames {
 
 /// multilingual-e5-small, ready to embed.
 pub struct E5Model {
-    tokenizer: E5Tokenizer,
+    tokenizer: std::sync::Arc<E5Tokenizer>,
     encoder: BertEncoder,
 }
 
@@ -151,7 +151,7 @@ impl E5Model {
         };
         let h = cfg.hidden;
         let word = WordEmbeddings::Q4 {
-            blocks: file.q4_bytes("emb.word", hd.vocab_rows * h)?.to_vec(),
+            blocks: file.q4_bytes("emb.word", hd.vocab_rows * h)?.into(),
             rows: hd.vocab_rows,
             dim: h,
         };
@@ -186,7 +186,10 @@ impl E5Model {
             layers,
             device,
         };
-        Ok(Self { tokenizer, encoder })
+        Ok(Self {
+            tokenizer: std::sync::Arc::new(tokenizer),
+            encoder,
+        })
     }
 
     /// The tokenizer (exposed for tests and token counting).
@@ -204,19 +207,18 @@ impl EmbedModel for E5Model {
         self.tokenizer.encode(&format!("{prefix}{text}"))
     }
 
-    fn encode(&self, batch: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
-        self.encoder.encode(batch)
-    }
-
-    fn dim(&self) -> usize {
-        self.encoder.cfg.hidden
-    }
-
     fn encoder(&self) -> &BertEncoder {
         &self.encoder
     }
 
     fn encoder_mut(&mut self) -> &mut BertEncoder {
         &mut self.encoder
+    }
+
+    fn with_encoder(&self, encoder: BertEncoder) -> Box<dyn EmbedModel> {
+        Box::new(Self {
+            tokenizer: std::sync::Arc::clone(&self.tokenizer),
+            encoder,
+        })
     }
 }

@@ -44,7 +44,7 @@ impl WeightSource for SafetensorWeights {
 
 /// all-MiniLM-L6-v2, ready to embed.
 pub struct MiniLmModel {
-    tokenizer: Tokenizer,
+    tokenizer: std::sync::Arc<Tokenizer>,
     encoder: BertEncoder,
 }
 
@@ -123,7 +123,10 @@ impl MiniLmModel {
             layers,
             device,
         };
-        Ok(Self { tokenizer, encoder })
+        Ok(Self {
+            tokenizer: std::sync::Arc::new(tokenizer),
+            encoder,
+        })
     }
 }
 
@@ -158,19 +161,18 @@ impl EmbedModel for MiniLmModel {
         Ok(enc.get_ids().to_vec())
     }
 
-    fn encode(&self, batch: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
-        self.encoder.encode(batch)
-    }
-
-    fn dim(&self) -> usize {
-        self.encoder.cfg.hidden
-    }
-
     fn encoder(&self) -> &BertEncoder {
         &self.encoder
     }
 
     fn encoder_mut(&mut self) -> &mut BertEncoder {
         &mut self.encoder
+    }
+
+    fn with_encoder(&self, encoder: BertEncoder) -> Box<dyn EmbedModel> {
+        Box::new(Self {
+            tokenizer: std::sync::Arc::clone(&self.tokenizer),
+            encoder,
+        })
     }
 }

@@ -29,16 +29,28 @@ pub trait Embedder: Send + Sync {
     fn dim(&self) -> usize;
     /// One vector per text, in order.
     fn embed(&self, texts: &[&str], role: TextRole) -> Result<Vec<Vec<f32>>>;
+    /// This model with a fine-tuned delta applied, sharing every weight the delta does not
+    /// replace; `None` when the embedder cannot be tuned.
+    fn tuned(&self, _delta: &crate::finetune::EncoderDelta) -> Option<Result<Arc<dyn Embedder>>> {
+        None
+    }
 }
 
 /// A transformer model split into tokenisation and a batched forward pass.
 pub trait EmbedModel: Send + Sync {
     fn tokenize(&self, text: &str, role: TextRole) -> Result<Vec<u32>>;
-    fn encode(&self, batch: &[Vec<u32>]) -> Result<Vec<Vec<f32>>>;
-    fn dim(&self) -> usize;
+    /// Pooled vectors of already-tokenised texts.
+    fn encode(&self, batch: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
+        self.encoder().encode(batch)
+    }
+    fn dim(&self) -> usize {
+        self.encoder().cfg.hidden
+    }
     /// The transformer (fine-tuning reads and replaces its layers).
     fn encoder(&self) -> &bert::BertEncoder;
     fn encoder_mut(&mut self) -> &mut bert::BertEncoder;
+    /// The same model (tokenizer shared) running `encoder`.
+    fn with_encoder(&self, encoder: bert::BertEncoder) -> Box<dyn EmbedModel>;
 }
 
 /// The models Kefu ships support for.
@@ -133,6 +145,42 @@ pub fn load_tuned(
     ))
 }
 
+/// The separator between a stock model's name and a fine-tuned encoder's id
+/// (`multilingual-e5-small+ft-1a2b3c4d5e6f`).
+pub const TUNED_SEPARATOR: &str = "+ft-";
+
+/// Where fine-tuned retrieval encoders live: `<data_dir>/encoders/<id>/`.
+pub fn encoders_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("encoders")
+}
+
+/// Loads a model by name: a stock model (`load_embedder`), or `<stock>+ft-<id>`, the stock model
+/// with the fine-tuned encoder saved under `encoders/<id>` applied.
+pub fn load_named(name: &str, model_dir: &Path, encoders: &Path) -> Result<Arc<dyn Embedder>> {
+    match name.split_once(TUNED_SEPARATOR) {
+        None => load_embedder(name, model_dir),
+        Some((base, id)) => load_tuned(base, model_dir, &load_delta(encoders, name, id)?),
+    }
+}
+
+/// The fine-tuned retrieval encoder `id` (of model name `name`) saved under `encoders`.
+pub fn load_delta(encoders: &Path, name: &str, id: &str) -> Result<crate::finetune::EncoderDelta> {
+    let dir = encoders.join(id);
+    let valid_id = !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric());
+    if !valid_id || !crate::finetune::EncoderDelta::exists(&dir) {
+        return Err(KbError::UnknownModel(format!(
+            "{name} (no fine-tuned encoder in {})",
+            encoders.display()
+        )));
+    }
+    crate::finetune::EncoderDelta::load(&dir)
+}
+
+/// The stock model a (possibly fine-tuned) model name is built on.
+pub fn base_model(name: &str) -> &str {
+    name.split_once(TUNED_SEPARATOR).map_or(name, |(b, _)| b)
+}
+
 /// Per-language mean vectors subtracted from every embedding (then re-normalised): multilingual
 /// models cluster by language, which drowns cross-language matches and compresses scores. The
 /// means come from everyday sentences in each language (see `kb/calibration/`).
@@ -142,19 +190,55 @@ pub struct LanguageCentering {
     other: Vec<f32>,
 }
 
+/// The two mean vectors of a `LanguageCentering`, as stored (`e5_language_means.json`, a tuned
+/// encoder's `encoder.json`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LanguageMeans {
+    pub zh: Vec<f32>,
+    pub en: Vec<f32>,
+}
+
+/// Everyday Chinese and English sentences the centring means are measured on.
+const CALIBRATION_ZH: &str = include_str!("../../calibration/zh-general.txt");
+const CALIBRATION_EN: &str = include_str!("../../calibration/en-general.txt");
+
 impl LanguageCentering {
     /// The means for multilingual-e5-small, compiled in.
     pub fn e5_small() -> Result<Self> {
-        #[derive(serde::Deserialize)]
-        struct Means {
-            zh: Vec<f32>,
-            en: Vec<f32>,
-        }
-        let m: Means = serde_json::from_str(include_str!("e5_language_means.json"))
+        let m: LanguageMeans = serde_json::from_str(include_str!("e5_language_means.json"))
             .map_err(|e| KbError::Tokenizer(format!("language means: {e}")))?;
-        Ok(Self {
-            cjk: m.zh,
-            other: m.en,
+        Ok(Self::from_means(&m))
+    }
+
+    pub fn from_means(m: &LanguageMeans) -> Self {
+        Self {
+            cjk: m.zh.clone(),
+            other: m.en.clone(),
+        }
+    }
+
+    /// Measures the means on `embedder`'s own vectors of the calibration sentences
+    /// (`kb/calibration/`): a fine-tuned encoder moves every vector, so the stock means would no
+    /// longer remove the shared part and every score would rise.
+    pub fn measure(embedder: &BatchingEmbedder) -> Result<LanguageMeans> {
+        let mean = |text: &str| -> Result<Vec<f32>> {
+            let lines: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            let vectors = embedder.embed_uncentred(&lines, TextRole::Query)?;
+            let mut m = vec![0f32; embedder.dim()];
+            for v in &vectors {
+                m.iter_mut().zip(v).for_each(|(a, x)| *a += x);
+            }
+            let n = vectors.len().max(1) as f32;
+            m.iter_mut().for_each(|a| *a /= n);
+            Ok(m)
+        };
+        Ok(LanguageMeans {
+            zh: mean(CALIBRATION_ZH)?,
+            en: mean(CALIBRATION_EN)?,
         })
     }
 
@@ -233,26 +317,27 @@ impl BatchingEmbedder {
             )));
         }
         delta.apply(self.model.encoder_mut())?;
+        if let (Some(_), Some(m)) = (&self.centering, &delta.meta.centering) {
+            self.centering = Some(LanguageCentering::from_means(m));
+        }
         self.name = delta.model_name();
         Ok(self)
     }
 
-    /// Runs the encoder on already-tokenised inputs (no centring): for benchmarks and references.
-    pub fn encode_ids(&self, batch: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
-        self.model.encode(batch)
-    }
-}
-
-impl Embedder for BatchingEmbedder {
-    fn model_name(&self) -> &str {
-        &self.name
-    }
-
-    fn dim(&self) -> usize {
-        self.model.dim()
+    /// A copy with a fine-tuned delta applied (see `with_delta`) that shares the tokenizer, the
+    /// word table and the layers the delta does not replace with this one.
+    pub fn tuned_copy(&self, delta: &crate::finetune::EncoderDelta) -> Result<Self> {
+        let copy = Self {
+            name: self.name.clone(),
+            model: self.model.with_encoder(self.model.encoder().clone()),
+            centering: self.centering.clone(),
+        };
+        copy.with_delta(delta)
     }
 
-    fn embed(&self, texts: &[&str], role: TextRole) -> Result<Vec<Vec<f32>>> {
+    /// The encoder's normalised vectors in input order, before language centring (texts of
+    /// similar length run together, so batches pad little).
+    pub fn embed_uncentred(&self, texts: &[&str], role: TextRole) -> Result<Vec<Vec<f32>>> {
         let tokens = texts
             .iter()
             .map(|t| self.model.tokenize(t, role))
@@ -280,6 +365,37 @@ impl Embedder for BatchingEmbedder {
             }
             start = end;
         }
+        Ok(out)
+    }
+
+    /// Runs the encoder on already-tokenised inputs (no centring): for benchmarks and references.
+    pub fn encode_ids(&self, batch: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
+        self.model.encode(batch)
+    }
+}
+
+impl Embedder for BatchingEmbedder {
+    fn model_name(&self) -> &str {
+        &self.name
+    }
+
+    fn tuned(&self, delta: &crate::finetune::EncoderDelta) -> Option<Result<Arc<dyn Embedder>>> {
+        if self.name.contains(TUNED_SEPARATOR) {
+            // Already tuned for retrieval: the delta applies to the stock model only.
+            return None;
+        }
+        Some(
+            self.tuned_copy(delta)
+                .map(|e| Arc::new(e) as Arc<dyn Embedder>),
+        )
+    }
+
+    fn dim(&self) -> usize {
+        self.model.dim()
+    }
+
+    fn embed(&self, texts: &[&str], role: TextRole) -> Result<Vec<Vec<f32>>> {
+        let mut out = self.embed_uncentred(texts, role)?;
         if let Some(c) = &self.centering {
             for (text, v) in texts.iter().zip(out.iter_mut()) {
                 c.apply(text, v);

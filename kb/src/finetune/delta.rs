@@ -24,6 +24,10 @@ pub struct DeltaMeta {
     pub method: Method,
     /// sha256 (hex, first 12 characters) of the trained weights: names the tuned encoder.
     pub id: String,
+    /// The language-centring means measured on the tuned encoder (retrieval encoders; see
+    /// `LanguageCentering::measure`); `None` keeps the stock model's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub centering: Option<crate::embed::LanguageMeans>,
 }
 
 /// Trained layers replacing the top of a stock encoder.
@@ -101,6 +105,7 @@ impl EncoderDelta {
                 first_layer,
                 method,
                 id,
+                centering: None,
             },
             layers,
         })
@@ -130,17 +135,22 @@ impl EncoderDelta {
         dir.join(META).is_file()
     }
 
-    /// Reads a delta written by `save`.
-    pub fn load(dir: &Path) -> Result<Self> {
+    /// Reads only `encoder.json` of a delta written by `save` (to list saved encoders).
+    pub fn read_meta(dir: &Path) -> Result<DeltaMeta> {
         let path = dir.join(META);
         let text = std::fs::read(&path).map_err(|source| KbError::Io {
             path: path.clone(),
             source,
         })?;
-        let meta: DeltaMeta = serde_json::from_slice(&text).map_err(|e| KbError::ModelFormat {
-            path: path.clone(),
+        serde_json::from_slice(&text).map_err(|e| KbError::ModelFormat {
+            path,
             reason: e.to_string(),
-        })?;
+        })
+    }
+
+    /// Reads a delta written by `save`.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let meta = Self::read_meta(dir)?;
         let path = dir.join(WEIGHTS);
         let tensors = candle_core::safetensors::load(&path, &Device::Cpu)?;
         let get = |name: String| -> Result<Tensor> {

@@ -6,6 +6,7 @@
 
 pub mod delta;
 pub mod layer;
+pub mod retrieval;
 
 use std::collections::BTreeMap;
 use std::time::Instant;

@@ -303,3 +303,73 @@ fn bad_settings_and_data_are_refused() {
     )
     .is_err());
 }
+
+/// A byte-level "tokenizer" over the tiny encoder, to run the tiny encoder as an embedder.
+struct TinyModel {
+    encoder: BertEncoder,
+}
+
+impl crate::embed::EmbedModel for TinyModel {
+    fn tokenize(&self, text: &str, _role: crate::TextRole) -> crate::error::Result<Vec<u32>> {
+        let mut ids = vec![1];
+        ids.extend(text.bytes().take(12).map(|b| 10 + u32::from(b) % 30));
+        ids.push(2);
+        Ok(ids)
+    }
+
+    fn encoder(&self) -> &BertEncoder {
+        &self.encoder
+    }
+
+    fn encoder_mut(&mut self) -> &mut BertEncoder {
+        &mut self.encoder
+    }
+
+    fn with_encoder(&self, encoder: BertEncoder) -> Box<dyn crate::embed::EmbedModel> {
+        Box::new(TinyModel { encoder })
+    }
+}
+
+#[test]
+fn a_tuned_copy_shares_the_stock_model_and_leaves_it_unchanged() {
+    use crate::embed::{BatchingEmbedder, Embedder};
+    let texts = two_intents();
+    let cfg = FineTuneConfig {
+        layers: 1,
+        batch_pairs: 2,
+        ..FineTuneConfig::default()
+    };
+    let delta = fine_tune(&tiny_encoder(10), "tiny", &texts, &cfg, &|_| {}).expect("tune");
+    let stock = BatchingEmbedder::new(
+        "tiny",
+        Box::new(TinyModel {
+            encoder: tiny_encoder(10),
+        }),
+    );
+    let probe = ["refund please", "where is it"];
+    let before = stock.embed(&probe, crate::TextRole::Query).expect("embed");
+    let copy = stock.tuned(&delta).expect("tunable").expect("tuned");
+    assert_eq!(copy.model_name(), delta.model_name());
+    let fresh = BatchingEmbedder::new(
+        "tiny",
+        Box::new(TinyModel {
+            encoder: tiny_encoder(10),
+        }),
+    )
+    .with_delta(&delta)
+    .expect("apply");
+    let tuned = copy.embed(&probe, crate::TextRole::Query).expect("embed");
+    assert_eq!(
+        tuned,
+        fresh.embed(&probe, crate::TextRole::Query).expect("embed")
+    );
+    assert_ne!(tuned, before);
+    assert_eq!(
+        stock.embed(&probe, crate::TextRole::Query).expect("embed"),
+        before,
+        "the stock embedder is untouched"
+    );
+    let mut other = delta.clone();
+    other.meta.base_model = "another".into();
+    assert!(stock.tuned(&other).expect("tunable").is_err());
+}

@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::{Knowledge, IMPORT_BATCH};
-use crate::embed::TextRole;
+use std::sync::Arc;
+
+use super::{embed_with, Knowledge, IMPORT_BATCH};
+use crate::embed::{Embedder, TextRole};
 use crate::error::{KbError, Result};
 use crate::ingest::{self, FileKind, Record};
 use crate::store::EmbeddedRecord;
@@ -124,10 +126,17 @@ impl Knowledge {
                 records.push(r);
             }
         }
-        let info = self
-            .store
-            .ensure_kb(kb, self.embedder.model_name(), self.embedder.dim())
-            .await?;
+        // An existing knowledge base keeps the encoder it was built with (or switched to).
+        let info = match self.store.get_kb(kb).await? {
+            Some(info) => info,
+            None => {
+                let running = self.embedder();
+                self.store
+                    .ensure_kb(kb, running.model_name(), running.dim())
+                    .await?
+            }
+        };
+        let encoder = self.encoder_of(&info).await?;
         let stored = self.store.entry_hashes(info.id).await?;
         let mut report = ImportReport {
             files: sources.len(),
@@ -148,32 +157,9 @@ impl Knowledge {
             })
             .collect();
 
-        let texts: Vec<(usize, String, TextRole)> = changed
-            .iter()
-            .enumerate()
-            .flat_map(|(i, (r, _))| {
-                r.embed_texts()
-                    .into_iter()
-                    .map(move |(t, role)| (i, t, role))
-            })
-            .collect();
-        let total = texts.len();
-        progress(0, total);
-        let mut vectors: Vec<Vec<(String, Vec<f32>)>> = vec![Vec::new(); changed.len()];
-        for role in [TextRole::Query, TextRole::Passage] {
-            let batch: Vec<&(usize, String, TextRole)> =
-                texts.iter().filter(|t| t.2 == role).collect();
-            for group in batch.chunks(IMPORT_BATCH) {
-                let embedded = self
-                    .embed(group.iter().map(|t| t.1.clone()).collect(), role)
-                    .await?;
-                for (t, v) in group.iter().zip(embedded) {
-                    vectors[t.0].push((t.1.clone(), v));
-                }
-                report.vectors_embedded += group.len();
-                progress(report.vectors_embedded, total);
-            }
-        }
+        let records: Vec<&Record> = changed.iter().map(|(r, _)| r).collect();
+        let vectors = embed_records(encoder, &records, progress).await?;
+        report.vectors_embedded = vectors.iter().map(Vec::len).sum();
         let embedded: Vec<EmbeddedRecord> = changed
             .into_iter()
             .zip(vectors)
@@ -190,16 +176,48 @@ impl Knowledge {
         report.added = outcome.added;
         report.updated = outcome.updated;
         report.removed = outcome.removed;
-        self.index
-            .apply_own_write(
-                &self.store,
-                &outcome.removed_entry_ids,
-                outcome.new_vectors,
-                outcome.generation,
-            )
-            .await?;
+        self.apply_write(outcome).await?;
         Ok(report)
     }
+}
+
+/// Every record's texts (`Record::embed_texts`) with their vectors, queries and passages each in
+/// batches of `IMPORT_BATCH`; `progress` counts texts.
+pub(super) async fn embed_records(
+    encoder: Arc<dyn Embedder>,
+    records: &[&Record],
+    progress: Progress<'_>,
+) -> Result<Vec<Vec<(String, Vec<f32>)>>> {
+    let texts: Vec<(usize, String, TextRole)> = records
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| {
+            r.embed_texts()
+                .into_iter()
+                .map(move |(t, role)| (i, t, role))
+        })
+        .collect();
+    let total = texts.len();
+    progress(0, total);
+    let mut done = 0;
+    let mut vectors: Vec<Vec<(String, Vec<f32>)>> = vec![Vec::new(); records.len()];
+    for role in [TextRole::Query, TextRole::Passage] {
+        let batch: Vec<&(usize, String, TextRole)> = texts.iter().filter(|t| t.2 == role).collect();
+        for group in batch.chunks(IMPORT_BATCH) {
+            let embedded = embed_with(
+                Arc::clone(&encoder),
+                group.iter().map(|t| t.1.clone()).collect(),
+                role,
+            )
+            .await?;
+            for (t, v) in group.iter().zip(embedded) {
+                vectors[t.0].push((t.1.clone(), v));
+            }
+            done += group.len();
+            progress(done, total);
+        }
+    }
+    Ok(vectors)
 }
 
 /// Which texts `Record::embed_texts` makes; bumped when that changes, so that a re-import
@@ -207,7 +225,7 @@ impl Knowledge {
 const EMBED_RECIPE: &str = "2: chunks also sentence by sentence";
 
 /// Hash of everything that determines an entry's stored form and vectors.
-fn content_hash(r: &Record, model: &str) -> String {
+pub(super) fn content_hash(r: &Record, model: &str) -> String {
     let mut h = Sha256::new();
     for part in [
         EMBED_RECIPE,

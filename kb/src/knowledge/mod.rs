@@ -2,10 +2,14 @@
 //! one transaction, then update the index) and answers queries with scored hits and a band over
 //! the in-process view of the store (`synced`).
 
+mod encoders;
 mod import;
+mod switch;
 mod synced;
 
+pub use encoders::EncoderLoader;
 pub use import::{ImportReport, Progress, SourceFile};
+pub use switch::SwitchReport;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -28,10 +32,11 @@ pub const MAX_QUERY_CHARS: usize = 2000;
 /// Texts embedded per progress step during import.
 const IMPORT_BATCH: usize = 64;
 
-/// Store + index + embedder.
+/// Store + index + encoders.
 pub struct Knowledge {
     store: KbStore,
-    embedder: Arc<dyn Embedder>,
+    /// The running model, and fine-tuned encoders that knowledge bases were switched to.
+    encoders: encoders::Encoders,
     /// The indexes and cached rows, kept in step with the store.
     index: SyncedIndex,
 }
@@ -48,7 +53,7 @@ impl Knowledge {
         let index = SyncedIndex::exact(&store).await?;
         Ok(Self {
             store,
-            embedder,
+            encoders: encoders::Encoders::new(embedder),
             index,
         })
     }
@@ -61,28 +66,47 @@ impl Knowledge {
     ) -> Self {
         Self {
             store,
-            embedder,
+            encoders: encoders::Encoders::new(embedder),
             index: SyncedIndex::outside(index),
         }
+    }
+
+    /// Lets knowledge bases switched to a fine-tuned encoder over the running model
+    /// (`switch_encoder`) be served: `loader` builds such an encoder by name on first use.
+    pub fn with_encoder_loader(mut self, loader: EncoderLoader) -> Self {
+        self.encoders.set_loader(loader);
+        self
     }
 
     pub fn store(&self) -> &KbStore {
         &self.store
     }
 
+    /// The running model: new knowledge bases and queries are embedded with it.
     pub fn embedder(&self) -> &Arc<dyn Embedder> {
-        &self.embedder
+        self.encoders.running()
     }
 
-    /// Embeds on a blocking thread.
+    /// The encoder knowledge base `info` was built with.
+    async fn encoder_of(&self, info: &KbInfo) -> Result<Arc<dyn Embedder>> {
+        self.encoders.for_model(&info.name, &info.model).await
+    }
+
+    /// Embeds with the running model on a blocking thread.
     async fn embed(&self, texts: Vec<String>, role: TextRole) -> Result<Vec<Vec<f32>>> {
-        let embedder = self.embedder.clone();
-        tokio::task::spawn_blocking(move || {
-            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            embedder.embed(&refs, role)
-        })
-        .await
-        .map_err(|e| KbError::Index(format!("embedding task failed: {e}")))?
+        embed_with(Arc::clone(self.embedder()), texts, role).await
+    }
+
+    /// Brings the synced index up to this process's own committed write.
+    async fn apply_write(&self, outcome: crate::store::WriteOutcome) -> Result<()> {
+        self.index
+            .apply_own_write(
+                &self.store,
+                &outcome.removed_entry_ids,
+                outcome.new_vectors,
+                outcome.generation,
+            )
+            .await
     }
 
     /// Thresholds in force for a knowledge base.
@@ -95,13 +119,6 @@ impl Knowledge {
             .index
             .kb(kb)?
             .ok_or_else(|| KbError::KbNotFound(kb.to_string()))?;
-        if info.model != self.embedder.model_name() {
-            return Err(KbError::ModelMismatch {
-                kb: kb.to_string(),
-                built: info.model,
-                active: self.embedder.model_name().to_string(),
-            });
-        }
         Ok(info)
     }
 
@@ -161,7 +178,9 @@ impl Knowledge {
             .ok_or_else(|| KbError::Index("no result".into()))
     }
 
-    /// Retrieves for queries already embedded: the index and the knowledge base are checked once.
+    /// Retrieves for queries already embedded by the running model (`embed_queries`): the index
+    /// and the knowledge base are checked once. A knowledge base switched to a fine-tuned encoder
+    /// embeds the texts again with that encoder.
     pub async fn search_many(
         &self,
         kb: &str,
@@ -175,13 +194,22 @@ impl Knowledge {
                 "top_k must be between 1 and {MAX_TOP_K}"
             )));
         }
-        if texts.len() != vectors.len() || vectors.iter().any(|v| v.len() != self.embedder.dim()) {
+        if texts.len() != vectors.len() || vectors.iter().any(|v| v.len() != self.embedder().dim())
+        {
             return Err(KbError::InvalidInput(
                 "one query vector of the model's length is needed per text".into(),
             ));
         }
         self.index.refresh(&self.store).await?;
         let info = self.kb_for_query(kb)?;
+        let encoder = self.encoder_of(&info).await?;
+        let own_vectors;
+        let vectors = if self.encoders.is_running(&info.model) {
+            vectors
+        } else {
+            own_vectors = embed_with(encoder, texts.to_vec(), TextRole::Query).await?;
+            &own_vectors[..]
+        };
         let thresholds = Self::thresholds(&info);
         let filter = SearchFilter {
             kb_id: info.id,
@@ -250,6 +278,20 @@ impl Knowledge {
     pub async fn indexed_vectors(&self) -> Result<usize> {
         self.index.len().await
     }
+}
+
+/// Embeds with `embedder` on a blocking thread.
+async fn embed_with(
+    embedder: Arc<dyn Embedder>,
+    texts: Vec<String>,
+    role: TextRole,
+) -> Result<Vec<Vec<f32>>> {
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        embedder.embed(&refs, role)
+    })
+    .await
+    .map_err(|e| KbError::Index(format!("embedding task failed: {e}")))?
 }
 
 /// True when the knowledge base has no entries yet (used to load the demo on first start).

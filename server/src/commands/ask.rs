@@ -115,7 +115,7 @@ impl<'a> Asker<'a> {
             Some(path) => RuleSet::load(path)?,
             None => RuleSet::builtin(),
         };
-        let intents = super::intent_slot(config);
+        let intents = super::intent_slot(config, Arc::clone(knowledge.embedder()));
         intents.load_active(
             &kefu_kb::intent::Registry::new(&config.data_dir),
             knowledge.embedder().model_name(),

@@ -19,13 +19,12 @@ pub fn cache_path(config: &Config) -> std::path::PathBuf {
 }
 
 async fn load_embedder(config: &Config) -> anyhow::Result<Arc<dyn Embedder>> {
-    let model = config.model.clone();
-    let dir = config.model_dir.clone();
-    Ok(tokio::task::spawn_blocking(move || kefu_kb::load_embedder(&model, &dir)).await??)
+    super::load_model(config).await
 }
 
-async fn load_stock(config: &Config) -> anyhow::Result<BatchingEmbedder> {
-    let model = config.model.clone();
+/// The stock model under the configured one (intent fine-tuning starts from it).
+pub(crate) async fn load_stock(config: &Config) -> anyhow::Result<BatchingEmbedder> {
+    let model = kefu_kb::embed::base_model(&config.model).to_string();
     let dir = config.model_dir.clone();
     Ok(tokio::task::spawn_blocking(move || load_batching(&model, &dir, true)).await??)
 }
@@ -38,7 +37,7 @@ async fn embedder_for(config: &Config, model: &IntentModel) -> anyhow::Result<Ar
     }
 }
 
-fn fine_tune_config(a: &FineTuneArgs) -> FineTuneConfig {
+pub(crate) fn fine_tune_config(a: &FineTuneArgs) -> FineTuneConfig {
     FineTuneConfig {
         layers: a.ft_layers,
         method: match a.ft_method.as_str() {
@@ -50,6 +49,9 @@ fn fine_tune_config(a: &FineTuneArgs) -> FineTuneConfig {
         learning_rate: a.ft_lr,
         classify_weight: a.ft_classify,
         seed: a.ft_seed,
+        oos_negatives: a
+            .ft_negatives
+            .unwrap_or(FineTuneConfig::default().oos_negatives),
         ..FineTuneConfig::default()
     }
 }

@@ -17,6 +17,7 @@ const FALLBACKS: u32 = 2;
 /// Runs one `kb` subcommand.
 pub async fn run(config: &Config, cmd: KbCommand) -> anyhow::Result<()> {
     match cmd {
+        KbCommand::Encoder(cmd) => super::kb_encoder::run(config, cmd).await?,
         KbCommand::Import { paths, kb, json } => {
             let k = super::open_knowledge(config).await?;
             let bar = ProgressBar::new(0);

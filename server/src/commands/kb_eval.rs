@@ -333,20 +333,10 @@ pub struct EvalOptions<'a> {
     pub kb: &'a str,
 }
 
-/// Asks every question, prints the summary, and writes the report when asked.
-pub async fn run(asker: &Asker<'_>, data: &Path, opts: EvalOptions<'_>) -> anyhow::Result<()> {
-    let EvalOptions {
-        json,
-        report,
-        tune,
-        kb,
-    } = opts;
-    let items = load(data)?;
-    if tune.is_some() {
-        super::kb_tune::check_data(&items)?;
-    }
+/// Asks every question and summarises the outcomes, overall and per language.
+pub async fn measure(asker: &Asker<'_>, data: &Path, items: &[EvalItem]) -> (Report, Vec<Outcome>) {
     let mut outcomes = Vec::with_capacity(items.len());
-    for item in &items {
+    for item in items {
         let asked = asker.ask(&item.question, None).await;
         outcomes.push(judge(item, &asked));
     }
@@ -368,9 +358,25 @@ pub async fn run(asker: &Asker<'_>, data: &Path, opts: EvalOptions<'_>) -> anyho
         overall: summarise(&all_items, &all),
         zh: by_lang("zh"),
         en: by_lang("en"),
-        curve: curve(&items, &outcomes),
+        curve: curve(items, &outcomes),
         tuned: None,
     };
+    (out, outcomes)
+}
+
+/// Asks every question, prints the summary, and writes the report when asked.
+pub async fn run(asker: &Asker<'_>, data: &Path, opts: EvalOptions<'_>) -> anyhow::Result<()> {
+    let EvalOptions {
+        json,
+        report,
+        tune,
+        kb,
+    } = opts;
+    let items = load(data)?;
+    if tune.is_some() {
+        super::kb_tune::check_data(&items)?;
+    }
+    let (out, outcomes) = measure(asker, data, &items).await;
     let out = match tune {
         Some(min_held) => {
             let before = Rates::of(asker.thresholds(), &out.overall);

@@ -4,6 +4,7 @@ pub mod agent;
 pub mod ask;
 pub mod intent;
 pub mod kb;
+pub mod kb_encoder;
 pub mod kb_eval;
 pub mod kb_tune;
 pub mod loadtest;
@@ -21,23 +22,64 @@ use crate::store::{Store, TokenKind};
 
 /// Loads the configured model and opens the embedded store + index.
 pub async fn open_knowledge(config: &Config) -> anyhow::Result<Knowledge> {
-    let model = config.model.clone();
-    let dir = config.model_dir.clone();
-    let embedder =
-        tokio::task::spawn_blocking(move || kefu_kb::load_embedder(&model, &dir)).await??;
-    Ok(Knowledge::open_embedded(&config.database_path(), Arc::clone(&embedder)).await?)
+    let embedder = load_model(config).await?;
+    let loader = encoder_loader(config, Arc::clone(&embedder));
+    Ok(
+        Knowledge::open_embedded(&config.database_path(), Arc::clone(&embedder))
+            .await?
+            .with_encoder_loader(loader),
+    )
 }
 
-/// Opens (and migrates) the conversation database.
-/// The intent model slot of a serving process: models trained with `--fine-tune` load their
-/// encoder from the configured model directory.
-pub fn intent_slot(config: &Config) -> crate::triage::IntentSlot {
-    let (model, dir) = (config.model.clone(), config.model_dir.clone());
-    crate::triage::IntentSlot::with_encoders(std::sync::Arc::new(move |delta| {
-        kefu_kb::embed::load_tuned(&model, &dir, delta)
+/// Builds the fine-tuned retrieval encoders that knowledge bases were switched to (`kefu kb
+/// encoder activate`) from `<data_dir>/encoders/`: a copy of the running model sharing every
+/// weight the tuned layers do not replace, or a separate load when that cannot be copied.
+pub fn encoder_loader(
+    config: &Config,
+    running: Arc<dyn kefu_kb::Embedder>,
+) -> kefu_kb::knowledge::EncoderLoader {
+    let model_dir = config.model_dir.clone();
+    let encoders = kefu_kb::embed::encoders_dir(&config.data_dir);
+    Arc::new(move |name: &str| {
+        let Some((base, id)) = name.split_once(kefu_kb::embed::TUNED_SEPARATOR) else {
+            return kefu_kb::load_embedder(name, &model_dir);
+        };
+        let delta = kefu_kb::embed::load_delta(&encoders, name, id)?;
+        running
+            .tuned(&delta)
+            .unwrap_or_else(|| kefu_kb::embed::load_tuned(base, &model_dir, &delta))
+    })
+}
+
+/// Loads the configured model: a stock one, or a fine-tuned retrieval encoder
+/// (`<stock>+ft-<id>`, see `kefu kb encoder`).
+pub async fn load_model(config: &Config) -> anyhow::Result<Arc<dyn kefu_kb::Embedder>> {
+    let model = config.model.clone();
+    let dir = config.model_dir.clone();
+    let encoders = kefu_kb::embed::encoders_dir(&config.data_dir);
+    Ok(
+        tokio::task::spawn_blocking(move || kefu_kb::embed::load_named(&model, &dir, &encoders))
+            .await??,
+    )
+}
+
+/// The intent model slot of a serving process: a model trained with `--fine-tune` gets its
+/// encoder as a copy of `stock` (the running embedder) with the tuned layers swapped in, sharing
+/// everything else; an embedder that cannot be copied so loads it from the model directory.
+pub fn intent_slot(
+    config: &Config,
+    stock: Arc<dyn kefu_kb::Embedder>,
+) -> crate::triage::IntentSlot {
+    let model = kefu_kb::embed::base_model(&config.model).to_string();
+    let dir = config.model_dir.clone();
+    crate::triage::IntentSlot::with_encoders(Arc::new(move |delta| {
+        stock
+            .tuned(delta)
+            .unwrap_or_else(|| kefu_kb::embed::load_tuned(&model, &dir, delta))
     }))
 }
 
+/// Opens (and migrates) the conversation database.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     if config.database_url.is_none() {
         std::fs::create_dir_all(&config.data_dir)?;

@@ -24,7 +24,7 @@ pub const DEMO_SITE: &str = "demo";
 /// Runs the server until Ctrl-C or SIGTERM.
 pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
     // Fail fast (before binding) on a missing model or a bad rules file.
-    kefu_kb::embed::ensure_installed(&config.model, &config.model_dir)?;
+    kefu_kb::embed::ensure_installed(kefu_kb::embed::base_model(&config.model), &config.model_dir)?;
     let rules = match &args.rules {
         Some(path) => RuleSet::load(path)?,
         None => RuleSet::builtin(),
@@ -75,7 +75,7 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
             .unwrap_or(1)
     });
     let retriever = Arc::new(KbBatcher::start(Arc::clone(&knowledge), workers));
-    let intents = Arc::new(super::intent_slot(config));
+    let intents = Arc::new(super::intent_slot(config, Arc::clone(knowledge.embedder())));
     intents.follow(
         kefu_kb::intent::Registry::new(&config.data_dir),
         knowledge.embedder().model_name().to_string(),

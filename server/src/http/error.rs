@@ -141,6 +141,7 @@ impl From<KbError> for ApiError {
         let code = match &e {
             KbError::KbNotFound(_) => ErrorCode::KbNotFound,
             KbError::ModelMismatch { .. } => ErrorCode::ModelMismatch,
+            KbError::Conflict(_) => ErrorCode::Conflict,
             KbError::Parse { .. } => ErrorCode::ParseError,
             KbError::UnsupportedFile(_) => ErrorCode::UnsupportedFile,
             KbError::UnknownModel(_) => ErrorCode::UnknownModel,
