@@ -503,8 +503,10 @@ pub struct FineTuneArgs {
     /// more).
     #[arg(long, default_value_t = 1.0)]
     pub ft_epochs: f64,
-    #[arg(long, default_value_t = 2e-4)]
-    pub ft_lr: f64,
+    /// Learning rate (default: 2e-4 for intents, 5e-5 for `kb encoder train`, where larger steps
+    /// undo what the stock model knew about questions it did not see).
+    #[arg(long)]
+    pub ft_lr: Option<f64>,
     /// Intents per step (two utterances each).
     #[arg(long, default_value_t = 32)]
     pub ft_batch: usize,

@@ -3,10 +3,17 @@
 //! on first use and kept.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
-use crate::embed::{base_model, Embedder};
+use crate::embed::{base_model, Embedder, TextRole};
 use crate::error::{KbError, Result};
+
+/// Query vectors of tuned encoders kept (about 1.5 MB at 384 dimensions); the memo is emptied
+/// when full. Repeated questions — an eval's threshold search, a popular question — embed once.
+const MEMO_CAPACITY: usize = 1024;
+
+/// (model, query) → vector.
+type Memo = HashMap<(String, String), Vec<f32>>;
 
 /// Loads an encoder by model name (`<stock>+ft-<id>`); runs on a blocking thread.
 pub type EncoderLoader = Arc<dyn Fn(&str) -> Result<Arc<dyn Embedder>> + Send + Sync>;
@@ -15,6 +22,9 @@ pub(super) struct Encoders {
     running: Arc<dyn Embedder>,
     loader: Option<EncoderLoader>,
     loaded: RwLock<HashMap<String, Arc<dyn Embedder>>>,
+    /// (model, query) → vector, for tuned encoders only (the running model's vectors come in
+    /// with the query).
+    memo: Mutex<Memo>,
 }
 
 impl Encoders {
@@ -23,6 +33,7 @@ impl Encoders {
             running,
             loader: None,
             loaded: RwLock::new(HashMap::new()),
+            memo: Mutex::new(HashMap::new()),
         }
     }
 
@@ -75,9 +86,106 @@ impl Encoders {
         ))
     }
 
+    /// Query vectors of `texts` by `encoder` (a tuned one), embedding only those not memoised.
+    pub async fn embed_queries(
+        &self,
+        encoder: Arc<dyn Embedder>,
+        texts: &[String],
+    ) -> Result<Vec<Vec<f32>>> {
+        let model = encoder.model_name().to_string();
+        let key = |t: &String| (model.clone(), t.clone());
+        let known: Vec<Option<Vec<f32>>> = {
+            let memo = self.memo()?;
+            texts.iter().map(|t| memo.get(&key(t)).cloned()).collect()
+        };
+        let missing: Vec<String> = texts
+            .iter()
+            .zip(&known)
+            .filter(|(_, k)| k.is_none())
+            .map(|(t, _)| t.clone())
+            .collect();
+        let mut fresh = if missing.is_empty() {
+            Vec::new()
+        } else {
+            super::embed_with(encoder, missing.clone(), TextRole::Query).await?
+        }
+        .into_iter();
+        {
+            let mut memo = self.memo()?;
+            if memo.len() + missing.len() > MEMO_CAPACITY {
+                memo.clear();
+            }
+            for (t, v) in missing.iter().zip(fresh.clone()) {
+                memo.insert(key(t), v);
+            }
+        }
+        known
+            .into_iter()
+            .map(|k| match k {
+                Some(v) => Ok(v),
+                None => fresh
+                    .next()
+                    .ok_or_else(|| KbError::Index("the encoder returned too few vectors".into())),
+            })
+            .collect()
+    }
+
+    fn memo(&self) -> Result<std::sync::MutexGuard<'_, Memo>> {
+        self.memo
+            .lock()
+            .map_err(|_| KbError::Index("the query memo lock is poisoned".into()))
+    }
+
     fn read(&self) -> Result<std::sync::RwLockReadGuard<'_, HashMap<String, Arc<dyn Embedder>>>> {
         self.loaded
             .read()
             .map_err(|_| KbError::Index("the encoder cache lock is poisoned".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embed::testing::HashingEmbedder;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A tuned-encoder stand-in that counts the texts it embeds.
+    struct Counting(HashingEmbedder, AtomicUsize);
+
+    impl Embedder for Counting {
+        fn model_name(&self) -> &str {
+            "test-hashing+ft-1"
+        }
+        fn dim(&self) -> usize {
+            self.0.dim()
+        }
+        fn embed(&self, texts: &[&str], role: TextRole) -> Result<Vec<Vec<f32>>> {
+            self.1.fetch_add(texts.len(), Ordering::SeqCst);
+            self.0.embed(texts, role)
+        }
+    }
+
+    #[tokio::test]
+    async fn tuned_query_vectors_are_embedded_once_and_returned_in_order() {
+        let encoders = Encoders::new(Arc::new(HashingEmbedder::new(64)));
+        let tuned = Arc::new(Counting(HashingEmbedder::new(64), AtomicUsize::new(0)));
+        let texts = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let first = encoders
+            .embed_queries(tuned.clone(), &texts(&["多久发货", "refund"]))
+            .await
+            .expect("embed");
+        let second = encoders
+            .embed_queries(tuned.clone(), &texts(&["refund", "新问题", "多久发货"]))
+            .await
+            .expect("embed");
+        assert_eq!(
+            tuned.1.load(Ordering::SeqCst),
+            3,
+            "only the new question is embedded"
+        );
+        assert_eq!(second[0], first[1]);
+        assert_eq!(second[2], first[0]);
+        let direct = tuned.0.embed(&["新问题"], TextRole::Query).expect("embed");
+        assert_eq!(second[1], direct[0]);
     }
 }

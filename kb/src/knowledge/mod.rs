@@ -207,7 +207,7 @@ impl Knowledge {
         let vectors = if self.encoders.is_running(&info.model) {
             vectors
         } else {
-            own_vectors = embed_with(encoder, texts.to_vec(), TextRole::Query).await?;
+            own_vectors = self.encoders.embed_queries(encoder, texts).await?;
             &own_vectors[..]
         };
         let thresholds = Self::thresholds(&info);

@@ -46,7 +46,7 @@ pub(crate) fn fine_tune_config(a: &FineTuneArgs) -> FineTuneConfig {
         },
         epochs: a.ft_epochs,
         batch_pairs: a.ft_batch,
-        learning_rate: a.ft_lr,
+        learning_rate: a.ft_lr.unwrap_or(FineTuneConfig::default().learning_rate),
         classify_weight: a.ft_classify,
         seed: a.ft_seed,
         oos_negatives: a

@@ -20,6 +20,9 @@ use crate::config::Config;
 /// Generic out-of-scope texts per training step: every step should push everyday requests away
 /// from the shop's entries, or the tuned encoder scores anything near them.
 const RETRIEVAL_NEGATIVES: usize = 32;
+/// Demo set, top 4 layers: 2e-4 (the intent default) ranked worse than the stock model (94.0% vs
+/// 95.0% right answers), 5e-5 better (97.2% before thresholds).
+const RETRIEVAL_LEARNING_RATE: f64 = 5e-5;
 
 /// Runs one `kb encoder` subcommand.
 pub async fn run(config: &Config, cmd: EncoderCommand) -> anyhow::Result<()> {
@@ -257,6 +260,9 @@ async fn train(
     let mut cfg = fine_tune_config(tuning);
     if tuning.ft_negatives.is_none() {
         cfg.oos_negatives = RETRIEVAL_NEGATIVES;
+    }
+    if tuning.ft_lr.is_none() {
+        cfg.learning_rate = RETRIEVAL_LEARNING_RATE;
     }
     let bars = Bars::new(json)?;
     let started = std::time::Instant::now();
