@@ -513,7 +513,7 @@ pub struct FineTuneArgs {
     /// Weight of an auxiliary intent-classification loss during fine-tuning (0 = contrastive only).
     #[arg(long, default_value_t = 0.0)]
     pub ft_classify: f64,
-    /// Out-of-scope texts added to each step as extra negatives (default: 8 for intents, 32 for
+    /// Out-of-scope texts added to each step as extra negatives (default: 8 for intents, 64 for
     /// `kb encoder train`, whose negatives are the generic out-of-scope set).
     #[arg(long)]
     pub ft_negatives: Option<usize>,

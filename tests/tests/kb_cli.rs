@@ -355,6 +355,22 @@ fn a_retrieval_encoder_is_trained_on_the_knowledge_base_switched_to_and_back() {
         (Some(7), Some(0))
     );
 
+    // The tuned encoder can also be the running model, for every knowledge base and intent model.
+    let hit = json_ok(
+        &data,
+        &[
+            "--model",
+            &name,
+            "kb",
+            "query",
+            "--kb",
+            "shop",
+            "--json",
+            "多久能发货",
+        ],
+    );
+    assert_eq!(hit["hits"][0]["id"], "ship", "{hit}");
+
     // Back to the stock model; an unknown encoder is refused and changes nothing.
     let back = json_ok(
         &data,

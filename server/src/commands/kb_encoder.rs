@@ -18,8 +18,9 @@ use crate::cli::EncoderCommand;
 use crate::config::Config;
 
 /// Generic out-of-scope texts per training step: every step should push everyday requests away
-/// from the shop's entries, or the tuned encoder scores anything near them.
-const RETRIEVAL_NEGATIVES: usize = 32;
+/// from the shop's entries, or the tuned encoder scores anything near them. Demo set, top 4
+/// layers: 32 held 87.5% of the out-of-scope questions, 64 held 92.5% (97.2% right answers both).
+const RETRIEVAL_NEGATIVES: usize = 64;
 /// Demo set, top 4 layers: 2e-4 (the intent default) ranked worse than the stock model (94.0% vs
 /// 95.0% right answers), 5e-5 better (97.2% before thresholds).
 const RETRIEVAL_LEARNING_RATE: f64 = 5e-5;
