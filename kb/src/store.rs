@@ -114,6 +114,26 @@ async fn bump_generation(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>) -> Result
     .await?)
 }
 
+/// Refuses (`Conflict`) to write into knowledge base `kb` when it no longer exists or was switched
+/// to another encoder since `kb` was read, before `during` finished.
+async fn still_on_model(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    kb: &KbInfo,
+    during: &str,
+) -> Result<()> {
+    let model: Option<String> = sqlx::query_scalar("SELECT model FROM kb_bases WHERE id = ?")
+        .bind(kb.id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if model.as_deref() == Some(kb.model.as_str()) {
+        return Ok(());
+    }
+    Err(KbError::Conflict(format!(
+        "knowledge base '{}' was switched to another encoder or deleted during {during}; run it again",
+        kb.name
+    )))
+}
+
 /// Inserts an entry's vectors (each checked against the knowledge base's dimension) and records
 /// them in `out` for the index.
 async fn insert_vectors<'v>(
@@ -403,16 +423,7 @@ impl KbStore {
     ) -> Result<WriteOutcome> {
         let mut out = WriteOutcome::default();
         let mut tx = self.pool.begin().await?;
-        let model: Option<String> = sqlx::query_scalar("SELECT model FROM kb_bases WHERE id = ?")
-            .bind(kb.id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if model.as_deref() != Some(kb.model.as_str()) {
-            return Err(KbError::Conflict(format!(
-                "knowledge base '{}' was switched to another encoder or deleted during the import; run it again",
-                kb.name
-            )));
-        }
+        still_on_model(&mut tx, kb, "the import").await?;
         for er in records {
             let r = &er.record;
             let existing: Option<i64> =
@@ -635,16 +646,7 @@ impl KbStore {
         entries: Vec<ReembeddedEntry>,
     ) -> Result<WriteOutcome> {
         let mut tx = self.pool.begin().await?;
-        let current: Option<String> = sqlx::query_scalar("SELECT model FROM kb_bases WHERE id = ?")
-            .bind(kb.id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if current.as_deref() != Some(kb.model.as_str()) {
-            return Err(KbError::Conflict(format!(
-                "knowledge base '{}' was switched or deleted while it was being re-embedded",
-                kb.name
-            )));
-        }
+        still_on_model(&mut tx, kb, "re-embedding").await?;
         let rows = sqlx::query("SELECT id, content_hash, tags FROM kb_entries WHERE kb_id = ?")
             .bind(kb.id)
             .fetch_all(&mut *tx)

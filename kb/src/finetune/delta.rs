@@ -30,6 +30,18 @@ pub struct DeltaMeta {
     pub centering: Option<crate::embed::LanguageMeans>,
 }
 
+impl DeltaMeta {
+    /// The tuned encoder's model name: `<base>+ft-<id>` (cache keys and artifacts use it).
+    pub fn model_name(&self) -> String {
+        format!(
+            "{}{}{}",
+            self.base_model,
+            crate::embed::TUNED_SEPARATOR,
+            self.id
+        )
+    }
+}
+
 /// Trained layers replacing the top of a stock encoder.
 #[derive(Clone)]
 pub struct EncoderDelta {
@@ -111,9 +123,9 @@ impl EncoderDelta {
         })
     }
 
-    /// The tuned encoder's model name: `<base>+ft-<id>` (cache keys and artifacts use it).
+    /// The tuned encoder's model name (see `DeltaMeta::model_name`).
     pub fn model_name(&self) -> String {
-        format!("{}+ft-{}", self.meta.base_model, self.meta.id)
+        self.meta.model_name()
     }
 
     /// Writes `encoder.safetensors` and `encoder.json` into `dir`.

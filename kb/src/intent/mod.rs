@@ -61,6 +61,11 @@ pub async fn embed_texts(
 /// when the operator's data has no `oos` examples.
 pub const GENERIC_OOS: &str = include_str!("../../calibration/oos-generic.txt");
 
+/// The generic out-of-scope requests, one per line of `GENERIC_OOS`.
+pub fn generic_oos() -> impl Iterator<Item = &'static str> {
+    GENERIC_OOS.lines().map(str::trim).filter(|l| !l.is_empty())
+}
+
 /// With a fine-tuned encoder, every `HOLDOUT_EVERY`-th example of each intent (and of `oos`) is
 /// left out of fine-tuning and calibrates the out-of-scope threshold: out-of-fold predictions of
 /// utterances the encoder was tuned on are overconfident and would set the threshold too high.
@@ -190,9 +195,9 @@ pub async fn train(
 
     // Without out-of-scope examples the threshold could only reject in-scope ones: calibrate
     // against the generic out-of-scope set instead (they never train the head).
-    let generic_oos = valset.is_none() && oos_x.is_empty();
-    if generic_oos {
-        let texts: Vec<String> = GENERIC_OOS.lines().map(str::to_string).collect();
+    let on_generic_oos = valset.is_none() && oos_x.is_empty();
+    if on_generic_oos {
+        let texts: Vec<String> = generic_oos().map(str::to_string).collect();
         oos_x = embed_texts(embedder, cache, &texts, observer).await?;
     }
 
@@ -216,7 +221,7 @@ pub async fn train(
                     (None, false) => {}
                 }
             }
-            if generic_oos {
+            if on_generic_oos {
                 hx.extend(oos_x.iter().cloned());
                 gold.extend(oos_x.iter().map(|_| OOS.to_string()));
             }
@@ -266,7 +271,7 @@ pub async fn train(
         labels,
         threshold,
         calibration: match validation {
-            None if generic_oos => format!(
+            None if on_generic_oos => format!(
                 "{calibration} (no oos examples in the training file: calibrated against Kefu's generic out-of-scope set, {} utterances)",
                 oos_x.len()
             ),
@@ -283,7 +288,7 @@ pub async fn train(
         data_file: data.display().to_string(),
         data_hash: dataset.hash(),
         train_examples: x.len(),
-        oos_examples: if generic_oos { 0 } else { oos_x.len() },
+        oos_examples: if on_generic_oos { 0 } else { oos_x.len() },
         epochs: cfg.epochs,
         train_seconds: started.elapsed().as_secs_f64(),
         metrics: Some(calibration_metrics.clone()),
@@ -407,10 +412,7 @@ mod tests {
 
     #[test]
     fn the_generic_out_of_scope_set_is_bilingual() {
-        let lines: Vec<&str> = GENERIC_OOS
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .collect();
+        let lines: Vec<&str> = generic_oos().collect();
         let zh = lines
             .iter()
             .filter(|l| crate::Lang::detect(l) == crate::Lang::Zh)

@@ -93,10 +93,12 @@ impl Encoders {
         texts: &[String],
     ) -> Result<Vec<Vec<f32>>> {
         let model = encoder.model_name().to_string();
-        let key = |t: &String| (model.clone(), t.clone());
         let known: Vec<Option<Vec<f32>>> = {
             let memo = self.memo()?;
-            texts.iter().map(|t| memo.get(&key(t)).cloned()).collect()
+            texts
+                .iter()
+                .map(|t| memo.get(&(model.clone(), t.clone())).cloned())
+                .collect()
         };
         let missing: Vec<String> = texts
             .iter()
@@ -104,30 +106,29 @@ impl Encoders {
             .filter(|(_, k)| k.is_none())
             .map(|(t, _)| t.clone())
             .collect();
-        let mut fresh = if missing.is_empty() {
-            Vec::new()
-        } else {
-            super::embed_with(encoder, missing.clone(), TextRole::Query).await?
+        if missing.is_empty() {
+            return Ok(known.into_iter().flatten().collect());
         }
-        .into_iter();
+        let fresh = super::embed_with(encoder, missing.clone(), TextRole::Query).await?;
+        if fresh.len() != missing.len() {
+            return Err(KbError::Index(
+                "the encoder returned too few vectors".into(),
+            ));
+        }
         {
             let mut memo = self.memo()?;
             if memo.len() + missing.len() > MEMO_CAPACITY {
                 memo.clear();
             }
-            for (t, v) in missing.iter().zip(fresh.clone()) {
-                memo.insert(key(t), v);
+            for (t, v) in missing.into_iter().zip(&fresh) {
+                memo.insert((model.clone(), t), v.clone());
             }
         }
-        known
+        let mut fresh = fresh.into_iter();
+        Ok(known
             .into_iter()
-            .map(|k| match k {
-                Some(v) => Ok(v),
-                None => fresh
-                    .next()
-                    .ok_or_else(|| KbError::Index("the encoder returned too few vectors".into())),
-            })
-            .collect()
+            .filter_map(|k| k.or_else(|| fresh.next()))
+            .collect())
     }
 
     fn memo(&self) -> Result<std::sync::MutexGuard<'_, Memo>> {

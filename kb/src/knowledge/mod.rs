@@ -202,11 +202,11 @@ impl Knowledge {
         }
         self.index.refresh(&self.store).await?;
         let info = self.kb_for_query(kb)?;
-        let encoder = self.encoder_of(&info).await?;
         let own_vectors;
         let vectors = if self.encoders.is_running(&info.model) {
             vectors
         } else {
+            let encoder = self.encoder_of(&info).await?;
             own_vectors = self.encoders.embed_queries(encoder, texts).await?;
             &own_vectors[..]
         };

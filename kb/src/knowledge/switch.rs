@@ -4,7 +4,6 @@
 //! running server picks up on its next query (the write generation moves).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use super::import::{content_hash, embed_records};
 use super::{Knowledge, Progress};
@@ -49,7 +48,7 @@ impl Knowledge {
         let expected: HashMap<i64, String> =
             rows.iter().map(|(id, _, h)| (*id, h.clone())).collect();
         let records: Vec<&Record> = rows.iter().map(|(_, r, _)| r).collect();
-        let vectors = embed_records(Arc::clone(&encoder), &records, progress).await?;
+        let vectors = embed_records(encoder, &records, progress).await?;
         let entries: Vec<ReembeddedEntry> = rows
             .iter()
             .zip(vectors)
@@ -83,6 +82,7 @@ mod tests {
     use crate::embed::{Embedder, TextRole};
     use crate::ingest::FileKind;
     use crate::knowledge::SourceFile;
+    use std::sync::Arc;
 
     const TUNED: &str = "test-hashing+ft-abc";
 

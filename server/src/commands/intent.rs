@@ -37,7 +37,8 @@ async fn embedder_for(config: &Config, model: &IntentModel) -> anyhow::Result<Ar
     }
 }
 
-pub(crate) fn fine_tune_config(a: &FineTuneArgs) -> FineTuneConfig {
+/// The fine-tuning settings `a` asks for; what it leaves open comes from `defaults`.
+pub(crate) fn fine_tune_config(a: &FineTuneArgs, defaults: FineTuneConfig) -> FineTuneConfig {
     FineTuneConfig {
         layers: a.ft_layers,
         method: match a.ft_method.as_str() {
@@ -46,13 +47,11 @@ pub(crate) fn fine_tune_config(a: &FineTuneArgs) -> FineTuneConfig {
         },
         epochs: a.ft_epochs,
         batch_pairs: a.ft_batch,
-        learning_rate: a.ft_lr.unwrap_or(FineTuneConfig::default().learning_rate),
+        learning_rate: a.ft_lr.unwrap_or(defaults.learning_rate),
         classify_weight: a.ft_classify,
         seed: a.ft_seed,
-        oos_negatives: a
-            .ft_negatives
-            .unwrap_or(FineTuneConfig::default().oos_negatives),
-        ..FineTuneConfig::default()
+        oos_negatives: a.ft_negatives.unwrap_or(defaults.oos_negatives),
+        ..defaults
     }
 }
 
@@ -184,7 +183,7 @@ pub async fn run(config: &Config, cmd: IntentCommand) -> anyhow::Result<()> {
             let tune_started = std::time::Instant::now();
             let delta = if fine_tune {
                 let stock = load_stock(config).await?;
-                let cfg = fine_tune_config(&tuning);
+                let cfg = fine_tune_config(&tuning, FineTuneConfig::default());
                 let delta = tokio::task::block_in_place(|| {
                     intent::fine_tune_encoder(&stock, &data, &cfg, &|e| bars.observe(e))
                 })?;

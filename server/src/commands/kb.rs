@@ -12,7 +12,32 @@ use crate::config::Config;
 
 /// Repeated fallbacks before a handoff, as `kefu serve` defaults (each question asked is the first
 /// of its conversation, so this only matters for rules and intents that hand off).
-const FALLBACKS: u32 = 2;
+pub(crate) const FALLBACKS: u32 = 2;
+
+/// A progress bar over texts being embedded (`verb`: "embedding", "re-embedding"); hidden when
+/// `quiet`. Returns the bar and the callback the knowledge service reports to.
+pub(crate) fn texts_bar(
+    verb: &str,
+    quiet: bool,
+) -> anyhow::Result<(ProgressBar, impl Fn(usize, usize) + Sync)> {
+    let bar = ProgressBar::new(0);
+    if quiet {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    } else {
+        bar.set_style(
+            ProgressStyle::with_template(&format!(
+                "{{spinner}} {verb} [{{bar:30}}] {{pos}}/{{len}} texts ({{per_sec}}, eta {{eta}})"
+            ))?
+            .progress_chars("=> "),
+        );
+    }
+    let handle = bar.clone();
+    let progress = move |done: usize, total: usize| {
+        handle.set_length(total as u64);
+        handle.set_position(done as u64);
+    };
+    Ok((bar, progress))
+}
 
 /// Runs one `kb` subcommand.
 pub async fn run(config: &Config, cmd: KbCommand) -> anyhow::Result<()> {
@@ -20,17 +45,7 @@ pub async fn run(config: &Config, cmd: KbCommand) -> anyhow::Result<()> {
         KbCommand::Encoder(cmd) => super::kb_encoder::run(config, cmd).await?,
         KbCommand::Import { paths, kb, json } => {
             let k = super::open_knowledge(config).await?;
-            let bar = ProgressBar::new(0);
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} embedding [{bar:30}] {pos}/{len} texts ({per_sec}, eta {eta})",
-                )?
-                .progress_chars("=> "),
-            );
-            let progress = |done: usize, total: usize| {
-                bar.set_length(total as u64);
-                bar.set_position(done as u64);
-            };
+            let (bar, progress) = texts_bar("embedding", false)?;
             let report = k.import_paths(&kb, &paths, &progress).await;
             bar.finish_and_clear();
             let r = report?;

@@ -3,16 +3,16 @@
 
 use std::path::Path;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use kefu_kb::embed::{base_model, encoders_dir, TUNED_SEPARATOR};
 use kefu_kb::finetune::retrieval::retrieval_texts;
-use kefu_kb::finetune::EncoderDelta;
+use kefu_kb::finetune::{EncoderDelta, FineTuneConfig};
 use kefu_kb::intent::Event;
 use kefu_kb::Embedder;
 use serde_json::json;
 
 use super::ask::Asker;
 use super::intent::{fine_tune_config, load_stock, Bars};
+use super::kb::FALLBACKS;
 use super::kb_eval::{self, Report};
 use crate::cli::EncoderCommand;
 use crate::config::Config;
@@ -50,9 +50,6 @@ pub async fn run(config: &Config, cmd: EncoderCommand) -> anyhow::Result<()> {
     }
 }
 
-/// Fallbacks before a hand-off in the eval's chats (as `kefu kb eval`).
-const FALLBACKS: u32 = 2;
-
 /// The model name `given` means for a knowledge base now on `current`: `stock` is the stock
 /// model under it, a bare id is a tuned encoder over that stock model, a model name is itself.
 fn resolve(given: &str, current: &str) -> String {
@@ -88,21 +85,7 @@ async fn activate(
         .transpose()?;
     let eval = eval.as_ref().map(|(data, items)| (*data, &items[..]));
     let before = measure(config, &knowledge, kb, rules, eval).await?;
-    let bar = ProgressBar::new(0);
-    if !json {
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} re-embedding [{bar:30}] {pos}/{len} texts ({per_sec}, eta {eta})",
-            )?
-            .progress_chars("=> "),
-        );
-    } else {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    let progress = |done: usize, total: usize| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    };
+    let (bar, progress) = super::kb::texts_bar("re-embedding", json)?;
     let report = knowledge.switch_encoder(kb, &target, &progress).await;
     bar.finish_and_clear();
     let report = report?;
@@ -161,6 +144,18 @@ fn print_comparison(before: &Report, after: &Report) {
     }
 }
 
+/// One saved encoder as `kb encoder list` shows it.
+#[derive(serde::Serialize)]
+struct EncoderRow {
+    id: String,
+    model: String,
+    base_model: String,
+    first_layer: usize,
+    method: kefu_kb::finetune::Method,
+    created: Option<String>,
+    knowledge_bases: Vec<String>,
+}
+
 async fn list(config: &Config, json: bool) -> anyhow::Result<()> {
     let dir = encoders_dir(&config.data_dir);
     let kbs = kefu_kb::store::KbStore::open(&config.database_path())
@@ -175,51 +170,45 @@ async fn list(config: &Config, json: bool) -> anyhow::Result<()> {
                 continue;
             }
             let meta = EncoderDelta::read_meta(&path)?;
-            let name = format!("{}{TUNED_SEPARATOR}{}", meta.base_model, meta.id);
-            let used_by: Vec<&str> = kbs
-                .iter()
-                .filter(|k| k.model == name)
-                .map(|k| k.name.as_str())
-                .collect();
-            let created = std::fs::metadata(path.join("encoder.json"))
-                .and_then(|m| m.modified())
-                .ok()
-                .map(|t| humantime::format_rfc3339_seconds(t).to_string());
-            rows.push(json!({
-                "id": meta.id,
-                "model": name,
-                "base_model": meta.base_model,
-                "first_layer": meta.first_layer,
-                "method": meta.method,
-                "created": created,
-                "knowledge_bases": used_by,
-            }));
+            let model = meta.model_name();
+            rows.push(EncoderRow {
+                knowledge_bases: kbs
+                    .iter()
+                    .filter(|k| k.model == model)
+                    .map(|k| k.name.clone())
+                    .collect(),
+                created: std::fs::metadata(path.join("encoder.json"))
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+                id: meta.id,
+                model,
+                base_model: meta.base_model,
+                first_layer: meta.first_layer,
+                method: meta.method,
+            });
         }
     }
-    rows.sort_by(|a, b| b["created"].as_str().cmp(&a["created"].as_str()));
+    rows.sort_by(|a, b| b.created.cmp(&a.created));
     if json {
-        println!("{}", serde_json::Value::Array(rows));
+        println!("{}", serde_json::to_string(&rows)?);
         return Ok(());
     }
     if rows.is_empty() {
         println!("no fine-tuned encoders yet (kefu kb encoder train)");
     }
     for r in &rows {
-        let used: Vec<&str> = r["knowledge_bases"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
-            .unwrap_or_default();
+        let used = if r.knowledge_bases.is_empty() {
+            "unused".to_string()
+        } else {
+            format!("used by {}", r.knowledge_bases.join(", "))
+        };
         println!(
-            "{}  {}  from layer {}  {}  {}",
-            r["id"].as_str().unwrap_or(""),
-            r["model"].as_str().unwrap_or(""),
-            r["first_layer"],
-            r["created"].as_str().unwrap_or(""),
-            if used.is_empty() {
-                "unused".to_string()
-            } else {
-                format!("used by {}", used.join(", "))
-            }
+            "{}  {}  from layer {}  {}  {used}",
+            r.id,
+            r.model,
+            r.first_layer,
+            r.created.as_deref().unwrap_or("")
         );
     }
     Ok(())
@@ -247,24 +236,21 @@ async fn train(
         .filter(|e| ids.contains(&e.kb_id))
         .collect();
     let stock = load_stock(config).await?;
-    let negatives: Vec<&str> = kefu_kb::intent::GENERIC_OOS
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .collect();
+    let negatives: Vec<&str> = kefu_kb::intent::generic_oos().collect();
     let texts = retrieval_texts(&stock, &entries, &negatives)?;
     let groups = texts
         .iter()
         .filter_map(|t| t.label)
         .max()
         .map_or(0, |m| m + 1);
-    let mut cfg = fine_tune_config(tuning);
-    if tuning.ft_negatives.is_none() {
-        cfg.oos_negatives = RETRIEVAL_NEGATIVES;
-    }
-    if tuning.ft_lr.is_none() {
-        cfg.learning_rate = RETRIEVAL_LEARNING_RATE;
-    }
+    let cfg = fine_tune_config(
+        tuning,
+        FineTuneConfig {
+            oos_negatives: RETRIEVAL_NEGATIVES,
+            learning_rate: RETRIEVAL_LEARNING_RATE,
+            ..FineTuneConfig::default()
+        },
+    );
     let bars = Bars::new(json)?;
     let started = std::time::Instant::now();
     let delta = tokio::task::block_in_place(|| {
