@@ -332,8 +332,17 @@ impl KbStore {
         Ok(())
     }
 
-    /// Sets per-knowledge-base thresholds (None follows the model default).
-    pub async fn set_thresholds(&self, name: &str, t: &ThresholdOverrides) -> Result<()> {
+    /// Sets per-knowledge-base thresholds (None follows the model default) after checking that
+    /// the result can work; returns the thresholds now in force.
+    pub async fn set_thresholds(&self, name: &str, t: &ThresholdOverrides) -> Result<Thresholds> {
+        let info = self
+            .get_kb(name)
+            .await?
+            .ok_or_else(|| KbError::KbNotFound(name.to_string()))?;
+        let wanted = t.apply(Thresholds::for_model(&info.model));
+        wanted
+            .validate()
+            .map_err(|e| KbError::InvalidInput(e.to_string()))?;
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE kb_bases SET answer_threshold = ?, suggest_threshold = ?, margin = ?, \
@@ -350,7 +359,7 @@ impl KbStore {
         updated(done.rows_affected(), name)?;
         bump_generation(&mut tx).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(wanted)
     }
 
     /// Every knowledge base with its counts.
@@ -570,30 +579,127 @@ impl KbStore {
 
     /// Every entry (a running server keeps them with its index, so a query reads no rows).
     pub async fn all_entries(&self) -> Result<Vec<StoredEntry>> {
-        let rows = sqlx::query(
-            "SELECT id, kb_id, key, kind, question, answer, alternates, tags, source \
-             FROM kb_entries ORDER BY id",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM kb_entries ORDER BY id"
+        ))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let kind: String = r.try_get("kind")?;
-                Ok(StoredEntry {
-                    id: r.try_get("id")?,
-                    kb_id: r.try_get("kb_id")?,
-                    key: r.try_get("key")?,
-                    kind: EntryKind::parse(&kind)
-                        .ok_or_else(|| KbError::Corrupt(format!("kb_entries.kind `{kind}`")))?,
-                    question: r.try_get("question")?,
-                    answer: r.try_get("answer")?,
-                    alternates: json_list(r, "alternates")?,
-                    tags: json_list(r, "tags")?,
-                    source: r.try_get("source")?,
-                })
-            })
-            .collect()
+        rows.iter().map(entry_from_row).collect()
     }
+
+    /// One entry of knowledge base `kb_id`.
+    pub async fn entry(&self, kb_id: i64, id: i64) -> Result<StoredEntry> {
+        let row = sqlx::query(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM kb_entries WHERE kb_id = ? AND id = ?"
+        ))
+        .bind(kb_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(KbError::EntryNotFound(id))?;
+        entry_from_row(&row)
+    }
+
+    /// A page of knowledge base `kb_id`'s entries (oldest first) matching `filter`, and how many
+    /// match in all.
+    pub async fn entries(
+        &self,
+        kb_id: i64,
+        filter: &EntryFilter,
+    ) -> Result<(Vec<StoredEntry>, i64)> {
+        let pattern = filter.text.as_deref().map(|t| {
+            let escaped = t
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            format!("%{escaped}%")
+        });
+        let condition =
+            "kb_id = ? AND (? IS NULL OR kind = ?) AND (? IS NULL OR question LIKE ? ESCAPE '\\' \
+             OR answer LIKE ? ESCAPE '\\' OR alternates LIKE ? ESCAPE '\\' OR key = ?)";
+        let kind = filter.kind.map(EntryKind::as_str);
+        let total: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM kb_entries WHERE {condition}"
+        ))
+        .bind(kb_id)
+        .bind(kind)
+        .bind(kind)
+        .bind(pattern.as_deref())
+        .bind(pattern.as_deref())
+        .bind(pattern.as_deref())
+        .bind(pattern.as_deref())
+        .bind(filter.text.as_deref())
+        .fetch_one(&self.pool)
+        .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM kb_entries WHERE {condition} ORDER BY id LIMIT ? OFFSET ?"
+        ))
+        .bind(kb_id)
+        .bind(kind)
+        .bind(kind)
+        .bind(pattern.as_deref())
+        .bind(pattern.as_deref())
+        .bind(pattern.as_deref())
+        .bind(pattern.as_deref())
+        .bind(filter.text.as_deref())
+        .bind(filter.limit as i64)
+        .bind(filter.offset as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok((
+            rows.iter().map(entry_from_row).collect::<Result<_>>()?,
+            total,
+        ))
+    }
+
+    /// Deletes one entry of `kb` with its vectors, in one transaction.
+    pub async fn delete_entry(&self, kb: &KbInfo, id: i64) -> Result<WriteOutcome> {
+        let mut tx = self.pool.begin().await?;
+        let deleted = sqlx::query("DELETE FROM kb_entries WHERE kb_id = ? AND id = ?")
+            .bind(kb.id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if deleted.rows_affected() == 0 {
+            return Err(KbError::EntryNotFound(id));
+        }
+        let mut out = WriteOutcome {
+            removed: 1,
+            removed_entry_ids: vec![id],
+            ..WriteOutcome::default()
+        };
+        out.generation = bump_generation(&mut tx).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+}
+
+/// Which entries `KbStore::entries` lists.
+#[derive(Debug, Clone, Default)]
+pub struct EntryFilter {
+    /// Text the question, answer or an alternate contains (or the exact key).
+    pub text: Option<String>,
+    pub kind: Option<EntryKind>,
+    pub offset: u32,
+    pub limit: u32,
+}
+
+const ENTRY_COLUMNS: &str = "id, kb_id, key, kind, question, answer, alternates, tags, source";
+
+fn entry_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<StoredEntry> {
+    let kind: String = r.try_get("kind")?;
+    Ok(StoredEntry {
+        id: r.try_get("id")?,
+        kb_id: r.try_get("kb_id")?,
+        key: r.try_get("key")?,
+        kind: EntryKind::parse(&kind)
+            .ok_or_else(|| KbError::Corrupt(format!("kb_entries.kind `{kind}`")))?,
+        question: r.try_get("question")?,
+        answer: r.try_get("answer")?,
+        alternates: json_list(r, "alternates")?,
+        tags: json_list(r, "tags")?,
+        source: r.try_get("source")?,
+    })
 }
 
 /// A knowledge base's entries re-embedded with another encoder (`KbStore::switch_model`).

@@ -67,6 +67,15 @@ pub enum AgentCommand {
         /// Most conversations the agent owns at once.
         #[arg(long, default_value_t = 5)]
         capacity: u32,
+        /// `agent` answers visitors; `admin` also manages the bot (admin API, `/admin`).
+        #[arg(long, default_value = "agent", value_parser = ["agent", "admin"])]
+        role: String,
+    },
+    /// Give an account the `agent` or `admin` role.
+    SetRole {
+        name: String,
+        #[arg(value_parser = ["agent", "admin"])]
+        role: String,
     },
     /// Set an agent's password; prints a generated one unless --password is given.
     SetPassword {
@@ -136,6 +145,9 @@ pub struct ServeArgs {
     /// Visitor sessions and agent logins one IP address may create per minute.
     #[arg(long, env = "KEFU_SESSIONS_PER_MINUTE", default_value_t = 120)]
     pub sessions_per_minute: u32,
+    /// Largest file the admin API accepts for a knowledge base (FAQ file or document), in MiB.
+    #[arg(long, env = "KEFU_MAX_UPLOAD_MB", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub max_upload_mb: u32,
     /// Redis for scale-out: several servers sharing one PostgreSQL database exchange live events
     /// over pub/sub (e.g. redis://127.0.0.1:6379).
     #[arg(long, env = "KEFU_REDIS_URL")]
@@ -168,6 +180,10 @@ pub struct ServeArgs {
     /// On shutdown, wait at most this long for open requests and sessions.
     #[arg(long, env = "KEFU_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub drain_timeout: std::time::Duration,
+    /// Analytics: a conversation the bot handled counts as resolved once nothing was said in it
+    /// for this long (it was not reopened).
+    #[arg(long, env = "KEFU_RESOLUTION_WINDOW", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub resolution_window: std::time::Duration,
     /// The LLM backend for knowledge bases in answer mode `llm`.
     #[command(flatten)]
     pub llm: crate::llm::LlmArgs,

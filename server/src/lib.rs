@@ -2,6 +2,7 @@
 //! handoff, storage and the commands behind them.
 
 pub mod accounts;
+pub mod analytics;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
@@ -9,6 +10,7 @@ pub mod config;
 pub mod conversation;
 pub mod handoff;
 pub mod http;
+pub mod jobs;
 pub mod lang;
 pub mod llm;
 pub mod state;

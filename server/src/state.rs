@@ -12,13 +12,16 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::watch;
 
 use crate::accounts::Accounts;
+use crate::analytics::Analytics;
 use crate::conversation::Conversations;
+use crate::jobs::Jobs;
 
 /// Everything that needs the model and the databases.
 pub struct Services {
     pub knowledge: Arc<Knowledge>,
     pub accounts: Accounts,
     pub conversations: Arc<Conversations>,
+    pub analytics: Analytics,
 }
 
 /// Request and connection limits.
@@ -27,6 +30,8 @@ pub struct Limits {
     pub max_connections_per_ip: u32,
     pub frames_per_second: u32,
     pub sessions_per_minute: u32,
+    /// Largest file the admin API accepts for a knowledge base, in bytes.
+    pub max_upload_bytes: usize,
 }
 
 impl Default for Limits {
@@ -35,6 +40,7 @@ impl Default for Limits {
             max_connections_per_ip: 256,
             frames_per_second: 20,
             sessions_per_minute: 120,
+            max_upload_bytes: 20 * 1024 * 1024,
         }
     }
 }
@@ -53,6 +59,8 @@ pub struct AppState {
     pub query_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     /// Staff knowledge-base queries running at once (one: visitors' bot replies come first).
     pub staff_queries: Arc<tokio::sync::Semaphore>,
+    /// Background jobs started over the admin API.
+    pub jobs: Jobs,
     /// Proxies whose `X-Forwarded-For` / `Forwarded` headers name the real client.
     trusted_proxies: Arc<Vec<IpAddr>>,
     connections: Arc<Mutex<HashMap<IpAddr, u32>>>,
@@ -79,6 +87,7 @@ impl AppState {
                 per_minute,
             ))),
             staff_queries: Arc::new(tokio::sync::Semaphore::new(1)),
+            jobs: Jobs::default(),
             trusted_proxies: Arc::new(Vec::new()),
             connections: Arc::new(Mutex::new(HashMap::new())),
             metrics,

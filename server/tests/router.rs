@@ -15,7 +15,7 @@ use kefu_server::conversation::Conversations;
 use kefu_server::handoff::Handoff;
 use kefu_server::http::app;
 use kefu_server::state::{AppState, Limits, Services};
-use kefu_server::store::{Store, TokenKind};
+use kefu_server::store::{Role, Store, TokenKind};
 use kefu_server::triage::{IntentSlot, KbBatcher, RuleSet, Triage};
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -30,6 +30,10 @@ struct Harness {
 }
 
 async fn harness() -> Harness {
+    harness_with(Limits::default()).await
+}
+
+async fn harness_with(limits: Limits) -> Harness {
     let dir = tempfile::tempdir().expect("tmp");
     let store = Store::open_sqlite(&dir.path().join("conversations.db"))
         .await
@@ -56,12 +60,16 @@ async fn harness() -> Harness {
         Arc::new(KbBatcher::start(Arc::clone(&knowledge), 1)),
         Handoff::new(store.clone(), false),
     );
-    let state = AppState::new(Limits::default(), None)
-        .with_trusted_proxies(vec!["10.0.0.2".parse().expect("ip")]);
+    let state =
+        AppState::new(limits, None).with_trusted_proxies(vec!["10.0.0.2".parse().expect("ip")]);
     state.set_ready(Arc::new(Services {
         knowledge,
         accounts: accounts.clone(),
         conversations: Arc::clone(&conversations),
+        analytics: kefu_server::analytics::Analytics::new(
+            store.clone(),
+            std::time::Duration::from_secs(24 * 3600),
+        ),
     }));
     Harness {
         state,
@@ -80,6 +88,28 @@ impl Harness {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> (StatusCode, axum::http::HeaderMap, Value) {
+        let (status, headers, bytes) = match body {
+            Some(b) => {
+                let mut all = vec![("content-type", "application/json")];
+                all.extend_from_slice(headers);
+                self.send(method, path, token, b.to_string().into_bytes(), &all)
+                    .await
+            }
+            None => self.send(method, path, token, vec![], headers).await,
+        };
+        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, headers, value)
+    }
+
+    /// One request with a raw body; the response's bytes.
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
         let mut req = Request::builder().method(method).uri(path);
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
@@ -87,14 +117,7 @@ impl Harness {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let body = match body {
-            Some(b) => {
-                req = req.header("content-type", "application/json");
-                Body::from(b.to_string())
-            }
-            None => Body::empty(),
-        };
-        let mut req = req.body(body).expect("request");
+        let mut req = req.body(Body::from(body)).expect("request");
         let peer: SocketAddr = "192.0.2.7:5555".parse().expect("addr");
         req.extensions_mut().insert(ConnectInfo(peer));
         let resp = app(self.state.clone())
@@ -106,8 +129,7 @@ impl Harness {
         let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
             .await
             .expect("body");
-        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        (status, headers, value)
+        (status, headers, bytes.to_vec())
     }
 
     async fn agent(&self, name: &str, capacity: u32) -> String {
@@ -117,6 +139,7 @@ impl Harness {
                 display_name: None,
                 password: format!("{name} has a long password"),
                 capacity,
+                role: kefu_server::store::Role::Agent,
             })
             .await
             .expect("agent");
@@ -472,4 +495,659 @@ async fn login_buckets_are_separate_and_proxies_are_trusted_only_when_named() {
         StatusCode::TOO_MANY_REQUESTS,
         "forged forwarding headers change nothing"
     );
+}
+
+/// A multipart form with one `file` field.
+fn upload_form(file_name: &str, content: &[u8]) -> (Vec<u8>, String) {
+    let boundary = "kefu-test-boundary-7d1e";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(content);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (body, format!("multipart/form-data; boundary={boundary}"))
+}
+
+impl Harness {
+    async fn upload(
+        &self,
+        token: &str,
+        kb: &str,
+        file_name: &str,
+        content: &[u8],
+    ) -> (StatusCode, Value) {
+        let (body, content_type) = upload_form(file_name, content);
+        let (status, _, bytes) = self
+            .send(
+                "POST",
+                &format!("/v1/admin/kbs/{kb}/documents"),
+                Some(token),
+                body,
+                &[("content-type", &content_type)],
+            )
+            .await;
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// Polls a job until it ends.
+    async fn job(&self, token: &str, id: &str) -> Value {
+        for _ in 0..500 {
+            let (status, _, job) = self
+                .call(
+                    "GET",
+                    &format!("/v1/admin/jobs/{id}"),
+                    Some(token),
+                    None,
+                    &[],
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{job}");
+            if job["status"] == "done" || job["status"] == "failed" {
+                return job;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("job {id} did not end");
+    }
+
+    async fn operator(&self, name: &str, role: Role) {
+        self.accounts
+            .create_agent(NewAgent {
+                name: name.into(),
+                display_name: None,
+                password: format!("{name} has a long password"),
+                capacity: 2,
+                role,
+            })
+            .await
+            .expect("operator");
+    }
+}
+
+#[tokio::test]
+async fn operators_sign_in_by_role_and_agents_never_reach_admin_routes() {
+    let h = harness().await;
+    h.operator("boss", Role::Admin).await;
+    let agent = h.agent("li", 2).await;
+    let login = |name: &str, password: &str| json!({"name": name, "password": password});
+    let (status, _, body) = h
+        .call(
+            "POST",
+            "/v1/admin/login",
+            None,
+            Some(login("li", "li has a long password")),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::FORBIDDEN, Some("forbidden")),
+        "an agent is not an admin"
+    );
+    let (status, _, body) = h
+        .call(
+            "POST",
+            "/v1/admin/login",
+            None,
+            Some(login("boss", "wrong password!")),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNAUTHORIZED, Some("invalid_credentials"))
+    );
+    let (status, _, body) = h
+        .call(
+            "POST",
+            "/v1/admin/login",
+            None,
+            Some(login("boss", "boss has a long password")),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["account"]["role"], "admin");
+    let boss = body["token"].as_str().expect("token").to_string();
+
+    for path in [
+        "/v1/admin/kbs",
+        "/v1/admin/jobs",
+        "/v1/admin/sites",
+        "/v1/admin/agents",
+    ] {
+        let (status, _, body) = h.call("GET", path, Some(&boss), None, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        let (status, _, body) = h.call("GET", path, Some(&agent), None, &[]).await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::FORBIDDEN, Some("forbidden")),
+            "{path}"
+        );
+    }
+    let (status, _, _) = h
+        .call("GET", "/v1/agent/conversations", Some(&boss), None, &[])
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "an admin's login opens the agent console"
+    );
+    let (status, _, body) = h
+        .call(
+            "GET",
+            "/v1/admin/analytics?from=2026-12-01&to=2026-12-01",
+            Some(&agent),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+
+    // Demoted: the same token loses the admin routes at once.
+    h.accounts
+        .set_role("boss", Role::Agent)
+        .await
+        .expect("demote");
+    let (status, _, _) = h.call("GET", "/v1/admin/kbs", Some(&boss), None, &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = h
+        .call("GET", "/v1/agent/conversations", Some(&boss), None, &[])
+        .await;
+    assert_eq!(status, StatusCode::OK, "still an agent");
+}
+
+#[tokio::test]
+async fn knowledge_bases_are_managed_over_the_admin_api() {
+    let h = harness_with(Limits {
+        max_upload_bytes: 4096,
+        ..Limits::default()
+    })
+    .await;
+    let admin = h.admin().await;
+    let csv = "id,question,answer,alternates,tags\n\
+               returns,怎么退货？,收到商品 30 天内可申请退货。,退货流程|How do I return an item?,售后\n\
+               shipping,How long does shipping take?,Orders ship within 48 hours.,多久发货,shipping\n";
+    let (status, body) = h.upload(&admin, "shop", "faq.csv", csv.as_bytes()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let job = h.job(&admin, body["job"].as_str().expect("job id")).await;
+    assert_eq!(job["status"], "done", "{job}");
+    assert_eq!(
+        (job["result"]["entries"].as_u64(), job["progress"].as_f64()),
+        (Some(2), Some(1.0))
+    );
+    let doc = "# 会员积分 Points\n\n积分在获得后 12 个月过期。Points expire 12 months after they are earned.\n";
+    let (_, body) = h.upload(&admin, "shop", "policy.md", doc.as_bytes()).await;
+    let job = h.job(&admin, body["job"].as_str().expect("job id")).await;
+    assert_eq!(job["status"], "done", "{job}");
+
+    let (status, _, kbs) = h
+        .call("GET", "/v1/admin/kbs", Some(&admin), None, &[])
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let shop = kbs["kbs"]
+        .as_array()
+        .expect("kbs")
+        .iter()
+        .find(|k| k["name"] == "shop")
+        .expect("shop")
+        .clone();
+    assert_eq!(
+        (shop["faqs"].as_i64(), shop["mode"].as_str()),
+        (Some(2), Some("extractive"))
+    );
+    assert!(shop["chunks"].as_i64() >= Some(1), "{shop}");
+
+    // Browse and search.
+    let (_, _, page) = h
+        .call(
+            "GET",
+            "/v1/admin/kbs/shop/entries?q=%E9%80%80%E8%B4%A7",
+            Some(&admin),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(page["total"], 1, "{page}");
+    assert_eq!(page["entries"][0]["key"], "id:returns");
+    let (_, _, page) = h
+        .call(
+            "GET",
+            "/v1/admin/kbs/shop/entries?kind=chunk&limit=10",
+            Some(&admin),
+            None,
+            &[],
+        )
+        .await;
+    assert!(
+        page["entries"]
+            .as_array()
+            .is_some_and(|e| !e.is_empty() && e.iter().all(|x| x["kind"] == "chunk")),
+        "{page}"
+    );
+    let (status, _, body) = h
+        .call(
+            "GET",
+            "/v1/admin/kbs/shop/entries?limit=0",
+            Some(&admin),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, Some("invalid_input"))
+    );
+    let (status, _, body) = h
+        .call(
+            "GET",
+            "/v1/admin/kbs/shop/entries?kind=pdf",
+            Some(&admin),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, Some("invalid_input"))
+    );
+
+    // Write, edit, delete an FAQ; the payload stays text.
+    let xss = "<img src=x onerror=alert(1)>礼品卡？";
+    let (status, _, created) = h
+        .call("POST", "/v1/admin/kbs/shop/entries", Some(&admin),
+              Some(json!({"question": xss, "answer": "Gift cards from $10.", "alternates": ["gift card"], "tags": ["gift"]})), &[])
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["question"], xss);
+    let id = created["id"].as_i64().expect("id");
+    let (status, _, body) = h
+        .call(
+            "POST",
+            "/v1/admin/kbs/shop/entries",
+            Some(&admin),
+            Some(json!({"question": xss, "answer": "again"})),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::CONFLICT, Some("conflict"))
+    );
+    let (status, _, body) = h
+        .call(
+            "POST",
+            "/v1/admin/kbs/shop/entries",
+            Some(&admin),
+            Some(json!({"question": " ", "answer": "x"})),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, Some("invalid_input"))
+    );
+    let (status, _, edited) = h
+        .call(
+            "PUT",
+            &format!("/v1/admin/kbs/shop/entries/{id}"),
+            Some(&admin),
+            Some(json!({"question": "礼品卡怎么用？", "answer": "礼品卡 10 元起。"})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{edited}");
+    assert_eq!(
+        (edited["id"].as_i64(), edited["answer"].as_str()),
+        (Some(id), Some("礼品卡 10 元起。"))
+    );
+    let chunk_id = page["entries"][0]["id"].as_i64().expect("chunk id");
+    let (status, _, body) = h
+        .call(
+            "PUT",
+            &format!("/v1/admin/kbs/shop/entries/{chunk_id}"),
+            Some(&admin),
+            Some(json!({"question": "q", "answer": "a"})),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, Some("invalid_input")),
+        "passages change by upload"
+    );
+    let (status, _, _) = h
+        .call(
+            "DELETE",
+            &format!("/v1/admin/kbs/shop/entries/{id}"),
+            Some(&admin),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _, body) = h
+        .call(
+            "GET",
+            &format!("/v1/admin/kbs/shop/entries/{id}"),
+            Some(&admin),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+
+    // Thresholds and mode.
+    let (status, _, body) = h
+        .call(
+            "PUT",
+            "/v1/admin/kbs/shop/thresholds",
+            Some(&admin),
+            Some(json!({"answer": 0.2, "suggest": 0.5})),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, Some("invalid_input"))
+    );
+    let (status, _, body) = h
+        .call(
+            "PUT",
+            "/v1/admin/kbs/shop/thresholds",
+            Some(&admin),
+            Some(json!({"answer": 0.6, "suggest": 0.4})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["overrides"]["margin"], Value::Null);
+    let (status, _, body) = h
+        .call(
+            "PUT",
+            "/v1/admin/kbs/shop/mode",
+            Some(&admin),
+            Some(json!({"mode": "faq"})),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, body["mode"].as_str()),
+        (StatusCode::OK, Some("faq"))
+    );
+    let (status, _, body) = h
+        .call(
+            "PUT",
+            "/v1/admin/kbs/shop/mode",
+            Some(&admin),
+            Some(json!({"mode": "poetry"})),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, Some("invalid_input"))
+    );
+    let (_, _, shop) = h
+        .call("GET", "/v1/admin/kbs/shop", Some(&admin), None, &[])
+        .await;
+    assert_eq!(
+        (
+            shop["mode"].as_str(),
+            shop["thresholds"]["answer"]
+                .as_f64()
+                .map(|v| (v * 100.0).round())
+        ),
+        (Some("faq"), Some(60.0))
+    );
+
+    // Try a question: the chat's reply shape with its trace.
+    let (status, _, asked) = h
+        .call(
+            "POST",
+            "/v1/admin/kbs/shop/ask",
+            Some(&admin),
+            Some(json!({"question": "怎么退货？"})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{asked}");
+    assert_eq!(asked["query"], "怎么退货？");
+    assert!(
+        asked["band"].is_string() && asked["mode"].is_string() && asked["citations"].is_array(),
+        "{asked}"
+    );
+    assert_eq!(asked["trace"]["kb"]["kb"], "shop", "{asked}");
+    let (status, _, body) = h
+        .call(
+            "POST",
+            "/v1/admin/kbs/nope/ask",
+            Some(&admin),
+            Some(json!({"question": "x"})),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::NOT_FOUND, Some("kb_not_found"))
+    );
+    let (status, _, body) = h
+        .call(
+            "POST",
+            "/v1/admin/kbs/shop/ask",
+            Some(&admin),
+            Some(json!({"question": ""})),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, Some("invalid_input"))
+    );
+
+    // Bad uploads: refused at once, or a failed job that says why; nothing is written.
+    let (status, body) = h.upload(&admin, "shop", "tool.exe", b"MZ...").await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, Some("unsupported_file"))
+    );
+    let (status, body) = h.upload(&admin, "shop", "big.md", &vec![b'a'; 8192]).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large"))
+    );
+    let (status, body) = h.upload(&admin, "shop", "empty.csv", b"").await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, Some("invalid_input"))
+    );
+    let (status, body) = h
+        .upload(&admin, "bad%20name%21", "faq.csv", csv.as_bytes())
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, Some("invalid_input"))
+    );
+    let (status, _, body) = h
+        .call(
+            "POST",
+            "/v1/admin/kbs/shop/documents",
+            Some(&admin),
+            Some(json!({"file": "faq.csv"})),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, Some("invalid_request")),
+        "{body}"
+    );
+    let (status, body) = h
+        .upload(
+            &admin,
+            "shop",
+            "broken.csv",
+            b"question,answer\n,no question\n",
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let job = h.job(&admin, body["job"].as_str().expect("job id")).await;
+    assert_eq!(
+        (job["status"].as_str(), job["error"]["code"].as_str()),
+        (Some("failed"), Some("parse_error")),
+        "{job}"
+    );
+    let (_, _, page) = h
+        .call(
+            "GET",
+            "/v1/admin/kbs/shop/entries?kind=faq",
+            Some(&admin),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(page["total"], 2, "the failed import wrote nothing");
+    let (status, _, body) = h
+        .call("GET", "/v1/admin/jobs/job_nope", Some(&admin), None, &[])
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+
+    // Delete the knowledge base.
+    let (status, _, body) = h
+        .call("DELETE", "/v1/admin/kbs/shop", Some(&admin), None, &[])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _, body) = h
+        .call("GET", "/v1/admin/kbs/shop", Some(&admin), None, &[])
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::NOT_FOUND, Some("kb_not_found"))
+    );
+}
+
+#[tokio::test]
+async fn visitors_rate_their_own_conversations_and_analytics_read_them() {
+    let h = harness().await;
+    let admin = h.admin().await;
+    h.site("demo").await;
+    let (_, session) = h.start_session("demo", &[]).await;
+    let token = session["token"].as_str().expect("token");
+    let conv = session["conversation_id"].as_str().expect("conv");
+    let rate = |score: Value| json!({"score": score, "comment": "很好 great"});
+    let path = format!("/v1/conversations/{conv}/rating");
+    for bad in [json!(0), json!(6), json!("5")] {
+        let (status, _, body) = h
+            .call("POST", &path, Some(token), Some(rate(bad.clone())), &[])
+            .await;
+        assert!(status.is_client_error(), "{bad}: {body}");
+    }
+    let (status, _, body) = h
+        .call("POST", &path, Some(&admin), Some(rate(json!(5))), &[])
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::FORBIDDEN, Some("forbidden")),
+        "staff do not rate"
+    );
+    let (_, other) = h.start_session("demo", &[]).await;
+    let (status, _, body) = h
+        .call(
+            "POST",
+            &path,
+            other["token"].as_str(),
+            Some(rate(json!(5))),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::FORBIDDEN, Some("forbidden")),
+        "not their conversation"
+    );
+    let (status, _, body) = h
+        .call("POST", &path, Some(token), Some(rate(json!(5))), &[])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["rating"]["score"], 5);
+    let (_, _, t) = h
+        .call(
+            "GET",
+            &format!("/v1/admin/conversations/{conv}"),
+            Some(&admin),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(t["rating"]["comment"], "很好 great", "{t}");
+
+    let today = kefu_server::analytics::date_of(kefu_server::store::now_ms());
+    let (status, _, report) = h
+        .call(
+            "GET",
+            &format!("/v1/admin/analytics?from={today}&to={today}"),
+            Some(&admin),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(
+        (
+            report["conversations"].as_u64(),
+            report["csat"]["count"].as_u64()
+        ),
+        (Some(2), Some(1))
+    );
+    let (status, headers, csv) = h
+        .send(
+            "GET",
+            &format!("/v1/admin/analytics?from={today}&to={today}&format=csv"),
+            Some(&admin),
+            vec![],
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers["content-type"]
+        .to_str()
+        .is_ok_and(|t| t.starts_with("text/csv")));
+    let csv = String::from_utf8(csv).expect("utf-8");
+    assert!(
+        csv.starts_with("date,conversations,") && csv.contains(&format!("{today},2,")),
+        "{csv}"
+    );
+    for bad in [
+        "from=2026-12-01",
+        "from=yesterday&to=2026-12-01",
+        "from=2026-12-02&to=2026-12-01",
+        "from=2026-12-01&to=2026-12-01&format=xml",
+    ] {
+        let (status, _, body) = h
+            .call(
+                "GET",
+                &format!("/v1/admin/analytics?{bad}"),
+                Some(&admin),
+                None,
+                &[],
+            )
+            .await;
+        assert!(
+            status == StatusCode::BAD_REQUEST && code(&body).is_some(),
+            "{bad}: {body}"
+        );
+    }
 }

@@ -2,10 +2,12 @@
 //! (`KEFU_TEST_DATABASE_URL`, default the local server's `test` database, in a fresh schema).
 
 use kefu_protocol::{AuthorKind, ConversationState, Source};
+use kefu_server::analytics::{date_of, Analytics, ReportRequest};
 use kefu_server::store::{
-    now_ms, Agent, Append, BotTurn, FallbackCount, NewMessage, Require, Site, Store, StoreError,
-    TokenKind, TokenRecord, Transition, Visitor,
+    now_ms, Agent, Append, BotTurn, FallbackCount, NewMessage, Require, Role, Site, Store,
+    StoreError, TokenKind, TokenRecord, Transition, Visitor,
 };
+use std::time::Duration;
 
 const PG_DEFAULT: &str = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -82,6 +84,7 @@ async fn exercise(store: &Store) {
         display_name: "小李".into(),
         password_hash: "x".into(),
         capacity: 2,
+        role: Role::Agent,
     };
     store.create_agent(&agent).await.expect("agent");
     assert_eq!(
@@ -468,6 +471,7 @@ async fn exercise_turns_and_capacity(store: &Store) {
         display_name: "Cap".into(),
         password_hash: "x".into(),
         capacity: 1,
+        role: Role::Agent,
     };
     store.create_agent(&agent).await.expect("agent");
     let mut ids = Vec::new();
@@ -514,6 +518,229 @@ async fn sqlite_store_records_turns_and_caps_claims() {
 async fn postgres_store_records_turns_and_caps_claims() {
     let (store, schema) = postgres_store().await;
     exercise_turns_and_capacity(&store).await;
+    store.close().await;
+    drop_schema(&schema).await;
+}
+
+/// Analytics count what was stored: bot outcomes, handoffs by reason, agent times, resolution
+/// without an agent (after the quiet window), CSAT, unanswered questions, per site.
+async fn exercise_analytics(store: &Store) {
+    for key in ["a-shop", "b-shop"] {
+        store
+            .create_site(&Site {
+                key: key.into(),
+                name: key.into(),
+                allowed_origins: vec![],
+                identity_secret: None,
+                enforce_identity: false,
+            })
+            .await
+            .expect("site");
+    }
+    store
+        .create_agent(&Agent {
+            id: "a_an".into(),
+            name: "an".into(),
+            display_name: "安".into(),
+            password_hash: "x".into(),
+            capacity: 3,
+            role: Role::Agent,
+        })
+        .await
+        .expect("agent");
+    let visitor = |site: &'static str| async move {
+        let v = store.visitor_for(site, None, None).await.expect("visitor");
+        store.create_conversation(&v).await.expect("conversation")
+    };
+    let say = |id: String, kind: AuthorKind, text: &'static str, outcome: Option<&'static str>| async move {
+        let m = NewMessage {
+            outcome,
+            ..NewMessage::text(kind, text)
+        };
+        let require = match kind {
+            AuthorKind::Agent => Require::Owner("a_an"),
+            _ => Require::Open,
+        };
+        committed(store.append(&id, require, &m).await.expect("append"));
+    };
+    // 1: answered, then a fallback; never handed off.
+    let c1 = visitor("a-shop").await;
+    say(c1.id.clone(), AuthorKind::Visitor, "怎么退货？", None).await;
+    say(
+        c1.id.clone(),
+        AuthorKind::Bot,
+        "30 天内可退货。",
+        Some("answer"),
+    )
+    .await;
+    say(
+        c1.id.clone(),
+        AuthorKind::Visitor,
+        "你们卖笔记本电脑吗",
+        None,
+    )
+    .await;
+    say(c1.id.clone(), AuthorKind::Bot, "抱歉……", Some("fallback")).await;
+    // 2: the visitor asks for a human; an agent claims, answers and resolves; rated 4.
+    let c2 = visitor("a-shop").await;
+    say(c2.id.clone(), AuthorKind::Visitor, "人工", None).await;
+    let handoff = NewMessage {
+        handoff_reason: Some("requested"),
+        ..NewMessage::text(AuthorKind::System, "正在转接")
+    };
+    let queued = Transition {
+        from: &[ConversationState::Bot],
+        to: ConversationState::Queued,
+        agent_id: None,
+        owner: None,
+        offline: false,
+        within_capacity: false,
+    };
+    store
+        .transition(&c2.id, &queued, &handoff)
+        .await
+        .expect("queue")
+        .expect("queued");
+    let note = NewMessage::text(AuthorKind::System, "note");
+    let claim = Transition {
+        from: &[ConversationState::Queued],
+        to: ConversationState::Agent,
+        agent_id: Some("a_an"),
+        ..queued
+    };
+    store
+        .transition(&c2.id, &claim, &note)
+        .await
+        .expect("claim")
+        .expect("claimed");
+    say(c2.id.clone(), AuthorKind::Agent, "您好", None).await;
+    say(c2.id.clone(), AuthorKind::Agent, "还有吗？", None).await;
+    let resolve = Transition {
+        from: &[ConversationState::Agent],
+        to: ConversationState::Resolved,
+        agent_id: None,
+        owner: Some("a_an"),
+        ..queued
+    };
+    store
+        .transition(&c2.id, &resolve, &note)
+        .await
+        .expect("resolve")
+        .expect("resolved");
+    store
+        .rate(&c2.id, 4, Some("很快 fast"))
+        .await
+        .expect("rate");
+    // 3: suggestions only; rated 2 (then re-rated 1: the last rating counts).
+    let c3 = visitor("a-shop").await;
+    say(
+        c3.id.clone(),
+        AuthorKind::Visitor,
+        "Do you sell laptops?",
+        None,
+    )
+    .await;
+    say(
+        c3.id.clone(),
+        AuthorKind::Bot,
+        "Did you mean…",
+        Some("suggest"),
+    )
+    .await;
+    store.rate(&c3.id, 2, None).await.expect("rate");
+    store.rate(&c3.id, 1, None).await.expect("rate again");
+    assert_eq!(
+        store.rating(&c3.id).await.expect("rating").map(|r| r.score),
+        Some(1)
+    );
+    // Another site's conversation.
+    let other = visitor("b-shop").await;
+    say(other.id.clone(), AuthorKind::Visitor, "hello", None).await;
+
+    // Yesterday and today: a run across midnight still sees everything.
+    let today = date_of(now_ms());
+    let yesterday = date_of(now_ms() - 86_400_000);
+    let request = |site: Option<&str>| ReportRequest {
+        from: yesterday.clone(),
+        to: today.clone(),
+        offset_minutes: 0,
+        site: site.map(str::to_string),
+    };
+    // A zero window: every conversation is quiet long enough.
+    let r = Analytics::new(store.clone(), Duration::ZERO)
+        .report(&request(Some("a-shop")))
+        .await
+        .expect("report");
+    assert_eq!((r.conversations, r.visitor_messages), (3, 4));
+    assert_eq!(
+        (
+            r.bot_replies.answered,
+            r.bot_replies.suggested,
+            r.bot_replies.fallback
+        ),
+        (1, 1, 1)
+    );
+    assert_eq!(r.resolved_without_agent, 2, "conversations 1 and 3");
+    assert_eq!(r.handoffs.total, 1);
+    assert_eq!(r.handoffs.by_reason.get("requested"), Some(&1));
+    assert_eq!(r.agents.first_response_s.count, 1);
+    assert_eq!(r.agents.time_to_resolve_s.count, 1);
+    assert_eq!(
+        (r.csat.count, r.csat.mean, r.csat.scores),
+        (2, Some(2.5), [1, 0, 0, 1, 0])
+    );
+    assert_eq!(r.days.len(), 2);
+    assert_eq!(r.days[1].date, today);
+    let per_day = |f: fn(&kefu_server::analytics::Day) -> u64| r.days.iter().map(f).sum::<u64>();
+    assert_eq!(
+        (
+            per_day(|d| d.conversations),
+            per_day(|d| d.visitor_messages),
+            per_day(|d| d.handoffs)
+        ),
+        (3, 4, 1)
+    );
+    assert_eq!(r.busiest_hours.iter().sum::<u64>(), 4);
+    let gaps: Vec<&str> = r
+        .top_unanswered
+        .iter()
+        .map(|g| g.question.as_str())
+        .collect();
+    assert_eq!(gaps.len(), 2, "{gaps:?}");
+    assert!(gaps.contains(&"Do you sell laptops?") && gaps.contains(&"你们卖笔记本电脑吗"));
+
+    // Every site; and the default day-long window: nothing is resolved yet.
+    let all = Analytics::new(store.clone(), Duration::from_secs(86_400))
+        .report(&request(None))
+        .await
+        .expect("report");
+    assert_eq!((all.conversations, all.visitor_messages), (4, 5));
+    assert_eq!(all.resolved_without_agent, 0);
+    // Two days before: nothing.
+    let before = date_of(now_ms() - 2 * 86_400_000);
+    let none = Analytics::new(store.clone(), Duration::ZERO)
+        .report(&ReportRequest {
+            from: before.clone(),
+            to: before,
+            offset_minutes: 0,
+            site: None,
+        })
+        .await
+        .expect("report");
+    assert_eq!((none.conversations, none.visitor_messages), (0, 0));
+}
+
+#[tokio::test]
+async fn sqlite_analytics_count_what_happened() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = sqlite_store(&dir).await;
+    exercise_analytics(&store).await;
+}
+
+#[tokio::test]
+async fn postgres_analytics_count_what_happened() {
+    let (store, schema) = postgres_store().await;
+    exercise_analytics(&store).await;
     store.close().await;
     drop_schema(&schema).await;
 }

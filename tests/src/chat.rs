@@ -171,6 +171,42 @@ impl Api {
         (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
     }
 
+    /// Uploads a file to knowledge base `kb` (`POST /v1/admin/kbs/{kb}/documents`, multipart
+    /// field `file`) and waits for its import job to end: the job.
+    pub async fn upload(&self, token: &str, kb: &str, file_name: &str, content: &[u8]) -> Value {
+        let boundary = "kefu-e2e-boundary-41c7";
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(content);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let r = self
+            .http
+            .post(format!("{}/v1/admin/kbs/{kb}/documents", self.base))
+            .bearer_auth(token)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body)
+            .send()
+            .await
+            .expect("upload");
+        assert_eq!(r.status().as_u16(), 202, "upload {file_name}");
+        let accepted: Value = r.json().await.expect("json");
+        let id = accepted["job"].as_str().expect("job id").to_string();
+        for _ in 0..600 {
+            let (status, job) = self.get(&format!("/v1/admin/jobs/{id}"), Some(token)).await;
+            assert_eq!(status, 200, "{job}");
+            if job["status"] == "done" || job["status"] == "failed" {
+                return job;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("import job {id} did not end");
+    }
+
     /// A visitor session on `site`: (token, conversation_id).
     pub async fn visitor(&self, site: &str) -> (String, String) {
         let (status, body) = self

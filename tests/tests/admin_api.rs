@@ -73,3 +73,133 @@ fn admin_key_manages_sites_agents_and_reads_transcripts() {
         assert_eq!(status, 403, "a visitor token is not an admin key");
     });
 }
+
+/// An operator signs in, loads the knowledge base from files, tries questions (answered from the
+/// FAQ and from the document, with citations and the trace), and after a scripted day of
+/// conversations (answered, fallen back, handed off, resolved, rated) reads exactly those counts
+/// in analytics, JSON and CSV.
+#[test]
+fn an_operator_loads_knowledge_tries_questions_and_reads_analytics() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    for (name, role) in [("boss", "admin"), ("zhao", "agent")] {
+        let mut c = kefu(tmp.path());
+        c.args([
+            "agent",
+            "add",
+            name,
+            "--role",
+            role,
+            "--password",
+            "long enough pw",
+        ]);
+        let out = run(c);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let server = Server::start(tmp.path(), &["--no-demo", "--resolution-window", "0s"]);
+    runtime().block_on(async {
+        let api = Api::new(&server.base);
+        let (status, login) = api
+            .post("/v1/admin/login", None, json!({"name": "boss", "password": "long enough pw"}))
+            .await;
+        assert_eq!(status, 200, "{login}");
+        let boss = login["token"].as_str().expect("token").to_string();
+        let (status, _) = api
+            .post("/v1/admin/login", None, json!({"name": "zhao", "password": "long enough pw"}))
+            .await;
+        assert_eq!(status, 403, "agents have no admin login");
+
+        let faq = "id,question,answer,alternates\n\
+                   returns,怎么退货？,收到商品后 30 天内可在订单页申请退货。,退货流程|How do I return an item?\n\
+                   shipping,How long does shipping take?,Orders ship within 48 hours and arrive in 3-5 days.,多久发货|配送要多久\n";
+        let job = api.upload(&boss, "shop", "faq.csv", faq.as_bytes()).await;
+        assert_eq!(job["status"], "done", "{job}");
+        let policy = "# 会员积分 Loyalty points\n\n\
+                      积分在获得之日起 12 个月后过期。Points expire 12 months after the day they are earned.\n\n\
+                      # 隐私 Privacy\n\n\
+                      我们不会出售您的个人信息。We never sell your personal data.\n";
+        let job = api.upload(&boss, "shop", "policy.md", policy.as_bytes()).await;
+        assert_eq!(job["status"], "done", "{job}");
+
+        let (status, r) = api
+            .post("/v1/admin/kbs/shop/ask", Some(&boss), json!({"question": "积分什么时候过期？"}))
+            .await;
+        assert_eq!(status, 200, "{r}");
+        assert_eq!(r["band"], "answer", "{r}");
+        assert!(r["answer"].as_str().is_some_and(|a| a.contains("12")), "{r}");
+        assert!(r["citations"][0]["source"].as_str().is_some_and(|s| s.contains("policy.md")), "{r}");
+        assert!(r["trace"]["kb"]["hits"].is_array(), "{r}");
+        let (_, r) = api
+            .post("/v1/admin/kbs/shop/ask", Some(&boss), json!({"question": "How do I return an item?"}))
+            .await;
+        assert_eq!((r["band"].as_str(), r["mode"].as_str()), (Some("answer"), Some("faq")), "{r}");
+        assert!(r["answer"].as_str().is_some_and(|a| a.contains("30")), "{r}");
+
+        // The bot answers visitors from what was uploaded (the chat uses `default`: load it too).
+        let job = api.upload(&boss, "default", "faq.csv", faq.as_bytes()).await;
+        assert_eq!(job["status"], "done", "{job}");
+        let (status, _) = api
+            .post("/v1/admin/sites", Some(&boss), json!({"key": "shop-web"}))
+            .await;
+        assert_eq!(status, 201);
+        // Visitor 1: answered.
+        let (t1, c1) = api.visitor("shop-web").await;
+        let mut v1 = Chat::connect(&server.ws_url(), &t1).await;
+        v1.subscribe(&c1, 0).await;
+        v1.say(&c1, "m1", "怎么退货？").await;
+        let reply = v1.message_by("bot").await;
+        assert!(reply["text"].as_str().is_some_and(|t| t.contains("30")), "{reply}");
+        // Visitor 2: not answered, asks for a human; an agent answers and resolves; rated 4.
+        let (t2, c2) = api.visitor("shop-web").await;
+        let mut v2 = Chat::connect(&server.ws_url(), &t2).await;
+        v2.subscribe(&c2, 0).await;
+        v2.say(&c2, "m1", "Do you sell laptops?").await;
+        v2.message_by("bot").await;
+        v2.send(json!({"type": "request_human", "conversation_id": c2})).await;
+        v2.message_by("system").await;
+        let zhao = api.agent("zhao", "long enough pw").await;
+        let (status, body) = api.post(&format!("/v1/agent/conversations/{c2}/claim"), Some(&zhao), json!({})).await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = api
+            .post(&format!("/v1/agent/conversations/{c2}/messages"), Some(&zhao), json!({"text": "We only sell accessories.", "client_msg_id": "z1"}))
+            .await;
+        assert!(status < 300, "{body}");
+        let (status, body) = api.post(&format!("/v1/agent/conversations/{c2}/resolve"), Some(&zhao), json!({})).await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = api
+            .post(&format!("/v1/conversations/{c2}/rating"), Some(&t2), json!({"score": 4, "comment": "有帮助"}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+
+        let today = kefu_server::analytics::date_of(kefu_server::store::now_ms());
+        let (status, a) = api
+            .get(&format!("/v1/admin/analytics?from={today}&to={today}&site=shop-web"), Some(&boss))
+            .await;
+        assert_eq!(status, 200, "{a}");
+        assert_eq!((a["conversations"].as_u64(), a["visitor_messages"].as_u64()), (Some(2), Some(2)), "{a}");
+        assert_eq!(a["bot_replies"]["answered"], 1, "{a}");
+        assert_eq!(
+            a["bot_replies"]["suggested"].as_u64().unwrap_or(0) + a["bot_replies"]["fallback"].as_u64().unwrap_or(0),
+            1,
+            "{a}"
+        );
+        assert_eq!(a["handoffs"]["by_reason"]["requested"], 1, "{a}");
+        assert_eq!(a["resolved_without_agent"], 1, "{a}");
+        assert_eq!((a["csat"]["count"].as_u64(), a["csat"]["mean"].as_f64()), (Some(1), Some(4.0)), "{a}");
+        assert_eq!(a["agents"]["first_response_s"]["count"], 1, "{a}");
+        assert_eq!(a["top_unanswered"][0]["question"], "Do you sell laptops?", "{a}");
+        let csv = reqwest::Client::new()
+            .get(server.url(&format!("/v1/admin/analytics?from={today}&to={today}&site=shop-web&format=csv")))
+            .bearer_auth(&boss)
+            .send()
+            .await
+            .expect("csv")
+            .text()
+            .await
+            .expect("text");
+        assert!(csv.contains(&format!("{today},2,2,1,")), "{csv}");
+    });
+}

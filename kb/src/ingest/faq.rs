@@ -25,7 +25,8 @@ fn split_list(s: &str) -> Vec<String> {
         .collect()
 }
 
-fn build(
+/// One FAQ record as a file row describes it (trimmed, checked, keyed by `id` or the question).
+pub fn build(
     id: Option<&str>,
     question: &str,
     answer: &str,

@@ -1,12 +1,14 @@
 //! The knowledge-base service: imports files (`import`: parse all, embed what changed, write in
-//! one transaction, then update the index) and answers queries with scored hits and a band over
+//! one transaction, then update the index), edits single entries (`edit`) and answers queries with scored hits and a band over
 //! the in-process view of the store (`synced`).
 
+mod edit;
 mod encoders;
 mod import;
 mod switch;
 mod synced;
 
+pub use edit::{EntryPage, FaqEdit, CONSOLE_SOURCE, MAX_PAGE};
 pub use encoders::EncoderLoader;
 pub use import::{ImportReport, Progress, SourceFile};
 pub use switch::SwitchReport;

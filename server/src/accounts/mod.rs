@@ -12,7 +12,8 @@ use credentials::{
 pub use credentials::{AuthError, Principal};
 
 use crate::store::{
-    new_id, now_ms, Agent, Conversation, Site, Store, StoreError, TokenKind, TokenRecord, Visitor,
+    new_id, now_ms, Agent, Conversation, Role, Site, Store, StoreError, TokenKind, TokenRecord,
+    Visitor,
 };
 
 /// Longest agent login name.
@@ -39,6 +40,8 @@ pub enum AccountError {
     IdentityInvalid,
     #[error("wrong agent name or password")]
     InvalidCredentials,
+    #[error("this account is not an admin")]
+    NotAdmin,
     #[error("{0}")]
     Unauthorized(String),
     #[error(transparent)]
@@ -70,6 +73,7 @@ pub struct NewAgent {
     pub display_name: Option<String>,
     pub password: String,
     pub capacity: u32,
+    pub role: Role,
 }
 
 /// A freshly issued bearer token (shown once; only its hash is stored).
@@ -203,9 +207,32 @@ impl Accounts {
             .await?)
     }
 
-    /// Checks name and password; a new agent token on success. Verifies a dummy hash for unknown
-    /// names so timing does not reveal which names exist.
+    /// Checks name and password; a new agent token on success.
     pub async fn login(&self, name: &str, password: &str) -> Result<(Agent, IssuedToken)> {
+        let agent = self.check_password(name, password).await?;
+        let token = self.issue_token(TokenKind::Agent, &agent.id, None).await?;
+        Ok((agent, token))
+    }
+
+    /// An operator's login to the admin API: as `login`, for accounts with the admin role (the
+    /// token also opens the agent console).
+    pub async fn admin_login(&self, name: &str, password: &str) -> Result<(Agent, IssuedToken)> {
+        let agent = self.check_password(name, password).await?;
+        if agent.role != Role::Admin {
+            return Err(AccountError::NotAdmin);
+        }
+        let token = self.issue_token(TokenKind::Agent, &agent.id, None).await?;
+        Ok((agent, token))
+    }
+
+    /// Gives the named account `role` (takes effect at its next request).
+    pub async fn set_role(&self, name: &str, role: Role) -> Result<()> {
+        Ok(self.store.set_agent_role(name, role).await?)
+    }
+
+    /// The account whose name and password these are. Verifies a dummy hash for unknown names so
+    /// timing does not reveal which names exist.
+    async fn check_password(&self, name: &str, password: &str) -> Result<Agent> {
         let agent = self.store.agent_by_name(name).await?;
         let phc = agent
             .as_ref()
@@ -215,11 +242,7 @@ impl Accounts {
         let ok = tokio::task::spawn_blocking(move || verify_password(&password, &phc))
             .await
             .unwrap_or(false);
-        let Some(agent) = agent.filter(|_| ok) else {
-            return Err(AccountError::InvalidCredentials);
-        };
-        let token = self.issue_token(TokenKind::Agent, &agent.id, None).await?;
-        Ok((agent, token))
+        agent.filter(|_| ok).ok_or(AccountError::InvalidCredentials)
     }
 
     /// Revokes one token (logout).
@@ -431,6 +454,7 @@ async fn new_agent(new: NewAgent) -> Result<Agent> {
         display_name,
         password_hash,
         capacity: new.capacity,
+        role: new.role,
     })
 }
 
@@ -510,6 +534,7 @@ mod tests {
                 display_name: None,
                 password: "12345678".into(),
                 capacity: 2,
+                role: Role::Agent,
             })
             .await;
         assert!(matches!(weak, Err(AccountError::WeakPassword(_))));
@@ -519,6 +544,7 @@ mod tests {
                 display_name: Some("小李".into()),
                 password: "first pass phrase".into(),
                 capacity: 2,
+                role: Role::Agent,
             })
             .await
             .expect("agent");

@@ -6,6 +6,7 @@ use crate::accounts::credentials::new_password;
 use crate::accounts::NewAgent;
 use crate::cli::AgentCommand;
 use crate::config::Config;
+use crate::store::Role;
 
 /// Runs one `agent` subcommand.
 pub async fn run(config: &Config, cmd: AgentCommand) -> anyhow::Result<()> {
@@ -16,6 +17,7 @@ pub async fn run(config: &Config, cmd: AgentCommand) -> anyhow::Result<()> {
             display_name,
             password,
             capacity,
+            role,
         } => {
             let generated = password.is_none();
             let password = match password {
@@ -28,11 +30,14 @@ pub async fn run(config: &Config, cmd: AgentCommand) -> anyhow::Result<()> {
                     display_name,
                     password: password.clone(),
                     capacity,
+                    role: parse_role(&role)?,
                 })
                 .await?;
             println!(
-                "created agent `{}` (capacity {})",
-                agent.name, agent.capacity
+                "created {} `{}` (capacity {})",
+                agent.role.as_str(),
+                agent.name,
+                agent.capacity
             );
             if generated {
                 println!("password: {password}");
@@ -50,6 +55,10 @@ pub async fn run(config: &Config, cmd: AgentCommand) -> anyhow::Result<()> {
                 println!("password: {password}");
             }
         }
+        AgentCommand::SetRole { name, role } => {
+            accounts.set_role(&name, parse_role(&role)?).await?;
+            println!("`{name}` is now {role}");
+        }
         AgentCommand::Revoke { name } => {
             let revoked = accounts.revoke_agent_sessions(&name).await?;
             println!("{revoked} session(s) of `{name}` signed out");
@@ -59,16 +68,26 @@ pub async fn run(config: &Config, cmd: AgentCommand) -> anyhow::Result<()> {
             if json {
                 let list: Vec<_> = agents
                     .iter()
-                    .map(|a| json!({"name": a.name, "display_name": a.display_name, "capacity": a.capacity}))
+                    .map(|a| json!({"name": a.name, "display_name": a.display_name, "capacity": a.capacity, "role": a.role}))
                     .collect();
                 println!("{}", serde_json::to_string(&list)?);
             } else {
                 for a in agents {
-                    println!("{}\t{}\tcapacity {}", a.name, a.display_name, a.capacity);
+                    println!(
+                        "{}\t{}\t{}\tcapacity {}",
+                        a.name,
+                        a.display_name,
+                        a.role.as_str(),
+                        a.capacity
+                    );
                 }
             }
         }
     }
     store.close().await;
     Ok(())
+}
+
+fn parse_role(role: &str) -> anyhow::Result<Role> {
+    Role::parse(role).ok_or_else(|| anyhow::anyhow!("unknown role {role:?}: agent or admin"))
 }

@@ -8,38 +8,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_trait::async_trait;
-use kefu_kb::{KbError, Knowledge, Lang, Retrieval, Thresholds};
-use serde::Serialize;
+use kefu_kb::{KbError, Knowledge, Retrieval, Thresholds};
 
 use crate::config::Config;
-use crate::handoff::queued_note;
+pub use crate::triage::ask_reply::{AskCitation, AskReply};
 use crate::triage::batcher::TOP_K;
-use crate::triage::{Decision, DecisionKind, Retriever, RuleSet, Triage};
+use crate::triage::{Decision, Retriever, RuleSet, Triage};
 
 /// Questions embedded per batch by `ask_many`.
 const EMBED_BATCH: usize = 64;
-
-/// One reply in the stable `kefu kb ask --json` shape.
-#[derive(Debug, Clone, Serialize)]
-pub struct AskReply {
-    pub query: String,
-    /// `answer`, `suggest` or `none` (rules and handoffs: `none`).
-    pub band: &'static str,
-    /// What the visitor would read (the fallback or handoff note when the bot has no answer).
-    pub answer: String,
-    /// `faq`, `extractive` or `llm`: where the text came from (the knowledge base's mode when nothing
-    /// was retrieved).
-    pub mode: &'static str,
-    pub citations: Vec<AskCitation>,
-    pub quick_replies: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct AskCitation {
-    pub id: String,
-    pub title: String,
-    pub source: String,
-}
 
 /// A reply with the decision behind it and how long it took (embedding included).
 pub struct Asked {
@@ -162,7 +139,7 @@ impl<'a> Asker<'a> {
             .await;
         let latency_ms = started.elapsed().as_secs_f64() * 1e3;
         Asked {
-            reply: self.reply(text, &decision),
+            reply: AskReply::of(text, &decision, self.kb_mode),
             decision,
             latency_ms,
         }
@@ -214,34 +191,5 @@ impl<'a> Asker<'a> {
             }
         }
         Ok(out)
-    }
-
-    fn reply(&self, query: &str, d: &Decision) -> AskReply {
-        let kb = d.trace.kb.as_ref();
-        let answer = match (&d.kind, &d.reply) {
-            (DecisionKind::Handoff, _) => queued_note(Lang::detect(query), true).to_string(),
-            (_, Some(text)) => text.clone(),
-            (_, None) => String::new(),
-        };
-        let retrieved = matches!(d.kind, DecisionKind::Answer | DecisionKind::Suggest);
-        AskReply {
-            query: query.to_string(),
-            band: match kb.and_then(|k| k.band) {
-                Some(b) if retrieved => b.as_str(),
-                _ => "none",
-            },
-            answer,
-            mode: kb.and_then(|k| k.mode).map_or(self.kb_mode, |m| m.as_str()),
-            citations: d
-                .sources
-                .iter()
-                .map(|s| AskCitation {
-                    id: s.id.clone(),
-                    title: s.title.clone(),
-                    source: s.source.clone(),
-                })
-                .collect(),
-            quick_replies: d.quick_replies.clone(),
-        }
     }
 }

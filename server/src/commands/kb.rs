@@ -3,7 +3,7 @@
 use indicatif::{ProgressBar, ProgressStyle};
 use kefu_kb::answer::AnswerMode;
 use kefu_kb::store::ThresholdOverrides;
-use kefu_kb::{Knowledge, Retrieval, Thresholds};
+use kefu_kb::{Knowledge, Retrieval};
 use serde_json::json;
 
 use super::ask::{AskReply, Asker};
@@ -124,11 +124,6 @@ pub async fn run(config: &Config, cmd: KbCommand) -> anyhow::Result<()> {
             doc_suggest,
             from_report,
         } => {
-            let store = kefu_kb::store::KbStore::open(&config.database_path()).await?;
-            let info = store
-                .get_kb(&kb)
-                .await?
-                .ok_or_else(|| kefu_kb::KbError::KbNotFound(kb.clone()))?;
             let overrides = match from_report {
                 Some(path) => ThresholdOverrides::all(super::kb_tune::from_report(&path)?),
                 None => ThresholdOverrides {
@@ -139,9 +134,8 @@ pub async fn run(config: &Config, cmd: KbCommand) -> anyhow::Result<()> {
                     doc_suggest,
                 },
             };
-            let wanted = overrides.apply(Thresholds::for_model(&info.model));
-            wanted.validate()?;
-            store.set_thresholds(&kb, &overrides).await?;
+            let store = kefu_kb::store::KbStore::open(&config.database_path()).await?;
+            let wanted = store.set_thresholds(&kb, &overrides).await?;
             println!("{}", serde_json::to_string(&wanted)?);
         }
         KbCommand::Mode { kb, mode } => {

@@ -9,13 +9,14 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 
 use crate::accounts::{credentials::new_password, AccountError, Accounts, NewAgent, NewSite};
+use crate::analytics::Analytics;
 use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::conversation::Conversations;
 use crate::handoff::Handoff;
 use crate::http::ServeOptions;
 use crate::state::{AppState, Limits, Services};
-use crate::store::StoreError;
+use crate::store::{Role, StoreError};
 use crate::triage::{KbBatcher, RuleSet, Triage};
 
 /// The demo site created on first start (same-origin pages only).
@@ -33,6 +34,7 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
         max_connections_per_ip: args.max_connections_per_ip,
         frames_per_second: args.frames_per_second,
         sessions_per_minute: args.sessions_per_minute,
+        max_upload_bytes: args.max_upload_mb as usize * 1024 * 1024,
     };
     let listener = TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;
@@ -110,12 +112,14 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
         knowledge,
         accounts,
         conversations,
+        analytics: Analytics::new(store.clone(), args.resolution_window),
     }));
     tracing::info!(%addr, model = %config.model, "ready");
     println!("kefu ready (model {})", config.model);
     println!("  demo shop:     http://{addr}/  (the web widget, site `demo`)");
     println!("  chat demo:     http://{addr}/demo");
     println!("  agent console: http://{addr}/console");
+    println!("  admin console: http://{addr}/admin  (knowledge, analytics, settings)");
     println!(
         "  API:           http://{addr}/v1/  (WebSocket: ws://{addr}/v1/ws, metrics: /metrics)"
     );
@@ -160,17 +164,27 @@ async fn bootstrap_demo(accounts: &Accounts) -> anyhow::Result<()> {
         );
     }
     if accounts.agents().await?.is_empty() {
-        let password = new_password()?;
-        let agent = NewAgent {
-            name: "agent".into(),
-            display_name: Some("Agent".into()),
-            password: password.clone(),
-            capacity: 5,
-        };
-        if let Err(e) = accounts.create_agent(agent).await {
-            return already_there(e);
+        // First run: an agent for the agent console and an operator for the admin console.
+        for (name, display, role) in [
+            ("agent", "Agent", Role::Agent),
+            ("admin", "Admin", Role::Admin),
+        ] {
+            let password = new_password()?;
+            let account = NewAgent {
+                name: name.into(),
+                display_name: Some(display.into()),
+                password: password.clone(),
+                capacity: 5,
+                role,
+            };
+            if let Err(e) = accounts.create_agent(account).await {
+                return already_there(e);
+            }
+            println!(
+                "created {} `{name}` with password {password}  (change it: kefu agent set-password {name})",
+                role.as_str()
+            );
         }
-        println!("created agent `agent` with password {password}  (change it: kefu agent set-password agent)");
     }
     Ok(())
 }

@@ -171,6 +171,7 @@ impl Conversations {
                 FallbackCount::Reset
             },
             bot_turn: BotTurn::Finish(turn.seq),
+            outcome: Some(decision.kind.as_str()),
             ..NewMessage::text(AuthorKind::Bot, text)
         };
         // Only while the bot still owns the conversation: an agent may have taken it meanwhile.

@@ -209,6 +209,40 @@ impl Conversations {
         Ok(Some((question, r)))
     }
 
+    /// The bot's answer to `text` from knowledge base `kb`, as the first message of a new
+    /// conversation would get it (rules, the intent model, retrieval, the answer mode, the LLM
+    /// when configured), without a conversation: the operator's "try a question".
+    pub async fn try_question(&self, kb: &str, text: &str) -> crate::triage::Decision {
+        let decision = self
+            .triage
+            .decide_in(kb, self.retriever.as_ref(), text, None, 0)
+            .await;
+        self.triage.generate(decision, &[], 0, &mut |_| {}).await
+    }
+
+    /// Records the visitor's rating (1–5, optional comment) of their conversation; a new rating
+    /// replaces the earlier one.
+    pub async fn rate(
+        &self,
+        who: &Principal,
+        conversation_id: &str,
+        score: u8,
+        comment: Option<&str>,
+    ) -> Result<crate::store::Rating> {
+        if !matches!(who, Principal::Visitor { .. }) {
+            return Err(ConversationError::Forbidden);
+        }
+        self.authorize(who, conversation_id).await?;
+        let rating = self.store.rate(conversation_id, score, comment).await?;
+        metrics::counter!("kefu_csat_ratings_total", "score" => score.to_string()).increment(1);
+        Ok(rating)
+    }
+
+    /// The visitor's rating of a conversation, if any.
+    pub async fn rating(&self, conversation_id: &str) -> Result<Option<crate::store::Rating>> {
+        Ok(self.store.rating(conversation_id).await?)
+    }
+
     /// Canned replies from the rules file.
     pub fn canned(&self) -> &[CannedReply] {
         self.triage.rules.canned()
@@ -304,7 +338,11 @@ impl Conversations {
         let agents_online = !self.handoff.presence().online().is_empty();
         tracing::info!(conversation = %conversation_id, reason = reason.label(), agents_online, "handoff");
         metrics::counter!("kefu_handoffs_total", "reason" => reason.label()).increment(1);
-        if let Some(done) = self.handoff.from_bot(conversation_id, lang, trace).await? {
+        if let Some(done) = self
+            .handoff
+            .from_bot(conversation_id, lang, reason.label(), trace)
+            .await?
+        {
             self.publish_transition(&done).await;
         }
         Ok(())

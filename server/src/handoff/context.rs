@@ -15,6 +15,9 @@ const PAGE: u32 = 500;
 pub struct Transcript {
     pub conversation: ConversationSummary,
     pub messages: Vec<Message>,
+    /// The visitor's rating (CSAT), once given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rating: Option<crate::store::Rating>,
 }
 
 /// The transcript of one conversation; `None` if there is no such conversation.
@@ -38,6 +41,7 @@ pub async fn transcript(store: &Store, conversation_id: &str) -> Result<Option<T
     Ok(Some(Transcript {
         conversation: summary_of(listing),
         messages,
+        rating: store.rating(conversation_id).await?,
     }))
 }
 

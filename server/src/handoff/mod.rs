@@ -67,11 +67,12 @@ impl Handoff {
 
     /// Moves a bot-owned conversation to a human: straight to an agent when auto-assign finds one
     /// with room, else to the queue (an offline message when nobody is online). `None` when the
-    /// bot no longer owned it.
+    /// bot no longer owned it. `reason` (`HandoffReason::label`) is recorded for analytics.
     pub async fn from_bot(
         &self,
         conversation_id: &str,
         lang: Lang,
+        reason: &'static str,
         trace: Option<serde_json::Value>,
     ) -> Result<Option<Committed>> {
         let any_online = !self.presence.online().is_empty();
@@ -79,6 +80,7 @@ impl Handoff {
             if let Some(agent) = self.pick_agent().await? {
                 let note = NewMessage {
                     route_trace: trace.clone(),
+                    handoff_reason: Some(reason),
                     ..joined_note(&agent, lang)
                 };
                 let change = Transition {
@@ -97,6 +99,7 @@ impl Handoff {
         let text = queued_note(lang, any_online);
         let note = NewMessage {
             route_trace: trace,
+            handoff_reason: Some(reason),
             ..NewMessage::text(AuthorKind::System, text)
         };
         let change = Transition {

@@ -1,5 +1,5 @@
-//! Bearer-token extractors for the three scopes (visitor, agent, admin), resolved by `accounts`,
-//! and the request's `Origin`.
+//! Bearer-token extractors for the scopes (visitor, agent, admin: an API key or an operator with
+//! the admin role, staff: agent or admin), resolved by `accounts`, and the request's `Origin`.
 
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use axum::http::HeaderMap;
 use super::error::ApiError;
 use crate::accounts::Principal;
 use crate::state::{AppState, Services};
-use crate::store::Agent;
+use crate::store::{Agent, Role};
 
 /// The bearer token of a request, if it sent one.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -97,16 +97,30 @@ impl FromRequestParts<AppState> for AgentAuth {
     }
 }
 
-/// An admin API key.
+/// An admin API key, or the token of an operator account with the admin role (checked at every
+/// request, so a demoted operator loses access at once).
 pub struct AdminAuth;
 
 impl FromRequestParts<AppState> for AdminAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        match principal(parts, state).await?.0 {
-            Principal::Admin => Ok(Self),
-            _ => Err(ApiError::forbidden("this endpoint needs an admin API key")),
+        let (p, services) = principal(parts, state).await?;
+        let admin = match p {
+            Principal::Admin => true,
+            Principal::Agent { agent_id } => services
+                .accounts
+                .agent(&agent_id)
+                .await?
+                .is_some_and(|a| a.role == Role::Admin),
+            Principal::Visitor { .. } => false,
+        };
+        if admin {
+            Ok(Self)
+        } else {
+            Err(ApiError::forbidden(
+                "this endpoint needs an admin API key or an admin's login",
+            ))
         }
     }
 }

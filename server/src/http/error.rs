@@ -11,6 +11,7 @@ use kefu_protocol::{ErrorCode, FrameError, ServerFrame};
 use serde_json::json;
 
 use crate::accounts::AccountError;
+use crate::analytics::AnalyticsError;
 use crate::conversation::ConversationError;
 use crate::handoff::HandoffError;
 use crate::store::StoreError;
@@ -140,6 +141,7 @@ impl From<KbError> for ApiError {
     fn from(e: KbError) -> Self {
         let code = match &e {
             KbError::KbNotFound(_) => ErrorCode::KbNotFound,
+            KbError::EntryNotFound(_) => ErrorCode::NotFound,
             KbError::ModelMismatch { .. } => ErrorCode::ModelMismatch,
             KbError::Conflict(_) => ErrorCode::Conflict,
             KbError::Parse { .. } => ErrorCode::ParseError,
@@ -157,6 +159,15 @@ impl From<KbError> for ApiError {
             | KbError::Io { .. } => return Self::internal(e),
         };
         Self::new(code, e.to_string())
+    }
+}
+
+impl From<AnalyticsError> for ApiError {
+    fn from(e: AnalyticsError) -> Self {
+        match e {
+            AnalyticsError::Invalid(m) => Self::invalid_input(m),
+            AnalyticsError::Store(s) => s.into(),
+        }
     }
 }
 
@@ -227,6 +238,7 @@ impl From<AccountError> for ApiError {
             E::IdentityRequired => ErrorCode::IdentityRequired,
             E::IdentityInvalid => ErrorCode::IdentityInvalid,
             E::InvalidCredentials => ErrorCode::InvalidCredentials,
+            E::NotAdmin => ErrorCode::Forbidden,
             E::Unauthorized(_) => ErrorCode::Unauthorized,
         };
         match e {

@@ -61,7 +61,17 @@ pub async fn query(
     if req.tags.len() > 20 {
         return Err(ApiError::invalid_input("at most 20 tags"));
     }
-    let _permit = tokio::time::timeout(QUEUE_WAIT, state.staff_queries.acquire())
+    let _turn = staff_turn(&state).await?;
+    let kb = req.kb.as_deref().unwrap_or(DEFAULT_KB);
+    Ok(Json(k.query(kb, &req.query, top_k, &req.tags).await?))
+}
+
+/// Waits (briefly) for a staff query's turn behind the visitors' replies; `503 overloaded` when
+/// the wait is too long.
+pub(super) async fn staff_turn(
+    state: &AppState,
+) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
+    tokio::time::timeout(QUEUE_WAIT, state.staff_queries.acquire())
         .await
         .map_err(|_| {
             ApiError::new(
@@ -69,7 +79,5 @@ pub async fn query(
                 "too many knowledge-base queries at once; retry shortly",
             )
         })?
-        .map_err(ApiError::internal)?;
-    let kb = req.kb.as_deref().unwrap_or(DEFAULT_KB);
-    Ok(Json(k.query(kb, &req.query, top_k, &req.tags).await?))
+        .map_err(ApiError::internal)
 }

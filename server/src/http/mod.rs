@@ -1,6 +1,7 @@
 //! The HTTP layer: one router built by `app`, and `run` serving it until shutdown.
 
 mod admin;
+mod admin_kb;
 mod agent;
 pub mod auth;
 pub mod error;
@@ -19,7 +20,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::header::{CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
 use axum::http::HeaderValue;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -68,6 +69,35 @@ pub fn app(state: AppState) -> Router {
             "/v1/agent/conversations/{id}/suggestions",
             get(agent::suggestions),
         )
+        .route("/v1/admin/login", post(admin::login))
+        .route("/v1/admin/kbs", get(admin_kb::list))
+        .route(
+            "/v1/admin/kbs/{kb}",
+            get(admin_kb::get).delete(admin_kb::delete),
+        )
+        .route(
+            "/v1/admin/kbs/{kb}/documents",
+            post(admin_kb::upload).layer(DefaultBodyLimit::max(state.limits.max_upload_bytes)),
+        )
+        .route(
+            "/v1/admin/kbs/{kb}/entries",
+            get(admin_kb::entries).post(admin_kb::create_entry),
+        )
+        .route(
+            "/v1/admin/kbs/{kb}/entries/{id}",
+            get(admin_kb::entry)
+                .put(admin_kb::update_entry)
+                .delete(admin_kb::delete_entry),
+        )
+        .route(
+            "/v1/admin/kbs/{kb}/thresholds",
+            put(admin_kb::set_thresholds),
+        )
+        .route("/v1/admin/kbs/{kb}/mode", put(admin_kb::set_mode))
+        .route("/v1/admin/kbs/{kb}/ask", post(admin_kb::ask))
+        .route("/v1/admin/analytics", get(admin::analytics))
+        .route("/v1/admin/jobs", get(admin_kb::jobs))
+        .route("/v1/admin/jobs/{id}", get(admin_kb::job))
         .route(
             "/v1/admin/sites",
             get(admin::sites).post(admin::create_site),
@@ -79,6 +109,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/admin/agents/{name}/revoke", post(admin::revoke_agent))
         .route("/v1/admin/conversations", get(admin::conversations))
         .route("/v1/admin/conversations/{id}", get(admin::transcript))
+        .route("/admin", get(pages::admin))
+        .route("/admin.js", get(pages::admin_script))
         .route("/console", get(pages::console))
         .route("/demo", get(pages::demo))
         .route("/console.js", get(pages::console_script))
@@ -117,6 +149,7 @@ fn cross_origin_routes() -> Router<AppState> {
             post(visitor::create_conversation),
         )
         .route("/v1/conversations/{id}/messages", get(visitor::messages))
+        .route("/v1/conversations/{id}/rating", post(visitor::rate))
         .route("/widget.js", get(widget::loader))
         .route("/widget/kefu_widget.js", get(widget::glue))
         .route("/widget/kefu_widget_bg.wasm", get(widget::wasm))

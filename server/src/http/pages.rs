@@ -1,4 +1,5 @@
-//! The web pages the server ships: the agent console and a demo chat page for visitors.
+//! The web pages the server ships: the operator's console (`/admin`), the agent console and a
+//! demo chat page for visitors.
 
 use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
 use axum::response::IntoResponse;
@@ -21,6 +22,16 @@ fn page(html: &'static str) -> impl IntoResponse {
 /// `GET /console`: the agent console.
 pub async fn console() -> impl IntoResponse {
     page(include_str!("../../assets/console.html"))
+}
+
+/// `GET /admin`: the operator's console (knowledge, analytics, settings).
+pub async fn admin() -> impl IntoResponse {
+    page(include_str!("../../assets/admin.html"))
+}
+
+/// `GET /admin.js`: the operator's console's script.
+pub async fn admin_script() -> impl IntoResponse {
+    script(include_str!("../../assets/admin.js"))
 }
 
 /// `GET /demo`: a chat page for trying the bot as a visitor (site `demo`).
@@ -54,6 +65,7 @@ mod tests {
     #[test]
     fn pages_have_no_inline_scripts() {
         for html in [
+            include_str!("../../assets/admin.html"),
             include_str!("../../assets/console.html"),
             include_str!("../../assets/demo.html"),
         ] {

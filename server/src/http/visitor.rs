@@ -1,4 +1,5 @@
-//! Visitor endpoints: start a session (site key, optional verified identity) and conversations.
+//! Visitor endpoints: start a session (site key, optional verified identity), conversations and
+//! their ratings (CSAT).
 
 use std::net::SocketAddr;
 
@@ -118,4 +119,42 @@ pub async fn messages(
         "last_seq": c.last_seq,
         "messages": msgs,
     })))
+}
+
+/// Longest rating comment, in characters.
+pub const MAX_COMMENT_CHARS: usize = 1000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RatingRequest {
+    /// 1 (poor) to 5 (excellent).
+    pub score: u8,
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+/// `POST /v1/conversations/{id}/rating` (the visitor's own conversation): CSAT, 1–5 with an
+/// optional comment; rating again replaces the earlier rating.
+pub async fn rate(
+    State(state): State<AppState>,
+    AnyAuth(who): AnyAuth,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<RatingRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let s = super::ready(&state)?;
+    if !(1..=5).contains(&req.score) {
+        return Err(ApiError::invalid_input("score must be 1-5"));
+    }
+    let comment = req
+        .comment
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
+    if comment.is_some_and(|c| c.chars().count() > MAX_COMMENT_CHARS) {
+        return Err(ApiError::invalid_input(format!(
+            "comments have at most {MAX_COMMENT_CHARS} characters"
+        )));
+    }
+    let rating = s.conversations.rate(&who, &id, req.score, comment).await?;
+    Ok(Json(json!({ "conversation_id": id, "rating": rating })))
 }

@@ -38,14 +38,15 @@ impl Store {
     }
     pub async fn create_agent(&self, agent: &Agent) -> Result<()> {
         let r = sqlx::query(
-            "INSERT INTO agents (id, name, display_name, password_hash, capacity, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO agents (id, name, display_name, password_hash, capacity, role, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&agent.id)
         .bind(&agent.name)
         .bind(&agent.display_name)
         .bind(&agent.password_hash)
         .bind(agent.capacity as i64)
+        .bind(agent.role.as_str())
         .bind(now_ms())
         .execute(&self.pool)
         .await;
@@ -54,6 +55,18 @@ impl Store {
     pub async fn set_agent_password(&self, name: &str, password_hash: &str) -> Result<()> {
         let r = sqlx::query("UPDATE agents SET password_hash = $1 WHERE name = $2")
             .bind(password_hash)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("agent `{name}`")));
+        }
+        Ok(())
+    }
+    /// Gives the named account `role`.
+    pub async fn set_agent_role(&self, name: &str, role: Role) -> Result<()> {
+        let r = sqlx::query("UPDATE agents SET role = $1 WHERE name = $2")
+            .bind(role.as_str())
             .bind(name)
             .execute(&self.pool)
             .await?;
@@ -234,6 +247,10 @@ fn agent_from_row(r: &AnyRow) -> Result<Agent> {
         display_name: r.try_get("display_name")?,
         password_hash: r.try_get("password_hash")?,
         capacity: r.try_get::<i64, _>("capacity")?.max(0) as u32,
+        role: {
+            let role: String = r.try_get("role")?;
+            Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("agent role {role:?}")))?
+        },
     })
 }
 

@@ -136,9 +136,23 @@ impl Store {
         } else {
             ""
         };
+        // Analytics: the first handoff (its time and reason) and the resolution time.
+        let handoff = match note.handoff_reason {
+            Some(reason) if reason.chars().all(|c| c.is_ascii_lowercase() || c == '_') => format!(
+                ", handed_off_at = COALESCE(handed_off_at, $4),
+                   handoff_reason = COALESCE(handoff_reason, '{reason}')"
+            ),
+            _ => String::new(),
+        };
+        let resolved = if change.to == ConversationState::Resolved {
+            ", resolved_at = $4"
+        } else {
+            ""
+        };
         let sql = format!(
             "UPDATE conversations SET state = $2, agent_id = $3, last_seq = last_seq + 1,
                  updated_at = $4, bot_fallbacks = 0, offline = {offline}, pending_turn = 0
+                 {handoff}{resolved}
              WHERE id = $1 AND state IN ({from}){owner}{capacity}
              RETURNING *",
             from = state_list(change.from),
@@ -179,7 +193,7 @@ impl Store {
             route_trace: note.route_trace.clone(),
             created_at: now,
         };
-        insert_message(&mut tx, &stored).await?;
+        insert_message(&mut tx, &stored, note.outcome).await?;
         tx.commit().await?;
         Ok(Some((conversation, stored)))
     }

@@ -40,10 +40,16 @@ impl Store {
                 format!("CASE WHEN pending_turn <= {seq} THEN 0 ELSE pending_turn END")
             }
         };
+        // An agent's first reply is remembered (analytics: first-response time).
+        let first_agent_reply = if msg.author_kind == AuthorKind::Agent {
+            "COALESCE(first_agent_reply_at, $2)"
+        } else {
+            "first_agent_reply_at"
+        };
         let sql = format!(
             "UPDATE conversations SET last_seq = last_seq + 1, updated_at = $2,
                  bot_fallbacks = {fallbacks}, offline = CASE WHEN $3 = 1 THEN 1 ELSE offline END,
-                 pending_turn = {pending}
+                 pending_turn = {pending}, first_agent_reply_at = {first_agent_reply}
              WHERE id = $1 AND {condition}
              RETURNING last_seq, bot_fallbacks, state"
         );
@@ -80,7 +86,7 @@ impl Store {
             route_trace: msg.route_trace.clone(),
             created_at: now,
         };
-        let inserted = insert_message(&mut tx, &stored).await;
+        let inserted = insert_message(&mut tx, &stored, msg.outcome).await;
         match inserted {
             Ok(()) => {
                 tx.commit().await?;
@@ -176,15 +182,17 @@ impl Store {
     }
 }
 
+/// Inserts `m`; `outcome` is what a bot reply did (analytics).
 pub(super) async fn insert_message(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     m: &StoredMessage,
+    outcome: Option<&str>,
 ) -> std::result::Result<(), sqlx::Error> {
     let json = |v: String| Some(v).filter(|s| s != "[]" && s != "null");
     sqlx::query(
         "INSERT INTO messages (conversation_id, seq, author_kind, author_id, author_name, body,
-             client_msg_id, sources, quick_replies, route_trace, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             client_msg_id, sources, quick_replies, route_trace, created_at, outcome)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(&m.conversation_id)
     .bind(m.seq as i64)
@@ -203,6 +211,7 @@ pub(super) async fn insert_message(
             .map(|t| serde_json::to_string(t).unwrap_or_default()),
     )
     .bind(m.created_at)
+    .bind(outcome.map(str::to_string))
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -4,6 +4,7 @@
 //! and ordered per conversation on either backend and across server processes.
 
 mod accounts;
+mod analytics;
 mod conversations;
 mod messages;
 mod model;
@@ -16,6 +17,7 @@ use kefu_protocol::{AuthorKind, ConversationState, Source};
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 
+pub use analytics::{ConversationFacts, HourCount, Period, Rating, Unanswered};
 use conversations::parse_state;
 pub use conversations::state_str;
 use messages::insert_message;

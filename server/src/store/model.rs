@@ -25,6 +25,34 @@ pub struct Agent {
     pub password_hash: String,
     /// Most conversations the agent owns at once.
     pub capacity: u32,
+    pub role: Role,
+}
+
+/// What a staff account may do: every account answers visitors in the agent console; admins also
+/// manage the bot (the admin API and `/admin`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    #[default]
+    Agent,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "agent" => Some(Role::Agent),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
 }
 
 /// What a token grants.
@@ -170,6 +198,11 @@ pub struct NewMessage {
     pub mark_offline: bool,
     /// How the message changes the conversation's pending bot turn.
     pub bot_turn: BotTurn,
+    /// What a bot reply did (`answer`, `suggest`, `fallback`, `rule_reply`), for analytics.
+    pub outcome: Option<&'static str>,
+    /// Why the conversation goes to a human, on the note of a transition that hands it off
+    /// (recorded with the conversation, for analytics; the first handoff counts).
+    pub handoff_reason: Option<&'static str>,
 }
 
 /// What a committed message does to the conversation's pending bot turn.
@@ -211,6 +244,8 @@ impl NewMessage {
             fallbacks: FallbackCount::Keep,
             mark_offline: false,
             bot_turn: BotTurn::Keep,
+            outcome: None,
+            handoff_reason: None,
         }
     }
 }

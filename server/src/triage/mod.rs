@@ -7,6 +7,7 @@
 //! fallbacks), `trace`.
 
 pub mod answer;
+pub mod ask_reply;
 pub mod batcher;
 pub mod follow_up;
 pub mod generate;
@@ -101,6 +102,19 @@ impl Triage {
         previous: Option<&str>,
         fallbacks_so_far: u32,
     ) -> Decision {
+        self.decide_in(&self.kb, retriever, text, previous, fallbacks_so_far)
+            .await
+    }
+
+    /// As `decide`, answering from knowledge base `kb` (the operator's "try a question").
+    pub async fn decide_in(
+        &self,
+        kb: &str,
+        retriever: &dyn Retriever,
+        text: &str,
+        previous: Option<&str>,
+        fallbacks_so_far: u32,
+    ) -> Decision {
         let started = Instant::now();
         let lang = Lang::detect(text);
         let mut trace = RouteTrace {
@@ -142,7 +156,7 @@ impl Triage {
                 if trace.intent.name.is_none() {
                     trace.intent.status = IntentStatus::Error;
                 }
-                trace.kb = Some(KbTrace::new(&self.kb, vec![], false).failed(e.code()));
+                trace.kb = Some(KbTrace::new(kb, vec![], false).failed(e.code()));
                 let reply =
                     self.after_fallbacks(answer::fallback(lang), &mut trace, fallbacks_so_far);
                 return finish(started, trace, reply, webhooks);
@@ -199,16 +213,16 @@ impl Triage {
             },
             _ => (text, vector),
         };
-        let mut result = retriever.search(&self.kb, query, &vector, &tags).await;
+        let mut result = retriever.search(kb, query, &vector, &tags).await;
         let mut widened = false;
         if !tags.is_empty() && matches!(&result, Ok(r) if r.band == Band::None) {
-            result = retriever.search(&self.kb, query, &vector, &[]).await;
+            result = retriever.search(kb, query, &vector, &[]).await;
             widened = true;
         }
         let mut generation = None;
         let reply = match result {
             Ok(r) => {
-                let mut kb_trace = KbTrace::new(&self.kb, tags, widened);
+                let mut kb_trace = KbTrace::new(kb, tags, widened);
                 kb_trace.follow_up_of =
                     previous.filter(|_| follow_up.is_some()).map(str::to_string);
                 let (reply, kb_trace) = answer::from_retrieval(lang, &r, kb_trace);
@@ -218,7 +232,7 @@ impl Triage {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "knowledge retrieval failed; falling back");
-                trace.kb = Some(KbTrace::new(&self.kb, tags, widened).failed(e.code()));
+                trace.kb = Some(KbTrace::new(kb, tags, widened).failed(e.code()));
                 answer::fallback(lang)
             }
         };

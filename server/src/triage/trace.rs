@@ -48,6 +48,19 @@ pub enum DecisionKind {
     Handoff,
 }
 
+impl DecisionKind {
+    /// The wire name (as serialised), also stored with each bot reply for analytics.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DecisionKind::RuleReply => "rule_reply",
+            DecisionKind::Answer => "answer",
+            DecisionKind::Suggest => "suggest",
+            DecisionKind::Fallback => "fallback",
+            DecisionKind::Handoff => "handoff",
+        }
+    }
+}
+
 /// The route trace stored with each bot reply and shown to agents.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RouteTrace {

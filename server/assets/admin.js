@@ -1,0 +1,456 @@
+"use strict";
+// The operator's console: knowledge bases (upload, browse, edit, try a question, thresholds),
+// analytics and settings, over the admin REST API. Chinese or English by the browser's language.
+// Every stored or visitor-provided string is set with textContent, never as HTML.
+const $ = (id) => document.getElementById(id);
+const ss = window.sessionStorage;
+const ZH = (navigator.language || "").toLowerCase().startsWith("zh");
+
+const TEXT = {
+  title: ["Kefu 运营后台", "Kefu operator console"],
+  login: ["登录", "Log in"], logout: ["退出", "Log out"], name: ["用户名", "Name"], password: ["密码", "Password"],
+  knowledge: ["知识库", "Knowledge"], analytics: ["数据分析", "Analytics"], settings: ["设置", "Settings"],
+  agentConsole: ["客服工作台", "Agent console"], kb: ["知识库", "Knowledge base"], newKb: ["新知识库名称", "new knowledge base"],
+  deleteKb: ["删除知识库", "Delete knowledge base"], confirmDeleteKb: ["删除知识库 {0} 及其全部条目？", "Delete knowledge base {0} and all its entries?"],
+  upload: ["上传文件", "Upload a file"], uploadGo: ["上传并导入", "Upload and import"],
+  uploadHint: ["FAQ（CSV、JSON、YAML）或文档（Markdown、HTML、文本、PDF、DOCX）。同名文档会被替换。", "FAQ files (CSV, JSON, YAML) or documents (Markdown, HTML, text, PDF, DOCX). A document uploaded again replaces its old version."],
+  job: ["任务", "Job"], status: ["状态", "Status"], result: ["结果", "Result"],
+  queued: ["排队中", "queued"], running: ["进行中", "running"], done: ["完成", "done"], failed: ["失败", "failed"],
+  imported: ["{0} 条：新增 {1}，更新 {2}，未变 {3}，删除 {4}", "{0} entries: {1} added, {2} updated, {3} unchanged, {4} removed"],
+  try: ["试问一个问题", "Try a question"], ask: ["提问", "Ask"], band: ["档位", "Band"], modeLabel: ["方式", "Mode"],
+  sources: ["出处", "Sources"], quick: ["快捷选项", "Quick replies"], hits: ["检索结果", "Hits"], score: ["分数", "Score"],
+  entries: ["条目", "Entries"], allKinds: ["全部", "all"], passages: ["文档段落", "passages"], search: ["搜索", "Search"],
+  newFaq: ["新建 FAQ", "New FAQ"], total: ["共 {0} 条", "{0} in all"], question: ["问题", "Question"], answer: ["答案", "Answer"],
+  source: ["来源", "Source"], alternates: ["其他问法（每行一个）", "Other phrasings (one per line)"], tags: ["标签（逗号分隔）", "Tags (comma-separated)"],
+  save: ["保存", "Save"], delete: ["删除", "Delete"], cancel: ["取消", "Cancel"], editFaq: ["编辑 FAQ #{0}", "Edit FAQ #{0}"],
+  passageReadOnly: ["文档段落 #{0}（重新上传文档来修改）", "Passage #{0} (upload the document again to change it)"],
+  confirmDelete: ["删除这个条目？", "Delete this entry?"], saved: ["已保存", "Saved"],
+  settingsKb: ["回答方式与阈值", "Answer mode and thresholds"], mode: ["回答方式", "Answer mode"],
+  modeFaq: ["仅 FAQ", "FAQ only"], modeExtractive: ["FAQ + 文档摘录", "FAQ + document extracts"], modeLlm: ["大模型（需配置）", "LLM (if configured)"],
+  answerAt: ["回答", "answer"], suggestAt: ["建议", "suggest"], margin: ["领先", "margin"], docAnswer: ["文档回答", "doc answer"], docSuggest: ["文档建议", "doc suggest"],
+  from: ["从", "From"], to: ["到", "To"], site: ["站点", "Site"], allSites: ["全部站点", "all sites"], show: ["查看", "Show"], csv: ["导出 CSV", "Export CSV"],
+  perDay: ["每日", "Per day"], hours: ["最忙时段（访客消息）", "Busiest hours (visitor messages)"], gaps: ["未解答的问题", "Top unanswered questions"],
+  times: ["次数", "Times"], makeFaq: ["写成 FAQ", "Make an FAQ"],
+  conversations: ["会话", "Conversations"], visitorMessages: ["访客消息", "Visitor messages"], answered: ["已回答", "Answered"],
+  suggested: ["给出建议", "Suggested"], fallback: ["未能回答", "Fallback"], resolvedBot: ["机器人独立解决", "Resolved without an agent"],
+  handoffs: ["转人工", "Handoffs"], firstResponse: ["人工首次响应（中位）", "Agent first response (median)"],
+  toResolve: ["解决用时（中位）", "Time to resolve (median)"], csatLabel: ["满意度", "CSAT"], ratings: ["{0} 个评分", "{0} ratings"],
+  requested: ["访客要求", "requested"], rule: ["规则", "rule"], intent: ["意图", "intent"], repeated_fallback: ["多次未答", "repeated fallback"], unknown: ["未知", "unknown"],
+  sites: ["站点", "Sites"], siteKey: ["站点 key", "Site key"], embed: ["嵌入代码", "Embed snippet"], origins: ["允许的来源（逗号分隔）", "allowed origins (comma-separated)"],
+  add: ["添加", "Add"], people: ["客服与管理员", "Agents and operators"], role: ["角色", "Role"], capacity: ["容量", "Capacity"],
+  roleAgent: ["客服", "agent"], roleAdmin: ["管理员", "admin"], signOut: ["强制下线", "Sign out"], online: ["在线", "online"],
+  sec: ["{0} 秒", "{0} s"], none: ["—", "—"],
+};
+function t(key, ...args) {
+  const pair = TEXT[key];
+  let s = pair ? pair[ZH ? 0 : 1] : key;
+  args.forEach((a, i) => { s = s.replace("{" + i + "}", String(a)); });
+  return s;
+}
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined && text !== null) e.textContent = text;
+  return e;
+}
+function num(x, digits = 2) { return typeof x === "number" ? x.toFixed(digits) : "—"; }
+
+document.documentElement.lang = ZH ? "zh-CN" : "en";
+document.title = t("title");
+for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+$("name").placeholder = t("name"); $("password").placeholder = t("password");
+$("kbNew").placeholder = t("newKb"); $("siteOrigins").placeholder = t("origins");
+$("siteKey").placeholder = t("siteKey"); $("personName").placeholder = t("name"); $("personPassword").placeholder = t("password");
+
+let token = ss.getItem("kefu.admin.token");
+let kb = ss.getItem("kefu.admin.kb") || "default";
+let entryOffset = 0, editing = null;
+const PAGE = 20;
+
+async function api(method, path, body, raw) {
+  const headers = { Authorization: "Bearer " + token };
+  if (body !== undefined && !(body instanceof FormData)) headers["Content-Type"] = "application/json";
+  const r = await fetch(path, { method, headers, body: body instanceof FormData ? body : body === undefined ? undefined : JSON.stringify(body) });
+  if (r.status === 401) { logout(); throw new Error("session expired"); }
+  if (raw && r.ok) return r;
+  const data = r.status === 204 ? {} : await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(data.error ? data.error.code + ": " + data.error.message : String(r.status));
+  return data;
+}
+function showError(id, err) { $(id).textContent = err ? (err.message || String(err)) : ""; }
+
+$("login").onsubmit = async (e) => {
+  e.preventDefault();
+  showError("loginError");
+  const r = await fetch("/v1/admin/login", {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ name: $("name").value, password: $("password").value }),
+  });
+  const data = await r.json().catch(() => ({}));
+  if (!r.ok) { $("loginError").textContent = data.error ? data.error.message : "login failed"; return; }
+  token = data.token;
+  ss.setItem("kefu.admin.token", token);
+  ss.setItem("kefu.admin.name", data.account.name);
+  start();
+};
+function logout() { ss.removeItem("kefu.admin.token"); token = null; location.reload(); }
+$("logout").onclick = logout;
+
+for (const b of document.querySelectorAll("header nav button")) b.onclick = () => showTab(b.dataset.tab);
+function showTab(name) {
+  for (const s of document.querySelectorAll(".tab")) s.hidden = s.id !== "tab-" + name;
+  for (const b of document.querySelectorAll("header nav button")) b.classList.toggle("active", b.dataset.tab === name);
+  ss.setItem("kefu.admin.tab", name);
+  if (name === "analytics") loadAnalytics().catch((e) => showError("appError", e));
+  if (name === "settings") loadSettings().catch((e) => showError("appError", e));
+}
+
+async function start() {
+  $("login").style.display = "none";
+  $("app").style.display = "block";
+  $("me").textContent = ss.getItem("kefu.admin.name") || "";
+  const today = new Date();
+  const local = (d) => new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 10);
+  $("anTo").value = local(today);
+  $("anFrom").value = local(new Date(today.getTime() - 6 * 86400000));
+  try {
+    await loadKbs();
+    await loadJobs();
+  } catch (err) { showError("appError", err); }
+  showTab(ss.getItem("kefu.admin.tab") || "knowledge");
+}
+
+// ----- knowledge -----
+
+async function loadKbs() {
+  const data = await api("GET", "/v1/admin/kbs");
+  const select = $("kbSelect");
+  select.textContent = "";
+  const names = data.kbs.map((k) => k.name);
+  if (!names.includes(kb)) names.push(kb);
+  for (const name of names) { const o = el("option", "", name); o.value = name; select.append(o); }
+  select.value = kb;
+  const info = data.kbs.find((k) => k.name === kb);
+  $("kbCounts").textContent = info
+    ? `${info.faqs} FAQ · ${info.chunks} ${t("passages")} · ${info.sources} ${t("source")} · ${info.model}`
+    : "—";
+  if (info) {
+    $("kbMode").value = info.mode;
+    $("thAnswer").value = info.thresholds.answer.toFixed(2);
+    $("thSuggest").value = info.thresholds.suggest.toFixed(2);
+    $("thMargin").value = info.thresholds.margin.toFixed(2);
+    $("thDocAnswer").value = info.thresholds.doc_answer.toFixed(2);
+    $("thDocSuggest").value = info.thresholds.doc_suggest.toFixed(2);
+  }
+  await loadEntries();
+}
+$("kbSelect").onchange = () => selectKb($("kbSelect").value);
+$("kbNew").onchange = () => { const v = $("kbNew").value.trim(); if (v) { $("kbNew").value = ""; selectKb(v); } };
+function selectKb(name) {
+  kb = name; ss.setItem("kefu.admin.kb", kb); entryOffset = 0; closeEditor();
+  loadKbs().catch((e) => showError("appError", e));
+}
+$("kbDelete").onclick = async () => {
+  if (!confirm(t("confirmDeleteKb", kb))) return;
+  try { await api("DELETE", "/v1/admin/kbs/" + encodeURIComponent(kb)); selectKb("default"); }
+  catch (e) { showError("appError", e); }
+};
+
+$("uploadGo").onclick = async () => {
+  const file = $("uploadFile").files[0];
+  if (!file) return;
+  const form = new FormData();
+  form.append("file", file, file.name);
+  try {
+    await api("POST", "/v1/admin/kbs/" + encodeURIComponent(kb) + "/documents", form);
+    $("uploadFile").value = "";
+    await loadJobs();
+  } catch (e) { showError("appError", e); }
+};
+
+let jobTimer = null;
+async function loadJobs() {
+  const data = await api("GET", "/v1/admin/jobs");
+  const rows = $("jobs");
+  rows.textContent = "";
+  let active = false;
+  for (const j of data.jobs.slice(0, 8)) {
+    const tr = el("tr");
+    tr.dataset.status = j.status;
+    tr.append(el("td", "", `${j.kind} → ${j.target}`));
+    const st = el("td");
+    st.append(el("span", "badge " + j.status, t(j.status)));
+    if (j.status === "running") { const p = el("progress"); p.max = 1; p.value = j.progress; st.append(" ", p); }
+    tr.append(st);
+    let result = "";
+    if (j.error) result = j.error.code + ": " + j.error.message;
+    else if (j.result && j.kind === "import") {
+      const r = j.result;
+      result = t("imported", r.entries, r.added, r.updated, r.unchanged, r.removed);
+    }
+    tr.append(el("td", j.error ? "error" : "", result));
+    rows.append(tr);
+    if (j.status === "queued" || j.status === "running") active = true;
+  }
+  clearTimeout(jobTimer);
+  if (active) jobTimer = setTimeout(() => loadJobs().catch(() => {}), 700);
+  else if (rows.dataset.wasActive === "1") loadKbs().catch(() => {});
+  rows.dataset.wasActive = active ? "1" : "0";
+}
+
+$("askForm").onsubmit = async (e) => {
+  e.preventDefault();
+  const out = $("askOut");
+  out.textContent = "";
+  const question = $("askText").value.trim();
+  if (!question) return;
+  try {
+    const r = await api("POST", "/v1/admin/kbs/" + encodeURIComponent(kb) + "/ask", { question });
+    const head = el("div", "row");
+    head.append(el("span", "badge " + r.band, t("band") + ": " + r.band), el("span", "muted", t("modeLabel") + ": " + r.mode));
+    out.append(head, el("div", "reply", r.answer));
+    if (r.quick_replies.length) out.append(el("div", "muted", t("quick") + ": " + r.quick_replies.join(" · ")));
+    for (const c of r.citations) out.append(el("div", "muted", t("sources") + ": " + c.title + " — " + c.source));
+    const hits = (r.trace.kb && r.trace.kb.hits) || [];
+    if (hits.length) {
+      const table = el("table");
+      const h = el("tr"); h.append(el("th", "", t("score")), el("th", "", t("question")), el("th", "", t("source")));
+      table.append(h);
+      for (const hit of hits) {
+        const tr = el("tr");
+        tr.append(el("td", "", num(hit.score)), el("td", "clip", hit.question || hit.id), el("td", "clip", hit.source || ""));
+        table.append(tr);
+      }
+      out.append(el("div", "muted", t("hits")), table);
+    }
+  } catch (err) { out.append(el("div", "error", err.message)); }
+};
+
+$("entrySearch").onsubmit = (e) => { e.preventDefault(); entryOffset = 0; loadEntries().catch((x) => showError("appError", x)); };
+$("entryPrev").onclick = () => { entryOffset = Math.max(0, entryOffset - PAGE); loadEntries(); };
+$("entryNext").onclick = () => { entryOffset += PAGE; loadEntries(); };
+async function loadEntries() {
+  const rows = $("entryRows");
+  const q = new URLSearchParams({ q: $("entryQ").value, kind: $("entryKind").value, offset: entryOffset, limit: PAGE });
+  let data;
+  try { data = await api("GET", "/v1/admin/kbs/" + encodeURIComponent(kb) + "/entries?" + q); }
+  catch (e) { rows.textContent = ""; $("entryTotal").textContent = ""; if (!e.message.startsWith("kb_not_found")) throw e; return; }
+  rows.textContent = "";
+  $("entryTotal").textContent = t("total", data.total);
+  for (const entry of data.entries) {
+    const tr = el("tr", "pick");
+    tr.append(el("td", "", entry.kind === "faq" ? String(entry.id) : "¶" + entry.id), el("td", "clip", entry.question),
+      el("td", "clip", entry.answer), el("td", "clip", entry.source));
+    tr.onclick = () => openEditor(entry);
+    rows.append(tr);
+  }
+  $("entryPrev").disabled = entryOffset === 0;
+  $("entryNext").disabled = entryOffset + PAGE >= data.total;
+}
+
+function openEditor(entry, question) {
+  editing = entry;
+  const faq = !entry || entry.kind === "faq";
+  $("editor").hidden = false;
+  $("editorTitle").textContent = !entry ? t("newFaq") : faq ? t("editFaq", entry.id) : t("passageReadOnly", entry.id);
+  $("edQuestion").value = entry ? entry.question : question || "";
+  $("edAnswer").value = entry ? entry.answer : "";
+  $("edAlternates").value = entry ? entry.alternates.join("\n") : "";
+  $("edTags").value = entry ? entry.tags.join(", ") : "";
+  for (const id of ["edQuestion", "edAnswer", "edAlternates", "edTags", "edSave"]) $(id).disabled = !faq;
+  $("edDelete").hidden = !entry;
+  showError("edError");
+  $("editor").scrollIntoView({ behavior: "smooth" });
+}
+function closeEditor() { editing = null; $("editor").hidden = true; }
+$("entryNew").onclick = () => openEditor(null);
+$("edCancel").onclick = closeEditor;
+$("edSave").onclick = async () => {
+  const body = {
+    question: $("edQuestion").value,
+    answer: $("edAnswer").value,
+    alternates: $("edAlternates").value.split("\n").map((s) => s.trim()).filter(Boolean),
+    tags: $("edTags").value.split(/[,，]/).map((s) => s.trim()).filter(Boolean),
+  };
+  const base = "/v1/admin/kbs/" + encodeURIComponent(kb) + "/entries";
+  try {
+    if (editing) await api("PUT", base + "/" + editing.id, body);
+    else await api("POST", base, body);
+    closeEditor();
+    await loadKbs();
+  } catch (e) { showError("edError", e); }
+};
+$("edDelete").onclick = async () => {
+  if (!editing || !confirm(t("confirmDelete"))) return;
+  try {
+    await api("DELETE", "/v1/admin/kbs/" + encodeURIComponent(kb) + "/entries/" + editing.id);
+    closeEditor();
+    await loadKbs();
+  } catch (e) { showError("edError", e); }
+};
+
+$("kbSettings").onsubmit = async (e) => {
+  e.preventDefault();
+  showError("kbError");
+  const value = (id) => ($(id).value === "" ? undefined : Number($(id).value));
+  try {
+    await api("PUT", "/v1/admin/kbs/" + encodeURIComponent(kb) + "/mode", { mode: $("kbMode").value });
+    await api("PUT", "/v1/admin/kbs/" + encodeURIComponent(kb) + "/thresholds", {
+      answer: value("thAnswer"), suggest: value("thSuggest"), margin: value("thMargin"),
+      doc_answer: value("thDocAnswer"), doc_suggest: value("thDocSuggest"),
+    });
+    await loadKbs();
+    $("kbError").textContent = t("saved");
+  } catch (err) { showError("kbError", err); }
+};
+
+// ----- analytics -----
+
+function analyticsQuery(format) {
+  const q = new URLSearchParams({ from: $("anFrom").value, to: $("anTo").value, tz_offset_minutes: -new Date().getTimezoneOffset() });
+  if ($("anSite").value) q.set("site", $("anSite").value);
+  if (format) q.set("format", format);
+  return "/v1/admin/analytics?" + q;
+}
+$("anForm").onsubmit = (e) => { e.preventDefault(); loadAnalytics().catch((x) => showError("appError", x)); };
+$("anCsv").onclick = async () => {
+  try {
+    const r = await api("GET", analyticsQuery("csv"), undefined, true);
+    const url = URL.createObjectURL(await r.blob());
+    const a = el("a");
+    a.href = url; a.download = `kefu-analytics-${$("anFrom").value}-${$("anTo").value}.csv`;
+    document.body.append(a); a.click(); a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
+  } catch (e) { showError("appError", e); }
+};
+
+async function loadSitesInto(select) {
+  const keep = select.value;
+  const data = await api("GET", "/v1/admin/sites");
+  select.textContent = "";
+  const all = el("option", "", t("allSites")); all.value = ""; select.append(all);
+  for (const s of data.sites) { const o = el("option", "", s.key); o.value = s.key; select.append(o); }
+  select.value = keep;
+  return data.sites;
+}
+
+async function loadAnalytics() {
+  if ($("anSite").options.length === 0) await loadSitesInto($("anSite"));
+  const r = await api("GET", analyticsQuery());
+  const cards = $("anCards");
+  cards.textContent = "";
+  const card = (label, value, note, key) => {
+    const c = el("div", "card");
+    if (key) c.dataset.testid = "an-" + key;
+    c.append(el("div", "n", value), el("div", "l", label));
+    if (note) c.append(el("div", "muted", note));
+    cards.append(c);
+  };
+  const pct = (x) => (x * 100).toFixed(1) + "%";
+  card(t("conversations"), r.conversations, null, "conversations");
+  card(t("visitorMessages"), r.visitor_messages, null, "visitor-messages");
+  card(t("answered"), r.bot_replies.answered, null, "answered");
+  card(t("suggested"), r.bot_replies.suggested, null, "suggested");
+  card(t("fallback"), r.bot_replies.fallback, null, "fallback");
+  card(t("resolvedBot"), r.resolved_without_agent, pct(r.resolution_rate), "resolved");
+  const reasons = Object.entries(r.handoffs.by_reason).map(([k, v]) => `${t(k)} ${v}`).join(" · ");
+  card(t("handoffs"), r.handoffs.total, pct(r.handoffs.rate) + (reasons ? " · " + reasons : ""), "handoffs");
+  const secs = (s) => (s.median === null ? "—" : t("sec", s.median.toFixed(0)));
+  card(t("firstResponse"), secs(r.agents.first_response_s), null, "first-response");
+  card(t("toResolve"), secs(r.agents.time_to_resolve_s), null, "to-resolve");
+  card(t("csatLabel"), r.csat.mean === null ? "—" : r.csat.mean.toFixed(2) + " / 5", t("ratings", r.csat.count), "csat");
+
+  const colors = { answered: "#3c8d5a", suggested: "#e0a526", fallback: "#c0504d" };
+  bars($("anDays"), r.days.map((d) => ({ label: d.date.slice(5), parts: [["answered", d.answered], ["suggested", d.suggested], ["fallback", d.fallback]] })), colors);
+  bars($("anHours"), r.busiest_hours.map((n, h) => ({ label: String(h), parts: [["visitorMessages", n]] })), { visitorMessages: "#2450a6" });
+
+  const gaps = $("anGaps");
+  gaps.textContent = "";
+  for (const g of r.top_unanswered) {
+    const tr = el("tr");
+    const make = el("button", "secondary", t("makeFaq"));
+    make.type = "button";
+    make.onclick = () => { showTab("knowledge"); openEditor(null, g.question); };
+    const action = el("td"); action.append(make);
+    tr.append(el("td", "", g.question), el("td", "", String(g.count)), action);
+    gaps.append(tr);
+  }
+}
+
+// A stacked bar chart of `items` ({label, parts: [[key, n]…]}), drawn with plain elements.
+function bars(box, items, colors) {
+  box.textContent = "";
+  const max = Math.max(1, ...items.map((i) => i.parts.reduce((s, p) => s + p[1], 0)));
+  const chart = el("div", "bars"), axis = el("div", "axis");
+  for (const item of items) {
+    const bar = el("div", "bar");
+    bar.title = item.label + ": " + item.parts.map((p) => `${t(p[0])} ${p[1]}`).join(", ");
+    for (const [key, n] of item.parts) {
+      const seg = el("div", "seg");
+      seg.style.height = (n / max) * 130 + "px";
+      seg.style.background = colors[key];
+      bar.append(seg);
+    }
+    chart.append(bar);
+    axis.append(el("span", "", item.label));
+  }
+  const legend = el("div", "legend");
+  for (const [key, color] of Object.entries(colors)) {
+    const i = el("i"); i.style.background = color;
+    const s = el("span"); s.append(i, t(key));
+    legend.append(s);
+  }
+  box.append(chart, axis, legend);
+}
+
+// ----- settings -----
+
+async function loadSettings() {
+  const sites = await loadSitesInto($("anSite"));
+  const rows = $("siteRows");
+  rows.textContent = "";
+  for (const s of sites) {
+    const tr = el("tr");
+    const snippet = `<script src="${location.origin}/widget.js" data-site-key="${s.key}" async></script>`;
+    const td = el("td"); td.append(el("code", "snippet", snippet));
+    if (s.allowed_origins.length) td.append(el("div", "muted", s.allowed_origins.join(", ")));
+    tr.append(el("td", "", s.key), td);
+    rows.append(tr);
+  }
+  const people = await api("GET", "/v1/admin/agents");
+  const prow = $("peopleRows");
+  prow.textContent = "";
+  for (const a of people.agents) {
+    const tr = el("tr");
+    const out = el("button", "danger", t("signOut"));
+    out.type = "button";
+    out.onclick = async () => {
+      try { await api("POST", "/v1/admin/agents/" + encodeURIComponent(a.name) + "/revoke", {}); } catch (e) { showError("personError", e); }
+    };
+    const act = el("td"); act.append(out);
+    tr.append(el("td", "", a.display_name + " (" + a.name + ")" + (a.online ? " · " + t("online") : "")),
+      el("td", "", t(a.role === "admin" ? "roleAdmin" : "roleAgent")), el("td", "", `${a.active}/${a.capacity}`), act);
+    prow.append(tr);
+  }
+}
+$("siteForm").onsubmit = async (e) => {
+  e.preventDefault();
+  showError("siteError");
+  const origins = $("siteOrigins").value.split(/[,，\s]+/).map((s) => s.trim()).filter(Boolean);
+  try {
+    await api("POST", "/v1/admin/sites", { key: $("siteKey").value.trim(), allowed_origins: origins });
+    $("siteKey").value = ""; $("siteOrigins").value = "";
+    await loadSettings();
+  } catch (err) { showError("siteError", err); }
+};
+$("personForm").onsubmit = async (e) => {
+  e.preventDefault();
+  showError("personError");
+  try {
+    await api("POST", "/v1/admin/agents", { name: $("personName").value.trim(), password: $("personPassword").value, role: $("personRole").value });
+    $("personName").value = ""; $("personPassword").value = "";
+    await loadSettings();
+  } catch (err) { showError("personError", err); }
+};
+
+if (token) start();
