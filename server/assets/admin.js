@@ -177,7 +177,7 @@ async function loadJobs() {
   for (const j of data.jobs.slice(0, 8)) {
     const tr = el("tr");
     tr.dataset.status = j.status;
-    tr.append(el("td", "", `${j.kind} → ${j.target}`));
+    tr.append(el("td", "", (j.detail ? j.detail + " → " : j.kind + " → ") + j.target));
     const st = el("td");
     st.append(el("span", "badge " + j.status, t(j.status)));
     if (j.status === "running") { const p = el("progress"); p.max = 1; p.value = j.progress; st.append(" ", p); }

@@ -45,6 +45,9 @@ pub struct JobView {
     pub kind: String,
     /// What it works on (a knowledge base's name, …).
     pub target: String,
+    /// What else names it (an uploaded file's name, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
     pub status: JobStatus,
     /// 0 to 1.
     pub progress: f64,
@@ -101,7 +104,13 @@ impl JobHandle {
 
 impl Jobs {
     /// Queues `work` and returns the new job's id; `None` when `MAX_QUEUED` jobs are waiting.
-    pub fn submit<F, Fut>(&self, kind: &str, target: &str, work: F) -> Option<String>
+    pub fn submit<F, Fut>(
+        &self,
+        kind: &str,
+        target: &str,
+        detail: Option<&str>,
+        work: F,
+    ) -> Option<String>
     where
         F: FnOnce(JobHandle) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Value, JobError>> + Send + 'static,
@@ -121,6 +130,7 @@ impl Jobs {
                     id: id.clone(),
                     kind: kind.to_string(),
                     target: target.to_string(),
+                    detail: detail.map(str::to_string),
                     status: JobStatus::Queued,
                     progress: 0.0,
                     error: None,
@@ -240,14 +250,14 @@ mod tests {
         let jobs = Jobs::default();
         let (release, hold) = tokio::sync::oneshot::channel::<()>();
         let first = jobs
-            .submit("import", "default", |h| async move {
+            .submit("import", "default", Some("faq.csv"), |h| async move {
                 h.progress(0.5);
                 let _ = hold.await;
                 Ok(json!({"entries": 3}))
             })
             .expect("queued");
         let second = jobs
-            .submit("import", "faq", |_| async move {
+            .submit("import", "faq", None, |_| async move {
                 Err(JobError {
                     code: ErrorCode::ParseError,
                     message: "faq.csv:2: answer is empty".into(),
@@ -272,7 +282,7 @@ mod tests {
     async fn a_panicking_job_fails_and_a_full_queue_refuses() {
         let jobs = Jobs::default();
         let id = jobs
-            .submit("import", "x", |_| async move {
+            .submit("import", "x", None, |_| async move {
                 if true {
                     panic!("boom");
                 }
@@ -283,18 +293,18 @@ mod tests {
         assert_eq!(v.error.expect("error").code, ErrorCode::Internal);
 
         let (release, hold) = tokio::sync::oneshot::channel::<()>();
-        jobs.submit("hold", "x", |_| async move {
+        jobs.submit("hold", "x", None, |_| async move {
             let _ = hold.await;
             Ok(Value::Null)
         })
         .expect("queued");
         tokio::time::sleep(Duration::from_millis(20)).await;
         for _ in 0..MAX_QUEUED {
-            jobs.submit("wait", "x", |_| async { Ok(Value::Null) })
+            jobs.submit("wait", "x", None, |_| async { Ok(Value::Null) })
                 .expect("room in the queue");
         }
         assert!(jobs
-            .submit("wait", "x", |_| async { Ok(Value::Null) })
+            .submit("wait", "x", None, |_| async { Ok(Value::Null) })
             .is_none());
         release.send(()).expect("release");
     }

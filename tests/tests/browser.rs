@@ -1,4 +1,4 @@
-//! The agent console and the demo chat page in headless Chromium (Debian `chromium`, npm
+//! The operator's console, the agent console and the demo chat page in headless Chromium (Debian `chromium`, npm
 //! `playwright-core` in tests/browser) against a real `kefu serve`: answer, handoff, claim,
 //! messages both ways with typing, hand back, and XSS payloads rendered as inert text.
 
@@ -29,6 +29,90 @@ fn console_and_demo_page_in_headless_chromium() {
     assert!(
         out.status.success(),
         "browser test failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The operator's console (`/admin`) in headless Chromium after a scripted day of conversations:
+/// analytics and CSV counts, an unanswered question turned into an FAQ, a document uploaded and
+/// answered from, markup stored as inert text, and agents kept out.
+#[test]
+fn admin_console_in_headless_chromium() {
+    use kefu_e2e::chat::{Api, Chat};
+    use serde_json::json;
+
+    let dir = workspace_root().join("tests/browser");
+    let tmp = tempfile::tempdir().expect("tmp");
+    kefu_e2e::add_agent(
+        tmp.path(),
+        &[],
+        "boss",
+        "老板",
+        "operator-test-pw",
+        &["--role", "admin"],
+    );
+    kefu_e2e::add_agent(tmp.path(), &[], "li", "小李", "agent-test-pw", &[]);
+    let mut site = kefu_e2e::kefu(tmp.path());
+    site.args(["site", "add", "shop-web"]);
+    assert!(kefu_e2e::run(site).status.success());
+    let server = Server::start(tmp.path(), &["--no-demo", "--resolution-window", "0s"]);
+    kefu_e2e::runtime().block_on(async {
+        let api = Api::new(&server.base);
+        let (_, login) = api
+            .post("/v1/admin/login", None, json!({"name": "boss", "password": "operator-test-pw"}))
+            .await;
+        let boss = login["token"].as_str().expect("token").to_string();
+        let faq = "id,question,answer,alternates\n\
+                   returns,怎么退货？,收到商品后 30 天内可在订单页申请退货。,How do I return an item?\n";
+        let job = api.upload(&boss, "default", "faq.csv", faq.as_bytes()).await;
+        assert_eq!(job["status"], "done", "{job}");
+        // Answered.
+        let (t1, c1) = api.visitor("shop-web").await;
+        let mut v1 = Chat::connect(&server.ws_url(), &t1).await;
+        v1.subscribe(&c1, 0).await;
+        v1.say(&c1, "m1", "怎么退货？").await;
+        v1.message_by("bot").await;
+        // Not answered; handed to an agent who resolves it; rated 5.
+        let (t2, c2) = api.visitor("shop-web").await;
+        let mut v2 = Chat::connect(&server.ws_url(), &t2).await;
+        v2.subscribe(&c2, 0).await;
+        v2.say(&c2, "m1", "Do you sell laptops?").await;
+        v2.message_by("bot").await;
+        v2.send(json!({"type": "request_human", "conversation_id": c2})).await;
+        v2.message_by("system").await;
+        let li = api.agent("li", "agent-test-pw").await;
+        for step in ["claim", "resolve"] {
+            let (status, body) = api
+                .post(&format!("/v1/agent/conversations/{c2}/{step}"), Some(&li), json!({}))
+                .await;
+            assert_eq!(status, 200, "{step}: {body}");
+        }
+        let (status, body) = api
+            .post(&format!("/v1/conversations/{c2}/rating"), Some(&t2), json!({"score": 5}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    });
+    let expected = json!({
+        "conversations": 2, "visitor_messages": 2, "answered": 1, "handoffs": 1, "csat": "5.00",
+        "gap": "Do you sell laptops?",
+    });
+    let mut node = Command::new("node");
+    node.current_dir(&dir).arg("admin.mjs").args([
+        server.base.as_str(),
+        "boss",
+        "operator-test-pw",
+        "li",
+        "agent-test-pw",
+        &expected.to_string(),
+    ]);
+    if let Some(shots) = std::env::var_os("KEFU_SCREENSHOTS") {
+        node.arg(shots);
+    }
+    let out = node.output().expect("run node (is Node.js installed?)");
+    assert!(
+        out.status.success(),
+        "admin console test failed:\n{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );

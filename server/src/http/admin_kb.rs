@@ -136,9 +136,10 @@ pub async fn upload(
         ));
     };
     let target = kb.clone();
+    let detail = name.clone();
     let job = state
         .jobs
-        .submit("import", &kb, move |handle| async move {
+        .submit("import", &kb, Some(&detail), move |handle| async move {
             let source =
                 tokio::task::spawn_blocking(move || SourceFile::from_bytes(&name, kind, &bytes))
                     .await

@@ -1,0 +1,108 @@
+// Headless Chromium against a real `kefu serve`: the operator's console at /admin. An agent cannot
+// sign in; the operator (Chinese browser) reads analytics after a scripted day (exact counts on the
+// page and in the CSV export), turns the top unanswered question into an FAQ that the bot then
+// answers with, uploads a Markdown document and sees the bot answer from it in "try a question",
+// and stores markup in an FAQ that renders as inert text. An English browser gets English labels.
+//
+// usage: node admin.mjs BASE_URL OPERATOR PASSWORD AGENT AGENT_PASSWORD EXPECTED_JSON [SCREENSHOT_DIR]
+// EXPECTED_JSON: {"conversations", "visitor_messages", "answered", "handoffs", "csat", "gap"}
+
+import { readFileSync } from "node:fs";
+import { check, runInChromium } from "./harness.mjs";
+
+const [base, operator, password, agent, agentPassword, expectedJson, shots] = process.argv.slice(2);
+if (!expectedJson) {
+  console.error("usage: node admin.mjs BASE_URL OPERATOR PASSWORD AGENT AGENT_PASSWORD EXPECTED_JSON [SCREENSHOT_DIR]");
+  process.exit(2);
+}
+const expected = JSON.parse(expectedJson);
+const XSS = `<img src=x onerror="window.__xss='faq'">礼品卡<script>window.__xss='script'</script>`;
+const POLICY = "# 会员积分 Loyalty points\n\n积分在获得之日起 12 个月后过期。Points expire 12 months after the day they are earned.\n";
+
+async function login(page, name, pw) {
+  await page.goto(base + "/admin");
+  await page.fill("[data-testid=admin-name]", name);
+  await page.fill("[data-testid=admin-password]", pw);
+  await page.click("[data-testid=admin-login-submit]");
+}
+
+const cardNumber = async (page, key) =>
+  (await page.locator(`[data-testid=an-${key}] .n`).innerText()).trim();
+
+await runInChromium(async (browser, watch) => {
+  // An agent has no admin login.
+  const agentPage = await (await browser.newContext({ locale: "en-US" })).newPage();
+  watch("agent", agentPage);
+  await login(agentPage, agent, agentPassword);
+  await agentPage.locator("[data-testid=admin-login-error]", { hasText: "not an admin" }).waitFor();
+  check(await agentPage.locator("#app").isHidden(), "the console stays closed for an agent");
+
+  // The operator, in Chinese.
+  const ctx = await browser.newContext({ locale: "zh-CN", acceptDownloads: true });
+  const page = await ctx.newPage();
+  watch("operator", page);
+  await login(page, operator, password);
+  await page.locator("[data-testid=tab-knowledge]", { hasText: "知识库" }).waitFor();
+
+  // Analytics: exact counts on the page and in the CSV.
+  await page.click("[data-testid=tab-analytics]");
+  await page.locator("[data-testid=an-conversations]").waitFor();
+  check(await cardNumber(page, "conversations") === String(expected.conversations), "conversations");
+  check(await cardNumber(page, "visitor-messages") === String(expected.visitor_messages), "visitor messages");
+  check(await cardNumber(page, "answered") === String(expected.answered), "answered");
+  check(await cardNumber(page, "handoffs") === String(expected.handoffs), "handoffs");
+  check((await cardNumber(page, "csat")).startsWith(expected.csat), "csat: " + await cardNumber(page, "csat"));
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click("[data-testid=an-csv]")]);
+  const csv = readFileSync(await download.path(), "utf8");
+  const today = await page.inputValue("[data-testid=an-to]");
+  check(csv.startsWith("date,conversations,visitor_messages,answered"), "csv header: " + csv);
+  check(csv.includes(`${today},${expected.conversations},${expected.visitor_messages},${expected.answered},`), "csv row for today: " + csv);
+  if (shots) await page.screenshot({ path: shots + "/admin-analytics.png", fullPage: true });
+
+  // The top unanswered question becomes an FAQ, and the bot answers with it.
+  const gap = page.locator("[data-testid=an-gaps] tr", { hasText: expected.gap });
+  await gap.waitFor();
+  await gap.locator("button").click();
+  await page.locator("[data-testid=ed-question]").waitFor();
+  check(await page.inputValue("[data-testid=ed-question]") === expected.gap, "the editor starts from the question");
+  await page.fill("[data-testid=ed-answer]", "We only sell tea and tea ware, no electronics.");
+  await page.click("[data-testid=ed-save]");
+  await page.locator("[data-testid=entries] tr", { hasText: "no electronics" }).waitFor();
+  await page.fill("[data-testid=ask-text]", expected.gap);
+  await page.click("[data-testid=ask-go]");
+  await page.locator("[data-testid=ask-out] .reply", { hasText: "no electronics" }).waitFor();
+
+  // Upload a document; the bot answers from it, with its citation.
+  await page.setInputFiles("[data-testid=upload-file]", { name: "policy.md", mimeType: "text/markdown", buffer: Buffer.from(POLICY) });
+  await page.click("[data-testid=upload-go]");
+  await page.locator("[data-testid=jobs] tr[data-status=done]", { hasText: "policy.md → default" }).waitFor();
+  await page.fill("[data-testid=ask-text]", "积分什么时候过期？");
+  await page.click("[data-testid=ask-go]");
+  await page.locator("[data-testid=ask-out] .reply", { hasText: "12" }).waitFor();
+  const asked = await page.locator("[data-testid=ask-out]").innerText();
+  check(asked.includes("policy.md"), "the reply cites the document: " + asked);
+
+  // Markup in an FAQ is stored and shown as text.
+  await page.click("[data-testid=entry-new]");
+  await page.fill("[data-testid=ed-question]", XSS);
+  await page.fill("[data-testid=ed-answer]", XSS);
+  await page.click("[data-testid=ed-save]");
+  await page.locator("[data-testid=entries] td", { hasText: "<img src=x" }).first().waitFor();
+  await page.fill("[data-testid=ask-text]", XSS);
+  await page.click("[data-testid=ask-go]");
+  await page.locator("[data-testid=ask-out] .reply").waitFor();
+  check(await page.evaluate(() => window.__xss) === undefined, "no payload ran");
+  check(await page.locator("[data-testid=entries] img, [data-testid=ask-out] img").count() === 0, "no element was made from stored text");
+  if (shots) await page.screenshot({ path: shots + "/admin-knowledge.png", fullPage: true });
+
+  // Settings list the sites with their embed snippet and the accounts with roles.
+  await page.click("[data-testid=tab-settings]");
+  await page.locator("[data-testid=sites] code", { hasText: "data-site-key" }).first().waitFor();
+  await page.locator("[data-testid=people] tr", { hasText: operator }).waitFor();
+
+  // English by the browser's language.
+  const en = await (await browser.newContext({ locale: "en-US" })).newPage();
+  watch("english", en);
+  await login(en, operator, password);
+  await en.locator("[data-testid=tab-knowledge]", { hasText: "Knowledge" }).waitFor();
+});
