@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::store::{now_ms, ConversationFacts, Period, Store, StoreError};
 
@@ -44,7 +45,7 @@ pub struct ReportRequest {
 }
 
 /// The analytics of one period.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
 pub struct Report {
     pub from: String,
     pub to: String,
@@ -70,7 +71,7 @@ pub struct Report {
     pub top_unanswered: Vec<Gap>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, ToSchema)]
 pub struct BotReplies {
     pub answered: u64,
     pub suggested: u64,
@@ -79,7 +80,7 @@ pub struct BotReplies {
     pub rule_replies: u64,
 }
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, ToSchema)]
 pub struct Handoffs {
     pub total: u64,
     /// `total` over conversations started (0 when none).
@@ -89,29 +90,30 @@ pub struct Handoffs {
 }
 
 /// Seconds from handoff to the first agent reply, and to resolution.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, ToSchema)]
 pub struct AgentTimes {
     pub first_response_s: Spread,
     pub time_to_resolve_s: Spread,
 }
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, ToSchema)]
 pub struct Spread {
     pub count: u64,
     pub median: Option<f64>,
     pub p90: Option<f64>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, ToSchema)]
 pub struct Csat {
     pub count: u64,
     pub mean: Option<f64>,
     /// Ratings of 1, 2, 3, 4 and 5.
+    #[schema(value_type = Vec<u64>, min_items = 5, max_items = 5)]
     pub scores: [u64; 5],
 }
 
 /// One day of the period.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, ToSchema)]
 pub struct Day {
     pub date: String,
     pub conversations: u64,
@@ -124,7 +126,7 @@ pub struct Day {
 }
 
 /// A group of unanswered questions.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
 pub struct Gap {
     /// The most recent wording.
     pub question: String,

@@ -21,7 +21,7 @@ pub const MAX_QUEUED: usize = 8;
 pub const KEEP_ENDED: usize = 200;
 
 /// Where a job is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     Queued,
@@ -31,14 +31,15 @@ pub enum JobStatus {
 }
 
 /// Why a job failed, in the API's error vocabulary.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct JobError {
+    #[schema(schema_with = crate::http::openapi::error_code_schema)]
     pub code: ErrorCode,
     pub message: String,
 }
 
 /// A job as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobView {
     pub id: String,
     /// What it does (`import`, …).
@@ -55,6 +56,7 @@ pub struct JobView {
     pub error: Option<JobError>,
     /// What a finished job produced (an import's report, …).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub result: Option<Value>,
     pub created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -2,7 +2,8 @@
 // sign in; the operator (Chinese browser) reads analytics after a scripted day (exact counts on the
 // page and in the CSV export), turns the top unanswered question into an FAQ that the bot then
 // answers with, uploads a Markdown document and sees the bot answer from it in "try a question",
-// and stores markup in an FAQ that renders as inert text. An English browser gets English labels.
+// and stores markup in an FAQ that renders as inert text. An English browser gets English labels;
+// the API reference page renders the OpenAPI document.
 //
 // usage: node admin.mjs BASE_URL OPERATOR PASSWORD AGENT AGENT_PASSWORD EXPECTED_JSON [SCREENSHOT_DIR]
 // EXPECTED_JSON: {"conversations", "visitor_messages", "answered", "handoffs", "csat", "gap"}
@@ -99,6 +100,11 @@ await runInChromium(async (browser, watch) => {
   await page.click("[data-testid=tab-settings]");
   await page.locator("[data-testid=sites] code", { hasText: "data-site-key" }).first().waitFor();
   await page.locator("[data-testid=people] tr", { hasText: operator }).waitFor();
+
+  // The API reference renders the OpenAPI document.
+  await page.goto(base + "/docs/api");
+  await page.locator("[data-testid=api-doc] code", { hasText: "/v1/admin/kbs/{kb}/ask" }).waitFor();
+  await page.locator("[data-testid=api-doc]", { hasText: "kb_not_found" }).waitFor();
 
   // English by the browser's language.
   const en = await (await browser.newContext({ locale: "en-US" })).newPage();

@@ -203,3 +203,73 @@ fn an_operator_loads_knowledge_tries_questions_and_reads_analytics() {
         assert!(csv.contains(&format!("{today},2,2,1,")), "{csv}");
     });
 }
+
+/// The OpenAPI document describes the running server: schemathesis (PyPI, installed by
+/// scripts/test into tests/.venv) generates requests for every operation from it, with a fixed,
+/// bounded number of examples (deterministic generation), signed in as an operator (whose token
+/// reaches the admin and agent routes); no response may be a server error, and every response
+/// must match its documented schema. `logout` and `revoke` are left out: they would end the
+/// run's own session.
+#[test]
+fn the_openapi_document_holds_under_schemathesis() {
+    let st = kefu_e2e::workspace_root().join("tests/.venv/bin/schemathesis");
+    assert!(
+        st.is_file(),
+        "schemathesis is not installed: scripts/test installs it into tests/.venv"
+    );
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut c = kefu(tmp.path());
+    c.args([
+        "agent",
+        "add",
+        "boss",
+        "--role",
+        "admin",
+        "--password",
+        "long enough pw",
+    ]);
+    assert!(run(c).status.success());
+    let server = Server::start(tmp.path(), &["--sessions-per-minute", "1000000"]);
+    let token = runtime().block_on(async {
+        let api = Api::new(&server.base);
+        let (status, doc) = api.get("/v1/openapi.json", None).await;
+        assert_eq!(status, 200);
+        assert!(
+            doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
+            "{doc}"
+        );
+        let (status, login) = api
+            .post(
+                "/v1/admin/login",
+                None,
+                json!({"name": "boss", "password": "long enough pw"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{login}");
+        login["token"].as_str().expect("token").to_string()
+    });
+    let out = std::process::Command::new(st)
+        .args([
+            "run",
+            &server.url("/v1/openapi.json"),
+            "--header",
+            &format!("Authorization: Bearer {token}"),
+            "--checks",
+            "not_a_server_error,response_schema_conformance",
+            "--max-examples",
+            "20",
+            "--generation-deterministic",
+            "--exclude-path",
+            "/v1/agent/logout",
+            "--exclude-path",
+            "/v1/admin/agents/{name}/revoke",
+        ])
+        .output()
+        .expect("run schemathesis");
+    assert!(
+        out.status.success(),
+        "schemathesis found problems:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

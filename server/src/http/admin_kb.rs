@@ -15,7 +15,7 @@ use kefu_kb::store::{validate_kb_name, EntryFilter, KbCounts, StoredEntry, Thres
 use kefu_kb::{KbError, Knowledge, SourceFile, Thresholds};
 use kefu_protocol::ErrorCode;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::AdminAuth;
 use super::error::ApiError;
@@ -35,17 +35,67 @@ fn knowledge(state: &AppState) -> Result<Arc<Knowledge>, ApiError> {
 }
 
 /// A knowledge base with its counts and settings.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct KbView {
-    /// Name, model and counts (as `kefu kb list --json`).
+    /// Name, model and counts (as `kefu kb list --json`): `name`, `model`, `faqs`, `chunks`,
+    /// `vectors`, `sources`, `created_at`.
     #[serde(flatten)]
+    #[schema(value_type = Object)]
     pub counts: KbCounts,
     /// `faq`, `extractive` or `llm`.
     pub mode: &'static str,
-    /// The thresholds in force.
+    /// The thresholds in force: `answer`, `suggest`, `margin`, `doc_answer`, `doc_suggest`.
+    #[schema(value_type = Object)]
     pub thresholds: Thresholds,
     /// The ones set for this knowledge base (unset ones follow the model's defaults).
+    #[schema(value_type = Object)]
     pub overrides: ThresholdOverrides,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KbList {
+    pub kbs: Vec<KbView>,
+}
+
+/// A knowledge base deleted.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KbDeleted {
+    pub deleted: String,
+    /// Entries deleted with it.
+    pub entries: usize,
+}
+
+/// An accepted background job.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobAccepted {
+    /// Read it at `GET /v1/admin/jobs/{id}`.
+    pub job: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobList {
+    pub jobs: Vec<JobView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EntryList {
+    pub entries: Vec<EntryView>,
+    /// Entries matching in all.
+    pub total: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ThresholdsSet {
+    #[schema(value_type = Object)]
+    pub thresholds: Thresholds,
+    #[schema(value_type = Object)]
+    pub overrides: ThresholdOverrides,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModeSet {
+    pub kb: String,
+    pub mode: &'static str,
 }
 
 async fn kb_view(k: &Knowledge, counts: KbCounts) -> Result<KbView, ApiError> {
@@ -63,16 +113,21 @@ async fn kb_view(k: &Knowledge, counts: KbCounts) -> Result<KbView, ApiError> {
 }
 
 /// `GET /v1/admin/kbs`.
-pub async fn list(State(state): State<AppState>, _: AdminAuth) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/v1/admin/kbs", tag = "knowledge", security(("bearer" = [])),
+    responses((status = 200, description = "every knowledge base", body = KbList)))]
+pub async fn list(State(state): State<AppState>, _: AdminAuth) -> Result<Json<KbList>, ApiError> {
     let k = knowledge(&state)?;
     let mut kbs = Vec::new();
     for counts in k.list().await? {
         kbs.push(kb_view(&k, counts).await?);
     }
-    Ok(Json(json!({ "kbs": kbs })))
+    Ok(Json(KbList { kbs }))
 }
 
 /// `GET /v1/admin/kbs/{kb}`.
+#[utoipa::path(get, path = "/v1/admin/kbs/{kb}", tag = "knowledge", security(("bearer" = [])),
+    params(("kb" = String, Path, description = "knowledge base")),
+    responses((status = 200, description = "counts and settings", body = KbView)))]
 pub async fn get(
     State(state): State<AppState>,
     _: AdminAuth,
@@ -89,28 +144,38 @@ pub async fn get(
 }
 
 /// `DELETE /v1/admin/kbs/{kb}`: the knowledge base, its entries and vectors.
+#[utoipa::path(delete, path = "/v1/admin/kbs/{kb}", tag = "knowledge", security(("bearer" = [])),
+    params(("kb" = String, Path, description = "knowledge base")),
+    responses((status = 200, description = "deleted", body = KbDeleted)))]
 pub async fn delete(
     State(state): State<AppState>,
     _: AdminAuth,
     Path(kb): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KbDeleted>, ApiError> {
     let k = knowledge(&state)?;
     if k.store().get_kb(&kb).await?.is_none() {
         return Err(KbError::KbNotFound(kb).into());
     }
     let entries = k.delete(&kb).await?;
-    Ok(Json(json!({ "deleted": kb, "entries": entries })))
+    Ok(Json(KbDeleted {
+        deleted: kb,
+        entries,
+    }))
 }
 
 /// `POST /v1/admin/kbs/{kb}/documents` (multipart, field `file`): an FAQ file (CSV, JSON, YAML)
 /// or a document (Markdown, HTML, text, PDF, DOCX), checked for kind and size here and imported
 /// into `kb` (created if needed) as a background job → `202 {"job": id}`.
+#[utoipa::path(post, path = "/v1/admin/kbs/{kb}/documents", tag = "knowledge", security(("bearer" = [])),
+    params(("kb" = String, Path, description = "knowledge base (created if needed)")),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses((status = 202, description = "import queued", body = JobAccepted)))]
 pub async fn upload(
     State(state): State<AppState>,
     _: AdminAuth,
     Path(kb): Path<String>,
     mut form: Multipart,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<JobAccepted>), ApiError> {
     let k = knowledge(&state)?;
     validate_kb_name(&kb)?;
     let mut file = None;
@@ -159,7 +224,17 @@ pub async fn upload(
             serde_json::to_value(report).map_err(|e| job_error(ApiError::internal(e)))
         })
         .ok_or_else(busy)?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "job": job }))))
+    Ok((StatusCode::ACCEPTED, Json(JobAccepted { job })))
+}
+
+/// The upload form.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UploadForm {
+    /// The file; its extension says what it is (.csv .json .yaml .yml .md .markdown .html .htm
+    /// .txt .pdf .docx).
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
 }
 
 fn job_error(e: ApiError) -> JobError {
@@ -211,11 +286,18 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
 }
 
 /// `GET /v1/admin/jobs`: remembered jobs, newest first.
-pub async fn jobs(State(state): State<AppState>, _: AdminAuth) -> Json<Value> {
-    Json(json!({ "jobs": state.jobs.list() }))
+#[utoipa::path(get, path = "/v1/admin/jobs", tag = "knowledge", security(("bearer" = [])),
+    responses((status = 200, description = "jobs, newest first", body = JobList)))]
+pub async fn jobs(State(state): State<AppState>, _: AdminAuth) -> Json<JobList> {
+    Json(JobList {
+        jobs: state.jobs.list(),
+    })
 }
 
 /// `GET /v1/admin/jobs/{id}`.
+#[utoipa::path(get, path = "/v1/admin/jobs/{id}", tag = "knowledge", security(("bearer" = [])),
+    params(("id" = String, Path, description = "job id")),
+    responses((status = 200, description = "the job", body = JobView)))]
 pub async fn job(
     State(state): State<AppState>,
     _: AdminAuth,
@@ -229,8 +311,9 @@ pub async fn job(
 }
 
 /// `GET /v1/admin/kbs/{kb}/entries` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct EntriesQuery {
     /// Text the question, answer or an alternate contains.
     #[serde(default)]
@@ -245,7 +328,7 @@ pub struct EntriesQuery {
 }
 
 /// An entry as the admin API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EntryView {
     pub id: i64,
     pub key: String,
@@ -274,12 +357,15 @@ impl From<StoredEntry> for EntryView {
 }
 
 /// `GET /v1/admin/kbs/{kb}/entries?q=&kind=&offset=&limit=`.
+#[utoipa::path(get, path = "/v1/admin/kbs/{kb}/entries", tag = "knowledge", security(("bearer" = [])),
+    params(("kb" = String, Path, description = "knowledge base"), EntriesQuery),
+    responses((status = 200, description = "a page of entries", body = EntryList)))]
 pub async fn entries(
     State(state): State<AppState>,
     _: AdminAuth,
     Path(kb): Path<String>,
     Query(q): Query<EntriesQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EntryList>, ApiError> {
     let k = knowledge(&state)?;
     let kind = match q.kind.as_deref() {
         None | Some("") => None,
@@ -306,11 +392,17 @@ pub async fn entries(
         limit,
     };
     let page = k.entries(&kb, &filter).await?;
-    let entries: Vec<EntryView> = page.entries.into_iter().map(EntryView::from).collect();
-    Ok(Json(json!({ "entries": entries, "total": page.total })))
+    let entries = page.entries.into_iter().map(EntryView::from).collect();
+    Ok(Json(EntryList {
+        entries,
+        total: page.total,
+    }))
 }
 
 /// `GET /v1/admin/kbs/{kb}/entries/{id}`.
+#[utoipa::path(get, path = "/v1/admin/kbs/{kb}/entries/{id}", tag = "knowledge", security(("bearer" = [])),
+    params(("kb" = String, Path, description = "knowledge base"), ("id" = i64, Path, description = "entry id")),
+    responses((status = 200, description = "the entry", body = EntryView)))]
 pub async fn entry(
     State(state): State<AppState>,
     _: AdminAuth,
@@ -321,7 +413,7 @@ pub async fn entry(
 }
 
 /// An FAQ as the console writes it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FaqRequest {
     pub question: String,
@@ -344,6 +436,9 @@ impl From<FaqRequest> for FaqEdit {
 }
 
 /// `POST /v1/admin/kbs/{kb}/entries`: a new FAQ (the knowledge base is created if needed).
+#[utoipa::path(post, path = "/v1/admin/kbs/{kb}/entries", tag = "knowledge", security(("bearer" = [])),
+    params(("kb" = String, Path, description = "knowledge base (created if needed)")), request_body = FaqRequest,
+    responses((status = 201, description = "written and embedded", body = EntryView)))]
 pub async fn create_entry(
     State(state): State<AppState>,
     _: AdminAuth,
@@ -357,6 +452,9 @@ pub async fn create_entry(
 }
 
 /// `PUT /v1/admin/kbs/{kb}/entries/{id}`: an FAQ changed.
+#[utoipa::path(put, path = "/v1/admin/kbs/{kb}/entries/{id}", tag = "knowledge", security(("bearer" = [])),
+    params(("kb" = String, Path, description = "knowledge base"), ("id" = i64, Path, description = "entry id")),
+    request_body = FaqRequest, responses((status = 200, description = "written and embedded", body = EntryView)))]
 pub async fn update_entry(
     State(state): State<AppState>,
     _: AdminAuth,
@@ -368,6 +466,9 @@ pub async fn update_entry(
 }
 
 /// `DELETE /v1/admin/kbs/{kb}/entries/{id}`.
+#[utoipa::path(delete, path = "/v1/admin/kbs/{kb}/entries/{id}", tag = "knowledge", security(("bearer" = [])),
+    params(("kb" = String, Path, description = "knowledge base"), ("id" = i64, Path, description = "entry id")),
+    responses((status = 204, description = "deleted")))]
 pub async fn delete_entry(
     State(state): State<AppState>,
     _: AdminAuth,
@@ -380,12 +481,15 @@ pub async fn delete_entry(
 
 /// `PUT /v1/admin/kbs/{kb}/thresholds`: the ones given are set, the others follow the model's
 /// defaults again (as `kefu kb thresholds`).
+#[utoipa::path(put, path = "/v1/admin/kbs/{kb}/thresholds", tag = "knowledge", security(("bearer" = [])),
+    params(("kb" = String, Path, description = "knowledge base")), request_body = ThresholdsRequest,
+    responses((status = 200, description = "the thresholds now in force", body = ThresholdsSet)))]
 pub async fn set_thresholds(
     State(state): State<AppState>,
     _: AdminAuth,
     Path(kb): Path<String>,
     ApiJson(req): ApiJson<ThresholdsRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ThresholdsSet>, ApiError> {
     let k = knowledge(&state)?;
     let overrides = ThresholdOverrides {
         answer: req.answer,
@@ -395,12 +499,13 @@ pub async fn set_thresholds(
         doc_suggest: req.doc_suggest,
     };
     let thresholds = k.store().set_thresholds(&kb, &overrides).await?;
-    Ok(Json(
-        json!({ "thresholds": thresholds, "overrides": overrides }),
-    ))
+    Ok(Json(ThresholdsSet {
+        thresholds,
+        overrides,
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ThresholdsRequest {
     #[serde(default)]
@@ -415,7 +520,7 @@ pub struct ThresholdsRequest {
     pub doc_suggest: Option<f32>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModeRequest {
     /// `faq`, `extractive` or `llm`.
@@ -423,12 +528,15 @@ pub struct ModeRequest {
 }
 
 /// `PUT /v1/admin/kbs/{kb}/mode`.
+#[utoipa::path(put, path = "/v1/admin/kbs/{kb}/mode", tag = "knowledge", security(("bearer" = [])),
+    params(("kb" = String, Path, description = "knowledge base")), request_body = ModeRequest,
+    responses((status = 200, description = "the answer mode now", body = ModeSet)))]
 pub async fn set_mode(
     State(state): State<AppState>,
     _: AdminAuth,
     Path(kb): Path<String>,
     ApiJson(req): ApiJson<ModeRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ModeSet>, ApiError> {
     let k = knowledge(&state)?;
     let mode = AnswerMode::parse(&req.mode).ok_or_else(|| {
         ApiError::invalid_input(format!(
@@ -437,25 +545,33 @@ pub async fn set_mode(
         ))
     })?;
     k.store().set_answer_mode(&kb, mode).await?;
-    Ok(Json(json!({ "kb": kb, "mode": mode.as_str() })))
+    Ok(Json(ModeSet {
+        kb,
+        mode: mode.as_str(),
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AskRequest {
     pub question: String,
 }
 
 /// The reply `kefu kb ask --json` prints, with the route trace behind it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AskResponse {
     #[serde(flatten)]
     pub reply: AskReply,
+    /// Why the bot answered so: rules, intent, retrieval hits and scores, decision.
+    #[schema(value_type = Object)]
     pub trace: RouteTrace,
 }
 
 /// `POST /v1/admin/kbs/{kb}/ask`: what the bot would answer a visitor asking this first in a new
 /// conversation, answered from `kb`. Runs behind visitors' replies like the staff query.
+#[utoipa::path(post, path = "/v1/admin/kbs/{kb}/ask", tag = "knowledge", security(("bearer" = [])),
+    params(("kb" = String, Path, description = "knowledge base")), request_body = AskRequest,
+    responses((status = 200, description = "the reply and its route trace", body = AskResponse)))]
 pub async fn ask(
     State(state): State<AppState>,
     _: AdminAuth,

@@ -27,7 +27,7 @@ pub const MAX_QUERY_TOP_K: usize = 20;
 const QUEUE_WAIT: Duration = Duration::from_millis(500);
 
 /// `POST /v1/kb/query` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueryRequest {
     pub query: String,
@@ -40,6 +40,9 @@ pub struct QueryRequest {
 }
 
 /// Retrieves the best entries for one question, with the band.
+#[utoipa::path(post, path = "/v1/kb/query", tag = "knowledge", security(("bearer" = [])),
+    request_body = QueryRequest,
+    responses((status = 200, description = "`{query, band, hits: [{id, question, answer, score, source}], thresholds}`", body = Object)))]
 pub async fn query(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -1,16 +1,17 @@
 //! The HTTP layer: one router built by `app`, and `run` serving it until shutdown.
 
-mod admin;
-mod admin_kb;
-mod agent;
+pub mod admin;
+pub mod admin_kb;
+pub mod agent;
 pub mod auth;
 pub mod error;
 mod extract;
 pub mod forwarded;
-mod kb;
+pub mod kb;
+pub mod openapi;
 mod pages;
 pub mod server;
-mod visitor;
+pub mod visitor;
 mod widget;
 pub mod ws;
 
@@ -22,7 +23,6 @@ use axum::http::HeaderValue;
 use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
 pub use error::ApiError;
@@ -109,6 +109,9 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/admin/agents/{name}/revoke", post(admin::revoke_agent))
         .route("/v1/admin/conversations", get(admin::conversations))
         .route("/v1/admin/conversations/{id}", get(admin::transcript))
+        .route("/v1/openapi.json", get(openapi::document))
+        .route("/docs/api", get(pages::api_reference))
+        .route("/docs/api.js", get(pages::api_reference_script))
         .route("/admin", get(pages::admin))
         .route("/admin.js", get(pages::admin_script))
         .route("/console", get(pages::console))
@@ -177,21 +180,41 @@ pub(crate) fn ready(state: &AppState) -> Result<std::sync::Arc<crate::state::Ser
     state.services().cloned().ok_or_else(ApiError::not_ready)
 }
 
-async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    pub status: &'static str,
 }
 
-async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "probes", responses((status = 200, description = "up", body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    pub status: &'static str,
+    /// The running model.
+    pub model: String,
+    /// Vectors in the index.
+    pub vectors: usize,
+}
+
+/// The model, knowledge base and stores are loaded (`503 not_ready` before).
+#[utoipa::path(get, path = "/readyz", tag = "probes", responses((status = 200, description = "ready", body = Readiness)))]
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, ApiError> {
     let k = state.knowledge().ok_or_else(ApiError::not_ready)?;
-    Ok(Json(json!({
-        "status": "ready",
-        "model": k.embedder().model_name(),
-        "vectors": k.indexed_vectors().await?,
-    })))
+    Ok(Json(Readiness {
+        status: "ready",
+        model: k.embedder().model_name().to_string(),
+        vectors: k.indexed_vectors().await?,
+    }))
 }
 
 /// Prometheus text exposition.
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+#[utoipa::path(get, path = "/metrics", tag = "probes",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     process_metrics().collect();
     if let Some(s) = state.services() {
         let (visitors, agents) = s.conversations.live_counts();

@@ -34,6 +34,16 @@ pub async fn admin_script() -> impl IntoResponse {
     script(include_str!("../../assets/admin.js"))
 }
 
+/// `GET /docs/api`: the REST API reference, rendered from `/v1/openapi.json`.
+pub async fn api_reference() -> impl IntoResponse {
+    page(include_str!("../../assets/api.html"))
+}
+
+/// `GET /docs/api.js`: the API reference's script.
+pub async fn api_reference_script() -> impl IntoResponse {
+    script(include_str!("../../assets/api.js"))
+}
+
 /// `GET /demo`: a chat page for trying the bot as a visitor (site `demo`).
 pub async fn demo() -> impl IntoResponse {
     page(include_str!("../../assets/demo.html"))
@@ -66,6 +76,7 @@ mod tests {
     fn pages_have_no_inline_scripts() {
         for html in [
             include_str!("../../assets/admin.html"),
+            include_str!("../../assets/api.html"),
             include_str!("../../assets/console.html"),
             include_str!("../../assets/demo.html"),
         ] {

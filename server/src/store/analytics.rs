@@ -49,11 +49,13 @@ pub struct Unanswered {
 }
 
 /// A visitor's rating of a conversation.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Rating {
+    #[schema(minimum = 1, maximum = 5)]
     pub score: u8,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// Unix milliseconds.
     pub created_at: i64,
 }
 

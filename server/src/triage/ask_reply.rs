@@ -7,7 +7,7 @@ use super::{Decision, DecisionKind, Lang};
 use crate::handoff::queued_note;
 
 /// One reply in the stable `kefu kb ask --json` shape.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AskReply {
     pub query: String,
     /// `answer`, `suggest` or `none` (rules and handoffs: `none`).
@@ -21,7 +21,7 @@ pub struct AskReply {
     pub quick_replies: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AskCitation {
     pub id: String,
     pub title: String,
