@@ -40,9 +40,9 @@ pub enum KbError {
         built: String,
         active: String,
     },
-    /// No entry with this id in the knowledge base.
-    #[error("no entry {0} in this knowledge base")]
-    EntryNotFound(i64),
+    /// No record with this id (an entry, a proposal).
+    #[error("{0}")]
+    NotFound(String),
     /// The knowledge base changed under a long operation, which wrote nothing.
     #[error("{0}")]
     Conflict(String),
@@ -77,7 +77,7 @@ impl KbError {
             KbError::Parse { .. }
                 | KbError::UnsupportedFile(_)
                 | KbError::KbNotFound(_)
-                | KbError::EntryNotFound(_)
+                | KbError::NotFound(_)
                 | KbError::InvalidInput(_)
                 | KbError::UnknownModel(_)
                 | KbError::ModelMismatch { .. }
@@ -96,7 +96,7 @@ impl KbError {
             KbError::Parse { .. } => "parse_error",
             KbError::UnsupportedFile(_) => "unsupported_file",
             KbError::KbNotFound(_) => "kb_not_found",
-            KbError::EntryNotFound(_) => "not_found",
+            KbError::NotFound(_) => "not_found",
             KbError::ModelMismatch { .. } => "model_mismatch",
             KbError::InvalidInput(_) => "invalid_input",
             KbError::Conflict(_) => "conflict",

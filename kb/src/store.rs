@@ -596,7 +596,7 @@ impl KbStore {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?
-        .ok_or(KbError::EntryNotFound(id))?;
+        .ok_or_else(|| KbError::NotFound(format!("no entry {id} in this knowledge base")))?;
         entry_from_row(&row)
     }
 
@@ -661,7 +661,9 @@ impl KbStore {
             .execute(&mut *tx)
             .await?;
         if deleted.rows_affected() == 0 {
-            return Err(KbError::EntryNotFound(id));
+            return Err(KbError::NotFound(format!(
+                "no entry {id} in this knowledge base"
+            )));
         }
         let mut out = WriteOutcome {
             removed: 1,

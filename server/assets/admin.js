@@ -9,7 +9,7 @@ const ZH = (navigator.language || "").toLowerCase().startsWith("zh");
 const TEXT = {
   title: ["Kefu 运营后台", "Kefu operator console"],
   login: ["登录", "Log in"], logout: ["退出", "Log out"], name: ["用户名", "Name"], password: ["密码", "Password"],
-  knowledge: ["知识库", "Knowledge"], analytics: ["数据分析", "Analytics"], settings: ["设置", "Settings"],
+  knowledge: ["知识库", "Knowledge"], training: ["训练", "Training"], analytics: ["数据分析", "Analytics"], settings: ["设置", "Settings"],
   agentConsole: ["客服工作台", "Agent console"], kb: ["知识库", "Knowledge base"], newKb: ["新知识库名称", "new knowledge base"],
   deleteKb: ["删除知识库", "Delete knowledge base"], confirmDeleteKb: ["删除知识库 {0} 及其全部条目？", "Delete knowledge base {0} and all its entries?"],
   upload: ["上传文件", "Upload a file"], uploadGo: ["上传并导入", "Upload and import"],
@@ -40,6 +40,13 @@ const TEXT = {
   add: ["添加", "Add"], people: ["客服与管理员", "Agents and operators"], role: ["角色", "Role"], capacity: ["容量", "Capacity"],
   roleAgent: ["客服", "agent"], roleAdmin: ["管理员", "admin"], signOut: ["强制下线", "Sign out"], online: ["在线", "online"],
   sec: ["{0} 秒", "{0} s"], none: ["—", "—"],
+  history: ["导入历史对话", "Import past chats"], jobs: ["任务", "Jobs"],
+  historyHint: ["JSONL（每行一个会话：id、messages[role, text, time]）或 CSV（conversation_id, role, text, time）。重复导入不会重复记录。", "JSONL (one conversation per line: id, messages of role, text, time) or CSV (conversation_id, role, text, time). Importing again adds nothing twice."],
+  mine: ["从历史对话挖掘 FAQ", "Mine FAQs from the chats"], mineHint: ["把访客常问、客服回答过、知识库还答不了的问题放进审核队列。", "Questions visitors ask often, that agents answered and the knowledge base cannot yet, go to the review queue."],
+  queue: ["FAQ 审核队列", "FAQ review queue"], pending: ["待审核", "pending"], approved: ["已通过", "approved"], rejected: ["已拒绝", "rejected"],
+  support: ["提问次数", "Asked"], approve: ["通过并加入知识库", "Approve into the knowledge base"], reject: ["拒绝", "Reject"],
+  mined: ["{0} 个会话，{1} 组问答，{2} 个聚类；新增 {3}，更新 {4}", "{0} conversations, {1} question/answer pairs, {2} clusters; {3} new, {4} updated"],
+  historyDone: ["新增 {0} 个会话，更新 {1}，未变 {2}；跳过 {3} 条", "{0} conversations added, {1} updated, {2} unchanged; {3} records skipped"],
 };
 function t(key, ...args) {
   const pair = TEXT[key];
@@ -101,6 +108,7 @@ function showTab(name) {
   for (const s of document.querySelectorAll(".tab")) s.hidden = s.id !== "tab-" + name;
   for (const b of document.querySelectorAll("header nav button")) b.classList.toggle("active", b.dataset.tab === name);
   ss.setItem("kefu.admin.tab", name);
+  if (name === "training") loadProposals().catch((e) => showError("appError", e));
   if (name === "analytics") loadAnalytics().catch((e) => showError("appError", e));
   if (name === "settings") loadSettings().catch((e) => showError("appError", e));
 }
@@ -164,38 +172,46 @@ $("uploadGo").onclick = async () => {
   try {
     await api("POST", "/v1/admin/kbs/" + encodeURIComponent(kb) + "/documents", form);
     $("uploadFile").value = "";
-    await loadJobs();
+    await loadJobs(true);
   } catch (e) { showError("appError", e); }
 };
 
 let jobTimer = null;
-async function loadJobs() {
+// Reads the jobs (again every 0.7 s while one runs); when the running ones end, the knowledge
+// base and the review queue are read again. `submitted`: a job was just started.
+async function loadJobs(submitted) {
+  if (submitted) jobsWereActive = true;
   const data = await api("GET", "/v1/admin/jobs");
-  const rows = $("jobs");
-  rows.textContent = "";
   let active = false;
-  for (const j of data.jobs.slice(0, 8)) {
-    const tr = el("tr");
-    tr.dataset.status = j.status;
-    tr.append(el("td", "", (j.detail ? j.detail + " → " : j.kind + " → ") + j.target));
-    const st = el("td");
-    st.append(el("span", "badge " + j.status, t(j.status)));
-    if (j.status === "running") { const p = el("progress"); p.max = 1; p.value = j.progress; st.append(" ", p); }
-    tr.append(st);
-    let result = "";
-    if (j.error) result = j.error.code + ": " + j.error.message;
-    else if (j.result && j.kind === "import") {
-      const r = j.result;
-      result = t("imported", r.entries, r.added, r.updated, r.unchanged, r.removed);
+  for (const rows of document.querySelectorAll("[data-jobs]")) {
+    rows.textContent = "";
+    for (const j of data.jobs.slice(0, 8)) {
+      const tr = el("tr");
+      tr.dataset.status = j.status;
+      tr.append(el("td", "", (j.detail ? j.detail + " → " : j.kind + " → ") + j.target));
+      const st = el("td");
+      st.append(el("span", "badge " + j.status, t(j.status)));
+      if (j.status === "running") { const p = el("progress"); p.max = 1; p.value = j.progress; st.append(" ", p); }
+      tr.append(st);
+      tr.append(el("td", j.error ? "error" : "", jobResult(j)));
+      rows.append(tr);
+      if (j.status === "queued" || j.status === "running") active = true;
     }
-    tr.append(el("td", j.error ? "error" : "", result));
-    rows.append(tr);
-    if (j.status === "queued" || j.status === "running") active = true;
   }
   clearTimeout(jobTimer);
   if (active) jobTimer = setTimeout(() => loadJobs().catch(() => {}), 700);
-  else if (rows.dataset.wasActive === "1") loadKbs().catch(() => {});
-  rows.dataset.wasActive = active ? "1" : "0";
+  else if (jobsWereActive) { loadKbs().catch(() => {}); loadProposals().catch(() => {}); }
+  jobsWereActive = active;
+}
+let jobsWereActive = false;
+function jobResult(j) {
+  if (j.error) return j.error.code + ": " + j.error.message;
+  const r = j.result;
+  if (!r) return "";
+  if (j.kind === "import") return t("imported", r.entries, r.added, r.updated, r.unchanged, r.removed);
+  if (j.kind === "history") return t("historyDone", r.report.added, r.report.updated, r.report.unchanged, r.skipped_count);
+  if (j.kind === "mine") return t("mined", r.conversations, r.pairs, r.clusters, r.queue.added, r.queue.updated);
+  return "";
 }
 
 $("askForm").onsubmit = async (e) => {
@@ -302,6 +318,77 @@ $("kbSettings").onsubmit = async (e) => {
     await loadKbs();
     $("kbError").textContent = t("saved");
   } catch (err) { showError("kbError", err); }
+};
+
+// ----- training -----
+
+$("historyGo").onclick = async () => {
+  const file = $("historyFile").files[0];
+  if (!file) return;
+  const form = new FormData();
+  form.append("file", file, file.name);
+  try {
+    await api("POST", "/v1/admin/training/history", form);
+    $("historyFile").value = "";
+    await loadJobs(true);
+  } catch (e) { showError("appError", e); }
+};
+$("mineGo").onclick = async () => {
+  try { await api("POST", "/v1/admin/training/mine", { kb }); await loadJobs(true); }
+  catch (e) { showError("appError", e); }
+};
+$("proposalStatus").onchange = () => loadProposals().catch((e) => showError("appError", e));
+let proposal = null;
+async function loadProposals() {
+  const status = $("proposalStatus").value;
+  const data = await api("GET", "/v1/admin/training/proposals" + (status ? "?status=" + status : ""));
+  const rows = $("proposalRows");
+  rows.textContent = "";
+  for (const p of data.proposals) {
+    const tr = el("tr", "pick");
+    tr.dataset.id = p.id;
+    const q = el("td");
+    q.append(el("div", "", p.question));
+    if (p.alternates.length) q.append(el("div", "muted", p.alternates.join(" · ")));
+    tr.append(el("td", "", String(p.support)), q, el("td", "clip", p.answer),
+      el("td", "", p.status === "approved" && p.kb ? t("approved") + " → " + p.kb : t(p.status)));
+    tr.onclick = () => openProposal(p);
+    rows.append(tr);
+  }
+}
+function openProposal(p) {
+  proposal = p;
+  $("proposalEditor").hidden = false;
+  $("prQuestion").value = p.question;
+  $("prAnswer").value = p.answer;
+  $("prAlternates").value = p.alternates.join("\n");
+  $("prReject").hidden = p.status === "approved";
+  showError("prError");
+}
+async function saveProposal() {
+  return api("PUT", "/v1/admin/training/proposals/" + proposal.id, {
+    question: $("prQuestion").value, answer: $("prAnswer").value,
+    alternates: $("prAlternates").value.split("\n").map((x) => x.trim()).filter(Boolean),
+  });
+}
+$("prSave").onclick = async () => {
+  try { await saveProposal(); await loadProposals(); } catch (e) { showError("prError", e); }
+};
+$("prApprove").onclick = async () => {
+  try {
+    await saveProposal();
+    await api("POST", "/v1/admin/training/proposals/" + proposal.id + "/approve", { kb });
+    $("proposalEditor").hidden = true;
+    await loadProposals();
+    await loadKbs();
+  } catch (e) { showError("prError", e); }
+};
+$("prReject").onclick = async () => {
+  try {
+    await api("POST", "/v1/admin/training/proposals/" + proposal.id + "/reject");
+    $("proposalEditor").hidden = true;
+    await loadProposals();
+  } catch (e) { showError("prError", e); }
 };
 
 // ----- analytics -----

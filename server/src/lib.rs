@@ -15,4 +15,5 @@ pub mod lang;
 pub mod llm;
 pub mod state;
 pub mod store;
+pub mod training;
 pub mod triage;

@@ -15,6 +15,7 @@ use crate::accounts::Accounts;
 use crate::analytics::Analytics;
 use crate::conversation::Conversations;
 use crate::jobs::Jobs;
+use crate::training::Training;
 
 /// Everything that needs the model and the databases.
 pub struct Services {
@@ -22,6 +23,7 @@ pub struct Services {
     pub accounts: Accounts,
     pub conversations: Arc<Conversations>,
     pub analytics: Analytics,
+    pub training: Training,
 }
 
 /// Request and connection limits.

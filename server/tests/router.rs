@@ -63,6 +63,7 @@ async fn harness_with(limits: Limits) -> Harness {
     let state =
         AppState::new(limits, None).with_trusted_proxies(vec!["10.0.0.2".parse().expect("ip")]);
     state.set_ready(Arc::new(Services {
+        training: kefu_server::training::Training::new(Arc::clone(&knowledge), dir.path()),
         knowledge,
         accounts: accounts.clone(),
         conversations: Arc::clone(&conversations),
@@ -1150,4 +1151,139 @@ async fn visitors_rate_their_own_conversations_and_analytics_read_them() {
             "{bad}: {body}"
         );
     }
+}
+
+#[tokio::test]
+async fn training_over_the_admin_api_reports_its_errors() {
+    let h = harness().await;
+    let admin = h.admin().await;
+    let (body, content_type) = upload_form("history.txt", b"hello");
+    let (status, _, bytes) = h
+        .send(
+            "POST",
+            "/v1/admin/training/history",
+            Some(&admin),
+            body,
+            &[("content-type", &content_type)],
+        )
+        .await;
+    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, Some("unsupported_file"))
+    );
+
+    // Mining before any history: the job fails and says why.
+    let (status, _, body) = h
+        .call(
+            "POST",
+            "/v1/admin/training/mine",
+            Some(&admin),
+            Some(json!({})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let job = h.job(&admin, body["job"].as_str().expect("job")).await;
+    assert_eq!(
+        (job["status"].as_str(), job["error"]["code"].as_str()),
+        (Some("failed"), Some("invalid_input")),
+        "{job}"
+    );
+    let (status, _, body) = h
+        .call(
+            "POST",
+            "/v1/admin/training/mine",
+            Some(&admin),
+            Some(json!({"similarity": 3.0})),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, Some("invalid_input"))
+    );
+
+    // A history file with one good and one bad record.
+    let history = "{\"id\": \"c1\", \"messages\": [{\"role\": \"visitor\", \"text\": \"有发票吗\"}, {\"role\": \"agent\", \"text\": \"可以开电子发票。\"}]}\n{\"id\": 7}\n";
+    let (body, content_type) = upload_form("chats.jsonl", history.as_bytes());
+    let (status, _, bytes) = h
+        .send(
+            "POST",
+            "/v1/admin/training/history",
+            Some(&admin),
+            body,
+            &[("content-type", &content_type)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let accepted: Value = serde_json::from_slice(&bytes).expect("json");
+    let job = h.job(&admin, accepted["job"].as_str().expect("job")).await;
+    assert_eq!(job["status"], "done", "{job}");
+    assert_eq!(
+        (
+            job["result"]["report"]["added"].as_u64(),
+            job["result"]["skipped_count"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{job}"
+    );
+
+    let (status, _, body) = h
+        .call(
+            "GET",
+            "/v1/admin/training/proposals?status=maybe",
+            Some(&admin),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, Some("invalid_input"))
+    );
+    let (status, _, body) = h
+        .call(
+            "GET",
+            "/v1/admin/training/proposals",
+            Some(&admin),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, body["proposals"].as_array().map(Vec::len)),
+        (StatusCode::OK, Some(0))
+    );
+    for (method, path, body) in [
+        (
+            "POST",
+            "/v1/admin/training/proposals/99/approve",
+            Some(json!({})),
+        ),
+        ("POST", "/v1/admin/training/proposals/99/reject", None),
+        (
+            "PUT",
+            "/v1/admin/training/proposals/99",
+            Some(json!({"answer": "x"})),
+        ),
+    ] {
+        let (status, _, body) = h.call(method, path, Some(&admin), body, &[]).await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::NOT_FOUND, Some("not_found")),
+            "{method} {path}"
+        );
+    }
+    let agent = h.agent("li", 2).await;
+    let (status, _, _) = h
+        .call(
+            "GET",
+            "/v1/admin/training/proposals",
+            Some(&agent),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 }

@@ -2,7 +2,8 @@
 // sign in; the operator (Chinese browser) reads analytics after a scripted day (exact counts on the
 // page and in the CSV export), turns the top unanswered question into an FAQ that the bot then
 // answers with, uploads a Markdown document and sees the bot answer from it in "try a question",
-// and stores markup in an FAQ that renders as inert text. An English browser gets English labels;
+// imports past chats, mines FAQs and approves one that the bot then answers with, and stores
+// markup in an FAQ that renders as inert text. An English browser gets English labels;
 // the API reference page renders the OpenAPI document.
 //
 // usage: node admin.mjs BASE_URL OPERATOR PASSWORD AGENT AGENT_PASSWORD EXPECTED_JSON [SCREENSHOT_DIR]
@@ -82,6 +83,25 @@ await runInChromium(async (browser, watch) => {
   await page.locator("[data-testid=ask-out] .reply", { hasText: "12" }).waitFor();
   const asked = await page.locator("[data-testid=ask-out]").innerText();
   check(asked.includes("policy.md"), "the reply cites the document: " + asked);
+
+  // Training: past chats imported, FAQs mined into the review queue, one approved; the bot answers
+  // with it.
+  await page.click("[data-testid=tab-training]");
+  await page.setInputFiles("[data-testid=history-file]", new URL("../fixtures/history/chat-history.jsonl", import.meta.url).pathname);
+  await page.click("[data-testid=history-go]");
+  await page.locator("[data-testid=training-jobs] tr[data-status=done]", { hasText: "chat-history.jsonl" }).waitFor();
+  await page.click("[data-testid=mine-go]");
+  await page.locator("[data-testid=training-jobs] tr[data-status=done]", { hasText: "mine → default" }).waitFor();
+  const app = page.locator("[data-testid=proposals] tr", { hasText: "mobile app" });
+  await app.waitFor();
+  check((await app.innerText()).startsWith("2"), "the proposal shows its support: " + await app.innerText());
+  await app.click();
+  await page.click("[data-testid=pr-approve]");
+  await page.locator("[data-testid=proposals] tr", { hasText: "mobile app" }).waitFor({ state: "detached" });
+  await page.click("[data-testid=tab-knowledge]");
+  await page.fill("[data-testid=ask-text]", "Do you have a mobile app?");
+  await page.click("[data-testid=ask-go]");
+  await page.locator("[data-testid=ask-out] .reply", { hasText: "Google Play" }).waitFor();
 
   // Markup in an FAQ is stored and shown as text.
   await page.click("[data-testid=entry-new]");

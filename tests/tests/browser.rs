@@ -36,7 +36,8 @@ fn console_and_demo_page_in_headless_chromium() {
 
 /// The operator's console (`/admin`) in headless Chromium after a scripted day of conversations:
 /// analytics and CSV counts, an unanswered question turned into an FAQ, a document uploaded and
-/// answered from, markup stored as inert text, and agents kept out.
+/// answered from, past chats mined into an FAQ that visitors then get, markup stored as inert
+/// text, and agents kept out.
 #[test]
 fn admin_console_in_headless_chromium() {
     use kefu_e2e::chat::{Api, Chat};
@@ -116,4 +117,19 @@ fn admin_console_in_headless_chromium() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    // The FAQ approved from mined chats answers visitors.
+    kefu_e2e::runtime().block_on(async {
+        let api = Api::new(&server.base);
+        let (token, conv) = api.visitor("shop-web").await;
+        let mut v = Chat::connect(&server.ws_url(), &token).await;
+        v.subscribe(&conv, 0).await;
+        v.say(&conv, "m1", "Is there an app for my phone?").await;
+        let reply = v.message_by("bot").await;
+        assert!(
+            reply["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("Google Play")),
+            "{reply}"
+        );
+    });
 }

@@ -107,7 +107,7 @@ pub async fn get(store: &KbStore, id: i64) -> Result<QueuedProposal> {
         .bind(id)
         .fetch_optional(store.pool())
         .await?
-        .ok_or_else(|| KbError::InvalidInput(format!("no proposal {id}")))?;
+        .ok_or_else(|| KbError::NotFound(format!("no proposal {id}")))?;
     row_to_proposal(&row)
 }
 

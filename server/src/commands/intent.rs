@@ -15,7 +15,7 @@ use crate::config::Config;
 
 /// The embedding cache shared by intent training, evaluation and mining.
 pub fn cache_path(config: &Config) -> std::path::PathBuf {
-    config.data_dir.join("embedding-cache.db")
+    crate::training::cache_path(&config.data_dir)
 }
 
 async fn load_embedder(config: &Config) -> anyhow::Result<Arc<dyn Embedder>> {

@@ -17,6 +17,7 @@ use crate::handoff::Handoff;
 use crate::http::ServeOptions;
 use crate::state::{AppState, Limits, Services};
 use crate::store::{Role, StoreError};
+use crate::training::Training;
 use crate::triage::{KbBatcher, RuleSet, Triage};
 
 /// The demo site created on first start (same-origin pages only).
@@ -109,6 +110,7 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
     // Bot turns a crash cut short (here or on another node) are finished from now on.
     conversations.start_turn_sweeper();
     state.set_ready(Arc::new(Services {
+        training: Training::new(Arc::clone(&knowledge), &config.data_dir),
         knowledge,
         accounts,
         conversations,

@@ -1,8 +1,6 @@
 //! `kefu train …`: import past conversations (files or Kefu's own), mine FAQ proposals into the
 //! review queue, review them, and list the questions the knowledge base cannot answer.
 
-use std::path::Path;
-
 use indicatif::{ProgressBar, ProgressStyle};
 use kefu_kb::intent::EmbeddingCache;
 use kefu_kb::train::{
@@ -14,6 +12,7 @@ use serde_json::json;
 use crate::cli::{ReviewCommand, TrainCommand};
 use crate::config::Config;
 use crate::store::rfc3339;
+use crate::training::{MineSettings, Training};
 
 fn bar(label: &str) -> anyhow::Result<ProgressBar> {
     let b = ProgressBar::new(0);
@@ -24,19 +23,6 @@ fn bar(label: &str) -> anyhow::Result<ProgressBar> {
         .progress_chars("=> "),
     );
     Ok(b)
-}
-
-fn parse_file(path: &Path) -> anyhow::Result<history::ParsedHistory> {
-    let name = path.display().to_string();
-    let raw = std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {name}: {e}"))?;
-    let text = String::from_utf8(raw).map_err(|_| anyhow::anyhow!("{name}: not UTF-8 text"))?;
-    let text = text.trim_start_matches('\u{feff}');
-    let ext = kefu_kb::ingest::extension(path);
-    match ext.as_str() {
-        "jsonl" | "json" | "ndjson" => Ok(history::parse_jsonl(text, &name)),
-        "csv" => history::parse_csv(text, &name).map_err(|b| anyhow::anyhow!("{b}")),
-        _ => anyhow::bail!("{name}: chat history must be .jsonl or .csv"),
-    }
 }
 
 /// Kefu's own stored conversations as training history (system messages left out).
@@ -105,37 +91,38 @@ pub async fn run(config: &Config, cmd: TrainCommand) -> anyhow::Result<()> {
             if files.is_empty() && !from_kefu {
                 anyhow::bail!("give history files (.jsonl, .csv) or --from-kefu");
             }
-            let store = kefu_kb::store::KbStore::open(&config.database_path()).await?;
+            let knowledge = std::sync::Arc::new(super::open_knowledge(config).await?);
+            let training = Training::new(knowledge, &config.data_dir);
             let mut reports = Vec::new();
             for path in &files {
-                let parsed = parse_file(path)?;
-                for b in &parsed.skipped {
-                    eprintln!("skipped {b}");
-                }
-                let source = path
+                let name = path
                     .file_name()
                     .and_then(|n| n.to_str())
                     .unwrap_or("history")
                     .to_string();
-                let r = history::store(&store, &source, &parsed.conversations).await?;
-                reports
-                    .push(json!({"source": source, "skipped": parsed.skipped.len(), "report": r}));
+                let bytes = std::fs::read(path)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+                let r = training.import_history(&name, &bytes).await?;
+                for b in &r.skipped {
+                    eprintln!("skipped {b}");
+                }
+                reports.push(r);
             }
             if from_kefu {
                 let own = own_conversations(config).await?;
-                let r = history::store(&store, "kefu", &own).await?;
-                reports.push(json!({"source": "kefu", "skipped": 0, "report": r}));
+                reports.push(training.store_history("kefu", &own, &[]).await?);
             }
-            store.pool().close().await;
             for r in &reports {
                 if json {
-                    println!("{r}");
+                    println!(
+                        "{}",
+                        json!({"source": r.source, "skipped": r.skipped_count, "report": r.report})
+                    );
                 } else {
-                    let x = &r["report"];
+                    let x = &r.report;
                     println!(
                         "{}: {} conversations added, {} updated, {} unchanged ({} messages stored), {} records skipped",
-                        r["source"].as_str().unwrap_or(""),
-                        x["added"], x["updated"], x["unchanged"], x["messages"], r["skipped"]
+                        r.source, x.added, x.updated, x.unchanged, x.messages, r.skipped_count
                     );
                 }
             }
@@ -146,51 +133,34 @@ pub async fn run(config: &Config, cmd: TrainCommand) -> anyhow::Result<()> {
             similarity,
             json,
         } => {
-            if !(0.0..=1.0).contains(&similarity) {
-                anyhow::bail!("--similarity must be between 0 and 1");
-            }
-            let knowledge = super::open_knowledge(config).await?;
-            let conversations = history::load_all(knowledge.store()).await?;
-            if conversations.is_empty() {
-                anyhow::bail!(
-                    "no chat history imported yet: kefu train import FILE (or --from-kefu)"
-                );
-            }
-            let pairs = mine::extract_pairs(&conversations);
-            let cache = EmbeddingCache::open(&super::intent::cache_path(config)).await?;
-            let cfg = MineConfig {
-                min_support,
-                similarity,
-                ..MineConfig::default()
-            };
+            let knowledge = std::sync::Arc::new(super::open_knowledge(config).await?);
+            let training = Training::new(knowledge, &config.data_dir);
             let b = bar("embedding")?;
             if json {
                 b.set_draw_target(indicatif::ProgressDrawTarget::hidden());
             }
-            let proposals = mine::propose(knowledge.embedder(), &cache, &pairs, &cfg, &|d, t| {
-                b.set_length(t as u64);
-                b.set_position(d as u64);
-            })
-            .await;
+            let settings = MineSettings {
+                min_support,
+                similarity,
+            };
+            let report = training
+                .mine(&kb, settings, &|d, t| {
+                    b.set_length(t as u64);
+                    b.set_position(d as u64);
+                })
+                .await;
             b.finish_and_clear();
-            cache.close().await;
-            let proposals = proposals?;
-            let report = review::enqueue(knowledge.store(), &knowledge, &kb, &proposals).await?;
+            let r = report?;
             if json {
-                println!(
-                    "{}",
-                    json!({"conversations": conversations.len(), "pairs": pairs.len(), "clusters": proposals.len(), "queue": report})
-                );
+                println!("{}", serde_json::to_string(&r)?);
             } else {
                 println!(
                     "{} conversations, {} question/answer pairs, {} clusters with support >= {min_support}",
-                    conversations.len(),
-                    pairs.len(),
-                    proposals.len()
+                    r.conversations, r.pairs, r.clusters
                 );
                 println!(
                     "review queue: {} new, {} updated, {} already reviewed, {} already answered by '{kb}'",
-                    report.added, report.updated, report.already_reviewed, report.already_answered
+                    r.queue.added, r.queue.updated, r.queue.already_reviewed, r.queue.already_answered
                 );
                 println!("next: kefu train review list");
             }

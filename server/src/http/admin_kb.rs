@@ -174,32 +174,12 @@ pub async fn upload(
     State(state): State<AppState>,
     _: AdminAuth,
     Path(kb): Path<String>,
-    mut form: Multipart,
+    form: Multipart,
 ) -> Result<(StatusCode, Json<JobAccepted>), ApiError> {
     let k = knowledge(&state)?;
     validate_kb_name(&kb)?;
-    let mut file = None;
-    while let Some(field) = form.next_field().await.map_err(multipart_error)? {
-        if field.name() != Some("file") {
-            continue;
-        }
-        if file.is_some() {
-            return Err(ApiError::invalid_input("send one `file` per upload"));
-        }
-        let name = upload_name(field.file_name())?;
-        let kind = FileKind::of(FsPath::new(&name))?;
-        let bytes = field.bytes().await.map_err(multipart_error)?;
-        if bytes.is_empty() {
-            return Err(ApiError::invalid_input(format!("{name} is empty")));
-        }
-        file = Some((name, kind, bytes));
-    }
-    let Some((name, kind, bytes)) = file else {
-        return Err(ApiError::new(
-            ErrorCode::InvalidRequest,
-            "the form has no `file` field",
-        ));
-    };
+    let (name, bytes) = read_upload(form).await?;
+    let kind = FileKind::of(FsPath::new(&name))?;
     let target = kb.clone();
     let detail = name.clone();
     let job = state
@@ -227,24 +207,46 @@ pub async fn upload(
     Ok((StatusCode::ACCEPTED, Json(JobAccepted { job })))
 }
 
-/// The upload form.
+/// An upload form.
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct UploadForm {
-    /// The file; its extension says what it is (.csv .json .yaml .yml .md .markdown .html .htm
-    /// .txt .pdf .docx).
+    /// The file; its extension says what it is (knowledge: .csv .json .yaml .yml .md .markdown
+    /// .html .htm .txt .pdf .docx; chat history: .jsonl .csv).
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
 }
 
-fn job_error(e: ApiError) -> JobError {
+/// The one `file` field of an upload form: its name and bytes (not empty).
+pub(super) async fn read_upload(
+    mut form: Multipart,
+) -> Result<(String, axum::body::Bytes), ApiError> {
+    let mut file = None;
+    while let Some(field) = form.next_field().await.map_err(multipart_error)? {
+        if field.name() != Some("file") {
+            continue;
+        }
+        if file.is_some() {
+            return Err(ApiError::invalid_input("send one `file` per upload"));
+        }
+        let name = upload_name(field.file_name())?;
+        let bytes = field.bytes().await.map_err(multipart_error)?;
+        if bytes.is_empty() {
+            return Err(ApiError::invalid_input(format!("{name} is empty")));
+        }
+        file = Some((name, bytes));
+    }
+    file.ok_or_else(|| ApiError::new(ErrorCode::InvalidRequest, "the form has no `file` field"))
+}
+
+pub(super) fn job_error(e: ApiError) -> JobError {
     JobError {
         code: e.code,
         message: e.message,
     }
 }
 
-fn busy() -> ApiError {
+pub(super) fn busy() -> ApiError {
     ApiError::new(
         ErrorCode::Overloaded,
         "too many jobs are waiting; retry when some have finished",

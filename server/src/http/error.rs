@@ -141,7 +141,7 @@ impl From<KbError> for ApiError {
     fn from(e: KbError) -> Self {
         let code = match &e {
             KbError::KbNotFound(_) => ErrorCode::KbNotFound,
-            KbError::EntryNotFound(_) => ErrorCode::NotFound,
+            KbError::NotFound(_) => ErrorCode::NotFound,
             KbError::ModelMismatch { .. } => ErrorCode::ModelMismatch,
             KbError::Conflict(_) => ErrorCode::Conflict,
             KbError::Parse { .. } => ErrorCode::ParseError,

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod admin_kb;
+pub mod admin_training;
 pub mod agent;
 pub mod auth;
 pub mod error;
@@ -96,6 +97,28 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/admin/kbs/{kb}/mode", put(admin_kb::set_mode))
         .route("/v1/admin/kbs/{kb}/ask", post(admin_kb::ask))
         .route("/v1/admin/analytics", get(admin::analytics))
+        .route(
+            "/v1/admin/training/history",
+            post(admin_training::upload_history)
+                .layer(DefaultBodyLimit::max(state.limits.max_upload_bytes)),
+        )
+        .route("/v1/admin/training/mine", post(admin_training::mine))
+        .route(
+            "/v1/admin/training/proposals",
+            get(admin_training::proposals),
+        )
+        .route(
+            "/v1/admin/training/proposals/{id}",
+            put(admin_training::edit),
+        )
+        .route(
+            "/v1/admin/training/proposals/{id}/approve",
+            post(admin_training::approve),
+        )
+        .route(
+            "/v1/admin/training/proposals/{id}/reject",
+            post(admin_training::reject),
+        )
         .route("/v1/admin/jobs", get(admin_kb::jobs))
         .route("/v1/admin/jobs/{id}", get(admin_kb::job))
         .route(

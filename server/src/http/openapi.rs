@@ -14,7 +14,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{admin, admin_kb, agent, kb, visitor};
+use super::{admin, admin_kb, admin_training, agent, kb, visitor};
 
 /// The error body every failed request gets.
 #[derive(serde::Serialize, ToSchema)]
@@ -63,6 +63,8 @@ pub fn error_code_schema() -> Schema {
         admin_kb::job, admin_kb::entries, admin_kb::entry, admin_kb::create_entry,
         admin_kb::update_entry, admin_kb::delete_entry, admin_kb::set_thresholds,
         admin_kb::set_mode, admin_kb::ask,
+        admin_training::upload_history, admin_training::mine, admin_training::proposals,
+        admin_training::edit, admin_training::approve, admin_training::reject,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&Conventions),
@@ -70,6 +72,7 @@ pub fn error_code_schema() -> Schema {
         (name = "visitor", description = "Visitor sessions, conversations and ratings"),
         (name = "agent", description = "The agent console"),
         (name = "knowledge", description = "Knowledge bases: import, entries, thresholds, try a question"),
+        (name = "training", description = "Training on past chats: history, mining, the FAQ review queue"),
         (name = "admin", description = "Operators: sites, accounts, transcripts, analytics"),
         (name = "probes", description = "Health, readiness and metrics"),
     )

@@ -1,0 +1,257 @@
+//! The admin API's training: chat history uploaded (imported as a background job), FAQ proposals
+//! mined from it (a job), and the review queue (list, edit, approve into a knowledge base,
+//! reject). The rules live in `training` and `kefu_kb::train`.
+
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use kefu_kb::knowledge::DEFAULT_KB;
+use kefu_kb::store::validate_kb_name;
+use kefu_kb::train::review::{self, QueuedProposal, Status};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::admin_kb::{busy, job_error, read_upload, JobAccepted, UploadForm};
+use super::auth::AdminAuth;
+use super::error::ApiError;
+use super::extract::ApiJson;
+use crate::state::AppState;
+use crate::training::MineSettings;
+
+/// `POST /v1/admin/training/history` (multipart field `file`): past conversations as JSONL or
+/// CSV, imported as a background job (idempotent; bad records are skipped and listed).
+#[utoipa::path(post, path = "/v1/admin/training/history", tag = "training", security(("bearer" = [])),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses((status = 202, description = "import queued", body = JobAccepted)))]
+pub async fn upload_history(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    form: Multipart,
+) -> Result<(StatusCode, Json<JobAccepted>), ApiError> {
+    let s = super::ready(&state)?;
+    let (name, bytes) = read_upload(form).await?;
+    let ext = kefu_kb::ingest::extension(std::path::Path::new(&name));
+    if !matches!(ext.as_str(), "jsonl" | "json" | "ndjson" | "csv") {
+        return Err(kefu_kb::KbError::UnsupportedFile(format!(
+            "{name}: chat history must be .jsonl or .csv"
+        ))
+        .into());
+    }
+    let training = s.training.clone();
+    let detail = name.clone();
+    let job = state
+        .jobs
+        .submit("history", "training", Some(&detail), move |_| async move {
+            let report = training
+                .import_history(&name, &bytes)
+                .await
+                .map_err(|e| job_error(e.into()))?;
+            serde_json::to_value(report).map_err(|e| job_error(ApiError::internal(e)))
+        })
+        .ok_or_else(busy)?;
+    Ok((StatusCode::ACCEPTED, Json(JobAccepted { job })))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MineRequest {
+    /// The knowledge base whose answers are checked (default `default`).
+    #[serde(default)]
+    pub kb: Option<String>,
+    /// Questions asked at least this often are proposed (default 2).
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    pub min_support: Option<usize>,
+    /// Cosine similarity at which questions count as the same (default 0.72).
+    #[serde(default)]
+    pub similarity: Option<f32>,
+}
+
+/// `POST /v1/admin/training/mine`: mines FAQ proposals from the imported history into the review
+/// queue, as a background job.
+#[utoipa::path(post, path = "/v1/admin/training/mine", tag = "training", security(("bearer" = [])),
+    request_body = MineRequest, responses((status = 202, description = "mining queued", body = JobAccepted)))]
+pub async fn mine(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    ApiJson(req): ApiJson<MineRequest>,
+) -> Result<(StatusCode, Json<JobAccepted>), ApiError> {
+    let s = super::ready(&state)?;
+    let kb = req.kb.unwrap_or_else(|| DEFAULT_KB.to_string());
+    validate_kb_name(&kb)?;
+    let defaults = MineSettings::default();
+    let settings = MineSettings {
+        min_support: req.min_support.unwrap_or(defaults.min_support),
+        similarity: req.similarity.unwrap_or(defaults.similarity),
+    };
+    if settings.min_support == 0
+        || settings.min_support > 1000
+        || !(0.0..=1.0).contains(&settings.similarity)
+    {
+        return Err(ApiError::invalid_input(
+            "min_support must be 1-1000 and similarity between 0 and 1",
+        ));
+    }
+    let training = s.training.clone();
+    let target = kb.clone();
+    let job = state
+        .jobs
+        .submit("mine", &kb, None, move |handle| async move {
+            let progress = move |done: usize, total: usize| {
+                handle.progress(if total == 0 {
+                    1.0
+                } else {
+                    done as f64 / total as f64
+                })
+            };
+            let report = training
+                .mine(&target, settings, &progress)
+                .await
+                .map_err(|e| job_error(e.into()))?;
+            serde_json::to_value(report).map_err(|e| job_error(ApiError::internal(e)))
+        })
+        .ok_or_else(busy)?;
+    Ok((StatusCode::ACCEPTED, Json(JobAccepted { job })))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ProposalsQuery {
+    /// `pending`, `approved` or `rejected` (default all).
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+/// A proposal in the review queue.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProposalView {
+    pub id: i64,
+    /// `zh` or `en`.
+    pub lang: String,
+    pub question: String,
+    /// Other ways visitors asked it.
+    pub alternates: Vec<String>,
+    pub answer: String,
+    /// How many conversations asked it.
+    pub support: i64,
+    /// `pending`, `approved` or `rejected`.
+    pub status: String,
+    /// The knowledge base it was approved into.
+    pub kb: Option<String>,
+}
+
+impl From<QueuedProposal> for ProposalView {
+    fn from(p: QueuedProposal) -> Self {
+        Self {
+            id: p.id,
+            lang: p.lang,
+            question: p.question,
+            alternates: p.alternates,
+            answer: p.answer,
+            support: p.support,
+            status: p.status.as_str().to_string(),
+            kb: p.kb,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProposalList {
+    pub proposals: Vec<ProposalView>,
+}
+
+/// `GET /v1/admin/training/proposals?status=pending`: largest support first.
+#[utoipa::path(get, path = "/v1/admin/training/proposals", tag = "training", security(("bearer" = [])),
+    params(ProposalsQuery), responses((status = 200, description = "the review queue", body = ProposalList)))]
+pub async fn proposals(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    Query(q): Query<ProposalsQuery>,
+) -> Result<Json<ProposalList>, ApiError> {
+    let s = super::ready(&state)?;
+    let status = q
+        .status
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(Status::parse)
+        .transpose()?;
+    let list = review::list(s.knowledge.store(), status).await?;
+    Ok(Json(ProposalList {
+        proposals: list.into_iter().map(ProposalView::from).collect(),
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProposalEdit {
+    #[serde(default)]
+    pub question: Option<String>,
+    #[serde(default)]
+    pub answer: Option<String>,
+    #[serde(default)]
+    pub alternates: Option<Vec<String>>,
+}
+
+/// `PUT /v1/admin/training/proposals/{id}`: changes its text (an approved one is re-imported).
+#[utoipa::path(put, path = "/v1/admin/training/proposals/{id}", tag = "training", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "proposal id")), request_body = ProposalEdit,
+    responses((status = 200, description = "changed", body = ProposalView)))]
+pub async fn edit(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    Path(id): Path<i64>,
+    ApiJson(req): ApiJson<ProposalEdit>,
+) -> Result<Json<ProposalView>, ApiError> {
+    let s = super::ready(&state)?;
+    let too_long = [&req.question, &req.answer]
+        .into_iter()
+        .flatten()
+        .any(|t| t.chars().count() > kefu_kb::ingest::faq::MAX_FIELD_CHARS)
+        || req.alternates.as_ref().is_some_and(|a| a.len() > 50);
+    if too_long {
+        return Err(ApiError::invalid_input("a field is too long"));
+    }
+    let k = &s.knowledge;
+    let p = review::edit(k.store(), k, id, req.question, req.answer, req.alternates).await?;
+    Ok(Json(p.into()))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveRequest {
+    /// The knowledge base to add it to (default `default`).
+    #[serde(default)]
+    pub kb: Option<String>,
+}
+
+/// `POST /v1/admin/training/proposals/{id}/approve`: adds it to a knowledge base as an FAQ.
+#[utoipa::path(post, path = "/v1/admin/training/proposals/{id}/approve", tag = "training", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "proposal id")), request_body = ApproveRequest,
+    responses((status = 200, description = "approved and imported", body = ProposalView)))]
+pub async fn approve(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    Path(id): Path<i64>,
+    ApiJson(req): ApiJson<ApproveRequest>,
+) -> Result<Json<ProposalView>, ApiError> {
+    let s = super::ready(&state)?;
+    let kb = req.kb.unwrap_or_else(|| DEFAULT_KB.to_string());
+    validate_kb_name(&kb)?;
+    let k = &s.knowledge;
+    let (p, _) = review::approve(k.store(), k, id, &kb).await?;
+    Ok(Json(p.into()))
+}
+
+/// `POST /v1/admin/training/proposals/{id}/reject`.
+#[utoipa::path(post, path = "/v1/admin/training/proposals/{id}/reject", tag = "training", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "proposal id")),
+    responses((status = 200, description = "rejected", body = ProposalView)))]
+pub async fn reject(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    Path(id): Path<i64>,
+) -> Result<Json<ProposalView>, ApiError> {
+    let s = super::ready(&state)?;
+    Ok(Json(review::reject(s.knowledge.store(), id).await?.into()))
+}
