@@ -40,6 +40,9 @@ const TEXT = {
   add: ["添加", "Add"], people: ["客服与管理员", "Agents and operators"], role: ["角色", "Role"], capacity: ["容量", "Capacity"],
   roleAgent: ["客服", "agent"], roleAdmin: ["管理员", "admin"], signOut: ["强制下线", "Sign out"], online: ["在线", "online"],
   sec: ["{0} 秒", "{0} s"], none: ["—", "—"],
+  intentModels: ["意图模型", "Intent models"], intentHint: ["用 kefu intent train 在服务器上训练；在这里比较各版本并启用或回滚。", "Train with `kefu intent train` on the server; compare versions, activate or roll back here."],
+  version: ["版本", "Version"], created: ["创建时间", "Created"], intentsCount: ["意图数", "Intents"], accuracy: ["准确率", "Accuracy"],
+  oosRecall: ["域外召回", "Out-of-scope recall"], encoder: ["编码器", "Encoder"], activate: ["启用", "Activate"], active: ["使用中", "active"], rollback: ["回滚到上一版本", "Roll back to the previous version"],
   history: ["导入历史对话", "Import past chats"], jobs: ["任务", "Jobs"],
   historyHint: ["JSONL（每行一个会话：id、messages[role, text, time]）或 CSV（conversation_id, role, text, time）。重复导入不会重复记录。", "JSONL (one conversation per line: id, messages of role, text, time) or CSV (conversation_id, role, text, time). Importing again adds nothing twice."],
   mine: ["从历史对话挖掘 FAQ", "Mine FAQs from the chats"], mineHint: ["把访客常问、客服回答过、知识库还答不了的问题放进审核队列。", "Questions visitors ask often, that agents answered and the knowledge base cannot yet, go to the review queue."],
@@ -108,7 +111,10 @@ function showTab(name) {
   for (const s of document.querySelectorAll(".tab")) s.hidden = s.id !== "tab-" + name;
   for (const b of document.querySelectorAll("header nav button")) b.classList.toggle("active", b.dataset.tab === name);
   ss.setItem("kefu.admin.tab", name);
-  if (name === "training") loadProposals().catch((e) => showError("appError", e));
+  if (name === "training") {
+    loadProposals().catch((e) => showError("appError", e));
+    loadIntents().catch((e) => showError("intentError", e));
+  }
   if (name === "analytics") loadAnalytics().catch((e) => showError("appError", e));
   if (name === "settings") loadSettings().catch((e) => showError("appError", e));
 }
@@ -389,6 +395,36 @@ $("prReject").onclick = async () => {
     $("proposalEditor").hidden = true;
     await loadProposals();
   } catch (e) { showError("prError", e); }
+};
+
+function drawIntents(data) {
+  const rows = $("intentRows");
+  rows.textContent = "";
+  const pct = (x) => (typeof x === "number" ? (x * 100).toFixed(1) + "%" : "—");
+  for (const v of data.versions.slice().reverse()) {
+    const tr = el("tr");
+    tr.dataset.version = v.version;
+    const act = el("td");
+    if (v.version === data.active) act.append(el("span", "badge done", t("active")));
+    else {
+      const b = el("button", "secondary", t("activate"));
+      b.type = "button";
+      b.onclick = async () => {
+        try { drawIntents(await api("POST", "/v1/admin/intents/" + encodeURIComponent(v.version) + "/activate", {})); }
+        catch (e) { showError("intentError", e); }
+      };
+      act.append(b);
+    }
+    tr.append(el("td", "", v.version), el("td", "", new Date(v.created_at).toLocaleString()), el("td", "", String(v.intents)),
+      el("td", "", pct(v.metrics && v.metrics.in_scope_accuracy)), el("td", "", pct(v.metrics && v.metrics.oos_recall)),
+      el("td", "clip", v.embedding_model), act);
+    rows.append(tr);
+  }
+  $("intentRollback").disabled = !data.active;
+}
+async function loadIntents() { showError("intentError"); drawIntents(await api("GET", "/v1/admin/intents")); }
+$("intentRollback").onclick = async () => {
+  try { drawIntents(await api("POST", "/v1/admin/intents/rollback")); } catch (e) { showError("intentError", e); }
 };
 
 // ----- analytics -----

@@ -1,6 +1,6 @@
 //! Training the bot on past chats, shared by `kefu train` and the admin API: chat history read
 //! from a file's bytes and stored, and FAQ proposals mined from it into the review queue (the
-//! queue itself is `kefu_kb::train::review`).
+//! queue itself is `kefu_kb::train::review`), and the intent model versions.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -55,6 +55,8 @@ pub struct Training {
     knowledge: Arc<Knowledge>,
     /// The embedding cache shared with intent training.
     cache_path: PathBuf,
+    /// Intent model versions and which one is active.
+    intents: kefu_kb::intent::Registry,
 }
 
 impl Training {
@@ -62,11 +64,18 @@ impl Training {
         Self {
             knowledge,
             cache_path: cache_path(data_dir),
+            intents: kefu_kb::intent::Registry::new(data_dir),
         }
     }
 
     pub fn knowledge(&self) -> &Arc<Knowledge> {
         &self.knowledge
+    }
+
+    /// The intent models trained here (`kefu intent train`); a running server follows the active
+    /// one within seconds of a change.
+    pub fn intents(&self) -> &kefu_kb::intent::Registry {
+        &self.intents
     }
 
     /// Parses a history file's bytes (`.jsonl`/`.json`/`.ndjson` or `.csv`, by `name`) and stores

@@ -1287,3 +1287,48 @@ async fn training_over_the_admin_api_reports_its_errors() {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn intent_versions_over_the_admin_api() {
+    let h = harness().await;
+    let admin = h.admin().await;
+    let (status, _, body) = h
+        .call("GET", "/v1/admin/intents", Some(&admin), None, &[])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (
+            body["active"].clone(),
+            body["versions"].as_array().map(Vec::len)
+        ),
+        (Value::Null, Some(0))
+    );
+    let (status, _, body) = h
+        .call(
+            "POST",
+            "/v1/admin/intents/v9/activate",
+            Some(&admin),
+            Some(json!({})),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::NOT_FOUND, Some("not_found")),
+        "{body}"
+    );
+    let (status, _, body) = h
+        .call(
+            "POST",
+            "/v1/admin/intents/rollback",
+            Some(&admin),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, Some("invalid_input")),
+        "nothing to roll back: {body}"
+    );
+}

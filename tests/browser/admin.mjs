@@ -98,6 +98,15 @@ await runInChromium(async (browser, watch) => {
   await app.click();
   await page.click("[data-testid=pr-approve]");
   await page.locator("[data-testid=proposals] tr", { hasText: "mobile app" }).waitFor({ state: "detached" });
+  // Intent model versions: v1 is active (a first model activates itself); switch to v2, then roll
+  // back to v1.
+  const active = (v) => page.locator(`[data-testid=intent-versions] tr[data-version=${v}] .badge`).waitFor();
+  await active("v1");
+  await page.locator("[data-testid=intent-versions] tr[data-version=v2] button").click();
+  await active("v2");
+  await page.click("[data-testid=intent-rollback]");
+  await active("v1");
+
   await page.click("[data-testid=tab-knowledge]");
   await page.fill("[data-testid=ask-text]", "Do you have a mobile app?");
   await page.click("[data-testid=ask-go]");

@@ -57,6 +57,32 @@ fn admin_console_in_headless_chromium() {
     let mut site = kefu_e2e::kefu(tmp.path());
     site.args(["site", "add", "shop-web"]);
     assert!(kefu_e2e::run(site).status.success());
+    // Two intent model versions (the first is active), to switch between in the console.
+    let intents = tmp.path().join("intents.jsonl");
+    let lines: Vec<String> = [
+        ("where is my order", "order_status"),
+        ("has my parcel shipped yet", "order_status"),
+        ("我的订单到哪了", "order_status"),
+        ("快递到哪里了", "order_status"),
+        ("I want a refund", "refund"),
+        ("how do I get my money back", "refund"),
+        ("我要退款", "refund"),
+        ("怎么申请退款", "refund"),
+    ]
+    .iter()
+    .map(|(text, intent)| json!({"text": text, "intent": intent}).to_string())
+    .collect();
+    std::fs::write(&intents, lines.join("\n")).expect("write intents");
+    for _ in 0..2 {
+        let mut train = kefu_e2e::kefu(tmp.path());
+        train.args(["intent", "train", "--data"]).arg(&intents);
+        let out = kefu_e2e::run(train);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let server = Server::start(tmp.path(), &["--no-demo", "--resolution-window", "0s"]);
     kefu_e2e::runtime().block_on(async {
         let api = Api::new(&server.base);

@@ -119,7 +119,7 @@ impl Registry {
     pub fn load(&self, version: &str) -> Result<IntentModel> {
         let dir = self.dir.join(version);
         if version.contains(['/', '\\']) || !dir.join("meta.json").is_file() {
-            return Err(KbError::InvalidInput(format!(
+            return Err(KbError::NotFound(format!(
                 "no intent model version '{version}' (see `kefu intent list`)"
             )));
         }

@@ -1,6 +1,7 @@
 //! The admin API's training: chat history uploaded (imported as a background job), FAQ proposals
 //! mined from it (a job), and the review queue (list, edit, approve into a knowledge base,
-//! reject). The rules live in `training` and `kefu_kb::train`.
+//! reject), and the intent model versions (list with their evaluation, activate, roll back).
+//! The rules live in `training`, `kefu_kb::train` and `kefu_kb::intent`.
 
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::StatusCode;
@@ -254,4 +255,108 @@ pub async fn reject(
 ) -> Result<Json<ProposalView>, ApiError> {
     let s = super::ready(&state)?;
     Ok(Json(review::reject(s.knowledge.store(), id).await?.into()))
+}
+
+/// An intent model version.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IntentVersion {
+    pub version: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// The encoder it classifies with (`<model>+ft-…` when fine-tuned).
+    pub embedding_model: String,
+    pub intents: usize,
+    pub train_examples: usize,
+    /// Top probability under which a message is out of scope, and how it was chosen.
+    pub threshold: f32,
+    pub calibration: String,
+    /// In-scope accuracy, out-of-scope recall and precision, macro F1 on held-out data.
+    #[schema(value_type = Option<Object>)]
+    pub metrics: Option<kefu_kb::intent::metrics::Metrics>,
+}
+
+/// Intent model versions, oldest first, and which is active.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IntentVersions {
+    pub active: Option<String>,
+    /// Versions activated, oldest first (rollback returns to the one before the last).
+    pub history: Vec<String>,
+    pub versions: Vec<IntentVersion>,
+}
+
+fn intent_versions(training: &crate::training::Training) -> Result<IntentVersions, ApiError> {
+    let registry = training.intents();
+    let state = registry.state()?;
+    let versions = registry
+        .list()?
+        .into_iter()
+        .map(|m| IntentVersion {
+            intents: m.labels.len(),
+            version: m.version,
+            created_at: m.created_at,
+            embedding_model: m.embedding_model,
+            train_examples: m.train_examples,
+            threshold: m.threshold,
+            calibration: m.calibration,
+            metrics: m.metrics,
+        })
+        .collect();
+    Ok(IntentVersions {
+        active: state.active,
+        history: state.history,
+        versions,
+    })
+}
+
+/// `GET /v1/admin/intents`: the intent model versions with their evaluation, and the active one.
+#[utoipa::path(get, path = "/v1/admin/intents", tag = "training", security(("bearer" = [])),
+    responses((status = 200, description = "versions and activation", body = IntentVersions)))]
+pub async fn intents(
+    State(state): State<AppState>,
+    _: AdminAuth,
+) -> Result<Json<IntentVersions>, ApiError> {
+    let s = super::ready(&state)?;
+    let training = s.training.clone();
+    tokio::task::spawn_blocking(move || intent_versions(&training))
+        .await
+        .map_err(ApiError::internal)?
+        .map(Json)
+}
+
+/// `POST /v1/admin/intents/{version}/activate`: the bot classifies with it within seconds.
+#[utoipa::path(post, path = "/v1/admin/intents/{version}/activate", tag = "training", security(("bearer" = [])),
+    params(("version" = String, Path, description = "e.g. v3")),
+    responses((status = 200, description = "activated", body = IntentVersions)))]
+pub async fn activate_intents(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    Path(version): Path<String>,
+) -> Result<Json<IntentVersions>, ApiError> {
+    let s = super::ready(&state)?;
+    let training = s.training.clone();
+    tokio::task::spawn_blocking(move || {
+        training.intents().activate(&version)?;
+        intent_versions(&training)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map(Json)
+}
+
+/// `POST /v1/admin/intents/rollback`: back to the version active before the current one.
+#[utoipa::path(post, path = "/v1/admin/intents/rollback", tag = "training", security(("bearer" = [])),
+    responses((status = 200, description = "rolled back", body = IntentVersions)))]
+pub async fn rollback_intents(
+    State(state): State<AppState>,
+    _: AdminAuth,
+) -> Result<Json<IntentVersions>, ApiError> {
+    let s = super::ready(&state)?;
+    let training = s.training.clone();
+    tokio::task::spawn_blocking(move || {
+        training.intents().rollback()?;
+        intent_versions(&training)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map(Json)
 }

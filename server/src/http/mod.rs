@@ -103,6 +103,15 @@ pub fn app(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(state.limits.max_upload_bytes)),
         )
         .route("/v1/admin/training/mine", post(admin_training::mine))
+        .route("/v1/admin/intents", get(admin_training::intents))
+        .route(
+            "/v1/admin/intents/{version}/activate",
+            post(admin_training::activate_intents),
+        )
+        .route(
+            "/v1/admin/intents/rollback",
+            post(admin_training::rollback_intents),
+        )
         .route(
             "/v1/admin/training/proposals",
             get(admin_training::proposals),

@@ -65,6 +65,7 @@ pub fn error_code_schema() -> Schema {
         admin_kb::set_mode, admin_kb::ask,
         admin_training::upload_history, admin_training::mine, admin_training::proposals,
         admin_training::edit, admin_training::approve, admin_training::reject,
+        admin_training::intents, admin_training::activate_intents, admin_training::rollback_intents,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&Conventions),
