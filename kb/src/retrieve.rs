@@ -77,7 +77,8 @@ impl Thresholds {
 
     /// Rejects thresholds that cannot work.
     pub fn validate(&self) -> Result<(), BadThresholds> {
-        let in_range = |v: f32| (-1.0..=1.0).contains(&v);
+        // Hybrid scores reach 1.3 (cosine + 0.3 × lexical match); up to 2 means "never".
+        let in_range = |v: f32| (-1.0..=2.0).contains(&v);
         let all = [self.answer, self.suggest, self.doc_answer, self.doc_suggest];
         if !all.into_iter().all(in_range) || !(0.0..=1.0).contains(&self.margin) {
             return Err(BadThresholds::OutOfRange);
@@ -92,7 +93,7 @@ impl Thresholds {
 /// Thresholds that cannot work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum BadThresholds {
-    #[error("thresholds must lie in [-1, 1] and the margin in [0, 1]")]
+    #[error("thresholds must lie in [-1, 2] (hybrid scores reach 1.3) and the margin in [0, 1]")]
     OutOfRange,
     #[error("a suggest threshold must not exceed its answer threshold")]
     SuggestAboveAnswer,
@@ -189,6 +190,17 @@ mod tests {
             ..T
         };
         assert!(bad.validate().is_err());
+        let never = Thresholds {
+            answer: 1.5,
+            suggest: 1.4,
+            ..T
+        };
+        assert!(
+            never.validate().is_ok(),
+            "above every hybrid score: never answer"
+        );
+        assert!(Thresholds { answer: 2.5, ..T }.validate().is_err());
+        assert!(Thresholds { margin: -0.1, ..T }.validate().is_err());
         assert!(Thresholds::for_model("multilingual-e5-small")
             .validate()
             .is_ok());

@@ -36,6 +36,7 @@ $("login").onsubmit = async (e) => {
   const data = await r.json().catch(() => ({}));
   if (!r.ok) { $("loginError").textContent = data.error ? data.error.message : "login failed"; return; }
   token = data.token; me = data.agent.name;
+  if ("Notification" in window && Notification.permission === "default") Notification.requestPermission().catch(() => {});
   ss.setItem("kefu.agent.token", token); ss.setItem("kefu.agent.name", me);
   start();
 };
@@ -83,15 +84,39 @@ function onFrame(f) {
       $("conn").textContent = "在线 / online";
       if (current) send({ type: "subscribe", conversation_id: current, after_seq: lastSeq() });
       break;
-    case "conversation": convs.set(f.conversation.id, f.conversation); drawLists(); if (f.conversation.id === current) drawHead(); break;
+    case "conversation": {
+      const before = convs.get(f.conversation.id);
+      if (f.conversation.state === "queued" && (!before || before.state !== "queued")) notifyQueued(f.conversation);
+      convs.set(f.conversation.id, f.conversation); drawLists(); if (f.conversation.id === current) drawHead(); break;
+    }
     case "presence": drawOnline(f.agents); break;
     case "message": if (f.message.conversation_id === current) { renderMessage(f.message); if (f.message.author.kind === "visitor") loadSuggestions(); } break;
     case "state":
-      if (convs.has(f.conversation_id)) { const c = convs.get(f.conversation_id); c.state = f.state; c.agent = f.agent; drawLists(); }
+      if (convs.has(f.conversation_id)) {
+        const c = convs.get(f.conversation_id);
+        if (f.state === "queued" && c.state !== "queued") notifyQueued(c);
+        c.state = f.state; c.agent = f.agent; drawLists();
+      }
       if (f.conversation_id === current) drawHead();
       break;
     case "typing": if (f.conversation_id === current) $("typing").textContent = f.typing ? "访客正在输入… / visitor is typing…" : ""; break;
     case "error": $("chatError").textContent = f.code + ": " + f.message; break;
+  }
+}
+
+// A newly queued conversation: a short tone and, when allowed, a desktop notification.
+let audio = null;
+function notifyQueued(c) {
+  window.__kefuQueuedAlerts = (window.__kefuQueuedAlerts || 0) + 1;
+  try {
+    audio = audio || new AudioContext();
+    const osc = audio.createOscillator(), gain = audio.createGain();
+    osc.frequency.value = 880; gain.gain.value = 0.08;
+    osc.connect(gain).connect(audio.destination);
+    osc.start(); osc.stop(audio.currentTime + 0.25);
+  } catch (_) { /* no audio device */ }
+  if ("Notification" in window && Notification.permission === "granted" && document.hidden) {
+    new Notification("新的排队会话 / New conversation waiting", { body: visitorLabel(c) + (c.last_text ? ": " + c.last_text : "") });
   }
 }
 
@@ -120,13 +145,27 @@ function drawLists() {
     item.dataset.id = c.id;
     item.dataset.testid = "conv";
     const line = el("div", "line1");
-    line.append(el("span", "", c.visitor_name || c.visitor_id.slice(0, 10)));
+    line.append(el("span", "", visitorLabel(c)));
     const badge = el("span", "badge " + (c.offline ? "offline" : c.state), c.offline ? "留言 offline" : c.state + (c.agent ? " · " + c.agent : ""));
     line.append(badge);
     item.append(line, el("div", "preview", c.last_text || ""));
+    if (c.state === "queued") { const w = el("div", "preview", waitingFor(c.updated_at)); w.dataset.testid = "waiting"; item.append(w); }
     item.onclick = () => openConversation(c.id);
     lists[where].append(item);
   }
+}
+
+// A visitor's name, or a short readable label from the id ("访客 #33A1 / Visitor #33A1").
+function visitorLabel(c) {
+  if (c.visitor_name) return c.visitor_name;
+  const tag = c.visitor_id.replace(/^v_/, "").slice(0, 4).toUpperCase();
+  return "访客 #" + tag + " / Visitor #" + tag;
+}
+
+// "等待 3 分钟 / waiting 3 min" since an RFC 3339 time.
+function waitingFor(since) {
+  const min = Math.max(0, Math.floor((Date.now() - Date.parse(since)) / 60000));
+  return min < 1 ? "刚刚 / just now" : "等待 " + min + " 分钟 / waiting " + min + " min";
 }
 
 function lastSeq() { const s = seqs.get(current); return s && s.size ? Math.max(...s) : 0; }
@@ -151,7 +190,7 @@ async function openConversation(id) {
 function drawHead() {
   const c = convs.get(current);
   if (!c) return;
-  $("chatTitle").textContent = (c.visitor_name || c.visitor_id) + " — " + c.state + (c.agent ? " (" + c.agent + ")" : "");
+  $("chatTitle").textContent = visitorLabel(c) + " — " + c.state + (c.agent ? " (" + c.agent + ")" : "");
   const mine = c.state === "agent" && c.agent === me;
   $("claim").disabled = !(c.state === "queued" || c.state === "bot");
   $("transfer").disabled = !mine;
@@ -191,7 +230,7 @@ function traceView(tr) {
   d.append(el("summary", "", summary));
   const it = tr.intent;
   let intentLine = "intent: " + (it.name || "—") + " (" + it.status;
-  if (typeof it.probability === "number") intentLine += ", p " + it.probability.toFixed(3) + (typeof it.threshold === "number" ? " / threshold " + it.threshold.toFixed(3) : "");
+  if (typeof it.probability === "number") intentLine += ", p " + it.probability.toFixed(2) + (typeof it.threshold === "number" ? " / threshold " + it.threshold.toFixed(2) : "");
   if (it.closest && !it.name) intentLine += ", closest " + it.closest;
   if (it.model) intentLine += ", model " + it.model;
   if (it.routed) intentLine += ", routed";
@@ -199,7 +238,8 @@ function traceView(tr) {
   d.append(el("div", "", intentLine + " · lang " + tr.lang + " · " + tr.elapsed_ms.toFixed(1) + " ms"));
   if (tr.kb && tr.kb.tags && tr.kb.tags.length) d.append(el("div", "", "kb tags: " + tr.kb.tags.join(", ") + (tr.kb.widened ? " (no answer there: searched everything)" : "")));
   if (tr.kb) {
-    if (tr.kb.thresholds) d.append(el("div", "", "thresholds: answer ≥ " + tr.kb.thresholds.answer + ", suggest ≥ " + tr.kb.thresholds.suggest + ", margin " + tr.kb.thresholds.margin));
+    const th = tr.kb.thresholds;
+    if (th) d.append(el("div", "", "thresholds: answer ≥ " + th.answer.toFixed(2) + ", suggest ≥ " + th.suggest.toFixed(2) + ", margin " + th.margin.toFixed(2)));
     if (tr.kb.error) d.append(el("div", "", "kb error: " + tr.kb.error));
     const table = el("table");
     const head = el("tr");
@@ -207,7 +247,7 @@ function traceView(tr) {
     table.append(head);
     for (const h of tr.kb.hits) {
       const row = el("tr");
-      row.append(el("td", "", h.score.toFixed(3)), el("td", "", h.question), el("td", "", h.source));
+      row.append(el("td", "", h.score.toFixed(2)), el("td", "", h.question), el("td", "", h.source));
       table.append(row);
     }
     d.append(table);

@@ -730,6 +730,62 @@ async fn exercise_analytics(store: &Store) {
     assert_eq!((none.conversations, none.visitor_messages), (0, 0));
 }
 
+/// The agent's suggestions look up the visitor's last question, not a typed handoff request.
+async fn exercise_last_question(store: &Store) {
+    store
+        .create_site(&Site {
+            key: "q-shop".into(),
+            name: "q".into(),
+            allowed_origins: vec![],
+            identity_secret: None,
+            enforce_identity: false,
+        })
+        .await
+        .expect("site");
+    let v = store
+        .visitor_for("q-shop", None, None)
+        .await
+        .expect("visitor");
+    let c = store.create_conversation(&v).await.expect("conversation");
+    for (kind, text) in [
+        (AuthorKind::Visitor, "发票怎么开？"),
+        (AuthorKind::Bot, "订单页可以申请电子发票。"),
+        (AuthorKind::Visitor, "人工"),
+        (AuthorKind::System, "正在为您转接人工客服，请稍候。"),
+    ] {
+        committed(
+            store
+                .append(&c.id, Require::Open, &NewMessage::text(kind, text))
+                .await
+                .expect("append"),
+        );
+    }
+    let q = store.last_visitor_question(&c.id).await.expect("question");
+    assert_eq!(q.as_deref(), Some("发票怎么开？"));
+    assert_eq!(
+        store
+            .last_visitor_text(&c.id)
+            .await
+            .expect("text")
+            .as_deref(),
+        Some("人工")
+    );
+}
+
+#[tokio::test]
+async fn sqlite_last_question_skips_handoff_requests() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    exercise_last_question(&sqlite_store(&dir).await).await;
+}
+
+#[tokio::test]
+async fn postgres_last_question_skips_handoff_requests() {
+    let (store, schema) = postgres_store().await;
+    exercise_last_question(&store).await;
+    store.close().await;
+    drop_schema(&schema).await;
+}
+
 #[tokio::test]
 async fn sqlite_analytics_count_what_happened() {
     let dir = tempfile::tempdir().expect("tempdir");

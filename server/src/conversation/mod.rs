@@ -197,12 +197,13 @@ impl Conversations {
             .ok_or(ConversationError::NotFound)
     }
 
-    /// Knowledge-base answers for the visitor's last question, for the agent to reuse.
+    /// Knowledge-base answers for the visitor's last question (not a typed handoff request), for
+    /// the agent to reuse.
     pub async fn suggestions(&self, conversation_id: &str) -> Result<Option<(String, Retrieval)>> {
         if self.store.conversation(conversation_id).await?.is_none() {
             return Err(ConversationError::NotFound);
         }
-        let Some(question) = self.store.last_visitor_text(conversation_id).await? else {
+        let Some(question) = self.store.last_visitor_question(conversation_id).await? else {
             return Ok(None);
         };
         let r = self.retriever.retrieve(&self.triage.kb, &question).await?;

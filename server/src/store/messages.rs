@@ -170,6 +170,25 @@ impl Store {
         Ok(out)
     }
     /// The visitor's newest message text in a conversation.
+    /// The visitor's last question: their newest message that was not answered by a system note
+    /// (a typed handoff request such as "人工" is followed by the handoff note), else their newest.
+    pub async fn last_visitor_question(&self, conversation_id: &str) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT v.body FROM messages v
+             LEFT JOIN messages n ON n.conversation_id = v.conversation_id AND n.seq = v.seq + 1
+             WHERE v.conversation_id = $1 AND v.author_kind = 'visitor'
+               AND (n.author_kind IS NULL OR n.author_kind <> 'system')
+             ORDER BY v.seq DESC LIMIT 1",
+        )
+        .bind(conversation_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(r) => Ok(Some(r.try_get("body")?)),
+            None => self.last_visitor_text(conversation_id).await,
+        }
+    }
+
     pub async fn last_visitor_text(&self, conversation_id: &str) -> Result<Option<String>> {
         let row = sqlx::query(
             "SELECT body FROM messages WHERE conversation_id = $1 AND author_kind = 'visitor'
