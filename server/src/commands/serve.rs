@@ -121,7 +121,7 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
     println!("  demo shop:     http://{addr}/  (the web widget, site `demo`)");
     println!("  chat demo:     http://{addr}/demo");
     println!("  agent console: http://{addr}/console");
-    println!("  admin console: http://{addr}/admin  (knowledge, analytics, settings)");
+    println!("  admin console: http://{addr}/admin  (knowledge, training, analytics, settings)");
     println!(
         "  API:           http://{addr}/v1/  (WebSocket: ws://{addr}/v1/ws, metrics: /metrics)"
     );
