@@ -40,6 +40,18 @@ pub struct MineSettings {
     pub similarity: f32,
 }
 
+impl MineSettings {
+    /// Refuses settings that cannot work.
+    pub fn check(&self) -> Result<(), KbError> {
+        if !(0.0..=1.0).contains(&self.similarity) || !(1..=1000).contains(&self.min_support) {
+            return Err(KbError::InvalidInput(
+                "similarity must be between 0 and 1 and min_support 1-1000".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for MineSettings {
     fn default() -> Self {
         Self {
@@ -66,10 +78,6 @@ impl Training {
             cache_path: cache_path(data_dir),
             intents: kefu_kb::intent::Registry::new(data_dir),
         }
-    }
-
-    pub fn knowledge(&self) -> &Arc<Knowledge> {
-        &self.knowledge
     }
 
     /// The intent models trained here (`kefu intent train`); a running server follows the active
@@ -111,11 +119,7 @@ impl Training {
         settings: MineSettings,
         progress: &(dyn Fn(usize, usize) + Send + Sync),
     ) -> Result<MineReport, KbError> {
-        if !(0.0..=1.0).contains(&settings.similarity) || settings.min_support == 0 {
-            return Err(KbError::InvalidInput(
-                "similarity must be between 0 and 1 and min_support at least 1".into(),
-            ));
-        }
+        settings.check()?;
         let k = &self.knowledge;
         let conversations = history::load_all(k.store()).await?;
         if conversations.is_empty() {

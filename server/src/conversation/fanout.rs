@@ -149,8 +149,8 @@ impl Conversations {
             Ok(all) => {
                 let agents = all
                     .into_iter()
-                    .filter(|(_, on)| *on)
-                    .map(|(a, _)| a)
+                    .filter(|a| a.online)
+                    .map(|a| a.presence)
                     .collect();
                 if let Ok(json) = serde_json::to_string(&ServerFrame::Presence { agents }) {
                     self.hub.publish_consoles(&json);

@@ -13,9 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use kefu_kb::{KbError, Retrieval};
-use kefu_protocol::{
-    AgentPresence, AuthorKind, ConversationState, ConversationSummary, ServerFrame,
-};
+use kefu_protocol::{AuthorKind, ConversationState, ConversationSummary, ServerFrame};
 
 use crate::accounts::Principal;
 use crate::cluster::Cluster;
@@ -250,7 +248,7 @@ impl Conversations {
     }
 
     /// Every agent with its load; `online` says who has a console open.
-    pub async fn agents_with_load(&self) -> Result<Vec<(AgentPresence, bool)>> {
+    pub async fn agents_with_load(&self) -> Result<Vec<crate::handoff::StaffStatus>> {
         Ok(self.handoff.agents_with_load().await?)
     }
 

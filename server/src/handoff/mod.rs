@@ -11,6 +11,14 @@ use kefu_protocol::{AgentPresence, AuthorKind, ConversationState};
 
 pub use presence::{AgentLoad, Presence};
 
+/// A staff account as the consoles see it: name and load, role, and whether it is online.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StaffStatus {
+    pub presence: AgentPresence,
+    pub role: crate::store::Role,
+    pub online: bool,
+}
+
 use crate::lang::Lang;
 use crate::store::{Agent, Conversation, NewMessage, Store, StoreError, StoredMessage, Transition};
 
@@ -281,23 +289,21 @@ impl Handoff {
         Ok(done)
     }
 
-    /// Every agent with its load; `online` says who has a console open.
-    pub async fn agents_with_load(&self) -> Result<Vec<(AgentPresence, bool)>> {
+    /// Every agent with its load, role and whether it has a console open.
+    pub async fn agents_with_load(&self) -> Result<Vec<StaffStatus>> {
         let agents = self.store.agents().await?;
         let counts: HashMap<String, u32> = self.store.active_counts().await?.into_iter().collect();
         Ok(agents
             .into_iter()
-            .map(|a| {
-                let online = self.presence.is_online(&a.id);
-                (
-                    AgentPresence {
-                        active: counts.get(&a.id).copied().unwrap_or(0),
-                        capacity: a.capacity,
-                        name: a.name,
-                        display_name: a.display_name,
-                    },
-                    online,
-                )
+            .map(|a| StaffStatus {
+                online: self.presence.is_online(&a.id),
+                role: a.role,
+                presence: AgentPresence {
+                    active: counts.get(&a.id).copied().unwrap_or(0),
+                    capacity: a.capacity,
+                    name: a.name,
+                    display_name: a.display_name,
+                },
             })
             .collect())
     }

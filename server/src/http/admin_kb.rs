@@ -98,18 +98,29 @@ pub struct ModeSet {
     pub mode: &'static str,
 }
 
-async fn kb_view(k: &Knowledge, counts: KbCounts) -> Result<KbView, ApiError> {
-    let info = k
+/// Every knowledge base with its counts and settings (two reads, whatever the number).
+async fn kb_views(k: &Knowledge) -> Result<Vec<KbView>, ApiError> {
+    let mut infos: std::collections::HashMap<String, kefu_kb::store::KbInfo> = k
         .store()
-        .get_kb(&counts.name)
+        .all_kbs()
         .await?
-        .ok_or_else(|| KbError::KbNotFound(counts.name.clone()))?;
-    Ok(KbView {
-        counts,
-        mode: info.answer_mode.as_str(),
-        thresholds: Knowledge::thresholds(&info),
-        overrides: info.overrides,
-    })
+        .into_iter()
+        .map(|i| (i.name.clone(), i))
+        .collect();
+    let mut views = Vec::new();
+    for counts in k.list().await? {
+        // A knowledge base deleted between the two reads is left out.
+        let Some(info) = infos.remove(&counts.name) else {
+            continue;
+        };
+        views.push(KbView {
+            counts,
+            mode: info.answer_mode.as_str(),
+            thresholds: Knowledge::thresholds(&info),
+            overrides: info.overrides,
+        });
+    }
+    Ok(views)
 }
 
 /// `GET /v1/admin/kbs`.
@@ -117,11 +128,9 @@ async fn kb_view(k: &Knowledge, counts: KbCounts) -> Result<KbView, ApiError> {
     responses((status = 200, description = "every knowledge base", body = KbList)))]
 pub async fn list(State(state): State<AppState>, _: AdminAuth) -> Result<Json<KbList>, ApiError> {
     let k = knowledge(&state)?;
-    let mut kbs = Vec::new();
-    for counts in k.list().await? {
-        kbs.push(kb_view(&k, counts).await?);
-    }
-    Ok(Json(KbList { kbs }))
+    Ok(Json(KbList {
+        kbs: kb_views(&k).await?,
+    }))
 }
 
 /// `GET /v1/admin/kbs/{kb}`.
@@ -134,13 +143,12 @@ pub async fn get(
     Path(kb): Path<String>,
 ) -> Result<Json<KbView>, ApiError> {
     let k = knowledge(&state)?;
-    let counts = k
-        .list()
+    let view = kb_views(&k)
         .await?
         .into_iter()
-        .find(|c| c.name == kb)
+        .find(|v| v.counts.name == kb)
         .ok_or(KbError::KbNotFound(kb))?;
-    Ok(Json(kb_view(&k, counts).await?))
+    Ok(Json(view))
 }
 
 /// `DELETE /v1/admin/kbs/{kb}`: the knowledge base, its entries and vectors.
@@ -153,9 +161,7 @@ pub async fn delete(
     Path(kb): Path<String>,
 ) -> Result<Json<KbDeleted>, ApiError> {
     let k = knowledge(&state)?;
-    if k.store().get_kb(&kb).await?.is_none() {
-        return Err(KbError::KbNotFound(kb).into());
-    }
+    // `kb_not_found` when there is no such knowledge base.
     let entries = k.delete(&kb).await?;
     Ok(Json(KbDeleted {
         deleted: kb,

@@ -85,14 +85,7 @@ pub async fn mine(
         min_support: req.min_support.unwrap_or(defaults.min_support),
         similarity: req.similarity.unwrap_or(defaults.similarity),
     };
-    if settings.min_support == 0
-        || settings.min_support > 1000
-        || !(0.0..=1.0).contains(&settings.similarity)
-    {
-        return Err(ApiError::invalid_input(
-            "min_support must be 1-1000 and similarity between 0 and 1",
-        ));
-    }
+    settings.check()?;
     let training = s.training.clone();
     let target = kb.clone();
     let job = state

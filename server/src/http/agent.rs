@@ -157,24 +157,17 @@ pub struct AgentLoad {
 /// Every agent with load, presence and role.
 pub async fn agent_loads(state: &AppState) -> Result<Vec<AgentLoad>, ApiError> {
     let s = super::ready(state)?;
-    let roles: std::collections::HashMap<String, crate::store::Role> = s
-        .accounts
-        .agents()
-        .await?
-        .into_iter()
-        .map(|a| (a.name, a.role))
-        .collect();
     Ok(s.conversations
         .agents_with_load()
         .await?
         .into_iter()
-        .map(|(a, online)| AgentLoad {
-            role: roles.get(&a.name).copied().unwrap_or_default(),
-            name: a.name,
-            display_name: a.display_name,
-            active: a.active,
-            capacity: a.capacity,
-            online,
+        .map(|a| AgentLoad {
+            role: a.role,
+            online: a.online,
+            name: a.presence.name,
+            display_name: a.presence.display_name,
+            active: a.presence.active,
+            capacity: a.presence.capacity,
         })
         .collect())
 }
