@@ -265,6 +265,13 @@ impl ChatClient {
         Ok(self.inner.mark_read(seq)?)
     }
 
+    /// Rates the current conversation 1–5 with an optional comment (offer it once the
+    /// conversation is resolved; rating again replaces the earlier rating). Returns when the
+    /// server stored it.
+    pub async fn rate(&self, score: u8, comment: Option<String>) -> Result<(), ChatError> {
+        Ok(self.inner.rate(score, comment).await?)
+    }
+
     /// Disconnects for good (named so because Kotlin's `close()` belongs to `AutoCloseable`,
     /// which frees the object).
     pub fn disconnect(&self) {

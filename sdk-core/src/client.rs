@@ -63,8 +63,16 @@ enum Command {
     History(u32),
     Typing(bool),
     Read(Seq),
+    Rate {
+        score: u8,
+        comment: Option<String>,
+        done: oneshot::Sender<Result<(), ClientError>>,
+    },
     Close,
 }
+
+/// Longest rating comment, in characters (as the server allows).
+pub const MAX_RATING_COMMENT_CHARS: usize = 1000;
 
 /// The host's handle on one visitor chat. Cloning is cheap; every clone drives the same chat.
 #[derive(Clone)]
@@ -154,6 +162,37 @@ impl Client {
     /// The visitor read everything up to `seq`.
     pub fn mark_read(&self, seq: Seq) -> Result<(), ClientError> {
         self.command(Command::Read(seq))
+    }
+
+    /// Rates the current conversation 1–5 with an optional comment (offered once it is
+    /// resolved; rating again replaces the earlier rating). Resolves when the server stored it.
+    pub fn rate(
+        &self,
+        score: u8,
+        comment: Option<String>,
+    ) -> impl Future<Output = Result<(), ClientError>> + platform::MaybeSend + 'static {
+        let comment = comment
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty());
+        let queued = if !(1..=5).contains(&score) {
+            Err(ClientError::InvalidInput("a rating is 1 to 5".into()))
+        } else if comment
+            .as_ref()
+            .is_some_and(|c| c.chars().count() > MAX_RATING_COMMENT_CHARS)
+        {
+            Err(ClientError::InvalidInput(format!(
+                "a rating comment has at most {MAX_RATING_COMMENT_CHARS} characters"
+            )))
+        } else {
+            let (tx, rx) = oneshot::channel();
+            self.command(Command::Rate {
+                score,
+                comment,
+                done: tx,
+            })
+            .map(|()| rx)
+        };
+        async move { queued?.await.map_err(|_| ClientError::Closed)? }
     }
 
     /// Closes the connection and stops reconnecting; unacknowledged messages fail with `Closed`.
@@ -367,6 +406,14 @@ impl Driver {
                 self.session.mark_read(seq);
                 Ok(())
             }
+            Command::Rate {
+                score,
+                comment,
+                done,
+            } => {
+                self.rate(score, comment, done);
+                Ok(())
+            }
             Command::Close => Ok(()),
         };
         if let Err(e) = result {
@@ -442,6 +489,34 @@ impl Driver {
         self.session.set_conversation(id.to_string());
         self.dispatch();
         Ok(())
+    }
+
+    /// Posts the rating of the session's conversation on its own task (the chat goes on).
+    fn rate(
+        &self,
+        score: u8,
+        comment: Option<String>,
+        done: oneshot::Sender<Result<(), ClientError>>,
+    ) {
+        let Some(identity) = self.session.identity() else {
+            let _ = done.send(Err(ClientError::InvalidInput(
+                "there is no conversation to rate yet".into(),
+            )));
+            return;
+        };
+        let url = self.base.rest(&format!(
+            "v1/conversations/{}/rating",
+            identity.conversation_id
+        ));
+        let token = identity.token.clone();
+        let mut body = json!({ "score": score });
+        if let Some(c) = comment {
+            body["comment"] = Value::String(c);
+        }
+        platform::spawn(async move {
+            let r = transport::post_json(&url, Some(&token), &body).await;
+            let _ = done.send(r.map(|_| ()));
+        });
     }
 
     fn ws_url(&self) -> String {

@@ -30,6 +30,7 @@ const TEXT = {
   answerAt: ["回答", "answer"], suggestAt: ["建议", "suggest"], margin: ["领先", "margin"], docAnswer: ["文档回答", "doc answer"], docSuggest: ["文档建议", "doc suggest"],
   from: ["从", "From"], to: ["到", "To"], site: ["站点", "Site"], allSites: ["全部站点", "all sites"], show: ["查看", "Show"], csv: ["导出 CSV", "Export CSV"],
   perDay: ["每日", "Per day"], hours: ["最忙时段（访客消息）", "Busiest hours (visitor messages)"], gaps: ["未解答的问题", "Top unanswered questions"],
+  alsoAsked: ["也问过：{0}", "Also asked: {0}"],
   times: ["次数", "Times"], makeFaq: ["写成 FAQ", "Make an FAQ"],
   conversations: ["会话", "Conversations"], visitorMessages: ["访客消息", "Visitor messages"], answered: ["已回答", "Answered"],
   suggested: ["给出建议", "Suggested"], fallback: ["未能回答", "Fallback"], resolvedBot: ["机器人独立解决", "Resolved without an agent"],
@@ -38,9 +39,28 @@ const TEXT = {
   requested: ["访客要求", "requested"], rule: ["规则", "rule"], intent: ["意图", "intent"], repeated_fallback: ["多次未答", "repeated fallback"], unknown: ["未知", "unknown"],
   sites: ["站点", "Sites"], siteKey: ["站点 key", "Site key"], embed: ["嵌入代码", "Embed snippet"], origins: ["允许的来源（逗号分隔）", "allowed origins (comma-separated)"],
   add: ["添加", "Add"], people: ["客服与管理员", "Agents and operators"], role: ["角色", "Role"], capacity: ["容量", "Capacity"],
-  roleAgent: ["客服", "agent"], roleAdmin: ["管理员", "admin"], signOut: ["强制下线", "Sign out"], online: ["在线", "online"],
+  roleAgent: ["客服", "agent"], roleAdmin: ["管理员", "admin"], roleVisitor: ["访客", "visitor"], roleBot: ["机器人", "bot"],
+  examples: ["来自这些历史对话", "From these past chats"], signOut: ["强制下线", "Sign out"], online: ["在线", "online"],
   sec: ["{0} 秒", "{0} s"], none: ["—", "—"],
-  intentModels: ["意图模型", "Intent models"], intentHint: ["用 kefu intent train 在服务器上训练；在这里比较各版本并启用或回滚。", "Train with `kefu intent train` on the server; compare versions, activate or roll back here."],
+  rules: ["规则文件", "Rules file"], check: ["检查", "Check"],
+  rulesWhere: ["{0}（{1}）。保存前按启动时的规则检查，保存后下一条消息即生效。", "{0} ({1}). Checked as at start-up before saving; in force from the next message."],
+  rulesNew: ["尚未创建：以下是模板，保存后生效。", "Not created yet: a starter is shown; saving creates it."],
+  rulesFixed: ["只有内置规则，本服务器没有可保存的规则文件。", "Built-in rules only: this server has no rules file to save to."],
+  rulesOk: ["有效：{0} 条规则，{1} 条快捷回复，{2} 个意图路由", "Valid: {0} rules, {1} canned replies, {2} intent routes"],
+  rulesSaved: ["已保存并生效：{0} 条规则，{1} 条快捷回复，{2} 个意图路由", "Saved and in force: {0} rules, {1} canned replies, {2} intent routes"],
+  llm: ["大模型后端", "LLM backend"], llmTest: ["测试连接", "Test the connection"],
+  llmHint: ["在启动时用 --llm-url、--llm-model、--llm-api-key（或 KEFU_LLM_* 环境变量）设置；知识库的回答方式选“大模型”时使用。", "Set at start-up with --llm-url, --llm-model, --llm-api-key (or the KEFU_LLM_* environment variables); used by knowledge bases in answer mode “LLM”."],
+  llmNone: ["未配置：所有知识库都在本地作答。", "Not configured: every knowledge base answers locally."],
+  llmEndpoint: ["地址", "Endpoint"], llmModel: ["模型", "Model"], llmKey: ["API key", "API key"], llmKeySet: ["已设置", "set"], llmKeyUnset: ["未设置", "not set"],
+  llmTimeouts: ["超时（首字 / 全部）", "Timeouts (first token / whole)"],
+  llmOk: ["连接正常：首字 {0} ms，共 {1} ms", "Works: first token {0} ms, {1} ms in all"], llmFailed: ["失败（{0}）：{1}", "Failed ({0}): {1}"],
+  intentModels: ["意图模型", "Intent models"],
+  intentHint: ["上传带标注的话术（JSONL：text、intent；或 CSV：text,intent；intent 为 oos 表示域外）训练新版本；可另附测试集评估。比较各版本并启用或回滚。",
+    "Upload labelled utterances (JSONL: text, intent; or CSV: text,intent; intent oos marks out-of-scope) to train a new version, optionally with a test file to evaluate it. Compare versions, activate or roll back."],
+  intentData: ["训练数据", "Training data"], intentTest: ["测试集（选填）", "Test file (optional)"],
+  fineTune: ["微调编码器（较慢，数分钟）", "Fine-tune the encoder (slower, minutes)"], activateWhenDone: ["训练完成后启用", "Activate when trained"],
+  train: ["训练新版本", "Train a new version"], testSet: ["测试集结果", "Test set"],
+  trained: ["{0}：{1} 个意图，{2} 条样本；准确率 {3}", "{0}: {1} intents, {2} examples; accuracy {3}"],
   version: ["版本", "Version"], created: ["创建时间", "Created"], intentsCount: ["意图数", "Intents"], accuracy: ["准确率", "Accuracy"],
   oosRecall: ["域外召回", "Out-of-scope recall"], encoder: ["编码器", "Encoder"], activate: ["启用", "Activate"], active: ["使用中", "active"], rollback: ["回滚到上一版本", "Roll back to the previous version"],
   history: ["导入历史对话", "Import past chats"], jobs: ["任务", "Jobs"],
@@ -116,7 +136,11 @@ function showTab(name) {
     loadIntents().catch((e) => showError("intentError", e));
   }
   if (name === "analytics") loadAnalytics().catch((e) => showError("appError", e));
-  if (name === "settings") loadSettings().catch((e) => showError("appError", e));
+  if (name === "settings") {
+    loadSettings().catch((e) => showError("appError", e));
+    loadRules().catch((e) => showError("rulesError", e));
+    loadLlm().catch((e) => showError("appError", e));
+  }
 }
 
 async function start() {
@@ -206,7 +230,7 @@ async function loadJobs(submitted) {
   }
   clearTimeout(jobTimer);
   if (active) jobTimer = setTimeout(() => loadJobs().catch(() => {}), 700);
-  else if (jobsWereActive) { loadKbs().catch(() => {}); loadProposals().catch(() => {}); }
+  else if (jobsWereActive) { loadKbs().catch(() => {}); loadProposals().catch(() => {}); loadIntents().catch(() => {}); }
   jobsWereActive = active;
 }
 let jobsWereActive = false;
@@ -217,6 +241,10 @@ function jobResult(j) {
   if (j.kind === "import") return t("imported", r.entries, r.added, r.updated, r.unchanged, r.removed);
   if (j.kind === "history") return t("historyDone", r.report.added, r.report.updated, r.report.unchanged, r.skipped_count);
   if (j.kind === "mine") return t("mined", r.conversations, r.pairs, r.clusters, r.queue.added, r.queue.updated);
+  if (j.kind === "intents") {
+    const m = r.eval ? r.eval.metrics : r.calibration;
+    return t("trained", r.version, r.intents, r.train_examples, (m.in_scope_accuracy * 100).toFixed(1) + "%");
+  }
   return "";
 }
 
@@ -270,14 +298,14 @@ async function loadEntries() {
   $("entryNext").disabled = entryOffset + PAGE >= data.total;
 }
 
-function openEditor(entry, question) {
+function openEditor(entry, question, alternates) {
   editing = entry;
   const faq = !entry || entry.kind === "faq";
   $("editor").hidden = false;
   $("editorTitle").textContent = !entry ? t("newFaq") : faq ? t("editFaq", entry.id) : t("passageReadOnly", entry.id);
   $("edQuestion").value = entry ? entry.question : question || "";
   $("edAnswer").value = entry ? entry.answer : "";
-  $("edAlternates").value = entry ? entry.alternates.join("\n") : "";
+  $("edAlternates").value = entry ? entry.alternates.join("\n") : (alternates || []).join("\n");
   $("edTags").value = entry ? entry.tags.join(", ") : "";
   for (const id of ["edQuestion", "edAnswer", "edAlternates", "edTags", "edSave"]) $(id).disabled = !faq;
   $("edDelete").hidden = !entry;
@@ -370,6 +398,20 @@ function openProposal(p) {
   $("prAlternates").value = p.alternates.join("\n");
   $("prReject").hidden = p.status === "approved";
   showError("prError");
+  loadExamples(p).catch((e) => showError("prError", e));
+}
+async function loadExamples(p) {
+  const box = $("prExamples");
+  box.textContent = "";
+  if (!p.examples) { box.append(el("div", "muted", t("none"))); return; }
+  const data = await api("GET", "/v1/admin/training/proposals/" + p.id + "/conversations");
+  if (proposal !== p) return;
+  for (const c of data.conversations) {
+    const div = el("div", "example");
+    div.append(el("div", "muted", c.id));
+    for (const m of c.messages) div.append(el("div", m.role, t(m.role === "visitor" ? "roleVisitor" : m.role === "agent" ? "roleAgent" : "roleBot") + ": " + m.text));
+    box.append(div);
+  }
 }
 async function saveProposal() {
   return api("PUT", "/v1/admin/training/proposals/" + proposal.id, {
@@ -415,14 +457,36 @@ function drawIntents(data) {
       };
       act.append(b);
     }
+    const test = el("td", "test");
+    if (v.eval) {
+      const langs = Object.entries(v.eval.by_language).map(([l, m]) => l + " " + pct(m.in_scope_accuracy)).join(" · ");
+      test.append(el("div", "", pct(v.eval.metrics.in_scope_accuracy) + " / " + pct(v.eval.metrics.oos_recall)),
+        el("div", "muted", v.eval.data + (langs ? " · " + langs : "")));
+    } else test.textContent = "—";
     tr.append(el("td", "", v.version), el("td", "", new Date(v.created_at).toLocaleString()), el("td", "", String(v.intents)),
       el("td", "", pct(v.metrics && v.metrics.in_scope_accuracy)), el("td", "", pct(v.metrics && v.metrics.oos_recall)),
-      el("td", "clip", v.embedding_model), act);
+      test, el("td", "clip", v.embedding_model + " · " + v.data_file), act);
     rows.append(tr);
   }
   $("intentRollback").disabled = !data.active;
 }
 async function loadIntents() { showError("intentError"); drawIntents(await api("GET", "/v1/admin/intents")); }
+$("intentTrain").onclick = async () => {
+  const file = $("intentFile").files[0];
+  if (!file) { showError("intentError", new Error(t("intentData") + "?")); return; }
+  const form = new FormData();
+  form.append("file", file, file.name);
+  const test = $("intentTest").files[0];
+  if (test) form.append("test", test, test.name);
+  const q = "?fine_tune=" + $("intentFineTune").checked + "&activate=" + $("intentActivate").checked;
+  try {
+    await api("POST", "/v1/admin/intents/train" + q, form);
+    $("intentFile").value = "";
+    $("intentTest").value = "";
+    showError("intentError");
+    await loadJobs(true);
+  } catch (e) { showError("intentError", e); }
+};
 $("intentRollback").onclick = async () => {
   try { drawIntents(await api("POST", "/v1/admin/intents/rollback")); } catch (e) { showError("intentError", e); }
 };
@@ -493,9 +557,11 @@ async function loadAnalytics() {
     const tr = el("tr");
     const make = el("button", "secondary", t("makeFaq"));
     make.type = "button";
-    make.onclick = () => { showTab("knowledge"); openEditor(null, g.question); };
+    make.onclick = () => { showTab("knowledge"); openEditor(null, g.question, g.examples); };
     const action = el("td"); action.append(make);
-    tr.append(el("td", "", g.question), el("td", "", String(g.count)), action);
+    const q = el("td", "", g.question);
+    if (g.examples.length) q.append(el("div", "muted", t("alsoAsked", g.examples.join(" · "))));
+    tr.append(q, el("td", "", String(g.count)), action);
     gaps.append(tr);
   }
 }
@@ -556,6 +622,52 @@ async function loadSettings() {
     prow.append(tr);
   }
 }
+async function loadRules() {
+  const r = await api("GET", "/v1/admin/rules");
+  $("rulesText").value = r.text;
+  $("rulesWhere").textContent = r.path ? t("rulesWhere", r.path, r.format.toUpperCase()) + (r.exists ? "" : " " + t("rulesNew")) : t("rulesFixed");
+  $("rulesSave").disabled = !r.path;
+  $("rulesStatus").textContent = t("rulesOk", r.rules, r.canned, r.intents);
+  showError("rulesError");
+}
+$("rulesCheck").onclick = async () => {
+  $("rulesStatus").textContent = "";
+  showError("rulesError");
+  try {
+    const c = await api("POST", "/v1/admin/rules/validate", { text: $("rulesText").value });
+    if (c.valid) $("rulesStatus").textContent = t("rulesOk", c.summary.rules, c.summary.canned, c.summary.intents);
+    else showError("rulesError", new Error(c.error));
+  } catch (e) { showError("rulesError", e); }
+};
+$("rulesSave").onclick = async () => {
+  $("rulesStatus").textContent = "";
+  showError("rulesError");
+  try {
+    const r = await api("PUT", "/v1/admin/rules", { text: $("rulesText").value });
+    $("rulesStatus").textContent = t("rulesSaved", r.rules, r.canned, r.intents);
+  } catch (e) { showError("rulesError", e); }
+};
+async function loadLlm() {
+  const l = await api("GET", "/v1/admin/llm");
+  const rows = $("llmRows");
+  rows.textContent = "";
+  const row = (k, v) => { const tr = el("tr"); tr.append(el("th", "", t(k)), el("td", "", v)); rows.append(tr); };
+  if (!l.configured) row("llm", t("llmNone"));
+  else {
+    row("llmEndpoint", l.endpoint);
+    row("llmModel", l.model);
+    row("llmKey", t(l.api_key_set ? "llmKeySet" : "llmKeyUnset"));
+    row("llmTimeouts", l.first_token_timeout_ms + " ms / " + l.timeout_ms + " ms");
+  }
+  $("llmTest").disabled = !l.configured;
+}
+$("llmTest").onclick = async () => {
+  $("llmStatus").textContent = "…";
+  try {
+    const r = await api("POST", "/v1/admin/llm/test", {});
+    $("llmStatus").textContent = r.ok ? t("llmOk", r.first_token_ms ?? "—", r.total_ms) : t("llmFailed", r.error, r.message);
+  } catch (e) { $("llmStatus").textContent = e.message; }
+};
 $("siteForm").onsubmit = async (e) => {
   e.preventDefault();
   showError("siteError");

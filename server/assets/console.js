@@ -180,6 +180,7 @@ async function openConversation(id) {
   try {
     const data = await api("GET", "/v1/agent/conversations/" + encodeURIComponent(id));
     convs.set(id, data.conversation);
+    ratings.set(id, data.rating || null);
     for (const m of data.messages) renderMessage(m);
     drawHead();
     send({ type: "subscribe", conversation_id: id, after_seq: lastSeq() });
@@ -187,7 +188,30 @@ async function openConversation(id) {
   } catch (err) { $("chatError").textContent = err.message; }
 }
 
+// The visitor's rating (CSAT) of a conversation, shown in its header; a resolved conversation
+// without one yet is checked again every few seconds while it stays open.
+const ratings = new Map();
+function drawRating() {
+  const r = ratings.get(current);
+  const box = $("rating");
+  box.hidden = !r;
+  if (r) {
+    box.textContent = "评分 / Rating: " + "★".repeat(r.score) + "☆".repeat(5 - r.score) + " " + r.score + "/5" + (r.comment ? " — " + r.comment : "");
+  }
+}
+setInterval(async () => {
+  const c = current && convs.get(current);
+  if (!c || c.state !== "resolved" || ratings.get(current)) return;
+  const id = current;
+  try {
+    const data = await api("GET", "/v1/agent/conversations/" + encodeURIComponent(id));
+    ratings.set(id, data.rating || null);
+    if (id === current) drawRating();
+  } catch { /* the next tick tries again */ }
+}, 3000);
+
 function drawHead() {
+  drawRating();
   const c = convs.get(current);
   if (!c) return;
   $("chatTitle").textContent = visitorLabel(c) + " — " + c.state + (c.agent ? " (" + c.agent + ")" : "");

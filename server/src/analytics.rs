@@ -1,7 +1,9 @@
 //! Analytics over a period of days: conversations and visitor messages, what the bot did with
 //! them, conversations resolved without an agent, handoffs by reason, agents' first-response and
 //! resolution times, busiest hours, the questions the bot could not answer (grouped), and CSAT.
-//! Read from the conversation store (`store::analytics`); counted here.
+//! Read from the conversation store (`store::analytics`); counted here. Unanswered questions are
+//! grouped by their words, then (with the running model) clustered by meaning: wordings whose
+//! embeddings are close become one gap with its other wordings as examples.
 //!
 //! Messages count on the day they were sent; conversation-level figures (handoffs, resolution,
 //! agent times, ratings) belong to the day the conversation started. A conversation is resolved
@@ -9,7 +11,12 @@
 //! said in it for the resolution window (24 h by default) — it was not reopened.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use kefu_kb::{Embedder, TextRole};
+
+use crate::lang::Lang;
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -22,6 +29,14 @@ pub const MAX_DAYS: i64 = 366;
 const UNANSWERED_SCAN: u32 = 5000;
 /// Groups of unanswered questions reported.
 const TOP_GAPS: usize = 20;
+/// Word groups clustered by meaning per report (the most frequent); the rest stay word groups.
+const CLUSTER_GROUPS: usize = 300;
+/// Cosine similarity at which two wordings are the same question (as mining groups them).
+const SAME_QUESTION: f32 = 0.72;
+/// Other wordings kept with a gap.
+const GAP_EXAMPLES: usize = 5;
+/// Question vectors remembered between reports.
+const VECTOR_MEMO: usize = 20_000;
 const DAY_MS: i64 = 86_400_000;
 const HOUR_MS: i64 = 3_600_000;
 
@@ -128,11 +143,13 @@ pub struct Day {
 /// A group of unanswered questions.
 #[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
 pub struct Gap {
-    /// The most recent wording.
+    /// The most frequent wording (ties: the most recent).
     pub question: String,
     pub count: u64,
     pub suggested: u64,
     pub fallback: u64,
+    /// Other wordings of the same question, most frequent first.
+    pub examples: Vec<String>,
 }
 
 /// The analytics service.
@@ -141,6 +158,9 @@ pub struct Analytics {
     store: Store,
     /// Quiet time after which a conversation the bot handled counts as resolved.
     resolution_window: Duration,
+    /// Clusters unanswered questions by meaning when set.
+    embedder: Option<Arc<dyn Embedder>>,
+    memo: Arc<Mutex<HashMap<String, Vec<f32>>>>,
 }
 
 impl Analytics {
@@ -148,7 +168,41 @@ impl Analytics {
         Self {
             store,
             resolution_window,
+            embedder: None,
+            memo: Arc::default(),
         }
+    }
+
+    /// Clusters unanswered questions by meaning with `embedder` (the running model).
+    pub fn with_embedder(mut self, embedder: Arc<dyn Embedder>) -> Self {
+        self.embedder = Some(embedder);
+        self
+    }
+
+    /// Word groups clustered by meaning (without an embedder, or if embedding fails, the word
+    /// groups as they are), the `TOP_GAPS` largest.
+    async fn clustered(&self, groups: Vec<WordGroup>) -> Vec<Gap> {
+        let Some(embedder) = &self.embedder else {
+            return top_gaps(groups.into_iter().map(WordGroup::into_cluster).collect());
+        };
+        let (head, tail) = groups.split_at(groups.len().min(CLUSTER_GROUPS));
+        let texts: Vec<String> = head.iter().map(|g| g.gap.question.clone()).collect();
+        let embedder = Arc::clone(embedder);
+        let memo = Arc::clone(&self.memo);
+        let vectors = tokio::task::spawn_blocking(move || vectors_of(&*embedder, &memo, &texts))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        let vectors = match vectors {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not cluster unanswered questions by meaning");
+                return top_gaps(groups.into_iter().map(WordGroup::into_cluster).collect());
+            }
+        };
+        let mut clusters = cluster(head.to_vec(), &vectors);
+        clusters.extend(tail.iter().cloned().map(WordGroup::into_cluster));
+        top_gaps(clusters)
     }
 
     /// The report for `req`.
@@ -265,7 +319,7 @@ impl Analytics {
             csat,
             busiest_hours,
             days,
-            top_unanswered: gaps(&unanswered),
+            top_unanswered: self.clustered(word_groups(&unanswered)).await,
         })
     }
 }
@@ -362,38 +416,151 @@ fn normalised(text: &str) -> String {
         .collect()
 }
 
+/// Unanswered questions with the same words: the counts, the newest wording and when it was
+/// asked.
+#[derive(Debug, Clone)]
+struct WordGroup {
+    gap: Gap,
+    last: i64,
+}
+
+impl WordGroup {
+    fn into_cluster(self) -> Cluster {
+        Cluster {
+            lang: Lang::detect(&self.gap.question),
+            last: self.last,
+            members: vec![(self.gap.question.clone(), self.gap.count)],
+            gap: self.gap,
+        }
+    }
+}
+
+/// Word groups clustered together (one language: an FAQ answers in the visitor's).
+struct Cluster {
+    gap: Gap,
+    lang: Lang,
+    last: i64,
+    /// Each wording with its count.
+    members: Vec<(String, u64)>,
+}
+
 /// Unanswered questions grouped by normalised text, most frequent first (ties: most recent).
-fn gaps(unanswered: &[crate::store::Unanswered]) -> Vec<Gap> {
-    let mut groups: HashMap<String, (Gap, i64)> = HashMap::new();
+fn word_groups(unanswered: &[crate::store::Unanswered]) -> Vec<WordGroup> {
+    let mut groups: HashMap<String, WordGroup> = HashMap::new();
     for u in unanswered {
         let key = normalised(&u.text);
         if key.is_empty() {
             continue;
         }
-        let (gap, last) = groups.entry(key).or_insert_with(|| {
-            (
-                Gap {
-                    question: u.text.clone(),
-                    count: 0,
-                    suggested: 0,
-                    fallback: 0,
-                },
-                u.created_at,
-            )
+        let g = groups.entry(key).or_insert_with(|| WordGroup {
+            gap: Gap {
+                question: u.text.clone(),
+                count: 0,
+                suggested: 0,
+                fallback: 0,
+                examples: vec![],
+            },
+            last: u.created_at,
         });
-        gap.count += 1;
+        g.gap.count += 1;
         match u.outcome.as_str() {
-            "suggest" => gap.suggested += 1,
-            _ => gap.fallback += 1,
+            "suggest" => g.gap.suggested += 1,
+            _ => g.gap.fallback += 1,
         }
-        if u.created_at > *last {
-            *last = u.created_at;
-            gap.question = u.text.clone();
+        if u.created_at > g.last {
+            g.last = u.created_at;
+            g.gap.question = u.text.clone();
         }
     }
-    let mut list: Vec<(Gap, i64)> = groups.into_values().collect();
-    list.sort_by(|a, b| b.0.count.cmp(&a.0.count).then(b.1.cmp(&a.1)));
-    list.into_iter().take(TOP_GAPS).map(|(g, _)| g).collect()
+    let mut list: Vec<WordGroup> = groups.into_values().collect();
+    list.sort_by(|a, b| b.gap.count.cmp(&a.gap.count).then(b.last.cmp(&a.last)));
+    list
+}
+
+/// Joins each group (most frequent first) to the first cluster of its language whose leading
+/// wording is within `SAME_QUESTION` of it, else starts a cluster.
+fn cluster(groups: Vec<WordGroup>, vectors: &[Vec<f32>]) -> Vec<Cluster> {
+    let mut clusters: Vec<(Cluster, usize)> = Vec::new();
+    for (i, g) in groups.into_iter().enumerate() {
+        let lang = Lang::detect(&g.gap.question);
+        let near = clusters.iter_mut().find(|(c, lead)| {
+            c.lang == lang && cosine(&vectors[*lead], &vectors[i]) >= SAME_QUESTION
+        });
+        match near {
+            Some((c, _)) => {
+                c.gap.count += g.gap.count;
+                c.gap.suggested += g.gap.suggested;
+                c.gap.fallback += g.gap.fallback;
+                c.last = c.last.max(g.last);
+                c.members.push((g.gap.question, g.gap.count));
+            }
+            None => clusters.push((g.into_cluster(), i)),
+        }
+    }
+    clusters.into_iter().map(|(c, _)| c).collect()
+}
+
+/// The largest clusters as gaps, each with its other wordings.
+fn top_gaps(clusters: Vec<Cluster>) -> Vec<Gap> {
+    let mut clusters = clusters;
+    clusters.sort_by(|a, b| b.gap.count.cmp(&a.gap.count).then(b.last.cmp(&a.last)));
+    clusters
+        .into_iter()
+        .take(TOP_GAPS)
+        .map(|mut c| {
+            c.gap.examples = c
+                .members
+                .iter()
+                .skip(1)
+                .take(GAP_EXAMPLES)
+                .map(|(text, _)| text.clone())
+                .collect();
+            c.gap
+        })
+        .collect()
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let n = norm(a) * norm(b);
+    if n > 0.0 {
+        dot / n
+    } else {
+        0.0
+    }
+}
+
+/// The vectors of `texts`, embedding only those not remembered from earlier reports.
+fn vectors_of(
+    embedder: &dyn Embedder,
+    memo: &Mutex<HashMap<String, Vec<f32>>>,
+    texts: &[String],
+) -> Result<Vec<Vec<f32>>, kefu_kb::KbError> {
+    let missing: Vec<&str> = {
+        let m = memo.lock().unwrap_or_else(|p| p.into_inner());
+        texts
+            .iter()
+            .filter(|t| !m.contains_key(t.as_str()))
+            .map(String::as_str)
+            .collect()
+    };
+    let fresh = if missing.is_empty() {
+        vec![]
+    } else {
+        embedder.embed(&missing, TextRole::Query)?
+    };
+    let mut m = memo.lock().unwrap_or_else(|p| p.into_inner());
+    if m.len() + fresh.len() > VECTOR_MEMO {
+        m.clear();
+    }
+    for (t, v) in missing.iter().zip(fresh) {
+        m.insert(t.to_string(), v);
+    }
+    Ok(texts
+        .iter()
+        .map(|t| m.get(t).cloned().unwrap_or_default())
+        .collect())
 }
 
 /// The per-day rows of a report as CSV (header first).
@@ -461,18 +628,25 @@ mod tests {
     }
 
     #[test]
-    fn unanswered_questions_group_by_their_words_and_spreads_read_sorted_values() {
+    fn unanswered_questions_group_by_words_then_meaning_and_spreads_read_sorted_values() {
         let u = |text: &str, outcome: &str, at: i64| crate::store::Unanswered {
             text: text.into(),
             outcome: outcome.into(),
             created_at: at,
         };
-        let list = gaps(&[
+        let groups = word_groups(&[
             u("Do you sell laptops?", "fallback", 1),
             u("do you sell laptops", "suggest", 3),
             u("你们卖笔记本电脑吗？", "fallback", 2),
             u("???", "fallback", 4),
         ]);
+        let list = top_gaps(
+            groups
+                .iter()
+                .cloned()
+                .map(WordGroup::into_cluster)
+                .collect(),
+        );
         assert_eq!(list.len(), 2);
         assert_eq!(
             (
@@ -484,6 +658,45 @@ mod tests {
             ("do you sell laptops", 2, 1, 1)
         );
         assert_eq!(list[1].question, "你们卖笔记本电脑吗？");
+        // By meaning, within a language: close wordings become one gap, the most frequent
+        // leading; another language or a distant wording stays apart.
+        let groups = word_groups(&[
+            u("Do you sell laptops?", "fallback", 1),
+            u("do you sell laptops", "suggest", 3),
+            u("你们卖笔记本电脑吗？", "fallback", 2),
+            u("Are laptops sold here?", "fallback", 5),
+            u("Can I pay with bitcoin?", "fallback", 6),
+        ]);
+        let near = vec![1.0, 0.0];
+        let vectors = vec![near.clone(), vec![0.0, 1.0], near.clone(), vec![0.9, 0.1]];
+        let order: Vec<&str> = groups.iter().map(|g| g.gap.question.as_str()).collect();
+        assert_eq!(
+            order,
+            [
+                "do you sell laptops",
+                "Can I pay with bitcoin?",
+                "Are laptops sold here?",
+                "你们卖笔记本电脑吗？"
+            ]
+        );
+        let clustered = top_gaps(cluster(groups, &vectors));
+        assert_eq!(clustered.len(), 3);
+        assert_eq!(
+            (
+                clustered[0].question.as_str(),
+                clustered[0].count,
+                clustered[0].fallback
+            ),
+            ("do you sell laptops", 3, 2)
+        );
+        assert_eq!(
+            clustered[0].examples,
+            vec!["Are laptops sold here?".to_string()]
+        );
+        assert_eq!(
+            clustered[2].question, "你们卖笔记本电脑吗？",
+            "another language stays apart"
+        );
         let s = spread(vec![30.0, 10.0, 20.0]);
         assert_eq!((s.count, s.median, s.p90), (3, Some(20.0), Some(30.0)));
         assert_eq!(spread(vec![]).median, None);

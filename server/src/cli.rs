@@ -387,6 +387,10 @@ pub enum IntentCommand {
         /// Activate the new version at once (the first version always is).
         #[arg(long)]
         activate: bool,
+        /// Evaluate the new version on this labelled file; the result is kept with the version
+        /// (shown in the console and `GET /v1/admin/intents`).
+        #[arg(long)]
+        test: Option<PathBuf>,
         /// Print one JSON object instead of text and progress bars.
         #[arg(long)]
         json: bool,

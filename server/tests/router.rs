@@ -16,7 +16,7 @@ use kefu_server::handoff::Handoff;
 use kefu_server::http::app;
 use kefu_server::state::{AppState, Limits, Services};
 use kefu_server::store::{Role, Store, TokenKind};
-use kefu_server::triage::{IntentSlot, KbBatcher, RuleSet, Triage};
+use kefu_server::triage::{IntentSlot, KbBatcher, LiveRules, Triage};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -48,7 +48,7 @@ async fn harness_with(limits: Limits) -> Harness {
     );
     let accounts = Accounts::new(store.clone(), vec![OWN_ORIGIN.into()]);
     let triage = Triage {
-        rules: RuleSet::builtin(),
+        rules: LiveRules::open(None, dir.path()).expect("rules"),
         intents: Arc::new(IntentSlot::new()),
         kb: "default".into(),
         fallbacks_before_handoff: 2,
@@ -63,7 +63,11 @@ async fn harness_with(limits: Limits) -> Harness {
     let state =
         AppState::new(limits, None).with_trusted_proxies(vec!["10.0.0.2".parse().expect("ip")]);
     state.set_ready(Arc::new(Services {
-        training: kefu_server::training::Training::new(Arc::clone(&knowledge), dir.path()),
+        training: kefu_server::training::Training::new(
+            Arc::clone(&knowledge),
+            dir.path(),
+            dir.path(),
+        ),
         knowledge,
         accounts: accounts.clone(),
         conversations: Arc::clone(&conversations),
@@ -500,13 +504,24 @@ async fn login_buckets_are_separate_and_proxies_are_trusted_only_when_named() {
 
 /// A multipart form with one `file` field.
 fn upload_form(file_name: &str, content: &[u8]) -> (Vec<u8>, String) {
+    files_form(&[("file", file_name, content)])
+}
+
+/// A multipart form with file fields (field name, file name, content).
+fn files_form(files: &[(&str, &str, &[u8])]) -> (Vec<u8>, String) {
     let boundary = "kefu-test-boundary-7d1e";
-    let mut body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(content);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let mut body = Vec::new();
+    for (field, file_name, content) in files {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(content);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     (body, format!("multipart/form-data; boundary={boundary}"))
 }
 
@@ -1330,5 +1345,345 @@ async fn intent_versions_over_the_admin_api() {
         (status, code(&body)),
         (StatusCode::BAD_REQUEST, Some("invalid_input")),
         "nothing to roll back: {body}"
+    );
+}
+
+/// Labelled utterances in JSONL, both languages.
+fn intent_lines(pairs: &[(&str, &str)]) -> Vec<u8> {
+    pairs
+        .iter()
+        .map(|(text, intent)| json!({"text": text, "intent": intent}).to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+        .into_bytes()
+}
+
+impl Harness {
+    /// Posts an intent training form; the job's final view when accepted, else the error body.
+    async fn train_intents(
+        &self,
+        token: &str,
+        query: &str,
+        files: &[(&str, &str, &[u8])],
+    ) -> (StatusCode, Value) {
+        let (body, content_type) = files_form(files);
+        let (status, _, bytes) = self
+            .send(
+                "POST",
+                &format!("/v1/admin/intents/train{query}"),
+                Some(token),
+                body,
+                &[("content-type", &content_type)],
+            )
+            .await;
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if status != StatusCode::ACCEPTED {
+            return (status, body);
+        }
+        let job = self.job(token, body["job"].as_str().expect("job")).await;
+        (status, job)
+    }
+}
+
+#[tokio::test]
+async fn intent_models_are_trained_over_the_admin_api() {
+    let h = harness().await;
+    let admin = h.admin().await;
+    let train = intent_lines(&[
+        ("where is my order", "order_status"),
+        ("has my parcel shipped", "order_status"),
+        ("track my package", "order_status"),
+        ("我的订单到哪了", "order_status"),
+        ("快递到哪里了", "order_status"),
+        ("包裹发货了吗", "order_status"),
+        ("I want a refund", "refund"),
+        ("give me my money back", "refund"),
+        ("refund my order please", "refund"),
+        ("我要退款", "refund"),
+        ("怎么申请退款", "refund"),
+        ("钱能退给我吗", "refund"),
+    ]);
+    let test = intent_lines(&[
+        ("where is my order now", "order_status"),
+        ("我的订单到哪了呀", "order_status"),
+        ("I want a refund now", "refund"),
+        ("我要退款呀", "refund"),
+    ]);
+
+    // Refused at once: wrong kinds, no `file`, an agent.
+    for files in [
+        vec![("file", "intents.txt", &b"x"[..])],
+        vec![
+            ("file", "intents.jsonl", &train[..]),
+            ("test", "test.pdf", &b"x"[..]),
+        ],
+    ] {
+        let (status, body) = h.train_intents(&admin, "", &files).await;
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::BAD_REQUEST, Some("unsupported_file")),
+            "{body}"
+        );
+    }
+    let (status, body) = h
+        .train_intents(&admin, "", &[("test", "test.jsonl", &test)])
+        .await;
+    assert_eq!(code(&body), Some("invalid_request"), "{status} {body}");
+    let agent = h.agent("li", 3).await;
+    let (status, body) = h
+        .train_intents(&agent, "", &[("file", "intents.jsonl", &train)])
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+
+    // Trained as a job, evaluated on the test file; the first version is active.
+    let (_, job) = h
+        .train_intents(
+            &admin,
+            "",
+            &[
+                ("file", "intents.jsonl", &train),
+                ("test", "test.jsonl", &test),
+            ],
+        )
+        .await;
+    assert_eq!(job["status"], "done", "{job}");
+    assert_eq!(job["progress"], 1.0);
+    let r = &job["result"];
+    assert_eq!(
+        (r["version"].as_str(), r["active"].as_bool()),
+        (Some("v1"), Some(true))
+    );
+    assert_eq!(
+        (r["intents"].as_u64(), r["train_examples"].as_u64()),
+        (Some(2), Some(12))
+    );
+    assert_eq!(r["eval"]["metrics"]["n"], 4, "{r}");
+    assert_eq!(r["eval"]["by_language"]["zh"]["n"], 2, "{r}");
+    assert_eq!(r["eval"]["by_language"]["en"]["n"], 2, "{r}");
+    // A second version waits to be activated unless asked.
+    let (_, job) = h
+        .train_intents(
+            &admin,
+            "?activate=false",
+            &[("file", "intents.jsonl", &train)],
+        )
+        .await;
+    assert_eq!(
+        (job["status"].as_str(), job["result"]["active"].as_bool()),
+        (Some("done"), Some(false)),
+        "{job}"
+    );
+    let (_, _, list) = h
+        .call("GET", "/v1/admin/intents", Some(&admin), None, &[])
+        .await;
+    assert_eq!(list["active"], "v1", "{list}");
+    let versions = list["versions"].as_array().cloned().unwrap_or_default();
+    assert_eq!(versions.len(), 2);
+    assert_eq!(
+        versions[0]["eval"]["data"]
+            .as_str()
+            .map(|d| d.ends_with("test.jsonl")),
+        Some(true)
+    );
+    assert!(versions[0]["data_file"]
+        .as_str()
+        .is_some_and(|d| d.ends_with("-intents.jsonl")));
+    assert_eq!(versions[1]["eval"], Value::Null);
+
+    // Failures are the job's: one intent only, and a fine-tune without the stock model here.
+    let (_, job) = h
+        .train_intents(
+            &admin,
+            "",
+            &[(
+                "file",
+                "one.jsonl",
+                &intent_lines(&[("hi", "greet"), ("hello", "greet")]),
+            )],
+        )
+        .await;
+    assert_eq!(job["status"], "failed", "{job}");
+    assert!(job["error"]["code"].is_string(), "{job}");
+    let (_, job) = h
+        .train_intents(
+            &admin,
+            "?fine_tune=true",
+            &[("file", "intents.jsonl", &train)],
+        )
+        .await;
+    assert_eq!(job["status"], "failed", "{job}");
+    let (_, _, list) = h
+        .call("GET", "/v1/admin/intents", Some(&admin), None, &[])
+        .await;
+    assert_eq!(
+        list["versions"].as_array().map(Vec::len),
+        Some(2),
+        "failed jobs save nothing"
+    );
+}
+
+#[tokio::test]
+async fn the_rules_file_is_checked_replaced_and_followed_over_the_admin_api() {
+    let h = harness().await;
+    let admin = h.admin().await;
+    let (status, _, view) = h
+        .call("GET", "/v1/admin/rules", Some(&admin), None, &[])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(
+        (view["exists"].as_bool(), view["format"].as_str()),
+        (Some(false), Some("toml"))
+    );
+    assert!(view["text"]
+        .as_str()
+        .is_some_and(|t| t.contains("builtin_rules = true")));
+    assert!(view["path"]
+        .as_str()
+        .is_some_and(|p| p.ends_with("rules.toml")));
+
+    let broken =
+        "[[rules]]\nid = \"invoice\"\nregex = \"(发票\"\nactions = [{ type = \"handoff\" }]\n";
+    let (status, _, check) = h
+        .call(
+            "POST",
+            "/v1/admin/rules/validate",
+            Some(&admin),
+            Some(json!({"text": broken})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(check["valid"], false);
+    assert!(
+        check["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("rule `invoice`: regex")),
+        "{check}"
+    );
+    let (_, _, check) = h
+        .call(
+            "POST",
+            "/v1/admin/rules/validate",
+            Some(&admin),
+            Some(json!({"text": "rules = ["})),
+            &[],
+        )
+        .await;
+    assert!(
+        check["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("line 1")),
+        "syntax errors say where: {check}"
+    );
+    let (_, _, body) = h
+        .call(
+            "PUT",
+            "/v1/admin/rules",
+            Some(&admin),
+            Some(json!({"text": broken})),
+            &[],
+        )
+        .await;
+    assert_eq!(code(&body), Some("invalid_input"), "{body}");
+    let (_, _, body) = h
+        .call(
+            "PUT",
+            "/v1/admin/rules",
+            Some(&admin),
+            Some(json!({"text": "#".repeat(300_000)})),
+            &[],
+        )
+        .await;
+    assert_eq!(code(&body), Some("payload_too_large"), "{body}");
+    let agent = h.agent("li", 3).await;
+    let (status, _, _) = h
+        .call(
+            "PUT",
+            "/v1/admin/rules",
+            Some(&agent),
+            Some(json!({"text": "rules = []"})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let good = "[[rules]]\nid = \"invoice\"\npriority = 20\nkeywords = [\"发票\", \"invoice\"]\n\
+                actions = [{ type = \"reply\", text = \"电子发票在订单页下载。\" }]\n";
+    let (status, _, summary) = h
+        .call(
+            "PUT",
+            "/v1/admin/rules",
+            Some(&admin),
+            Some(json!({"text": good})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{summary}");
+    assert!(
+        summary["rules"].as_u64().is_some_and(|n| n >= 2),
+        "built-in rules stay: {summary}"
+    );
+    let (_, _, view) = h
+        .call("GET", "/v1/admin/rules", Some(&admin), None, &[])
+        .await;
+    assert_eq!(
+        (view["exists"].as_bool(), view["text"].as_str()),
+        (Some(true), Some(good))
+    );
+    // In force for the next question, without a restart.
+    let csv = "id,question,answer\nreturns,怎么退货？,收到商品后 30 天内可退。\n";
+    let (_, body) = h.upload(&admin, "default", "faq.csv", csv.as_bytes()).await;
+    let job = h.job(&admin, body["job"].as_str().expect("job id")).await;
+    assert_eq!(job["status"], "done", "{job}");
+    let (status, _, reply) = h
+        .call(
+            "POST",
+            "/v1/admin/kbs/default/ask",
+            Some(&admin),
+            Some(json!({"question": "我要开发票"})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply["answer"], "电子发票在订单页下载。", "{reply}");
+    assert_eq!(reply["trace"]["rule"]["rule_id"], "invoice", "{reply}");
+}
+
+#[tokio::test]
+async fn the_llm_settings_say_none_is_configured_and_proposal_examples_need_a_proposal() {
+    let h = harness().await;
+    let admin = h.admin().await;
+    let (status, _, llm) = h
+        .call("GET", "/v1/admin/llm", Some(&admin), None, &[])
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (llm["configured"].as_bool(), llm["api_key_set"].as_bool()),
+        (Some(false), Some(false))
+    );
+    let (status, _, body) = h
+        .call("POST", "/v1/admin/llm/test", Some(&admin), None, &[])
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::CONFLICT, Some("conflict")),
+        "{body}"
+    );
+    let (status, _, body) = h
+        .call(
+            "GET",
+            "/v1/admin/training/proposals/999/conversations",
+            Some(&admin),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::NOT_FOUND, Some("not_found")),
+        "{body}"
     );
 }

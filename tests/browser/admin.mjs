@@ -2,8 +2,10 @@
 // sign in; the operator (Chinese browser) reads analytics after a scripted day (exact counts on the
 // page and in the CSV export), turns the top unanswered question into an FAQ that the bot then
 // answers with, uploads a Markdown document and sees the bot answer from it in "try a question",
-// imports past chats, mines FAQs and approves one that the bot then answers with, and stores
-// markup in an FAQ that renders as inert text. An English browser gets English labels;
+// imports past chats, mines FAQs and approves one that the bot then answers with, trains an intent
+// model from an uploaded file (evaluated on an uploaded test file) and switches versions, edits the
+// rules file (a broken rule refused inline, a good one followed at once), and stores markup in an
+// FAQ that renders as inert text. An English browser gets English labels;
 // the API reference page renders the OpenAPI document.
 //
 // usage: node admin.mjs BASE_URL OPERATOR PASSWORD AGENT AGENT_PASSWORD EXPECTED_JSON [SCREENSHOT_DIR]
@@ -19,6 +21,20 @@ if (!expectedJson) {
 }
 const expected = JSON.parse(expectedJson);
 const XSS = `<img src=x onerror="window.__xss='faq'">礼品卡<script>window.__xss='script'</script>`;
+const RULE_BROKEN = `[[rules]]\nid = "invoice"\nregex = "(发票"\nactions = [{ type = "reply", text = "x" }]\n`;
+const RULE_INVOICE = `builtin_rules = true\n\n[[rules]]\nid = "invoice"\npriority = 20\nkeywords = ["发票", "invoice"]\n` +
+  `actions = [{ type = "reply", text = "电子发票在订单页下载。E-invoices are on the order page." }]\n`;
+const intentLines = (pairs) => pairs.map(([text, intent]) => JSON.stringify({ text, intent })).join("\n");
+const INTENTS_TRAIN = intentLines([
+  ["where is my order", "order_status"], ["has my parcel shipped yet", "order_status"], ["track my package", "order_status"],
+  ["我的订单到哪了", "order_status"], ["快递到哪里了", "order_status"], ["包裹发货了吗", "order_status"],
+  ["I want a refund", "refund"], ["how do I get my money back", "refund"], ["refund my order please", "refund"],
+  ["我要退款", "refund"], ["怎么申请退款", "refund"], ["钱能退给我吗", "refund"],
+]);
+const INTENTS_TEST = intentLines([
+  ["where is my parcel now", "order_status"], ["我的快递到哪了", "order_status"],
+  ["can I get a refund", "refund"], ["我想退款", "refund"],
+]);
 const POLICY = "# 会员积分 Loyalty points\n\n积分在获得之日起 12 个月后过期。Points expire 12 months after the day they are earned.\n";
 
 async function login(page, name, pw) {
@@ -96,12 +112,26 @@ await runInChromium(async (browser, watch) => {
   await app.waitFor();
   check((await app.innerText()).startsWith("2"), "the proposal shows its support: " + await app.innerText());
   await app.click();
+  // The conversations it was mined from are shown beside it.
+  const examples = page.locator("[data-testid=pr-examples] .example", { hasText: "chat-history.jsonl/" });
+  await examples.first().waitFor();
+  check(await examples.count() === 2, "both source conversations: " + await page.locator("[data-testid=pr-examples]").innerText());
+  check((await examples.first().innerText()).includes("mobile app"), "an example shows the visitor's question");
   await page.click("[data-testid=pr-approve]");
   await page.locator("[data-testid=proposals] tr", { hasText: "mobile app" }).waitFor({ state: "detached" });
-  // Intent model versions: v1 is active (a first model activates itself); switch to v2, then roll
-  // back to v1.
+  // Intent models: v1 (trained on the server) is active; v2 is trained here from an uploaded file
+  // and evaluated on an uploaded test file; switch to v2, then roll back to v1.
   const active = (v) => page.locator(`[data-testid=intent-versions] tr[data-version=${v}] .badge`).waitFor();
   await active("v1");
+  await page.setInputFiles("[data-testid=intent-file]", { name: "intents.jsonl", mimeType: "application/jsonl", buffer: Buffer.from(INTENTS_TRAIN) });
+  await page.setInputFiles("[data-testid=intent-test]", { name: "intents-test.jsonl", mimeType: "application/jsonl", buffer: Buffer.from(INTENTS_TEST) });
+  await page.click("[data-testid=intent-train]");
+  await page.locator("[data-testid=training-jobs] tr[data-status=done]", { hasText: "intents.jsonl" }).waitFor({ timeout: 120000 });
+  const v2 = page.locator("[data-testid=intent-versions] tr[data-version=v2]");
+  await v2.locator("td.test", { hasText: "intents-test.jsonl" }).waitFor();
+  const testCell = await v2.locator("td.test").innerText();
+  check(/zh \d/.test(testCell) && /en \d/.test(testCell), "the test set is reported per language: " + testCell);
+  check(await v2.locator(".badge").count() === 0, "a version trained without 'activate' waits to be activated");
   await page.locator("[data-testid=intent-versions] tr[data-version=v2] button").click();
   await active("v2");
   await page.click("[data-testid=intent-rollback]");
@@ -129,6 +159,28 @@ await runInChromium(async (browser, watch) => {
   await page.click("[data-testid=tab-settings]");
   await page.locator("[data-testid=sites] code", { hasText: "data-site-key" }).first().waitFor();
   await page.locator("[data-testid=people] tr", { hasText: operator }).waitFor();
+
+  // Rules: a starter file; a broken rule is refused inline and nothing is saved; a good one is
+  // saved and the bot follows it at once.
+  await page.locator("[data-testid=rules-where]", { hasText: "rules.toml" }).waitFor();
+  check((await page.inputValue("[data-testid=rules-text]")).includes("builtin_rules = true"), "the starter rules file");
+  await page.fill("[data-testid=rules-text]", RULE_BROKEN);
+  await page.click("[data-testid=rules-check]");
+  await page.locator("[data-testid=rules-error]", { hasText: "regex" }).waitFor();
+  await page.click("[data-testid=rules-save]");
+  await page.locator("[data-testid=rules-error]", { hasText: "invalid_input" }).waitFor();
+  await page.fill("[data-testid=rules-text]", RULE_INVOICE);
+  await page.click("[data-testid=rules-check]");
+  await page.locator("[data-testid=rules-status]", { hasText: "有效" }).waitFor();
+  await page.click("[data-testid=rules-save]");
+  await page.locator("[data-testid=rules-status]", { hasText: "已保存" }).waitFor();
+  // The LLM backend: none configured here.
+  await page.locator("[data-testid=llm]", { hasText: "未配置" }).waitFor();
+  check(await page.locator("[data-testid=llm-test]").isDisabled(), "no backend to test");
+  await page.click("[data-testid=tab-knowledge]");
+  await page.fill("[data-testid=ask-text]", "我要开发票");
+  await page.click("[data-testid=ask-go]");
+  await page.locator("[data-testid=ask-out] .reply", { hasText: "电子发票" }).waitFor();
 
   // The API reference renders the OpenAPI document.
   await page.goto(base + "/docs/api");

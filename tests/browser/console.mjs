@@ -1,6 +1,7 @@
 // Headless Chromium against a real `kefu serve`: a visitor on /demo and an agent on /console.
 // The visitor gets a cited bot answer, asks for a human, the agent claims the conversation, both
-// exchange messages (with typing), the agent hands back and the bot answers again. XSS payloads
+// exchange messages (with typing), the agent hands back and the bot answers again. A newly queued
+// conversation alerts the agent (tone, desktop notification in the background). XSS payloads
 // in messages must render as inert text on both pages.
 //
 // usage: node console.mjs BASE_URL AGENT_NAME AGENT_PASSWORD [SCREENSHOT_DIR]
@@ -23,6 +24,17 @@ await runInChromium(async (browser, watch) => {
   watch("visitor", visitor);
   watch("agent", agent);
 
+  // Desktop notifications are recorded (as the browser would show them) and the tab can pretend
+  // to be in the background.
+  await agent.addInitScript(() => {
+    window.__notes = [];
+    window.Notification = class {
+      constructor(title, options) { window.__notes.push({ title, body: options && options.body }); }
+      static get permission() { return "granted"; }
+      static requestPermission() { return Promise.resolve("granted"); }
+    };
+    Object.defineProperty(document, "hidden", { configurable: true, get: () => window.__background === true });
+  });
   // Agent logs in first so the handoff finds someone online.
   await consoleLogin(agent, base, agentName, agentPassword);
   await agent.waitForSelector(`[data-testid=online]:has-text('(')`);
@@ -43,9 +55,17 @@ await runInChromium(async (browser, watch) => {
   await visitor.locator("[data-testid=msg-visitor]", { hasText: "<img src=x" }).waitFor();
   await visitor.locator("[data-testid=msg-bot]").nth(1).waitFor();
 
-  // Ask for a human.
+  // Ask for a human while the agent's tab is in the background: a tone and a desktop notification.
+  await agent.evaluate(() => { window.__background = true; });
+  const alertsBefore = await agent.evaluate(() => window.__kefuQueuedAlerts || 0);
   await visitor.click("[data-testid=human]");
   await visitor.waitForSelector("[data-testid=status][data-state=queued]");
+  await agent.waitForFunction((n) => (window.__kefuQueuedAlerts || 0) > n, alertsBefore);
+  const notes = await agent.evaluate(() => window.__notes);
+  check(notes.length === 1 && notes[0].title.includes("New conversation waiting"),
+    "one desktop notification: " + JSON.stringify(notes));
+  check(!notes[0].body.includes("v_"), "the visitor is named by a readable label, not an id: " + notes[0].body);
+  await agent.evaluate(() => { window.__background = false; });
 
   // The agent sees it queued, opens it, sees the transcript with route traces, and claims it.
   const queued = agent.locator("[data-testid=queue] [data-testid=conv]").first();

@@ -3,7 +3,8 @@
 //   document answer, a quick-reply
 //   chip, visitor markup shown as text, a handoff answered from the console in a second browser
 //   context (typing, markdown, XSS payloads inert), a message queued while the server restarts
-//   (this script prints STOP / START; the Rust driver answers STOPPED / STARTED on stdin);
+//   (this script prints STOP / START; the Rust driver answers STOPPED / STARTED on stdin), the
+//   agent resolves and the visitor rates the conversation in the widget;
 // - in Chinese with no agent online: the offline-message form, stored as an offline conversation;
 // - on a page of another origin (a page server on SHOP_PORT): the allow-listed site chats, a site that
 //   does not allow that origin is refused.
@@ -150,6 +151,31 @@ await runInChromium(async (browser, watch) => {
   const seqs = await visitor.locator(`${W} .msg[data-seq]`).evaluateAll((els) => els.map((e) => Number(e.dataset.seq)));
   check(seqs.every((s, i) => i === 0 || s > seqs[i - 1]), "messages in seq order: " + seqs);
   step("queued message delivered after the restart");
+
+  // ----- the agent resolves; the widget asks for a rating, the agent's transcript shows it -----
+  await agent.click("[data-testid=resolve]");
+  const rating = visitor.locator(`${W} form.rating`);
+  await rating.waitFor({ state: "visible" });
+  check(await rating.locator("button[type=submit]").isDisabled(), "no rating is sent before a score is chosen");
+  await rating.locator("button[data-score='4']").click();
+  check(await rating.locator(".stars button[aria-pressed=true]").count() === 4, "four stars lit");
+  await rating.locator("textarea").fill("Quick and friendly 很快");
+  await rating.locator("button[type=submit]").click();
+  await rating.locator("[role=status]", { hasText: "Thanks for your rating" }).waitFor();
+  const conversationId = await visitor.evaluate(() => {
+    for (const k of Object.keys(localStorage)) if (k.startsWith("kefu:")) return JSON.parse(localStorage.getItem(k)).conversation_id;
+  });
+  const agentLogin = await (await fetch(base + "/v1/agent/login", {
+    method: "POST", headers: { "content-type": "application/json" },
+    body: JSON.stringify({ name: agentName, password: agentPassword }),
+  })).json();
+  const transcript = await (await fetch(base + "/v1/agent/conversations/" + conversationId, {
+    headers: { authorization: "Bearer " + agentLogin.token },
+  })).json();
+  check(transcript.rating && transcript.rating.score === 4 && transcript.rating.comment === "Quick and friendly 很快",
+    "the rating is stored with the conversation: " + JSON.stringify(transcript.rating));
+  await agent.locator("[data-testid=rating]", { hasText: "4/5" }).waitFor();
+  step("rated 4/5 after the agent resolved");
 
   // Escape closes the panel and returns focus to the bubble.
   await visitor.locator(`${W} .composer textarea`).focus();

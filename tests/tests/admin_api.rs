@@ -201,6 +201,43 @@ fn an_operator_loads_knowledge_tries_questions_and_reads_analytics() {
             .await
             .expect("text");
         assert!(csv.contains(&format!("{today},2,2,1,")), "{csv}");
+
+        // Gaps are clustered by meaning within a language: other wordings of a question join
+        // its gap as examples, the most frequent wording leading; an unrelated question and
+        // another language stay apart.
+        for q in [
+            "Are laptops sold in your shop?",
+            "你们卖笔记本电脑吗？",
+            "有没有笔记本电脑卖？",
+            "Can I pay with bitcoin?",
+            "Do you sell laptops?",
+        ] {
+            let (t, c) = api.visitor("shop-web").await;
+            let mut v = Chat::connect(&server.ws_url(), &t).await;
+            v.subscribe(&c, 0).await;
+            v.say(&c, "g1", q).await;
+            v.message_by("bot").await;
+        }
+        let (_, a) = api
+            .get(&format!("/v1/admin/analytics?from={today}&to={today}&site=shop-web"), Some(&boss))
+            .await;
+        let gaps = a["top_unanswered"].as_array().cloned().unwrap_or_default();
+        let summary: Vec<(String, u64, String)> = gaps
+            .iter()
+            .map(|g| {
+                (
+                    g["question"].as_str().unwrap_or("").to_string(),
+                    g["count"].as_u64().unwrap_or(0),
+                    g["examples"].to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(summary.len(), 3, "{summary:?}");
+        assert_eq!((summary[0].0.as_str(), summary[0].1), ("Do you sell laptops?", 3), "{summary:?}");
+        assert!(summary[0].2.contains("Are laptops sold"), "{summary:?}");
+        assert_eq!(summary[1].1, 2, "the Chinese wordings together: {summary:?}");
+        assert!(summary[1].0.contains("笔记本") && summary[1].2.contains("笔记本"), "{summary:?}");
+        assert_eq!((summary[2].0.as_str(), summary[2].1), ("Can I pay with bitcoin?", 1), "{summary:?}");
     });
 }
 

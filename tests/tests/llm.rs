@@ -21,7 +21,7 @@ use kefu_kb::{Band, Hit, KbError, Retrieval, Thresholds};
 use kefu_server::lang::Lang;
 use kefu_server::llm::prompt::instructions;
 use kefu_server::llm::{LlmClient, LlmConfig};
-use kefu_server::triage::{DecisionKind, IntentSlot, Retriever, RuleSet, Triage};
+use kefu_server::triage::{DecisionKind, IntentSlot, LiveRules, Retriever, RuleSet, Triage};
 use serde_json::{json, Value};
 
 /// A passage that tries to take over, in both languages.
@@ -102,7 +102,7 @@ fn prompt_injection_reaches_the_model_only_as_data_and_never_the_visitor() {
     let llm = ScriptedLlm::start();
     let rt = kefu_e2e::runtime();
     let triage = Triage {
-        rules: RuleSet::builtin(),
+        rules: LiveRules::fixed(RuleSet::builtin()),
         intents: Arc::new(IntentSlot::new()),
         kb: "default".into(),
         fallbacks_before_handoff: 0,

@@ -117,6 +117,12 @@ fn mined_faqs_go_through_review_into_the_knowledge_base() {
     };
     let app = find("app");
     assert_eq!(app["support"], 3);
+    // The conversations it came from are kept as examples (source file / conversation id).
+    let sources = app["conversations"].as_array().cloned().unwrap_or_default();
+    assert_eq!(sources.len(), 3, "{app}");
+    assert!(sources.iter().all(|c| c
+        .as_str()
+        .is_some_and(|c| c.contains(".jsonl/") || c.contains(".csv/"))));
     assert_eq!(app["lang"], "en");
     assert!(app["answer"].as_str().unwrap_or("").contains("Demo Shop"));
     let student = find("student");

@@ -25,6 +25,8 @@
     offlineTitle: "目前没有在线客服，请留言，我们会尽快联系您。", contact: "邮箱或电话",
     offlineMessage: "您的问题", offlineSend: "提交留言", offlineThanks: "留言已收到，我们会尽快联系您。",
     offlinePrefix: "【留言】", contactLabel: "联系方式", stopped: "无法连接客服",
+    rateTitle: "请为本次服务评分", star: (n) => `${n} 星`, rateComment: "还有什么想告诉我们的？（选填）",
+    rateSend: "提交评价", rateThanks: "感谢您的评价！", rateFailed: "评价未能提交，请重试",
   } : {
     open: "Chat with us", title: script.dataset.title || "Customer service", close: "Close", send: "Send",
     placeholder: "Type a message, Enter to send", human: "Talk to a human", bot: "Assistant",
@@ -36,6 +38,9 @@
     contact: "Email or phone", offlineMessage: "Your question", offlineSend: "Leave message",
     offlineThanks: "Message received. We'll get back to you soon.", offlinePrefix: "[Offline message]",
     contactLabel: "Contact", stopped: "Cannot reach the chat service",
+    rateTitle: "How did we do?", star: (n) => `${n} star${n > 1 ? "s" : ""}`,
+    rateComment: "Anything else to tell us? (optional)", rateSend: "Send rating",
+    rateThanks: "Thanks for your rating!", rateFailed: "The rating was not sent, please try again",
   };
 
   const CSS = `
@@ -83,6 +88,11 @@ form { display: flex; gap: 8px; padding: 10px 12px; border-top: 1px solid #e5e7e
 form.offline { flex-direction: column; background: #fffbeb; }
 textarea, input { flex: 1; resize: none; border: 1px solid #d0d7de; border-radius: 8px; padding: 6px 8px; min-height: 36px; max-height: 120px; background: #fff; }
 form button[type=submit] { background: #2563eb; color: #fff; border-radius: 8px; padding: 0 14px; min-height: 36px; }
+form button[disabled] { opacity: .5; cursor: default; }
+form.rating { flex-direction: column; background: #f0f9ff; }
+.stars { display: flex; gap: 4px; }
+.stars button { font-size: 22px; line-height: 1; color: #9ca3af; padding: 2px; }
+.stars button[aria-pressed=true] { color: #f59e0b; }
 .sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 `;
 
@@ -139,8 +149,23 @@ form button[type=submit] { background: #2563eb; color: #fff; border-radius: 8px;
     const contact = el("input", { name: "contact", type: "text", maxlength: "200", placeholder: T.contact, "aria-label": T.contact });
     const offlineText = el("textarea", { name: "message", rows: "3", maxlength: "3500", placeholder: T.offlineMessage, "aria-label": T.offlineMessage });
     const offline = el("form", { class: "offline", hidden: true }, el("p", { text: T.offlineTitle }), contact, offlineText, el("button", { type: "submit", text: T.offlineSend }));
+    const stars = el("div", { class: "stars", role: "group", "aria-label": T.rateTitle });
+    const rateComment = el("textarea", { name: "comment", rows: "2", maxlength: "1000", placeholder: T.rateComment, "aria-label": T.rateComment });
+    const rateSend = el("button", { type: "submit", text: T.rateSend, disabled: true });
+    const rateNote = el("p", { role: "status", hidden: true });
+    const rating = el("form", { class: "rating", hidden: true }, el("p", { text: T.rateTitle }), stars, rateComment, rateSend, rateNote);
+    let score = 0;
+    for (let n = 1; n <= 5; n++) {
+      const b = el("button", { type: "button", "aria-label": T.star(n), "aria-pressed": "false", "data-score": String(n), text: "★" });
+      b.addEventListener("click", () => {
+        score = n;
+        for (const s of stars.children) s.setAttribute("aria-pressed", String(Number(s.dataset.score) <= n));
+        rateSend.disabled = false;
+      });
+      stars.append(b);
+    }
     const panel = el("section", { class: "panel", id: "kefu-panel", role: "dialog", "aria-labelledby": "kefu-title", hidden: true },
-      header, banner, log, typing, chips, offline, composer);
+      header, banner, log, typing, chips, offline, rating, composer);
     const root = el("div", { class: "root", lang: zh ? "zh-CN" : "en" }, panel, bubble);
     shadow.append(style, root);
     document.body.append(host);
@@ -251,6 +276,27 @@ form button[type=submit] { background: #2563eb; color: #fff; border-radius: 8px;
       status.textContent = s === "bot" ? T.bot : s === "queued" ? T.queued : s === "agent" ? (agent ? T.agent(agent) : T.agentDefault) : T.resolved;
       offline.hidden = !(s === "queued" && isOffline);
       if (s !== "bot") showChips([]);
+      if (s === "resolved") offerRating();
+      else if (!rated) rating.hidden = true;
+    }
+
+    // A resolved conversation asks for a 1-5 rating and a comment, once.
+    let rated = false;
+    function offerRating() {
+      if (rated) return;
+      rating.hidden = false;
+      scroll();
+    }
+    function resetRating() {
+      rated = false;
+      score = 0;
+      rating.hidden = true;
+      rateComment.value = "";
+      rateNote.hidden = true;
+      rateSend.disabled = true;
+      for (const s of stars.children) { s.setAttribute("aria-pressed", "false"); s.disabled = false; }
+      rateComment.disabled = false;
+      rateSend.hidden = false;
     }
 
     function onEvent(json) {
@@ -274,6 +320,7 @@ form button[type=submit] { background: #2563eb; color: #fff; border-radius: 8px;
           // Earlier conversations stay above, out of the new one's seq order.
           for (const child of log.children) child.dataset.seq = child.classList.contains("pending") ? child.dataset.seq : "-1";
           log.append(el("div", { class: "msg system", role: "separator", "data-seq": "-1" }));
+          resetRating();
           bySeq.clear();
           lastSeq = 0;
           break;
@@ -373,6 +420,24 @@ form button[type=submit] { background: #2563eb; color: #fff; border-radius: 8px;
       if (send(`${T.offlinePrefix}\n${T.contactLabel}: ${c || "-"}\n\n${msg}`)) {
         offline.replaceChildren(el("p", { role: "status", text: T.offlineThanks }));
       }
+    });
+    rating.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      if (!score) return;
+      rateSend.disabled = true;
+      try {
+        await chat.rate(score, rateComment.value.trim() || undefined);
+        rated = true;
+        for (const s of stars.children) s.disabled = true;
+        rateComment.disabled = true;
+        rateSend.hidden = true;
+        rateNote.textContent = T.rateThanks;
+      } catch (err) {
+        console.warn("kefu:", err);
+        rateSend.disabled = false;
+        rateNote.textContent = T.rateFailed;
+      }
+      rateNote.hidden = false;
     });
     status.textContent = T.connecting;
     window.KefuWidget = { open, close, chat };

@@ -96,6 +96,18 @@ mod web {
             self.client.mark_read(seq as u64).map_err(js_error)
         }
 
+        /// Rates the current conversation 1–5 with an optional comment; the promise resolves
+        /// once the server stored it.
+        pub fn rate(&self, score: u8, comment: Option<String>) -> js_sys::Promise {
+            let rating = self.client.rate(score, comment);
+            wasm_bindgen_futures::future_to_promise(async move {
+                rating
+                    .await
+                    .map(|()| JsValue::UNDEFINED)
+                    .map_err(|e| js_error(e).into())
+            })
+        }
+
         pub fn close(&self) {
             self.client.close()
         }

@@ -119,6 +119,21 @@ fun main() = runBlocking {
         val stored = rest("GET", "/v1/conversations/${session.conversationId}/messages", session.token, null)
         check(stored.split(queuedText).size == 2) { "the queued message is stored exactly once: $stored" }
 
+        // The agent resolves; the visitor rates the conversation, which the agent then sees.
+        rest("POST", "/v1/agent/conversations/${session.conversationId}/resolve", agent, "{}")
+        events.waitFor("resolved") { it is ChatEvent.StateChanged && it.state == ConversationState.RESOLVED }
+        client.rate(4u, "Kotlin 评价: good")
+        val transcript = rest("GET", "/v1/agent/conversations/${session.conversationId}", agent, null)
+        check(transcript.contains("\"score\":4") && transcript.contains("Kotlin 评价: good")) {
+            "the rating is stored with the conversation: $transcript"
+        }
+        try {
+            client.rate(0u, null)
+            throw AssertionError("a rating of 0 was accepted")
+        } catch (e: ChatException.InvalidInput) {
+        }
+        step("rated 4/5 after the agent resolved")
+
         try {
             client.sendText("")
             throw AssertionError("an empty message was accepted")

@@ -6,7 +6,7 @@ KEFU_AGENT_PASSWORD, and PYTHONPATH holding the generated `kefu_sdk.py` beside l
 
 Steps: ask the bot (answer with sources), request a human, get the agent's reply sent through the
 agent REST API, then queue a message while the server is down and see it delivered exactly once
-after the restart.
+after the restart; the agent resolves and the visitor rates the conversation.
 """
 
 import asyncio
@@ -151,6 +151,21 @@ async def chat(client, events):
     texts = [m["text"] for m in stored["messages"]]
     assert texts.count(queued_text) == 1, texts
     assert [m["seq"] for m in stored["messages"]] == list(range(1, len(texts) + 1))
+
+    # The agent resolves; the visitor rates the conversation (CSAT), which the agent then sees.
+    rest("POST", f"/v1/agent/conversations/{session.conversation_id}/resolve", agent, {})
+    await events.wait_for(
+        "resolved", lambda e: e.is_state_changed() and e.state == k.ConversationState.RESOLVED
+    )
+    try:
+        await client.rate(9, None)
+        raise AssertionError("a rating of 9 was accepted")
+    except k.ChatError.InvalidInput:
+        pass
+    await client.rate(5, "很满意 / very helpful")
+    rating = rest("GET", f"/v1/agent/conversations/{session.conversation_id}", agent)["rating"]
+    assert rating["score"] == 5 and rating["comment"] == "很满意 / very helpful", rating
+    step("rated 5/5 after the agent resolved")
 
     # Bad input gets a clear error; closing stops the client.
     try:

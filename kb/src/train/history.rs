@@ -320,6 +320,42 @@ pub async fn store(
     Ok(report)
 }
 
+/// The stored conversations named `source/id` (as `load_all` names them), messages in order;
+/// names not stored are left out.
+pub async fn load_named(kb: &KbStore, names: &[String]) -> Result<Vec<HistoryConversation>> {
+    let mut out = Vec::new();
+    for name in names {
+        let Some((source, id)) = name.split_once('/') else {
+            continue;
+        };
+        let rows = sqlx::query(
+            "SELECT role, text, time FROM history_messages WHERE source = ? AND conversation_id = ? ORDER BY seq",
+        )
+        .bind(source)
+        .bind(id)
+        .fetch_all(kb.pool())
+        .await?;
+        let mut messages = Vec::with_capacity(rows.len());
+        for row in rows {
+            let role: String = row.try_get("role")?;
+            if let Some(role) = Role::parse(&role) {
+                messages.push(HistoryMessage {
+                    role,
+                    text: row.try_get("text")?,
+                    time: row.try_get("time")?,
+                });
+            }
+        }
+        if !messages.is_empty() {
+            out.push(HistoryConversation {
+                id: name.clone(),
+                messages,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// Every stored conversation, messages in order.
 pub async fn load_all(kb: &KbStore) -> Result<Vec<HistoryConversation>> {
     let rows = sqlx::query(

@@ -227,7 +227,13 @@ pub struct Proposal {
     pub alternates: Vec<String>,
     pub answer: String,
     pub support: usize,
+    /// Conversations it came from (`source/id`, the first `EXAMPLE_CONVERSATIONS`), as examples
+    /// for the reviewer.
+    pub conversations: Vec<String>,
 }
+
+/// Source conversations kept with a proposal.
+pub const EXAMPLE_CONVERSATIONS: usize = 3;
 
 /// The member closest to the group's centroid.
 fn medoid(vectors: &[&Vec<f32>]) -> usize {
@@ -317,12 +323,20 @@ pub async fn propose(
             .map(|v| original(&v.0))
             .collect();
         let answer = pairs[g[medoid(&answer_vecs)]].answer.clone();
+        let mut conversations: Vec<String> = Vec::new();
+        for &i in g {
+            let c = &pairs[i].conversation;
+            if conversations.len() < EXAMPLE_CONVERSATIONS && !conversations.contains(c) {
+                conversations.push(c.clone());
+            }
+        }
         out.push(Proposal {
             lang: lang_of(&question).to_string(),
             question,
             alternates,
             answer,
             support: g.len(),
+            conversations,
         });
     }
     Ok(out)

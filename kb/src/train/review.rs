@@ -58,6 +58,8 @@ pub struct QueuedProposal {
     /// The knowledge base it was approved into.
     pub kb: Option<String>,
     pub updated_at: i64,
+    /// Past conversations it was mined from (`source/id`), as examples.
+    pub conversations: Vec<String>,
 }
 
 fn now_ms() -> i64 {
@@ -69,6 +71,7 @@ fn now_ms() -> i64 {
 
 fn row_to_proposal(row: &sqlx::sqlite::SqliteRow) -> Result<QueuedProposal> {
     let alternates: String = row.try_get("alternates")?;
+    let conversations: String = row.try_get("conversations")?;
     let status: String = row.try_get("status")?;
     Ok(QueuedProposal {
         id: row.try_get("id")?,
@@ -80,6 +83,7 @@ fn row_to_proposal(row: &sqlx::sqlite::SqliteRow) -> Result<QueuedProposal> {
         status: Status::parse(&status)?,
         kb: row.try_get("kb")?,
         updated_at: row.try_get("updated_at")?,
+        conversations: serde_json::from_str(&conversations).unwrap_or_default(),
     })
 }
 
@@ -160,11 +164,12 @@ pub async fn enqueue(
             _ if answered => report.already_answered += 1,
             Some(e) => {
                 sqlx::query(
-                    "UPDATE faq_proposals SET alternates = ?, answer = ?, support = ?, updated_at = ? WHERE id = ? AND status = 'pending'",
+                    "UPDATE faq_proposals SET alternates = ?, answer = ?, support = ?, conversations = ?, updated_at = ? WHERE id = ? AND status = 'pending'",
                 )
                 .bind(serde_json::to_string(&p.alternates).unwrap_or_else(|_| "[]".into()))
                 .bind(&p.answer)
                 .bind(p.support as i64)
+                .bind(serde_json::to_string(&p.conversations).unwrap_or_else(|_| "[]".into()))
                 .bind(now)
                 .bind(e.id)
                 .execute(store.pool())
@@ -173,14 +178,15 @@ pub async fn enqueue(
             }
             None => {
                 sqlx::query(
-                    "INSERT INTO faq_proposals (lang, question, alternates, answer, support, status, kb, created_at, updated_at)
-                     VALUES (?, ?, ?, ?, ?, 'pending', NULL, ?, ?)",
+                    "INSERT INTO faq_proposals (lang, question, alternates, answer, support, conversations, status, kb, created_at, updated_at)
+                     VALUES (?, ?, ?, ?, ?, ?, 'pending', NULL, ?, ?)",
                 )
                 .bind(&p.lang)
                 .bind(&p.question)
                 .bind(serde_json::to_string(&p.alternates).unwrap_or_else(|_| "[]".into()))
                 .bind(&p.answer)
                 .bind(p.support as i64)
+                .bind(serde_json::to_string(&p.conversations).unwrap_or_else(|_| "[]".into()))
                 .bind(now)
                 .bind(now)
                 .execute(store.pool())

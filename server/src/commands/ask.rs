@@ -13,7 +13,7 @@ use kefu_kb::{KbError, Knowledge, Retrieval, Thresholds};
 use crate::config::Config;
 pub use crate::triage::ask_reply::{AskCitation, AskReply};
 use crate::triage::batcher::TOP_K;
-use crate::triage::{Decision, Retriever, RuleSet, Triage};
+use crate::triage::{Decision, LiveRules, Retriever, Triage};
 
 /// Questions embedded per batch by `ask_many`.
 const EMBED_BATCH: usize = 64;
@@ -88,10 +88,7 @@ impl<'a> Asker<'a> {
             .get_kb(kb)
             .await?
             .ok_or_else(|| KbError::KbNotFound(kb.to_string()))?;
-        let rules = match rules {
-            Some(path) => RuleSet::load(path)?,
-            None => RuleSet::builtin(),
-        };
+        let rules = LiveRules::open(rules, &config.data_dir)?;
         let intents = super::intent_slot(config, Arc::clone(knowledge.embedder()));
         intents.load_active(
             &kefu_kb::intent::Registry::new(&config.data_dir),

@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::cli::{FineTuneArgs, IntentCommand};
 use crate::config::Config;
+use crate::training::intents::{IntentSettings, IntentTrainReport, IntentTrainer};
 
 /// The embedding cache shared by intent training, evaluation and mining.
 pub fn cache_path(config: &Config) -> std::path::PathBuf {
@@ -142,6 +143,42 @@ impl Bars {
     }
 }
 
+fn print_trained(r: &IntentTrainReport) {
+    let version = &r.version;
+    println!(
+        "trained intent model {version}: {} intents from {} examples ({} oos, {} skipped) in {:.1} s",
+        r.intents, r.train_examples, r.oos_examples, r.skipped, r.train_seconds
+    );
+    if let Some(f) = &r.fine_tune {
+        println!(
+            "fine-tuned encoder {} (top {} layers) in {:.1} s, saved with the model",
+            f.encoder, f.layers, f.seconds
+        );
+    }
+    let m = &r.calibration;
+    println!(
+        "out-of-scope threshold {:.3} ({}); on those predictions: in-scope accuracy {:.2}%, oos recall {:.2}%",
+        r.threshold,
+        r.calibration_method,
+        m.in_scope_accuracy * 100.0,
+        m.oos_recall * 100.0
+    );
+    if let Some(e) = &r.eval {
+        println!(
+            "on {}: in-scope accuracy {:.2}%, oos recall {:.2}% ({} examples)",
+            e.data,
+            e.metrics.in_scope_accuracy * 100.0,
+            e.metrics.oos_recall * 100.0,
+            e.metrics.n
+        );
+    }
+    if r.active {
+        println!("{version} is now active (a running server switches to it within seconds)");
+    } else {
+        println!("activate it with: kefu intent activate {version}");
+    }
+}
+
 fn print_skipped(skipped: &[intent::BadRecord]) {
     for b in skipped.iter().take(20) {
         eprintln!("skipped {b}");
@@ -177,116 +214,45 @@ pub async fn run(config: &Config, cmd: IntentCommand) -> anyhow::Result<()> {
             fine_tune,
             tuning,
             activate,
+            test,
             json,
         } => {
-            let bars = Bars::new(json)?;
-            let tune_started = std::time::Instant::now();
-            let delta = if fine_tune {
-                let stock = load_stock(config).await?;
-                let cfg = fine_tune_config(&tuning, FineTuneConfig::default());
-                let delta = tokio::task::block_in_place(|| {
-                    intent::fine_tune_encoder(&stock, &data, &cfg, &|e| bars.observe(e))
-                })?;
-                Some((
-                    Arc::new(stock.with_delta(&delta)?) as Arc<dyn Embedder>,
-                    delta,
-                ))
-            } else {
-                None
-            };
-            let tune_seconds = tune_started.elapsed().as_secs_f64();
-            let embedder = match &delta {
-                Some((tuned, _)) => Arc::clone(tuned),
-                None => load_embedder(config).await?,
-            };
-            let cache = EmbeddingCache::open(&cache_path(config)).await?;
-            let cfg = TrainConfig {
-                hidden,
-                epochs,
-                learning_rate,
-                weight_decay,
-                folds,
-                ..TrainConfig::default()
-            };
-            let outcome = intent::train(
-                &embedder,
-                &cache,
-                &data,
-                validation.as_deref(),
-                if delta.is_some() {
-                    intent::Calibration::Holdout
-                } else {
-                    intent::Calibration::OutOfFold
+            let trainer = IntentTrainer::new(
+                load_embedder(config).await?,
+                &config.model_dir,
+                &config.data_dir,
+            );
+            let settings = IntentSettings {
+                head: TrainConfig {
+                    hidden,
+                    epochs,
+                    learning_rate,
+                    weight_decay,
+                    folds,
+                    ..TrainConfig::default()
                 },
-                &cfg,
-                &|e| bars.observe(e),
-            )
-            .await;
+                validation,
+                fine_tune: fine_tune.then(|| fine_tune_config(&tuning, FineTuneConfig::default())),
+                activate,
+                test,
+            };
+            let bars = Bars::new(json)?;
+            let report = trainer.train(&data, &settings, &|e| bars.observe(e)).await;
             bars.finish();
-            cache.close().await;
-            let mut outcome = outcome?;
-            outcome.model.encoder = delta.map(|(_, d)| Arc::new(d));
-            print_skipped(&outcome.skipped);
-            let version = registry.save(&mut outcome.model)?;
-            let first = registry.state()?.active.is_none();
-            if activate || first {
-                registry.activate(&version)?;
+            let r = report?;
+            for b in &r.skipped_records {
+                eprintln!("skipped {b}");
             }
-            let meta = &outcome.model.meta;
-            let m = &outcome.calibration_metrics;
+            if r.skipped > r.skipped_records.len() {
+                eprintln!(
+                    "… and {} more skipped records",
+                    r.skipped - r.skipped_records.len()
+                );
+            }
             if json {
-                println!(
-                    "{}",
-                    json!({
-                        "version": version,
-                        "active": activate || first,
-                        "intents": meta.labels.len(),
-                        "train_examples": meta.train_examples,
-                        "oos_examples": meta.oos_examples,
-                        "skipped": outcome.skipped.len(),
-                        "threshold": meta.threshold,
-                        "train_seconds": meta.train_seconds,
-                        "calibration": m,
-                        "data_hash": meta.data_hash,
-                        "fine_tune": outcome.model.encoder.as_ref().map(|d| json!({
-                            "encoder": meta.embedding_model,
-                            "layers": d.layers.len(),
-                            "method": d.meta.method,
-                            "seconds": tune_seconds,
-                        })),
-                    })
-                );
+                println!("{}", serde_json::to_string(&r)?);
             } else {
-                println!(
-                    "trained intent model {version}: {} intents from {} examples ({} oos, {} skipped) in {:.1} s",
-                    meta.labels.len(),
-                    meta.train_examples,
-                    meta.oos_examples,
-                    outcome.skipped.len(),
-                    meta.train_seconds
-                );
-                if let Some(d) = &outcome.model.encoder {
-                    println!(
-                        "fine-tuned encoder {} (top {} layers) in {:.1} s, saved with the model",
-                        meta.embedding_model,
-                        d.layers.len(),
-                        tune_seconds
-                    );
-                }
-                println!(
-                    "out-of-scope threshold {:.3} ({}); on those predictions: in-scope accuracy {:.2}%, oos recall {:.2}%",
-                    meta.threshold,
-                    meta.calibration,
-                    m.in_scope_accuracy * 100.0,
-                    m.oos_recall * 100.0
-                );
-                if activate || first {
-                    println!(
-                        "{version} is now active (a running server switches to it within seconds)"
-                    );
-                } else {
-                    println!("activate it with: kefu intent activate {version}");
-                }
+                print_trained(&r);
             }
         }
         IntentCommand::List { json } => {

@@ -18,7 +18,7 @@ use crate::http::ServeOptions;
 use crate::state::{AppState, Limits, Services};
 use crate::store::{Role, StoreError};
 use crate::training::Training;
-use crate::triage::{KbBatcher, RuleSet, Triage};
+use crate::triage::{KbBatcher, LiveRules, Triage};
 
 /// The demo site created on first start (same-origin pages only).
 pub const DEMO_SITE: &str = "demo";
@@ -27,10 +27,7 @@ pub const DEMO_SITE: &str = "demo";
 pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
     // Fail fast (before binding) on a missing model or a bad rules file.
     kefu_kb::embed::ensure_installed(kefu_kb::embed::base_model(&config.model), &config.model_dir)?;
-    let rules = match &args.rules {
-        Some(path) => RuleSet::load(path)?,
-        None => RuleSet::builtin(),
-    };
+    let rules = LiveRules::open(args.rules.as_deref(), &config.data_dir)?;
     let limits = Limits {
         max_connections_per_ip: args.max_connections_per_ip,
         frames_per_second: args.frames_per_second,
@@ -109,12 +106,14 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
     tokio::spawn(forget_expired_tokens(accounts.clone()));
     // Bot turns a crash cut short (here or on another node) are finished from now on.
     conversations.start_turn_sweeper();
+    let analytics = Analytics::new(store.clone(), args.resolution_window)
+        .with_embedder(Arc::clone(knowledge.embedder()));
     state.set_ready(Arc::new(Services {
-        training: Training::new(Arc::clone(&knowledge), &config.data_dir),
+        training: Training::new(Arc::clone(&knowledge), &config.model_dir, &config.data_dir),
         knowledge,
         accounts,
         conversations,
-        analytics: Analytics::new(store.clone(), args.resolution_window),
+        analytics,
     }));
     tracing::info!(%addr, model = %config.model, "ready");
     println!("kefu ready (model {})", config.model);

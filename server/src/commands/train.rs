@@ -92,7 +92,7 @@ pub async fn run(config: &Config, cmd: TrainCommand) -> anyhow::Result<()> {
                 anyhow::bail!("give history files (.jsonl, .csv) or --from-kefu");
             }
             let knowledge = std::sync::Arc::new(super::open_knowledge(config).await?);
-            let training = Training::new(knowledge, &config.data_dir);
+            let training = Training::new(knowledge, &config.model_dir, &config.data_dir);
             let mut reports = Vec::new();
             for path in &files {
                 let name = path
@@ -134,7 +134,7 @@ pub async fn run(config: &Config, cmd: TrainCommand) -> anyhow::Result<()> {
             json,
         } => {
             let knowledge = std::sync::Arc::new(super::open_knowledge(config).await?);
-            let training = Training::new(knowledge, &config.data_dir);
+            let training = Training::new(knowledge, &config.model_dir, &config.data_dir);
             let b = bar("embedding")?;
             if json {
                 b.set_draw_target(indicatif::ProgressDrawTarget::hidden());

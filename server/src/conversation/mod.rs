@@ -243,8 +243,18 @@ impl Conversations {
     }
 
     /// Canned replies from the rules file.
-    pub fn canned(&self) -> &[CannedReply] {
-        self.triage.rules.canned()
+    pub fn canned(&self) -> Vec<CannedReply> {
+        self.triage.rules.current().canned().to_vec()
+    }
+
+    /// The LLM backend answer mode `llm` writes with, when one is configured.
+    pub fn llm(&self) -> Option<&crate::llm::LlmClient> {
+        self.triage.llm.as_ref()
+    }
+
+    /// The rules in force and their file (the admin API reads and replaces them).
+    pub fn rules(&self) -> &Arc<crate::triage::LiveRules> {
+        &self.triage.rules
     }
 
     /// Every agent with its load; `online` says who has a console open.

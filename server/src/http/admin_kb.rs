@@ -223,26 +223,54 @@ pub struct UploadForm {
     file: Vec<u8>,
 }
 
+/// One uploaded file: its name and bytes (not empty).
+pub(super) type Upload = (String, axum::body::Bytes);
+
 /// The one `file` field of an upload form: its name and bytes (not empty).
-pub(super) async fn read_upload(
+pub(super) async fn read_upload(form: Multipart) -> Result<Upload, ApiError> {
+    take_file(&mut read_files(form, &["file"]).await?, "file")
+}
+
+/// The required file field `key` of a form read by `read_files`.
+pub(super) fn take_file(
+    files: &mut std::collections::HashMap<String, Upload>,
+    key: &str,
+) -> Result<Upload, ApiError> {
+    files.remove(key).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("the form has no `{key}` field"),
+        )
+    })
+}
+
+/// The file fields named in `fields` (at most one each; other fields are ignored).
+pub(super) async fn read_files(
     mut form: Multipart,
-) -> Result<(String, axum::body::Bytes), ApiError> {
-    let mut file = None;
+    fields: &[&str],
+) -> Result<std::collections::HashMap<String, Upload>, ApiError> {
+    let mut files = std::collections::HashMap::new();
     while let Some(field) = form.next_field().await.map_err(multipart_error)? {
-        if field.name() != Some("file") {
+        let Some(key) = field
+            .name()
+            .filter(|n| fields.contains(n))
+            .map(str::to_string)
+        else {
             continue;
-        }
-        if file.is_some() {
-            return Err(ApiError::invalid_input("send one `file` per upload"));
+        };
+        if files.contains_key(&key) {
+            return Err(ApiError::invalid_input(format!(
+                "send one `{key}` per upload"
+            )));
         }
         let name = upload_name(field.file_name())?;
         let bytes = field.bytes().await.map_err(multipart_error)?;
         if bytes.is_empty() {
             return Err(ApiError::invalid_input(format!("{name} is empty")));
         }
-        file = Some((name, bytes));
+        files.insert(key, (name, bytes));
     }
-    file.ok_or_else(|| ApiError::new(ErrorCode::InvalidRequest, "the form has no `file` field"))
+    Ok(files)
 }
 
 pub(super) fn job_error(e: ApiError) -> JobError {

@@ -1,6 +1,7 @@
 //! The admin API's training: chat history uploaded (imported as a background job), FAQ proposals
 //! mined from it (a job), and the review queue (list, edit, approve into a knowledge base,
-//! reject), and the intent model versions (list with their evaluation, activate, roll back).
+//! reject), and the intent model versions (train one from an uploaded file as a job, list them
+//! with their evaluation, activate, roll back).
 //! The rules live in `training`, `kefu_kb::train` and `kefu_kb::intent`.
 
 use axum::extract::{Multipart, Path, Query, State};
@@ -12,11 +13,14 @@ use kefu_kb::train::review::{self, QueuedProposal, Status};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::admin_kb::{busy, job_error, read_upload, JobAccepted, UploadForm};
+use super::admin_kb::{
+    busy, job_error, read_files, read_upload, take_file, JobAccepted, UploadForm,
+};
 use super::auth::AdminAuth;
 use super::error::ApiError;
 use super::extract::ApiJson;
 use crate::state::AppState;
+use crate::training::intents::{IntentEval, IntentSettings, IntentTrainer, TrainProgress};
 use crate::training::MineSettings;
 
 /// `POST /v1/admin/training/history` (multipart field `file`): past conversations as JSONL or
@@ -133,11 +137,15 @@ pub struct ProposalView {
     pub status: String,
     /// The knowledge base it was approved into.
     pub kb: Option<String>,
+    /// How many past conversations are kept as its examples
+    /// (`GET /v1/admin/training/proposals/{id}/conversations`).
+    pub examples: usize,
 }
 
 impl From<QueuedProposal> for ProposalView {
     fn from(p: QueuedProposal) -> Self {
         Self {
+            examples: p.conversations.len(),
             id: p.id,
             lang: p.lang,
             question: p.question,
@@ -237,6 +245,61 @@ pub async fn approve(
     Ok(Json(p.into()))
 }
 
+/// One message of a past conversation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExampleMessage {
+    /// `visitor`, `agent` or `bot`.
+    pub role: String,
+    pub text: String,
+    pub time: Option<String>,
+}
+
+/// A past conversation a proposal was mined from.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExampleConversation {
+    /// `source file/conversation id`.
+    pub id: String,
+    pub messages: Vec<ExampleMessage>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExampleConversations {
+    pub conversations: Vec<ExampleConversation>,
+}
+
+/// `GET /v1/admin/training/proposals/{id}/conversations`: the past conversations it was mined
+/// from (a few), so the reviewer sees how visitors asked and agents answered.
+#[utoipa::path(get, path = "/v1/admin/training/proposals/{id}/conversations", tag = "training", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "proposal id")),
+    responses((status = 200, description = "example conversations", body = ExampleConversations)))]
+pub async fn examples(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    Path(id): Path<i64>,
+) -> Result<Json<ExampleConversations>, ApiError> {
+    let s = super::ready(&state)?;
+    let store = s.knowledge.store();
+    let p = review::get(store, id).await?;
+    let found = kefu_kb::train::history::load_named(store, &p.conversations).await?;
+    Ok(Json(ExampleConversations {
+        conversations: found
+            .into_iter()
+            .map(|c| ExampleConversation {
+                id: c.id,
+                messages: c
+                    .messages
+                    .into_iter()
+                    .map(|m| ExampleMessage {
+                        role: m.role.as_str().to_string(),
+                        text: m.text,
+                        time: m.time,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }))
+}
+
 /// `POST /v1/admin/training/proposals/{id}/reject`.
 #[utoipa::path(post, path = "/v1/admin/training/proposals/{id}/reject", tag = "training", security(("bearer" = [])),
     params(("id" = i64, Path, description = "proposal id")),
@@ -266,6 +329,10 @@ pub struct IntentVersion {
     /// In-scope accuracy, out-of-scope recall and precision, macro F1 on held-out data.
     #[schema(value_type = Option<Object>)]
     pub metrics: Option<kefu_kb::intent::metrics::Metrics>,
+    /// The file it was trained on.
+    pub data_file: String,
+    /// Its evaluation on the test file given when it was trained, if one was.
+    pub eval: Option<IntentEval>,
 }
 
 /// Intent model versions, oldest first, and which is active.
@@ -280,10 +347,15 @@ pub struct IntentVersions {
 fn intent_versions(training: &crate::training::Training) -> Result<IntentVersions, ApiError> {
     let registry = training.intents();
     let state = registry.state()?;
+    let trainer = training.intent_trainer();
     let versions = registry
         .list()?
         .into_iter()
         .map(|m| IntentVersion {
+            eval: trainer.eval_of(&m.version),
+            data_file: std::path::Path::new(&m.data_file)
+                .file_name()
+                .map_or_else(|| m.data_file.clone(), |n| n.to_string_lossy().to_string()),
             intents: m.labels.len(),
             version: m.version,
             created_at: m.created_at,
@@ -352,4 +424,86 @@ pub async fn rollback_intents(
     .await
     .map_err(ApiError::internal)?
     .map(Json)
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TrainQuery {
+    /// Fine-tune the encoder's top layers on the data first (minutes on a CPU).
+    #[serde(default)]
+    pub fine_tune: Option<bool>,
+    /// Activate the new version when it is trained (the first version always is).
+    #[serde(default)]
+    pub activate: Option<bool>,
+}
+
+/// The intent training form: labelled utterances, and optionally a test file.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct IntentTrainForm {
+    /// Labelled utterances, JSONL (`{"text", "intent"}`) or CSV (`text,intent`); intent `oos`
+    /// marks out-of-scope examples.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// Labelled utterances the new version is evaluated on (kept with the version).
+    #[schema(value_type = Option<String>, format = Binary)]
+    test: Option<Vec<u8>>,
+}
+
+/// `POST /v1/admin/intents/train?fine_tune=&activate=` (multipart `file`, optional `test`):
+/// trains a new intent model version as a background job; its result is the training report.
+#[utoipa::path(post, path = "/v1/admin/intents/train", tag = "training", security(("bearer" = [])),
+    params(TrainQuery), request_body(content = IntentTrainForm, content_type = "multipart/form-data"),
+    responses((status = 202, description = "training queued", body = JobAccepted)))]
+pub async fn train_intents(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    Query(q): Query<TrainQuery>,
+    form: Multipart,
+) -> Result<(StatusCode, Json<JobAccepted>), ApiError> {
+    let s = super::ready(&state)?;
+    let mut files = read_files(form, &["file", "test"]).await?;
+    let (name, bytes) = take_file(&mut files, "file")?;
+    IntentTrainer::check_data_name(&name)?;
+    let test = files.remove("test");
+    if let Some((test_name, _)) = &test {
+        IntentTrainer::check_data_name(test_name)?;
+    }
+    let trainer = s.training.intent_trainer().clone();
+    let detail = name.clone();
+    let job = state
+        .jobs
+        .submit(
+            "intents",
+            "intents",
+            Some(&detail),
+            move |handle| async move {
+                let fail = |e: kefu_kb::KbError| job_error(e.into());
+                let data = trainer.keep_upload(&name, &bytes).map_err(fail)?;
+                let test = match test {
+                    Some((n, b)) => Some(trainer.keep_upload(&n, &b).map_err(fail)?),
+                    None => None,
+                };
+                let settings = IntentSettings {
+                    fine_tune: q
+                        .fine_tune
+                        .unwrap_or(false)
+                        .then(kefu_kb::finetune::FineTuneConfig::default),
+                    activate: q.activate.unwrap_or(false),
+                    test,
+                    ..IntentSettings::default()
+                };
+                let progress = TrainProgress::new(&settings);
+                let observe =
+                    move |e: kefu_kb::intent::Event| handle.progress(progress.observe(&e));
+                let report = trainer
+                    .train(&data, &settings, &observe)
+                    .await
+                    .map_err(fail)?;
+                serde_json::to_value(report).map_err(|e| job_error(ApiError::internal(e)))
+            },
+        )
+        .ok_or_else(busy)?;
+    Ok((StatusCode::ACCEPTED, Json(JobAccepted { job })))
 }

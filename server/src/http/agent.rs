@@ -352,7 +352,7 @@ pub async fn canned(
 ) -> Result<Json<CannedList>, ApiError> {
     let s = super::ready(&state)?;
     Ok(Json(CannedList {
-        canned: s.conversations.canned().to_vec(),
+        canned: s.conversations.canned(),
     }))
 }
 

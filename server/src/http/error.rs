@@ -15,6 +15,7 @@ use crate::analytics::AnalyticsError;
 use crate::conversation::ConversationError;
 use crate::handoff::HandoffError;
 use crate::store::StoreError;
+use crate::triage::live_rules::ReplaceError;
 
 /// An error as the API reports it.
 #[derive(Debug, Clone, PartialEq)]
@@ -168,6 +169,18 @@ impl From<AnalyticsError> for ApiError {
             AnalyticsError::Invalid(m) => Self::invalid_input(m),
             AnalyticsError::Store(s) => s.into(),
         }
+    }
+}
+
+impl From<ReplaceError> for ApiError {
+    fn from(e: ReplaceError) -> Self {
+        let code = match &e {
+            ReplaceError::Invalid(_) => ErrorCode::InvalidInput,
+            ReplaceError::TooLarge => ErrorCode::PayloadTooLarge,
+            ReplaceError::NoFile => ErrorCode::Conflict,
+            ReplaceError::Write { .. } => return Self::internal(e),
+        };
+        Self::new(code, e.to_string())
     }
 }
 

@@ -2,6 +2,8 @@
 
 pub mod admin;
 pub mod admin_kb;
+pub mod admin_llm;
+pub mod admin_rules;
 pub mod admin_training;
 pub mod agent;
 pub mod auth;
@@ -103,7 +105,19 @@ pub fn app(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(state.limits.max_upload_bytes)),
         )
         .route("/v1/admin/training/mine", post(admin_training::mine))
+        .route(
+            "/v1/admin/rules",
+            get(admin_rules::get).put(admin_rules::replace),
+        )
+        .route("/v1/admin/rules/validate", post(admin_rules::validate))
+        .route("/v1/admin/llm", get(admin_llm::settings))
+        .route("/v1/admin/llm/test", post(admin_llm::test))
         .route("/v1/admin/intents", get(admin_training::intents))
+        .route(
+            "/v1/admin/intents/train",
+            post(admin_training::train_intents)
+                .layer(DefaultBodyLimit::max(state.limits.max_upload_bytes)),
+        )
         .route(
             "/v1/admin/intents/{version}/activate",
             post(admin_training::activate_intents),
@@ -119,6 +133,10 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/v1/admin/training/proposals/{id}",
             put(admin_training::edit),
+        )
+        .route(
+            "/v1/admin/training/proposals/{id}/conversations",
+            get(admin_training::examples),
         )
         .route(
             "/v1/admin/training/proposals/{id}/approve",

@@ -14,7 +14,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{admin, admin_kb, admin_training, agent, kb, visitor};
+use super::{admin, admin_kb, admin_llm, admin_rules, admin_training, agent, kb, visitor};
 
 /// The error body every failed request gets.
 #[derive(serde::Serialize, ToSchema)]
@@ -66,6 +66,9 @@ pub fn error_code_schema() -> Schema {
         admin_training::upload_history, admin_training::mine, admin_training::proposals,
         admin_training::edit, admin_training::approve, admin_training::reject,
         admin_training::intents, admin_training::activate_intents, admin_training::rollback_intents,
+        admin_training::train_intents, admin_training::examples,
+        admin_rules::get, admin_rules::validate, admin_rules::replace,
+        admin_llm::settings, admin_llm::test,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&Conventions),

@@ -55,6 +55,16 @@ impl LlmClient {
         &self.config.model
     }
 
+    /// Where and how the backend is reached (the API key stays inside).
+    pub fn config(&self) -> &LlmConfig {
+        &self.config
+    }
+
+    /// The chat-completions endpoint requests go to.
+    pub fn endpoint(&self) -> &str {
+        self.endpoint.as_str()
+    }
+
     /// Sends `messages` and streams the answer: `on_delta` gets each piece of text as it comes.
     pub async fn stream(
         &self,

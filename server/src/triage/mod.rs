@@ -12,6 +12,7 @@ pub mod batcher;
 pub mod follow_up;
 pub mod generate;
 pub mod intent;
+pub mod live_rules;
 pub mod policy;
 pub mod retriever;
 pub mod rules;
@@ -26,6 +27,7 @@ use kefu_protocol::Source;
 
 pub use batcher::KbBatcher;
 pub use intent::IntentSlot;
+pub use live_rules::LiveRules;
 pub use retriever::Retriever;
 pub use rules::{CannedReply, IntentRoute, RuleAction, RuleSet};
 pub use trace::{
@@ -81,7 +83,8 @@ pub struct Decision {
 
 /// Settings and rules for triage.
 pub struct Triage {
-    pub rules: RuleSet,
+    /// The rules in force (replaceable from the admin API).
+    pub rules: Arc<LiveRules>,
     /// The active intent model (empty until one is trained and activated).
     pub intents: Arc<IntentSlot>,
     /// Knowledge base the bot answers from.
@@ -131,7 +134,8 @@ impl Triage {
         let mut decision = None;
 
         // 1. Rules.
-        if let Some(m) = self.rules.evaluate(text) {
+        let rules = self.rules.current();
+        if let Some(m) = rules.evaluate(text) {
             for action in &m.actions {
                 if let RuleAction::Intent { name } = action {
                     trace.intent.name = Some(name.trim().to_lowercase());
@@ -178,7 +182,7 @@ impl Triage {
             .intent
             .name
             .as_deref()
-            .and_then(|n| self.rules.intent_route(n))
+            .and_then(|n| rules.intent_route(n))
         {
             let confident = match (route.min_confidence, trace.intent.probability) {
                 (Some(min), Some(p)) if trace.intent.status != IntentStatus::Rule => p >= min,
@@ -329,7 +333,7 @@ mod tests {
 
     fn triage() -> Triage {
         Triage {
-            rules: RuleSet::builtin(),
+            rules: LiveRules::fixed(RuleSet::builtin()),
             intents: Arc::new(IntentSlot::new()),
             kb: "default".into(),
             fallbacks_before_handoff: 2,
@@ -442,7 +446,7 @@ mod tests {
         )
         .expect("write");
         let mut t = triage();
-        t.rules = RuleSet::load(&path).expect("rules");
+        t.rules = LiveRules::fixed(RuleSet::load(&path).expect("rules"));
         // No model yet: retrieval answers.
         let d = t
             .decide(&Fixed(Band::Answer, 0.8), "我要退款", None, 0)

@@ -203,15 +203,20 @@ impl RuleSet {
             path: shown.clone(),
             source,
         })?;
-        let ext = kefu_kb::ingest::extension(path);
-        let file: RulesFile = match ext.as_str() {
-            "toml" => toml::from_str(&text).map_err(|e| invalid(&shown, e.to_string()))?,
+        Self::parse(&text, &kefu_kb::ingest::extension(path), &shown)
+    }
+
+    /// Parses and checks the text of a rules file in `format` (`toml`, `yaml` or `yml`);
+    /// `shown` names it in errors.
+    pub fn parse(text: &str, format: &str, shown: &str) -> Result<Self, RulesError> {
+        let file: RulesFile = match format {
+            "toml" => toml::from_str(text).map_err(|e| invalid(shown, e.to_string()))?,
             "yaml" | "yml" => {
-                serde_yaml_ng::from_str(&text).map_err(|e| invalid(&shown, e.to_string()))?
+                serde_yaml_ng::from_str(text).map_err(|e| invalid(shown, e.to_string()))?
             }
             _ => {
                 return Err(invalid(
-                    &shown,
+                    shown,
                     "use a .toml, .yaml or .yml file".to_string(),
                 ))
             }
@@ -225,12 +230,17 @@ impl RuleSet {
                 intents: vec![],
             }
         };
-        let own = Self::compile(file.rules, file.canned, &shown)?;
+        let own = Self::compile(file.rules, file.canned, shown)?;
         set.rules.extend(own.rules);
         set.canned.extend(own.canned);
-        set.intents = Self::check_intents(file.intents, &shown)?;
+        set.intents = Self::check_intents(file.intents, shown)?;
         set.sort();
         Ok(set)
+    }
+
+    /// How many rules, canned replies and intent routes the set holds.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        (self.rules.len(), self.canned.len(), self.intents.len())
     }
 
     fn parse_toml(text: &str, shown: &str) -> Result<Self, RulesError> {

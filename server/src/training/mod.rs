@@ -1,6 +1,8 @@
 //! Training the bot on past chats, shared by `kefu train` and the admin API: chat history read
 //! from a file's bytes and stored, and FAQ proposals mined from it into the review queue (the
-//! queue itself is `kefu_kb::train::review`), and the intent model versions.
+//! queue itself is `kefu_kb::train::review`), and the intent model versions (`intents`).
+
+pub mod intents;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -67,22 +69,33 @@ pub struct Training {
     knowledge: Arc<Knowledge>,
     /// The embedding cache shared with intent training.
     cache_path: PathBuf,
-    /// Intent model versions and which one is active.
-    intents: kefu_kb::intent::Registry,
+    /// Intent model versions: training them, which one is active.
+    intents: intents::IntentTrainer,
 }
 
 impl Training {
-    pub fn new(knowledge: Arc<Knowledge>, data_dir: &Path) -> Self {
+    /// Training over `knowledge`; fine-tuned intent encoders start from the stock model in
+    /// `model_dir`; history, caches and models live in `data_dir`.
+    pub fn new(knowledge: Arc<Knowledge>, model_dir: &Path, data_dir: &Path) -> Self {
         Self {
+            intents: intents::IntentTrainer::new(
+                Arc::clone(knowledge.embedder()),
+                model_dir,
+                data_dir,
+            ),
             knowledge,
             cache_path: cache_path(data_dir),
-            intents: kefu_kb::intent::Registry::new(data_dir),
         }
     }
 
-    /// The intent models trained here (`kefu intent train`); a running server follows the active
-    /// one within seconds of a change.
+    /// The intent models trained here; a running server follows the active one within seconds
+    /// of a change.
     pub fn intents(&self) -> &kefu_kb::intent::Registry {
+        self.intents.registry()
+    }
+
+    /// Trains intent model versions.
+    pub fn intent_trainer(&self) -> &intents::IntentTrainer {
         &self.intents
     }
 
