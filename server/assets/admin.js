@@ -25,7 +25,14 @@ const TEXT = {
   save: ["保存", "Save"], delete: ["删除", "Delete"], cancel: ["取消", "Cancel"], editFaq: ["编辑 FAQ #{0}", "Edit FAQ #{0}"],
   passageReadOnly: ["文档段落 #{0}（重新上传文档来修改）", "Passage #{0} (upload the document again to change it)"],
   confirmDelete: ["删除这个条目？", "Delete this entry?"], saved: ["已保存", "Saved"],
-  settingsKb: ["回答方式与阈值", "Answer mode and thresholds"], mode: ["回答方式", "Answer mode"],
+  settingsKb: ["回答方式与阈值", "Answer mode and thresholds"],
+  evalTitle: ["回答质量评估", "Answer quality"],
+  evalHint: ["上传标注好的问题（JSONL：question，expect 为条目 id 或 \"none\"，可选 answer_contains），像访客一样逐条提问并打分；曲线显示不同回答阈值下的覆盖率与准确率。",
+    "Upload labelled questions (JSONL: question, expect = entry id(s) or \"none\", optional answer_contains); each is asked as a visitor would ask it and judged. The curve shows coverage and precision at each answer threshold."],
+  evalGo: ["评估", "Measure"], evalLang: ["语言", "Language"], rightAnswers: ["答对", "Right answers"], answered: ["作答", "Answered"],
+  precision: ["准确率", "Precision"], suggested: ["建议", "Suggested"], fellBack: ["未答", "Fell back"], oosHeld: ["域外未乱答", "Out of scope held"],
+  coverage: ["覆盖率", "coverage"], oosAnswered: ["域外被答", "out of scope answered"], threshold: ["阈值", "threshold"],
+  evalDone: ["{0} 个问题：答对 {1}", "{0} questions: {1} right"], mode: ["回答方式", "Answer mode"],
   modeFaq: ["仅 FAQ", "FAQ only"], modeExtractive: ["FAQ + 文档摘录", "FAQ + document extracts"], modeLlm: ["大模型（需配置）", "LLM (if configured)"],
   answerAt: ["回答", "answer"], suggestAt: ["建议", "suggest"], margin: ["领先", "margin"], docAnswer: ["文档回答", "doc answer"], docSuggest: ["文档建议", "doc suggest"],
   from: ["从", "From"], to: ["到", "To"], site: ["站点", "Site"], allSites: ["全部站点", "all sites"], show: ["查看", "Show"], csv: ["导出 CSV", "Export CSV"],
@@ -230,7 +237,11 @@ async function loadJobs(submitted) {
   }
   clearTimeout(jobTimer);
   if (active) jobTimer = setTimeout(() => loadJobs().catch(() => {}), 700);
-  else if (jobsWereActive) { loadKbs().catch(() => {}); loadProposals().catch(() => {}); loadIntents().catch(() => {}); }
+  else if (jobsWereActive) {
+    loadKbs().catch(() => {}); loadProposals().catch(() => {}); loadIntents().catch(() => {});
+    const ev = data.jobs.find((j) => j.kind === "eval" && j.status === "done" && j.id === evalJob);
+    if (ev) drawEval(ev.result);
+  }
   jobsWereActive = active;
 }
 let jobsWereActive = false;
@@ -241,11 +252,94 @@ function jobResult(j) {
   if (j.kind === "import") return t("imported", r.entries, r.added, r.updated, r.unchanged, r.removed);
   if (j.kind === "history") return t("historyDone", r.report.added, r.report.updated, r.report.unchanged, r.skipped_count);
   if (j.kind === "mine") return t("mined", r.conversations, r.pairs, r.clusters, r.queue.added, r.queue.updated);
+  if (j.kind === "eval") return t("evalDone", r.report.overall.questions, (r.report.overall.right_answer_rate * 100).toFixed(1) + "%");
   if (j.kind === "intents") {
     const m = r.eval ? r.eval.metrics : r.calibration;
     return t("trained", r.version, r.intents, r.train_examples, (m.in_scope_accuracy * 100).toFixed(1) + "%");
   }
   return "";
+}
+
+// ----- answer-quality eval -----
+
+let evalJob = null;
+$("evalGo").onclick = async () => {
+  const file = $("evalFile").files[0];
+  if (!file) return;
+  const form = new FormData();
+  form.append("file", file, file.name);
+  showError("kbError");
+  try {
+    evalJob = (await api("POST", "/v1/admin/kbs/" + encodeURIComponent(kb) + "/eval", form)).job;
+    $("evalFile").value = "";
+    await loadJobs(true);
+  } catch (e) { showError("kbError", e); }
+};
+function drawEval(r) {
+  const pct = (x) => (typeof x === "number" ? (x * 100).toFixed(1) + "%" : "—");
+  const rows = $("evalRows");
+  rows.textContent = "";
+  const head = el("tr");
+  for (const k of ["evalLang", "rightAnswers", "answered", "precision", "suggested", "fellBack", "oosHeld"]) head.append(el("th", "", t(k)));
+  rows.append(head);
+  for (const [name, s] of [["all", r.report.overall], ["zh", r.report.zh], ["en", r.report.en]]) {
+    if (!s) continue;
+    const tr = el("tr");
+    tr.dataset.lang = name;
+    tr.append(el("td", "", name + " (" + s.questions + ")"), el("td", "", pct(s.right_answer_rate)), el("td", "", pct(s.answer_rate)),
+      el("td", "", pct(s.answer_precision)), el("td", "", pct(s.suggest_rate)), el("td", "", pct(s.fallback_rate)),
+      el("td", "", s.out_of_scope ? pct(s.out_of_scope_held) : "—"));
+    rows.append(tr);
+  }
+  drawCurve($("evalCurve"), r.report.curve, Number($("thAnswer").value));
+}
+// Coverage, precision and out-of-scope answered over the answer threshold, as an SVG line chart
+// with the knowledge base's current FAQ answer threshold marked.
+function drawCurve(box, points, current) {
+  const NS = "http://www.w3.org/2000/svg";
+  const W = 520, H = 200, P = 30;
+  const svg = document.createElementNS(NS, "svg");
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.setAttribute("width", String(W));
+  const lo = points[0].threshold, hi = points[points.length - 1].threshold;
+  const x = (th) => P + ((th - lo) / (hi - lo)) * (W - 2 * P);
+  const y = (v) => H - P - v * (H - 2 * P);
+  const line = (key, color) => {
+    const path = document.createElementNS(NS, "polyline");
+    path.setAttribute("points", points.map((p) => x(p.threshold).toFixed(1) + "," + y(p[key]).toFixed(1)).join(" "));
+    path.setAttribute("fill", "none");
+    path.setAttribute("stroke", color);
+    path.setAttribute("stroke-width", "2");
+    path.dataset.series = key;
+    svg.append(path);
+  };
+  const axis = document.createElementNS(NS, "line");
+  for (const [k, v] of Object.entries({ x1: P, y1: H - P, x2: W - P, y2: H - P, stroke: "#999" })) axis.setAttribute(k, String(v));
+  svg.append(axis);
+  line("coverage", "#2450a6");
+  line("precision", "#3c8d5a");
+  line("out_of_scope_answered", "#c0504d");
+  if (current >= lo && current <= hi) {
+    const mark = document.createElementNS(NS, "line");
+    for (const [k, v] of Object.entries({ x1: x(current), y1: P / 2, x2: x(current), y2: H - P, stroke: "#e0a526", "stroke-dasharray": "4 3" })) mark.setAttribute(k, String(v));
+    svg.append(mark);
+  }
+  for (const th of [lo, (lo + hi) / 2, hi]) {
+    const label = document.createElementNS(NS, "text");
+    label.setAttribute("x", String(x(th) - 10));
+    label.setAttribute("y", String(H - 8));
+    label.setAttribute("font-size", "11");
+    label.textContent = th.toFixed(2);
+    svg.append(label);
+  }
+  box.textContent = "";
+  const legend = el("div", "muted");
+  for (const [key, color] of [["coverage", "#2450a6"], ["precision", "#3c8d5a"], ["oosAnswered", "#c0504d"], ["threshold", "#e0a526"]]) {
+    const swatch = el("span", "", "■ ");
+    swatch.style.color = color;
+    legend.append(swatch, t(key) + (key === "threshold" ? " " + current.toFixed(2) : "") + "  ");
+  }
+  box.append(svg, legend);
 }
 
 $("askForm").onsubmit = async (e) => {

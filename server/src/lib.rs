@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod analytics;
+pub mod answer_eval;
 pub mod cli;
 pub mod cluster;
 pub mod commands;

@@ -1687,3 +1687,81 @@ async fn the_llm_settings_say_none_is_configured_and_proposal_examples_need_a_pr
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn the_answer_quality_eval_runs_as_a_job_over_the_admin_api() {
+    let h = harness().await;
+    let admin = h.admin().await;
+    let csv = "id,question,answer\nreturns,怎么退货？,收到商品后 30 天内可退。\nship,How long does delivery take?,Three to five days.\n";
+    let (_, body) = h.upload(&admin, "shop", "faq.csv", csv.as_bytes()).await;
+    let job = h.job(&admin, body["job"].as_str().expect("job id")).await;
+    assert_eq!(job["status"], "done", "{job}");
+    let eval = |name: &'static str, kb: &'static str, content: &'static str| {
+        let h = &h;
+        let admin = admin.clone();
+        async move {
+            let (body, content_type) = upload_form(name, content.as_bytes());
+            let (status, _, bytes) = h
+                .send(
+                    "POST",
+                    &format!("/v1/admin/kbs/{kb}/eval"),
+                    Some(&admin),
+                    body,
+                    &[("content-type", &content_type)],
+                )
+                .await;
+            (
+                status,
+                serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (status, body) = eval("q.csv", "shop", "question\n").await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, Some("unsupported_file"))
+    );
+    let (_, body) = eval("q.jsonl", "shop", "{\"question\":\"a\"}\n{oops\n").await;
+    assert_eq!(code(&body), Some("invalid_input"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("q.jsonl:2:")),
+        "{body}"
+    );
+    let (status, body) = eval("q.jsonl", "nowhere", "{\"question\":\"a\"}\n").await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::NOT_FOUND, Some("kb_not_found")),
+        "{body}"
+    );
+
+    let labelled =
+        "{\"question\":\"怎么退货？\",\"expect\":\"returns\",\"answer_contains\":[\"30 天\"]}\n\
+                    {\"question\":\"How long does delivery take?\",\"expect\":\"ship\"}\n\
+                    {\"question\":\"Do you sell laptops?\",\"expect\":\"none\"}\n";
+    let (status, body) = eval("labelled.jsonl", "shop", labelled).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let job = h.job(&admin, body["job"].as_str().expect("job")).await;
+    assert_eq!(
+        (job["status"].as_str(), job["progress"].as_f64()),
+        (Some("done"), Some(1.0)),
+        "{job}"
+    );
+    let r = &job["result"];
+    let all = &r["report"]["overall"];
+    assert_eq!(
+        (all["questions"].as_u64(), all["in_scope"].as_u64()),
+        (Some(3), Some(2)),
+        "{r}"
+    );
+    assert_eq!(
+        all["right_answer_rate"], 1.0,
+        "the exact questions are answered right: {r}"
+    );
+    assert_eq!(r["report"]["zh"]["questions"], 1);
+    assert_eq!(r["report"]["en"]["questions"], 2);
+    assert_eq!(r["report"]["curve"].as_array().map(Vec::len), Some(31));
+    assert_eq!(r["questions"].as_array().map(Vec::len), Some(3));
+    assert_eq!(r["questions"][0]["cited"][0], "returns", "{r}");
+}

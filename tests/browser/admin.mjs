@@ -2,6 +2,7 @@
 // sign in; the operator (Chinese browser) reads analytics after a scripted day (exact counts on the
 // page and in the CSV export), turns the top unanswered question into an FAQ that the bot then
 // answers with, uploads a Markdown document and sees the bot answer from it in "try a question",
+// measures answer quality on uploaded labelled questions (rates per language, the curve),
 // imports past chats, mines FAQs and approves one that the bot then answers with, trains an intent
 // model from an uploaded file (evaluated on an uploaded test file) and switches versions, edits the
 // rules file (a broken rule refused inline, a good one followed at once), and stores markup in an
@@ -35,6 +36,11 @@ const INTENTS_TEST = intentLines([
   ["where is my parcel now", "order_status"], ["我的快递到哪了", "order_status"],
   ["can I get a refund", "refund"], ["我想退款", "refund"],
 ]);
+const EVAL = [
+  { question: "怎么退货？", expect: "returns" },
+  { question: "积分什么时候过期？", answer_contains: ["12"] },
+  { question: "Do you rent out drones?", expect: "none" },
+].map((x) => JSON.stringify(x)).join("\n");
 const POLICY = "# 会员积分 Loyalty points\n\n积分在获得之日起 12 个月后过期。Points expire 12 months after the day they are earned.\n";
 
 async function login(page, name, pw) {
@@ -99,6 +105,16 @@ await runInChromium(async (browser, watch) => {
   await page.locator("[data-testid=ask-out] .reply", { hasText: "12" }).waitFor();
   const asked = await page.locator("[data-testid=ask-out]").innerText();
   check(asked.includes("policy.md"), "the reply cites the document: " + asked);
+
+  // Answer quality: labelled questions measured as a job, rates per language and the curve.
+  await page.setInputFiles("[data-testid=eval-file]", { name: "labelled.jsonl", mimeType: "application/jsonl", buffer: Buffer.from(EVAL) });
+  await page.click("[data-testid=eval-go]");
+  await page.locator("[data-testid=jobs] tr[data-status=done]", { hasText: "labelled.jsonl" }).waitFor();
+  const zhRow = page.locator("[data-testid=eval-summary] tr[data-lang=zh]");
+  await zhRow.waitFor();
+  check((await zhRow.innerText()).includes("100.0%"), "both Chinese questions answered right: " + await zhRow.innerText());
+  await page.locator("[data-testid=eval-summary] tr[data-lang=en]").waitFor();
+  check(await page.locator("[data-testid=eval-curve] svg polyline").count() === 3, "coverage, precision and out-of-scope curves");
 
   // Training: past chats imported, FAQs mined into the review queue, one approved; the bot answers
   // with it.

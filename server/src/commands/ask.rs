@@ -11,19 +11,12 @@ use async_trait::async_trait;
 use kefu_kb::{KbError, Knowledge, Retrieval, Thresholds};
 
 use crate::config::Config;
-pub use crate::triage::ask_reply::{AskCitation, AskReply};
+pub use crate::triage::ask_reply::{AskCitation, AskReply, Asked};
 use crate::triage::batcher::TOP_K;
-use crate::triage::{Decision, LiveRules, Retriever, Triage};
+use crate::triage::{LiveRules, Retriever, Triage};
 
 /// Questions embedded per batch by `ask_many`.
 const EMBED_BATCH: usize = 64;
-
-/// A reply with the decision behind it and how long it took (embedding included).
-pub struct Asked {
-    pub reply: AskReply,
-    pub decision: Decision,
-    pub latency_ms: f64,
-}
 
 /// Knowledge search with query vectors embedded ahead in batches.
 struct Prefetched<'a> {

@@ -8,7 +8,7 @@ use kefu_kb::Thresholds;
 use serde::{Deserialize, Serialize};
 
 use super::ask::Asker;
-use super::kb_eval::{judge, summarise, EvalItem, Outcome, Summary};
+use crate::answer_eval::{judge, summarise, EvalItem, Outcome, Summary};
 
 /// Steps tried on each side of a threshold's current value.
 const STEPS: i32 = 6;

@@ -1,6 +1,7 @@
 //! The HTTP layer: one router built by `app`, and `run` serving it until shutdown.
 
 pub mod admin;
+pub mod admin_eval;
 pub mod admin_kb;
 pub mod admin_llm;
 pub mod admin_rules;
@@ -98,6 +99,10 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/v1/admin/kbs/{kb}/mode", put(admin_kb::set_mode))
         .route("/v1/admin/kbs/{kb}/ask", post(admin_kb::ask))
+        .route(
+            "/v1/admin/kbs/{kb}/eval",
+            post(admin_eval::eval).layer(DefaultBodyLimit::max(state.limits.max_upload_bytes)),
+        )
         .route("/v1/admin/analytics", get(admin::analytics))
         .route(
             "/v1/admin/training/history",

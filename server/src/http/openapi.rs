@@ -14,7 +14,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{admin, admin_kb, admin_llm, admin_rules, admin_training, agent, kb, visitor};
+use super::{
+    admin, admin_eval, admin_kb, admin_llm, admin_rules, admin_training, agent, kb, visitor,
+};
 
 /// The error body every failed request gets.
 #[derive(serde::Serialize, ToSchema)]
@@ -62,7 +64,7 @@ pub fn error_code_schema() -> Schema {
         admin_kb::list, admin_kb::get, admin_kb::delete, admin_kb::upload, admin_kb::jobs,
         admin_kb::job, admin_kb::entries, admin_kb::entry, admin_kb::create_entry,
         admin_kb::update_entry, admin_kb::delete_entry, admin_kb::set_thresholds,
-        admin_kb::set_mode, admin_kb::ask,
+        admin_kb::set_mode, admin_kb::ask, admin_eval::eval,
         admin_training::upload_history, admin_training::mine, admin_training::proposals,
         admin_training::edit, admin_training::approve, admin_training::reject,
         admin_training::intents, admin_training::activate_intents, admin_training::rollback_intents,

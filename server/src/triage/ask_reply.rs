@@ -6,6 +6,13 @@ use serde::Serialize;
 use super::{Decision, DecisionKind, Lang};
 use crate::handoff::queued_note;
 
+/// A reply with the decision behind it and how long it took (embedding included).
+pub struct Asked {
+    pub reply: AskReply,
+    pub decision: Decision,
+    pub latency_ms: f64,
+}
+
 /// One reply in the stable `kefu kb ask --json` shape.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AskReply {
