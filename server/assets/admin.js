@@ -50,6 +50,9 @@ const TEXT = {
   examples: ["来自这些历史对话", "From these past chats"], signOut: ["强制下线", "Sign out"], online: ["在线", "online"],
   sec: ["{0} 秒", "{0} s"], none: ["—", "—"],
   rules: ["规则文件", "Rules file"], check: ["检查", "Check"],
+  apiKeys: ["API 密钥", "API keys"], apiKeysHint: ["给脚本和集成用的管理员密钥（Authorization: Bearer …）；运营人员请用自己的账号登录。", "Admin keys for scripts and integrations (Authorization: Bearer …); operators sign in with their own account."],
+  expires: ["到期", "Expires"], issueKey: ["生成密钥", "Issue a key"], revoke: ["吊销", "Revoke"],
+  keyOnce: ["新密钥只显示这一次：", "The new key, shown this once:"],
   rulesWhere: ["{0}（{1}）。保存前按启动时的规则检查，保存后下一条消息即生效。", "{0} ({1}). Checked as at start-up before saving; in force from the next message."],
   rulesNew: ["尚未创建：以下是模板，保存后生效。", "Not created yet: a starter is shown; saving creates it."],
   rulesFixed: ["只有内置规则，本服务器没有可保存的规则文件。", "Built-in rules only: this server has no rules file to save to."],
@@ -146,6 +149,7 @@ function showTab(name) {
   if (name === "settings") {
     loadSettings().catch((e) => showError("appError", e));
     loadRules().catch((e) => showError("rulesError", e));
+    loadKeys().catch((e) => showError("keyError", e));
     loadLlm().catch((e) => showError("appError", e));
   }
 }
@@ -716,6 +720,36 @@ async function loadSettings() {
     prow.append(tr);
   }
 }
+async function loadKeys() {
+  const data = await api("GET", "/v1/admin/keys");
+  const rows = $("keyRows");
+  rows.textContent = "";
+  for (const k of data.keys) {
+    const tr = el("tr");
+    tr.dataset.name = k.name;
+    const b = el("button", "danger", t("revoke"));
+    b.type = "button";
+    b.onclick = async () => {
+      try { await api("POST", "/v1/admin/keys/" + encodeURIComponent(k.name) + "/revoke", {}); await loadKeys(); }
+      catch (e) { showError("keyError", e); }
+    };
+    const act = el("td"); act.append(b);
+    tr.append(el("td", "", k.name + (k.count > 1 ? " ×" + k.count : "")), el("td", "", new Date(k.created_at).toLocaleDateString()),
+      el("td", "", new Date(k.expires_at).toLocaleDateString()), act);
+    rows.append(tr);
+  }
+}
+$("keyForm").onsubmit = async (e) => {
+  e.preventDefault();
+  showError("keyError");
+  try {
+    const k = await api("POST", "/v1/admin/keys", { name: $("keyName").value.trim() });
+    $("keyValue").textContent = k.key;
+    $("keyNew").hidden = false;
+    $("keyName").value = "";
+    await loadKeys();
+  } catch (err) { showError("keyError", err); }
+};
 async function loadRules() {
   const r = await api("GET", "/v1/admin/rules");
   $("rulesText").value = r.text;

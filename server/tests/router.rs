@@ -1765,3 +1765,87 @@ async fn the_answer_quality_eval_runs_as_a_job_over_the_admin_api() {
     assert_eq!(r["questions"].as_array().map(Vec::len), Some(3));
     assert_eq!(r["questions"][0]["cited"][0], "returns", "{r}");
 }
+
+#[tokio::test]
+async fn admin_api_keys_are_issued_listed_and_revoked() {
+    let h = harness().await;
+    let admin = h.admin().await;
+    let (status, _, issued) = h
+        .call(
+            "POST",
+            "/v1/admin/keys",
+            Some(&admin),
+            Some(json!({"name": "crm-sync"})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{issued}");
+    let key = issued["key"].as_str().expect("key").to_string();
+    assert!(key.starts_with("kadm_"));
+    // The new key works, and the list shows names, never keys.
+    let (status, _, list) = h.call("GET", "/v1/admin/keys", Some(&key), None, &[]).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let names: Vec<&str> = list["keys"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|k| k["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        names.contains(&"crm-sync") && names.contains(&"tests"),
+        "{list}"
+    );
+    assert!(!list.to_string().contains(&key), "keys are never listed");
+    for bad in ["", "has space", "<script>", &"x".repeat(65)] {
+        let (_, _, body) = h
+            .call(
+                "POST",
+                "/v1/admin/keys",
+                Some(&admin),
+                Some(json!({"name": bad})),
+                &[],
+            )
+            .await;
+        assert_eq!(code(&body), Some("invalid_input"), "{bad}: {body}");
+    }
+    let agent = h.agent("li", 3).await;
+    let (status, _, _) = h
+        .call(
+            "POST",
+            "/v1/admin/keys",
+            Some(&agent),
+            Some(json!({"name": "x"})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Revoked: it stops working at once; an unknown name is not found.
+    let (status, _, body) = h
+        .call(
+            "POST",
+            "/v1/admin/keys/crm-sync/revoke",
+            Some(&admin),
+            Some(json!({})),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, body["revoked"].as_u64()),
+        (StatusCode::OK, Some(1)),
+        "{body}"
+    );
+    let (status, _, _) = h.call("GET", "/v1/admin/keys", Some(&key), None, &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, body) = h
+        .call(
+            "POST",
+            "/v1/admin/keys/crm-sync/revoke",
+            Some(&admin),
+            Some(json!({})),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::NOT_FOUND, Some("not_found")),
+        "{body}"
+    );
+}

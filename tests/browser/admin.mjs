@@ -41,6 +41,11 @@ const EVAL = [
   { question: "积分什么时候过期？", answer_contains: ["12"] },
   { question: "Do you rent out drones?", expect: "none" },
 ].map((x) => JSON.stringify(x)).join("\n");
+const FAQ_EXTRA = "id,question,answer,alternates\nvat,可以开增值税专用发票吗？,可以，下单时填写公司抬头和税号即可开具增值税专用发票。,Can I get a VAT invoice?\n";
+const XSS_HISTORY = ["x1", "x2"].map((id) => JSON.stringify({ id, messages: [
+  { role: "visitor", text: `<img src=x onerror="window.__xss='history'">Do you ship to Mars?` },
+  { role: "agent", text: `<script>window.__xss='answer'</script>Not yet, only to Earth addresses.` },
+] })).join("\n");
 const POLICY = "# 会员积分 Loyalty points\n\n积分在获得之日起 12 个月后过期。Points expire 12 months after the day they are earned.\n";
 
 async function login(page, name, pw) {
@@ -96,6 +101,15 @@ await runInChromium(async (browser, watch) => {
   await page.click("[data-testid=ask-go]");
   await page.locator("[data-testid=ask-out] .reply", { hasText: "no electronics" }).waitFor();
 
+  // Upload an FAQ file; the bot answers from it.
+  await page.setInputFiles("[data-testid=upload-file]", { name: "faq-extra.csv", mimeType: "text/csv", buffer: Buffer.from(FAQ_EXTRA) });
+  await page.click("[data-testid=upload-go]");
+  await page.locator("[data-testid=jobs] tr[data-status=done]", { hasText: "faq-extra.csv → default" }).waitFor();
+  await page.fill("[data-testid=ask-text]", "可以开增值税专用发票吗？");
+  await page.click("[data-testid=ask-go]");
+  await page.locator("[data-testid=ask-out] .reply", { hasText: "专用发票" }).waitFor();
+  check((await page.locator("[data-testid=ask-out]").innerText()).includes("faq-extra.csv"), "the answer cites the uploaded FAQ file");
+
   // Upload a document; the bot answers from it, with its citation.
   await page.setInputFiles("[data-testid=upload-file]", { name: "policy.md", mimeType: "text/markdown", buffer: Buffer.from(POLICY) });
   await page.click("[data-testid=upload-go]");
@@ -122,6 +136,9 @@ await runInChromium(async (browser, watch) => {
   await page.setInputFiles("[data-testid=history-file]", new URL("../fixtures/history/chat-history.jsonl", import.meta.url).pathname);
   await page.click("[data-testid=history-go]");
   await page.locator("[data-testid=training-jobs] tr[data-status=done]", { hasText: "chat-history.jsonl" }).waitFor();
+  await page.setInputFiles("[data-testid=history-file]", { name: "xss-history.jsonl", mimeType: "application/jsonl", buffer: Buffer.from(XSS_HISTORY) });
+  await page.click("[data-testid=history-go]");
+  await page.locator("[data-testid=training-jobs] tr[data-status=done]", { hasText: "xss-history.jsonl" }).waitFor();
   await page.click("[data-testid=mine-go]");
   await page.locator("[data-testid=training-jobs] tr[data-status=done]", { hasText: "mine → default" }).waitFor();
   const app = page.locator("[data-testid=proposals] tr", { hasText: "mobile app" });
@@ -134,6 +151,13 @@ await runInChromium(async (browser, watch) => {
   check(await examples.count() === 2, "both source conversations: " + await page.locator("[data-testid=pr-examples]").innerText());
   check((await examples.first().innerText()).includes("mobile app"), "an example shows the visitor's question");
   await page.click("[data-testid=pr-approve]");
+  // Markup in past chats stays text in the queue and in its example conversations.
+  const xssProposal = page.locator("[data-testid=proposals] tr", { hasText: "<img src=x" }).first();
+  await xssProposal.waitFor();
+  await xssProposal.click();
+  await page.locator("[data-testid=pr-examples] .example", { hasText: "<img src=x" }).first().waitFor();
+  check(await page.locator("[data-testid=proposals] img, [data-testid=pr-examples] img").count() === 0, "no element was made from past chats");
+  check(await page.evaluate(() => window.__xss) === undefined, "no payload from past chats ran");
   await page.locator("[data-testid=proposals] tr", { hasText: "mobile app" }).waitFor({ state: "detached" });
   // Intent models: v1 (trained on the server) is active; v2 is trained here from an uploaded file
   // and evaluated on an uploaded test file; switch to v2, then roll back to v1.
@@ -175,6 +199,18 @@ await runInChromium(async (browser, watch) => {
   await page.click("[data-testid=tab-settings]");
   await page.locator("[data-testid=sites] code", { hasText: "data-site-key" }).first().waitFor();
   await page.locator("[data-testid=people] tr", { hasText: operator }).waitFor();
+  // A display name with markup is shown as text.
+  await page.locator("[data-testid=people] td", { hasText: "<img src=x" }).first().waitFor();
+
+  // API keys: one issued (shown once) and listed by name, then revoked.
+  await page.fill("[data-testid=key-name]", "crm-sync");
+  await page.click("[data-testid=key-add]");
+  await page.locator("[data-testid=key-new] code", { hasText: "kadm_" }).waitFor();
+  const keyRow = page.locator("[data-testid=keys] tr[data-name=crm-sync]");
+  await keyRow.waitFor();
+  check(!(await page.locator("[data-testid=keys]").innerText()).includes("kadm_"), "the list shows names, not keys");
+  await keyRow.locator("button").click();
+  await keyRow.waitFor({ state: "detached" });
 
   // Rules: a starter file; a broken rule is refused inline and nothing is saved; a good one is
   // saved and the bot follows it at once.

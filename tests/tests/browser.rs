@@ -54,7 +54,15 @@ fn admin_console_in_headless_chromium() {
         "operator-test-pw",
         &["--role", "admin"],
     );
-    kefu_e2e::add_agent(tmp.path(), &[], "li", "小李", "agent-test-pw", &[]);
+    // A display name with markup (it must show as text in the console).
+    kefu_e2e::add_agent(
+        tmp.path(),
+        &[],
+        "li",
+        "<img src=x onerror=\"window.__xss='name'\">小李",
+        "agent-test-pw",
+        &[],
+    );
     let mut site = kefu_e2e::kefu(tmp.path());
     site.args(["site", "add", "shop-web"]);
     assert!(kefu_e2e::run(site).status.success());

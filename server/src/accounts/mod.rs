@@ -167,6 +167,38 @@ impl Accounts {
         self.own_origins.contains(&o)
     }
 
+    // ----- admin API keys -----
+
+    /// Issues an admin API key named `name` (letters, digits, `-`, `_`, `.`; 1-64): the key is
+    /// returned once and only its hash is kept.
+    pub async fn create_admin_key(&self, name: &str) -> Result<IssuedToken> {
+        let name = name.trim();
+        let ok = (1..=64).contains(&name.chars().count())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !ok {
+            return Err(AccountError::Invalid(
+                "a key name has 1-64 letters, digits, `-`, `_` or `.`".into(),
+            ));
+        }
+        self.issue_token(TokenKind::Admin, name, None).await
+    }
+
+    /// The admin API keys in force, by name.
+    pub async fn admin_keys(&self) -> Result<Vec<crate::store::AdminKey>> {
+        Ok(self.store.admin_keys().await?)
+    }
+
+    /// Revokes every admin API key named `name`; `NotFound` when there is none.
+    pub async fn revoke_admin_keys(&self, name: &str) -> Result<u64> {
+        let n = self.store.delete_tokens_of(TokenKind::Admin, name).await?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("admin key `{name}`")).into());
+        }
+        Ok(n)
+    }
+
     // ----- agents -----
 
     /// Validates a new agent (name, display name, capacity, password policy) and stores it.

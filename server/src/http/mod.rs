@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod admin_eval;
 pub mod admin_kb;
+pub mod admin_keys;
 pub mod admin_llm;
 pub mod admin_rules;
 pub mod admin_training;
@@ -115,6 +116,11 @@ pub fn app(state: AppState) -> Router {
             get(admin_rules::get).put(admin_rules::replace),
         )
         .route("/v1/admin/rules/validate", post(admin_rules::validate))
+        .route(
+            "/v1/admin/keys",
+            get(admin_keys::list).post(admin_keys::create),
+        )
+        .route("/v1/admin/keys/{name}/revoke", post(admin_keys::revoke))
         .route("/v1/admin/llm", get(admin_llm::settings))
         .route("/v1/admin/llm/test", post(admin_llm::test))
         .route("/v1/admin/intents", get(admin_training::intents))

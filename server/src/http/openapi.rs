@@ -15,7 +15,8 @@ use utoipa::openapi::{RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::{
-    admin, admin_eval, admin_kb, admin_llm, admin_rules, admin_training, agent, kb, visitor,
+    admin, admin_eval, admin_kb, admin_keys, admin_llm, admin_rules, admin_training, agent, kb,
+    visitor,
 };
 
 /// The error body every failed request gets.
@@ -70,7 +71,8 @@ pub fn error_code_schema() -> Schema {
         admin_training::intents, admin_training::activate_intents, admin_training::rollback_intents,
         admin_training::train_intents, admin_training::examples,
         admin_rules::get, admin_rules::validate, admin_rules::replace,
-        admin_llm::settings, admin_llm::test,
+        admin_llm::settings, admin_llm::test, admin_keys::list, admin_keys::create,
+        admin_keys::revoke,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&Conventions),

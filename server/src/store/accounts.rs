@@ -161,6 +161,28 @@ impl Store {
             .await?;
         Ok(r.rows_affected())
     }
+    /// The admin API keys in force, by name: when the first was issued, when the last expires,
+    /// and how many carry the name.
+    pub async fn admin_keys(&self) -> Result<Vec<AdminKey>> {
+        let rows = sqlx::query(
+            "SELECT subject, MIN(created_at) AS created_at, MAX(expires_at) AS expires_at, COUNT(*) AS n
+             FROM auth_tokens WHERE kind = 'admin' AND expires_at > $1 GROUP BY subject ORDER BY subject",
+        )
+        .bind(now_ms())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AdminKey {
+                    name: r.try_get("subject")?,
+                    created_at: r.try_get("created_at")?,
+                    expires_at: r.try_get("expires_at")?,
+                    count: r.try_get::<i64, _>("n")? as u64,
+                })
+            })
+            .collect()
+    }
+
     /// Forgets expired tokens; returns how many.
     pub async fn delete_expired_tokens(&self) -> Result<u64> {
         let r = sqlx::query("DELETE FROM auth_tokens WHERE expires_at <= $1")

@@ -92,6 +92,17 @@ pub struct TokenRecord {
     pub expires_at: i64,
 }
 
+/// Admin API keys of one name (the key itself is never stored, only its hash).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct AdminKey {
+    pub name: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub expires_at: i64,
+    /// Keys issued under this name and still valid.
+    pub count: u64,
+}
+
 /// A website visitor (anonymous, or a verified user of the site).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Visitor {
