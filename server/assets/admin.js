@@ -59,7 +59,10 @@ const TEXT = {
   rulesOk: ["有效：{0} 条规则，{1} 条快捷回复，{2} 个意图路由", "Valid: {0} rules, {1} canned replies, {2} intent routes"],
   rulesSaved: ["已保存并生效：{0} 条规则，{1} 条快捷回复，{2} 个意图路由", "Saved and in force: {0} rules, {1} canned replies, {2} intent routes"],
   llm: ["大模型后端", "LLM backend"], llmTest: ["测试连接", "Test the connection"],
-  llmHint: ["在启动时用 --llm-url、--llm-model、--llm-api-key（或 KEFU_LLM_* 环境变量）设置；知识库的回答方式选“大模型”时使用。", "Set at start-up with --llm-url, --llm-model, --llm-api-key (or the KEFU_LLM_* environment variables); used by knowledge bases in answer mode “LLM”."],
+  llmHint: ["OpenAI 兼容接口（Ollama、vLLM、DeepSeek、通义千问……），知识库的回答方式选“大模型”时使用。在这里设置后立即生效并保存；用 --llm-url 启动时以启动参数为准。",
+    "An OpenAI-compatible API (Ollama, vLLM, DeepSeek, Qwen, …), used by knowledge bases in answer mode “LLM”. Set here, it is used at once and saved; a server started with --llm-url uses its flags instead."],
+  llmRemove: ["停用", "Remove"], llmKeyKeep: ["API key（留空则不变）", "API key (empty: unchanged)"],
+  llmSource: ["来源", "Source"], llmFromFlags: ["启动参数（只读）", "start-up flags (read-only)"], llmFromConsole: ["运营后台", "this console"],
   llmNone: ["未配置：所有知识库都在本地作答。", "Not configured: every knowledge base answers locally."],
   llmEndpoint: ["地址", "Endpoint"], llmModel: ["模型", "Model"], llmKey: ["API key", "API key"], llmKeySet: ["已设置", "set"], llmKeyUnset: ["未设置", "not set"],
   llmTimeouts: ["超时（首字 / 全部）", "Timeouts (first token / whole)"],
@@ -782,13 +785,33 @@ async function loadLlm() {
   const row = (k, v) => { const tr = el("tr"); tr.append(el("th", "", t(k)), el("td", "", v)); rows.append(tr); };
   if (!l.configured) row("llm", t("llmNone"));
   else {
+    row("llmSource", t(l.source === "flags" ? "llmFromFlags" : "llmFromConsole"));
     row("llmEndpoint", l.endpoint);
     row("llmModel", l.model);
     row("llmKey", t(l.api_key_set ? "llmKeySet" : "llmKeyUnset"));
     row("llmTimeouts", l.first_token_timeout_ms + " ms / " + l.timeout_ms + " ms");
   }
   $("llmTest").disabled = !l.configured;
+  for (const id of ["llmUrl", "llmModel", "llmKey"]) $(id).disabled = !l.editable;
+  $("llmForm").querySelector("[type=submit]").disabled = !l.editable;
+  $("llmClear").disabled = !l.editable || !l.configured;
+  $("llmKey").placeholder = t("llmKeyKeep");
+  if (l.configured) { $("llmUrl").value = l.url; $("llmModel").value = l.model; }
 }
+$("llmForm").onsubmit = async (e) => {
+  e.preventDefault();
+  showError("llmError");
+  $("llmStatus").textContent = "";
+  const body = { url: $("llmUrl").value.trim(), model: $("llmModel").value.trim() };
+  if ($("llmKey").value) body.api_key = $("llmKey").value;
+  try { await api("PUT", "/v1/admin/llm", body); $("llmKey").value = ""; await loadLlm(); }
+  catch (err) { showError("llmError", err); }
+};
+$("llmClear").onclick = async () => {
+  showError("llmError");
+  try { await api("DELETE", "/v1/admin/llm"); $("llmUrl").value = ""; $("llmModel").value = ""; await loadLlm(); }
+  catch (err) { showError("llmError", err); }
+};
 $("llmTest").onclick = async () => {
   $("llmStatus").textContent = "…";
   try {

@@ -52,7 +52,17 @@ async fn harness_with(limits: Limits) -> Harness {
         intents: Arc::new(IntentSlot::new()),
         kb: "default".into(),
         fallbacks_before_handoff: 2,
-        llm: None,
+        llm: kefu_server::llm::LiveLlm::open(
+            &kefu_server::llm::LlmArgs {
+                llm_url: None,
+                llm_model: "qwen2.5:7b-instruct".into(),
+                llm_api_key: None,
+                llm_first_token_timeout: std::time::Duration::from_secs(6),
+                llm_timeout: std::time::Duration::from_secs(12),
+            },
+            dir.path(),
+        )
+        .expect("llm"),
     };
     let conversations = Conversations::new(
         store.clone(),
@@ -1661,6 +1671,11 @@ async fn the_llm_settings_say_none_is_configured_and_proposal_examples_need_a_pr
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
+        (llm["source"].as_str(), llm["editable"].as_bool()),
+        (Some("none"), Some(true)),
+        "{llm}"
+    );
+    assert_eq!(
         (llm["configured"].as_bool(), llm["api_key_set"].as_bool()),
         (Some(false), Some(false))
     );
@@ -1848,4 +1863,65 @@ async fn admin_api_keys_are_issued_listed_and_revoked() {
         (StatusCode::NOT_FOUND, Some("not_found")),
         "{body}"
     );
+}
+
+#[tokio::test]
+async fn the_llm_backend_is_set_and_removed_over_the_admin_api() {
+    let h = harness().await;
+    let admin = h.admin().await;
+    let put = |body: Value| {
+        let (h, admin) = (&h, admin.clone());
+        async move {
+            h.call("PUT", "/v1/admin/llm", Some(&admin), Some(body), &[])
+                .await
+        }
+    };
+    let (_, _, body) = put(json!({"url": "ftp://models.example", "model": "m"})).await;
+    assert_eq!(code(&body), Some("invalid_input"), "{body}");
+    let (_, _, body) =
+        put(json!({"url": "http://127.0.0.1:9/v1", "model": "m", "timeout_ms": 60000})).await;
+    assert_eq!(code(&body), Some("invalid_input"), "{body}");
+    let (status, _, body) = put(json!({"url": "http://127.0.0.1:9/v1", "model": "qwen2.5:7b-instruct", "api_key": "sk-secret"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (
+            body["source"].as_str(),
+            body["model"].as_str(),
+            body["api_key_set"].as_bool()
+        ),
+        (Some("console"), Some("qwen2.5:7b-instruct"), Some(true)),
+        "{body}"
+    );
+    assert!(
+        !body.to_string().contains("sk-secret"),
+        "the key is never shown"
+    );
+    // The test request reports the unreachable backend as its outcome, not as an error.
+    let (status, _, t) = h
+        .call("POST", "/v1/admin/llm/test", Some(&admin), None, &[])
+        .await;
+    assert_eq!(
+        (status, t["ok"].as_bool(), t["error"].as_str()),
+        (StatusCode::OK, Some(false), Some("unreachable")),
+        "{t}"
+    );
+    let (status, _, body) = h
+        .call("DELETE", "/v1/admin/llm", Some(&admin), None, &[])
+        .await;
+    assert_eq!(
+        (status, body["configured"].as_bool()),
+        (StatusCode::OK, Some(false)),
+        "{body}"
+    );
+    let agent = h.agent("li", 3).await;
+    let (status, _, _) = h
+        .call(
+            "PUT",
+            "/v1/admin/llm",
+            Some(&agent),
+            Some(json!({"url": "http://x/v1", "model": "m"})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 }

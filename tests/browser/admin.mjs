@@ -226,9 +226,23 @@ await runInChromium(async (browser, watch) => {
   await page.locator("[data-testid=rules-status]", { hasText: "有效" }).waitFor();
   await page.click("[data-testid=rules-save]");
   await page.locator("[data-testid=rules-status]", { hasText: "已保存" }).waitFor();
-  // The LLM backend: none configured here.
+  // The LLM backend: none yet; one set here (nothing listens there: the test request says so),
+  // then removed. A bad URL is refused inline.
   await page.locator("[data-testid=llm]", { hasText: "未配置" }).waitFor();
   check(await page.locator("[data-testid=llm-test]").isDisabled(), "no backend to test");
+  await page.fill("[data-testid=llm-url]", "ftp://models.example");
+  await page.fill("[data-testid=llm-model]", "qwen2.5:7b-instruct");
+  await page.click("[data-testid=llm-save]");
+  await page.locator("[data-testid=llm-error]", { hasText: "invalid_input" }).waitFor();
+  await page.fill("[data-testid=llm-url]", "http://127.0.0.1:9/v1");
+  await page.fill("[data-testid=llm-key]", "sk-console-secret");
+  await page.click("[data-testid=llm-save]");
+  await page.locator("[data-testid=llm]", { hasText: "127.0.0.1:9" }).waitFor();
+  check(!(await page.locator("[data-testid=llm]").innerText()).includes("sk-console-secret"), "the key is never shown");
+  await page.click("[data-testid=llm-test]");
+  await page.locator("[data-testid=llm-status]", { hasText: "unreachable" }).waitFor();
+  await page.click("[data-testid=llm-clear]");
+  await page.locator("[data-testid=llm]", { hasText: "未配置" }).waitFor();
   await page.click("[data-testid=tab-knowledge]");
   await page.fill("[data-testid=ask-text]", "我要开发票");
   await page.click("[data-testid=ask-go]");

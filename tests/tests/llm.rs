@@ -106,7 +106,7 @@ fn prompt_injection_reaches_the_model_only_as_data_and_never_the_visitor() {
         intents: Arc::new(IntentSlot::new()),
         kb: "default".into(),
         fallbacks_before_handoff: 0,
-        llm: Some(llm_client(&llm.base)),
+        llm: kefu_server::llm::LiveLlm::fixed(Some(llm_client(&llm.base))),
     };
     // (visitor message, outcome the LLM step must end with)
     let cases = [

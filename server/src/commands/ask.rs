@@ -93,7 +93,7 @@ impl<'a> Asker<'a> {
                 intents: Arc::new(intents),
                 kb: kb.to_string(),
                 fallbacks_before_handoff,
-                llm: None,
+                llm: crate::llm::LiveLlm::fixed(None),
             },
             retriever: Prefetched {
                 knowledge,
@@ -107,7 +107,7 @@ impl<'a> Asker<'a> {
 
     /// Knowledge bases in answer mode `llm` answer through this backend.
     pub fn with_llm(mut self, llm: Option<crate::llm::LlmClient>) -> Self {
-        self.triage.llm = llm;
+        self.triage.llm = crate::llm::LiveLlm::fixed(llm);
         self
     }
 

@@ -85,7 +85,7 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
         intents,
         kb: DEFAULT_KB.to_string(),
         fallbacks_before_handoff: args.fallbacks_before_handoff,
-        llm: args.llm.client()?,
+        llm: crate::llm::LiveLlm::open(&args.llm, &config.data_dir)?,
     };
     let conversations = Conversations::new(
         store.clone(),

@@ -248,8 +248,8 @@ impl Conversations {
     }
 
     /// The LLM backend answer mode `llm` writes with, when one is configured.
-    pub fn llm(&self) -> Option<&crate::llm::LlmClient> {
-        self.triage.llm.as_ref()
+    pub fn llm(&self) -> &Arc<crate::llm::LiveLlm> {
+        &self.triage.llm
     }
 
     /// The rules in force and their file (the admin API reads and replaces them).

@@ -184,6 +184,18 @@ impl From<ReplaceError> for ApiError {
     }
 }
 
+impl From<crate::llm::live::LlmSettingsError> for ApiError {
+    fn from(e: crate::llm::live::LlmSettingsError) -> Self {
+        use crate::llm::live::LlmSettingsError as E;
+        let code = match &e {
+            E::Invalid(_) => ErrorCode::InvalidInput,
+            E::Pinned => ErrorCode::Conflict,
+            E::File { .. } => return Self::internal(e),
+        };
+        Self::new(code, e.to_string())
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

@@ -121,7 +121,12 @@ pub fn app(state: AppState) -> Router {
             get(admin_keys::list).post(admin_keys::create),
         )
         .route("/v1/admin/keys/{name}/revoke", post(admin_keys::revoke))
-        .route("/v1/admin/llm", get(admin_llm::settings))
+        .route(
+            "/v1/admin/llm",
+            get(admin_llm::settings)
+                .put(admin_llm::replace)
+                .delete(admin_llm::clear),
+        )
         .route("/v1/admin/llm/test", post(admin_llm::test))
         .route("/v1/admin/intents", get(admin_training::intents))
         .route(

@@ -71,7 +71,7 @@ pub fn error_code_schema() -> Schema {
         admin_training::intents, admin_training::activate_intents, admin_training::rollback_intents,
         admin_training::train_intents, admin_training::examples,
         admin_rules::get, admin_rules::validate, admin_rules::replace,
-        admin_llm::settings, admin_llm::test, admin_keys::list, admin_keys::create,
+        admin_llm::settings, admin_llm::test, admin_llm::replace, admin_llm::clear, admin_keys::list, admin_keys::create,
         admin_keys::revoke,
     ),
     components(schemas(ErrorBody, ErrorDetail)),

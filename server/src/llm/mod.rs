@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod guard;
+pub mod live;
 pub mod prompt;
 
 use std::time::Duration;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use client::{Completion, LlmClient};
+pub use live::LiveLlm;
 
 /// The backend, from `--llm-url`, `--llm-model`, `--llm-api-key` / `KEFU_LLM_API_KEY`.
 #[derive(Debug, Clone, clap::Args)]

@@ -57,7 +57,7 @@ impl Triage {
         fallbacks_so_far: u32,
         on_delta: &mut (dyn FnMut(&str) + Send),
     ) -> Decision {
-        let (Some(input), Some(llm)) = (decision.generation.take(), &self.llm) else {
+        let (Some(input), Some(llm)) = (decision.generation.take(), self.llm.current()) else {
             return decision;
         };
         let started = Instant::now();

@@ -92,7 +92,8 @@ pub struct Triage {
     /// Consecutive fallbacks that hand the conversation off (0 = never).
     pub fallbacks_before_handoff: u32,
     /// The LLM backend for knowledge bases in answer mode `llm` (none: they answer locally).
-    pub llm: Option<crate::llm::LlmClient>,
+    /// (Replaceable from the admin API unless `--llm-url` fixes it.)
+    pub llm: Arc<crate::llm::LiveLlm>,
 }
 
 impl Triage {
@@ -243,7 +244,7 @@ impl Triage {
         // 4. The handoff policy.
         let reply = self.after_fallbacks(reply, &mut trace, fallbacks_so_far);
         let mut decision = finish(started, trace, reply, webhooks);
-        decision.generation = generation.filter(|_| self.llm.is_some());
+        decision.generation = generation.filter(|_| self.llm.current().is_some());
         decision
     }
 
@@ -337,7 +338,7 @@ mod tests {
             intents: Arc::new(IntentSlot::new()),
             kb: "default".into(),
             fallbacks_before_handoff: 2,
-            llm: None,
+            llm: crate::llm::LiveLlm::fixed(None),
         }
     }
 
