@@ -482,22 +482,27 @@ fn word_groups(unanswered: &[crate::store::Unanswered]) -> Vec<WordGroup> {
 fn cluster(groups: Vec<WordGroup>, vectors: &[Vec<f32>]) -> Vec<Cluster> {
     let mut clusters: Vec<(Cluster, usize)> = Vec::new();
     for (i, g) in groups.into_iter().enumerate() {
-        let lang = Lang::detect(&g.gap.question);
+        let group = g.into_cluster();
         let near = clusters.iter_mut().find(|(c, lead)| {
-            c.lang == lang && cosine(&vectors[*lead], &vectors[i]) >= SAME_QUESTION
+            c.lang == group.lang && cosine(&vectors[*lead], &vectors[i]) >= SAME_QUESTION
         });
         match near {
-            Some((c, _)) => {
-                c.gap.count += g.gap.count;
-                c.gap.suggested += g.gap.suggested;
-                c.gap.fallback += g.gap.fallback;
-                c.last = c.last.max(g.last);
-                c.members.push((g.gap.question, g.gap.count));
-            }
-            None => clusters.push((g.into_cluster(), i)),
+            Some((c, _)) => c.absorb(group),
+            None => clusters.push((group, i)),
         }
     }
     clusters.into_iter().map(|(c, _)| c).collect()
+}
+
+impl Cluster {
+    /// Adds another cluster's counts and wordings to this one.
+    fn absorb(&mut self, other: Cluster) {
+        self.gap.count += other.gap.count;
+        self.gap.suggested += other.gap.suggested;
+        self.gap.fallback += other.gap.fallback;
+        self.last = self.last.max(other.last);
+        self.members.extend(other.members);
+    }
 }
 
 /// The largest clusters as gaps, each with its other wordings.

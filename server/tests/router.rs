@@ -512,11 +512,6 @@ async fn login_buckets_are_separate_and_proxies_are_trusted_only_when_named() {
     );
 }
 
-/// A multipart form with one `file` field.
-fn upload_form(file_name: &str, content: &[u8]) -> (Vec<u8>, String) {
-    files_form(&[("file", file_name, content)])
-}
-
 /// A multipart form with file fields (field name, file name, content).
 fn files_form(files: &[(&str, &str, &[u8])]) -> (Vec<u8>, String) {
     let boundary = "kefu-test-boundary-7d1e";
@@ -543,11 +538,26 @@ impl Harness {
         file_name: &str,
         content: &[u8],
     ) -> (StatusCode, Value) {
-        let (body, content_type) = upload_form(file_name, content);
+        self.post_files(
+            &format!("/v1/admin/kbs/{kb}/documents"),
+            token,
+            &[("file", file_name, content)],
+        )
+        .await
+    }
+
+    /// POSTs a multipart form of file fields (field name, file name, content) to `path`.
+    async fn post_files(
+        &self,
+        path: &str,
+        token: &str,
+        files: &[(&str, &str, &[u8])],
+    ) -> (StatusCode, Value) {
+        let (body, content_type) = files_form(files);
         let (status, _, bytes) = self
             .send(
                 "POST",
-                &format!("/v1/admin/kbs/{kb}/documents"),
+                path,
                 Some(token),
                 body,
                 &[("content-type", &content_type)],
@@ -1182,17 +1192,13 @@ async fn visitors_rate_their_own_conversations_and_analytics_read_them() {
 async fn training_over_the_admin_api_reports_its_errors() {
     let h = harness().await;
     let admin = h.admin().await;
-    let (body, content_type) = upload_form("history.txt", b"hello");
-    let (status, _, bytes) = h
-        .send(
-            "POST",
+    let (status, body) = h
+        .post_files(
             "/v1/admin/training/history",
-            Some(&admin),
-            body,
-            &[("content-type", &content_type)],
+            &admin,
+            &[("file", "history.txt", b"hello")],
         )
         .await;
-    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     assert_eq!(
         (status, code(&body)),
         (StatusCode::BAD_REQUEST, Some("unsupported_file"))
@@ -1231,18 +1237,14 @@ async fn training_over_the_admin_api_reports_its_errors() {
 
     // A history file with one good and one bad record.
     let history = "{\"id\": \"c1\", \"messages\": [{\"role\": \"visitor\", \"text\": \"有发票吗\"}, {\"role\": \"agent\", \"text\": \"可以开电子发票。\"}]}\n{\"id\": 7}\n";
-    let (body, content_type) = upload_form("chats.jsonl", history.as_bytes());
-    let (status, _, bytes) = h
-        .send(
-            "POST",
+    let (status, accepted) = h
+        .post_files(
             "/v1/admin/training/history",
-            Some(&admin),
-            body,
-            &[("content-type", &content_type)],
+            &admin,
+            &[("file", "chats.jsonl", history.as_bytes())],
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    let accepted: Value = serde_json::from_slice(&bytes).expect("json");
     let job = h.job(&admin, accepted["job"].as_str().expect("job")).await;
     assert_eq!(job["status"], "done", "{job}");
     assert_eq!(
@@ -1376,17 +1378,9 @@ impl Harness {
         query: &str,
         files: &[(&str, &str, &[u8])],
     ) -> (StatusCode, Value) {
-        let (body, content_type) = files_form(files);
-        let (status, _, bytes) = self
-            .send(
-                "POST",
-                &format!("/v1/admin/intents/train{query}"),
-                Some(token),
-                body,
-                &[("content-type", &content_type)],
-            )
+        let (status, body) = self
+            .post_files(&format!("/v1/admin/intents/train{query}"), token, files)
             .await;
-        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if status != StatusCode::ACCEPTED {
             return (status, body);
         }
@@ -1712,23 +1706,14 @@ async fn the_answer_quality_eval_runs_as_a_job_over_the_admin_api() {
     let job = h.job(&admin, body["job"].as_str().expect("job id")).await;
     assert_eq!(job["status"], "done", "{job}");
     let eval = |name: &'static str, kb: &'static str, content: &'static str| {
-        let h = &h;
-        let admin = admin.clone();
+        let (h, admin) = (&h, admin.clone());
         async move {
-            let (body, content_type) = upload_form(name, content.as_bytes());
-            let (status, _, bytes) = h
-                .send(
-                    "POST",
-                    &format!("/v1/admin/kbs/{kb}/eval"),
-                    Some(&admin),
-                    body,
-                    &[("content-type", &content_type)],
-                )
-                .await;
-            (
-                status,
-                serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
+            h.post_files(
+                &format!("/v1/admin/kbs/{kb}/eval"),
+                &admin,
+                &[("file", name, content.as_bytes())],
             )
+            .await
         }
     };
     let (status, body) = eval("q.csv", "shop", "question\n").await;

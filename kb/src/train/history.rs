@@ -46,7 +46,7 @@ impl Role {
 }
 
 /// One message of a past conversation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct HistoryMessage {
     pub role: Role,
     pub text: String,
@@ -54,7 +54,7 @@ pub struct HistoryMessage {
 }
 
 /// One past conversation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct HistoryConversation {
     pub id: String,
     pub messages: Vec<HistoryMessage>,

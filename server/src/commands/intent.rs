@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use kefu_kb::embed::{load_batching, BatchingEmbedder};
+use kefu_kb::embed::BatchingEmbedder;
 use kefu_kb::finetune::{FineTuneConfig, FineTuneEvent, Method};
 use kefu_kb::intent::{self, EmbeddingCache, Event, IntentModel, Registry, TrainConfig};
 use kefu_kb::Embedder;
@@ -25,9 +25,7 @@ async fn load_embedder(config: &Config) -> anyhow::Result<Arc<dyn Embedder>> {
 
 /// The stock model under the configured one (intent fine-tuning starts from it).
 pub(crate) async fn load_stock(config: &Config) -> anyhow::Result<BatchingEmbedder> {
-    let model = kefu_kb::embed::base_model(&config.model).to_string();
-    let dir = config.model_dir.clone();
-    Ok(tokio::task::spawn_blocking(move || load_batching(&model, &dir, true)).await??)
+    Ok(crate::training::intents::load_stock(&config.model, &config.model_dir).await?)
 }
 
 /// The embedder a model classifies with: its own fine-tuned encoder, or the configured model.

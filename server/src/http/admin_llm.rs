@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use super::auth::AdminAuth;
 use super::error::ApiError;
 use super::extract::ApiJson;
-use crate::llm::live::{LlmSource, SavedLlm};
+use crate::llm::live::{LiveLlm, LlmSource, SavedLlm};
 use crate::llm::prompt::ChatMessage;
 use crate::state::AppState;
 
@@ -69,12 +69,10 @@ pub struct LlmTest {
     pub message: Option<String>,
 }
 
-fn settings_of(state: &AppState) -> Result<LlmSettings, ApiError> {
-    let s = super::ready(state)?;
-    let live = s.conversations.llm();
+fn settings_of(live: &LiveLlm) -> LlmSettings {
     let llm = live.current();
     let config = llm.as_ref().map(|c| c.config());
-    Ok(LlmSettings {
+    LlmSettings {
         configured: llm.is_some(),
         source: live.source(),
         editable: live.editable(),
@@ -84,7 +82,7 @@ fn settings_of(state: &AppState) -> Result<LlmSettings, ApiError> {
         api_key_set: config.is_some_and(|c| c.api_key.is_some()),
         first_token_timeout_ms: config.map(|c| c.first_token_timeout.as_millis() as u64),
         timeout_ms: config.map(|c| c.timeout.as_millis() as u64),
-    })
+    }
 }
 
 /// `GET /v1/admin/llm`: the LLM backend in use.
@@ -94,7 +92,8 @@ pub async fn settings(
     State(state): State<AppState>,
     _: AdminAuth,
 ) -> Result<Json<LlmSettings>, ApiError> {
-    settings_of(&state).map(Json)
+    let s = super::ready(&state)?;
+    Ok(Json(settings_of(s.conversations.llm())))
 }
 
 /// `PUT /v1/admin/llm`: uses this backend from the next answer on (saved for restarts);
@@ -118,7 +117,7 @@ pub async fn replace(
     tokio::task::spawn_blocking(move || live.replace(saved))
         .await
         .map_err(ApiError::internal)??;
-    settings_of(&state).map(Json)
+    Ok(Json(settings_of(s.conversations.llm())))
 }
 
 /// `DELETE /v1/admin/llm`: stops using a backend (answer mode `llm` answers locally).
@@ -133,7 +132,7 @@ pub async fn clear(
     tokio::task::spawn_blocking(move || live.clear())
         .await
         .map_err(ApiError::internal)??;
-    settings_of(&state).map(Json)
+    Ok(Json(settings_of(s.conversations.llm())))
 }
 
 /// `POST /v1/admin/llm/test`: sends one short request to the backend; `conflict` when none is

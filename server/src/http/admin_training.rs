@@ -245,26 +245,13 @@ pub async fn approve(
     Ok(Json(p.into()))
 }
 
-/// One message of a past conversation.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ExampleMessage {
-    /// `visitor`, `agent` or `bot`.
-    pub role: String,
-    pub text: String,
-    pub time: Option<String>,
-}
-
-/// A past conversation a proposal was mined from.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ExampleConversation {
-    /// `source file/conversation id`.
-    pub id: String,
-    pub messages: Vec<ExampleMessage>,
-}
-
+/// The past conversations a proposal was mined from.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExampleConversations {
-    pub conversations: Vec<ExampleConversation>,
+    /// Each `{"id": "source file/conversation id", "messages": [{"role": "visitor"|"agent"|"bot",
+    /// "text", "time"?}]}`.
+    #[schema(value_type = Vec<Object>)]
+    pub conversations: Vec<kefu_kb::train::HistoryConversation>,
 }
 
 /// `GET /v1/admin/training/proposals/{id}/conversations`: the past conversations it was mined
@@ -280,23 +267,8 @@ pub async fn examples(
     let s = super::ready(&state)?;
     let store = s.knowledge.store();
     let p = review::get(store, id).await?;
-    let found = kefu_kb::train::history::load_named(store, &p.conversations).await?;
     Ok(Json(ExampleConversations {
-        conversations: found
-            .into_iter()
-            .map(|c| ExampleConversation {
-                id: c.id,
-                messages: c
-                    .messages
-                    .into_iter()
-                    .map(|m| ExampleMessage {
-                        role: m.role.as_str().to_string(),
-                        text: m.text,
-                        time: m.time,
-                    })
-                    .collect(),
-            })
-            .collect(),
+        conversations: kefu_kb::train::history::load_named(store, &p.conversations).await?,
     }))
 }
 

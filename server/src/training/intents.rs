@@ -139,10 +139,7 @@ impl IntentTrainer {
 
     /// Loads the stock model (fine-tuning trains a copy of its top layers).
     pub async fn load_stock(&self) -> Result<BatchingEmbedder, KbError> {
-        let (model, dir) = (self.base_model.clone(), self.model_dir.clone());
-        tokio::task::spawn_blocking(move || load_batching(&model, &dir, true))
-            .await
-            .map_err(|e| KbError::InvalidInput(format!("model loading task: {e}")))?
+        load_stock(&self.base_model, &self.model_dir).await
     }
 
     /// Trains a version on `data` (JSONL/CSV `text`, `intent`; `oos` marks out-of-scope
@@ -271,6 +268,18 @@ impl IntentTrainer {
         let raw = std::fs::read(self.registry.dir().join(version).join(EVAL_FILE)).ok()?;
         serde_json::from_slice(&raw).ok()
     }
+}
+
+/// Loads the stock model under `model` (a tuned model's name names its stock one) from
+/// `model_dir`, off the async threads.
+pub async fn load_stock(model: &str, model_dir: &Path) -> Result<BatchingEmbedder, KbError> {
+    let (model, dir) = (
+        kefu_kb::embed::base_model(model).to_string(),
+        model_dir.to_path_buf(),
+    );
+    tokio::task::spawn_blocking(move || load_batching(&model, &dir, true))
+        .await
+        .map_err(|e| KbError::InvalidInput(format!("model loading task: {e}")))?
 }
 
 /// Turns training events into one fraction 0..1 that only grows: fine-tuning (when asked) takes
