@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use kefu_kb::embed::e5::E5Model;
+use kefu_kb::embed::e5s1::E5S1File;
 use kefu_kb::embed::{cosine, load_batching, load_embedder, Embedder, TextRole};
 
 fn model_dir() -> PathBuf {
@@ -96,4 +98,122 @@ fn missing_model_is_a_clear_error() {
         .map(|e| e.to_string());
     assert!(err.unwrap_or_default().contains("scripts/fetch-models"));
     assert!(load_embedder("gpt-9", dir.path()).is_err());
+}
+
+/// `tokenizers`' own Unigram pipeline over the same pieces, as Kefu built it before it had its
+/// own Unigram: the reference the e5 tokenizer must agree with id for id.
+fn reference_tokenizer(file: &E5S1File) -> tokenizers::Tokenizer {
+    use tokenizers::models::unigram::Unigram;
+    use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
+    use tokenizers::processors::template::TemplateProcessing;
+    let v = &file.vocab;
+    let unigram = Unigram::from(v.pieces.clone(), Some(v.unk as usize), false).expect("unigram");
+    let mut t = tokenizers::Tokenizer::new(unigram);
+    t.with_pre_tokenizer(Some(Metaspace::new(
+        '\u{2581}',
+        PrependScheme::Always,
+        false,
+    )));
+    let bos = v.pieces[v.bos as usize].0.clone();
+    let eos = v.pieces[v.eos as usize].0.clone();
+    let template = TemplateProcessing::builder()
+        .try_single(format!("{bos} $A {eos}"))
+        .expect("template")
+        .special_tokens(vec![(bos, v.bos), (eos, v.eos)])
+        .build()
+        .expect("template");
+    t.with_post_processor(Some(template));
+    t.with_truncation(Some(tokenizers::TruncationParams {
+        max_length: file.header.max_positions,
+        ..Default::default()
+    }))
+    .expect("truncation");
+    t
+}
+
+/// Every line of the project's Chinese and English text fixtures, whole documents (longer than the
+/// model's 512 positions) and awkward strings.
+fn tokenizer_corpus() -> Vec<String> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let read =
+        |p: &str| std::fs::read_to_string(root.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+    let mut texts: Vec<String> = Vec::new();
+    for p in [
+        "tests/fixtures/xquad/xquad-en.md",
+        "tests/fixtures/xquad/xquad-zh.md",
+        "tests/fixtures/xquad/xquad-en.jsonl",
+        "tests/fixtures/xquad/xquad-zh.jsonl",
+        "tests/fixtures/answers/demo.jsonl",
+        "tests/fixtures/intents/shop-train.jsonl",
+        "kb/demo/faq-zh.csv",
+        "kb/demo/faq-en.csv",
+        "kb/demo/policy.md",
+        "kb/tests/fixtures/sentences.txt",
+    ] {
+        let text = read(p);
+        texts.extend(text.lines().map(str::to_string));
+        texts.push(text);
+    }
+    // CLINC150's utterances (one JSON document of [text, intent] pairs).
+    let clinc: serde_json::Value =
+        serde_json::from_str(&read("tests/fixtures/clinc150/train_val.json")).expect("CLINC150");
+    fn strings(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::String(s) => out.push(s.clone()),
+            serde_json::Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
+            serde_json::Value::Object(o) => o.values().for_each(|x| strings(x, out)),
+            _ => {}
+        }
+    }
+    strings(&clinc, &mut texts);
+    for s in [
+        "",
+        " ",
+        "  a  b  ",
+        "\t\n",
+        "<s>",
+        "</s> <unk>",
+        "<pad>",
+        "▁▁",
+        "🙂🙂 ok 🙂",
+        "\u{200b}",
+        "مرحبا بالعالم",
+        "नमस्ते",
+        "안녕하세요",
+        "ABC-123 SO-42 11.11",
+        "ａｂｃ１２３",
+        "茶茶茶茶茶茶茶茶",
+        "\u{e000}\u{e001} private use",
+        "x\u{0301}\u{0302}",
+    ] {
+        texts.push(s.to_string());
+    }
+    texts
+}
+
+#[test]
+fn e5_tokenizer_matches_the_tokenizers_crate_id_for_id() {
+    let dir = model_dir().join("multilingual-e5-small");
+    let path = dir.join("e5-small-q4.bin");
+    let file = E5S1File::open(&path).expect("run scripts/fetch-models");
+    let reference = reference_tokenizer(&file);
+    let model = E5Model::load(&path).expect("model");
+    let ours = model.tokenizer();
+    let corpus = tokenizer_corpus();
+    assert!(corpus.len() > 20_000, "{} texts", corpus.len());
+    let mut truncated = 0;
+    for text in &corpus {
+        let want = reference
+            .encode(ours.normalise(text), true)
+            .expect("reference encode")
+            .get_ids()
+            .to_vec();
+        let got = ours.encode(text).expect("encode");
+        assert_eq!(got, want, "{text:?}");
+        truncated += usize::from(got.len() == file.header.max_positions);
+    }
+    assert!(
+        truncated >= 4,
+        "the corpus has long documents ({truncated})"
+    );
 }

@@ -1,4 +1,4 @@
-//! multilingual-e5-small from an `E5S1` file: the Unigram tokenizer built from the stored pieces and
+//! multilingual-e5-small from an `E5S1` file: the Unigram tokenizer (`unigram.rs`) over the stored pieces and
 //! normalisation table, and the encoder dequantised to f32 (word table kept Q4_0).
 
 use std::collections::HashMap;
@@ -6,53 +6,43 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor};
 use candle_nn::LayerNorm;
-use tokenizers::models::unigram::Unigram;
-use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
-use tokenizers::processors::template::TemplateProcessing;
-use tokenizers::{Tokenizer, TruncationParams};
 
 use super::bert::{
     BertConfig, BertEncoder, LayerNames, LayerWeights, WeightSource, WordEmbeddings,
 };
 use super::e5s1::E5S1File;
+use super::unigram::Unigram;
 use super::{EmbedModel, TextRole};
 use crate::error::{KbError, Result};
 
-/// The tokenizer: per-codepoint normalisation, whitespace collapsing, then SentencePiece Unigram.
+/// The tokenizer: per-codepoint normalisation, whitespace collapsing, spaces as `▁` with one
+/// leading, then SentencePiece Unigram (`<s>` … `</s>` around at most `max_positions` ids).
 pub struct E5Tokenizer {
     normalisation: HashMap<char, Vec<char>>,
-    inner: Tokenizer,
+    unigram: Unigram,
+    bos: u32,
+    eos: u32,
+    max_positions: usize,
 }
+
+/// SentencePiece's word-boundary mark, standing for a space.
+const METASPACE: char = '\u{2581}';
 
 impl E5Tokenizer {
     fn new(file: &E5S1File, max_positions: usize) -> Result<Self> {
         let v = &file.vocab;
-        let unigram = Unigram::from(v.pieces.clone(), Some(v.unk as usize), false)
-            .map_err(|e| KbError::Tokenizer(e.to_string()))?;
-        let mut inner = Tokenizer::new(unigram);
-        inner.with_pre_tokenizer(Some(Metaspace::new(
-            '\u{2581}',
-            PrependScheme::Always,
-            false,
-        )));
-        let bos = v.pieces[v.bos as usize].0.clone();
-        let eos = v.pieces[v.eos as usize].0.clone();
-        let template = TemplateProcessing::builder()
-            .try_single(format!("{bos} $A {eos}"))
-            .map_err(KbError::Tokenizer)?
-            .special_tokens(vec![(bos, v.bos), (eos, v.eos)])
-            .build()
-            .map_err(|e| KbError::Tokenizer(e.to_string()))?;
-        inner.with_post_processor(Some(template));
-        inner
-            .with_truncation(Some(TruncationParams {
-                max_length: max_positions,
-                ..Default::default()
-            }))
-            .map_err(|e| KbError::Tokenizer(e.to_string()))?;
+        let in_vocab = |id: u32| (id as usize) < v.pieces.len();
+        if !in_vocab(v.bos) || !in_vocab(v.eos) || max_positions < 2 {
+            return Err(KbError::Tokenizer(
+                "sentence markers outside the vocabulary".into(),
+            ));
+        }
         Ok(Self {
             normalisation: v.normalisation.clone(),
-            inner,
+            unigram: Unigram::new(&v.pieces, v.unk)?,
+            bos: v.bos,
+            eos: v.eos,
+            max_positions,
         })
     }
 
@@ -70,11 +60,19 @@ impl E5Tokenizer {
 
     /// Token ids with `<s>` … `</s>`, truncated to the model's positions.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self
-            .inner
-            .encode(self.normalise(text), true)
-            .map_err(|e| KbError::Tokenizer(e.to_string()))?;
-        Ok(enc.get_ids().to_vec())
+        let mut pieces_text: String = self
+            .normalise(text)
+            .chars()
+            .map(|c| if c == ' ' { METASPACE } else { c })
+            .collect();
+        if !pieces_text.is_empty() && !pieces_text.starts_with(METASPACE) {
+            pieces_text.insert(0, METASPACE);
+        }
+        let mut ids = self.unigram.encode(&pieces_text);
+        ids.truncate(self.max_positions - 2);
+        ids.insert(0, self.bos);
+        ids.push(self.eos);
+        Ok(ids)
     }
 }
 

@@ -6,6 +6,7 @@ pub mod e5;
 pub mod e5s1;
 pub mod minilm;
 pub mod testing;
+pub mod unigram;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
