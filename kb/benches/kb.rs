@@ -1,6 +1,7 @@
 //! Knowledge-engine benchmark printing one JSON object: embedding throughput (sentences/s) for both
 //! models at batch 1 and 32 on short questions and ~128-token passages with one intra-op thread,
-//! and exact-index search latency at 10k and 100k vectors.
+//! and exact-index search latency at 10k and 100k vectors beside a plain f32 scan of the same
+//! vectors (`-- search` runs only the search part).
 //!
 //! `cargo bench -p kefu-kb --bench kb` (models from `KEFU_MODEL_DIR` or `./models`).
 
@@ -8,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use kefu_kb::embed::{load_embedder, Embedder, TextRole};
-use kefu_kb::index::exact::ExactIndex;
+use kefu_kb::index::exact::{dot, ExactIndex};
 use kefu_kb::index::{IndexedVector, SearchFilter};
 use serde_json::{json, Value};
 
@@ -99,27 +100,49 @@ fn bench_search(n: usize) -> Value {
             vector: random_unit(&mut seed, dim),
         })
         .collect();
+    let items_copy: Vec<Vec<f32>> = items.iter().map(|i| i.vector.clone()).collect();
     idx.upsert_sync(items).expect("upsert");
     let filter = SearchFilter {
         kb_id: 1,
         tags: vec![],
     };
     let queries: Vec<Vec<f32>> = (0..200).map(|_| random_unit(&mut seed, dim)).collect();
-    let mut times: Vec<f64> = queries
-        .iter()
-        .map(|q| {
-            let t = Instant::now();
-            idx.search_sync(q, &filter, 5).expect("search");
-            t.elapsed().as_secs_f64() * 1e3
+    let time = |search: &dyn Fn(&[f32])| -> Vec<f64> {
+        let mut times: Vec<f64> = queries
+            .iter()
+            .map(|q| {
+                let t = Instant::now();
+                search(q);
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        times
+    };
+    // The index (int8 first pass, f32 re-scoring) and, side by side, a plain f32 scan of the
+    // same vectors (what the index did before).
+    let indexed = time(&|q| {
+        idx.search_sync(q, &filter, 5).expect("search");
+    });
+    let flat: Vec<f32> = items_copy.iter().flatten().copied().collect();
+    let f32_scan = time(&|q| {
+        let mut best: Vec<f32> = flat.chunks_exact(dim).map(|row| dot(q, row)).collect();
+        best.select_nth_unstable_by(36, |a, b| b.total_cmp(a));
+    });
+    let summary = |t: &[f64]| {
+        json!({
+            "mean_ms": t.iter().sum::<f64>() / t.len() as f64,
+            "p50_ms": t[t.len() / 2],
+            "p99_ms": t[t.len() * 99 / 100],
         })
-        .collect();
-    times.sort_by(f64::total_cmp);
+    };
+    let mean = |t: &[f64]| t.iter().sum::<f64>() / t.len() as f64;
     json!({
         "vectors": n,
         "top_k": 5,
-        "mean_ms": times.iter().sum::<f64>() / times.len() as f64,
-        "p50_ms": times[times.len() / 2],
-        "p99_ms": times[times.len() * 99 / 100],
+        "index": summary(&indexed),
+        "f32_scan": summary(&f32_scan),
+        "speedup_mean": mean(&f32_scan) / mean(&indexed),
     })
 }
 
@@ -128,13 +151,19 @@ fn main() {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         std::env::set_var("RAYON_NUM_THREADS", "1");
     }
-    // `cargo bench` passes `--bench`; nothing else to parse.
-    let out = json!({
-        "threads": std::env::var("RAYON_NUM_THREADS").unwrap_or_default(),
-        "embedding": {
+    // `cargo bench` passes `--bench`; `search` alone skips the encoders.
+    let only_search = std::env::args().skip(1).any(|a| a == "search");
+    let embedding = if only_search {
+        json!({})
+    } else {
+        json!({
             "multilingual-e5-small": bench_model("multilingual-e5-small"),
             "all-minilm-l6-v2": bench_model("all-minilm-l6-v2"),
-        },
+        })
+    };
+    let out = json!({
+        "threads": std::env::var("RAYON_NUM_THREADS").unwrap_or_default(),
+        "embedding": embedding,
         "search": [bench_search(10_000), bench_search(100_000)],
     });
     println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());

@@ -2,6 +2,7 @@
 //! the in-process lexical (BM25) index that hybrid retrieval fuses with them.
 
 pub mod exact;
+pub mod int8;
 pub mod lexical;
 #[cfg(feature = "qdrant")]
 pub mod qdrant;
