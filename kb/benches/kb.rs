@@ -1,7 +1,8 @@
 //! Knowledge-engine benchmark printing one JSON object: embedding throughput (sentences/s) for both
 //! models at batch 1 and 32 on short questions and ~128-token passages with one intra-op thread,
 //! and exact-index search latency at 10k and 100k vectors beside a plain f32 scan of the same
-//! vectors (`-- search` runs only the search part).
+//! vectors, index load and lexical build times and lexical search latency at 10k and 100k
+//! passages (`-- search` runs only the index parts).
 //!
 //! `cargo bench -p kefu-kb --bench kb` (models from `KEFU_MODEL_DIR` or `./models`).
 
@@ -10,6 +11,7 @@ use std::time::Instant;
 
 use kefu_kb::embed::{load_embedder, Embedder, TextRole};
 use kefu_kb::index::exact::{dot, ExactIndex};
+use kefu_kb::index::lexical::{LexicalDoc, LexicalIndex};
 use kefu_kb::index::{IndexedVector, SearchFilter};
 use serde_json::{json, Value};
 
@@ -146,6 +148,83 @@ fn bench_search(n: usize) -> Value {
     })
 }
 
+/// Start-up: filling the exact index with `n` vectors (what a server does with the rows it reads
+/// from SQLite), and building the lexical index over `n` passages; then lexical search latency.
+/// Passages are XQuAD's English and Chinese paragraphs, cycled, each with its own code
+/// ("SKU-<n>") so that exact terms stay unique; queries are XQuAD's questions.
+fn bench_load_and_lexical(n: usize) -> Value {
+    let dim = 384;
+    let mut seed = 0x51A2_7B00_u64 + n as u64;
+    let items: Vec<IndexedVector> = (0..n)
+        .map(|i| IndexedVector {
+            vector_id: i as i64,
+            entry_id: i as i64,
+            kb_id: 1,
+            tags: vec![],
+            vector: random_unit(&mut seed, dim),
+        })
+        .collect();
+    let t = Instant::now();
+    ExactIndex::new().replace_all(items).expect("load");
+    let vector_load_s = t.elapsed().as_secs_f64();
+
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/xquad");
+    let read = |f: &str| std::fs::read_to_string(fixtures.join(f)).expect("XQuAD fixture");
+    let paragraphs: Vec<String> = ["xquad-en.md", "xquad-zh.md"]
+        .iter()
+        .flat_map(|f| {
+            read(f)
+                .lines()
+                .filter(|l| l.chars().count() > 80)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let questions: Vec<String> = ["xquad-en.jsonl", "xquad-zh.jsonl"]
+        .iter()
+        .flat_map(|f| {
+            read(f)
+                .lines()
+                .step_by(12)
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .filter_map(|v| v["question"].as_str().map(str::to_string))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let docs: Vec<LexicalDoc> = (0..n)
+        .map(|i| LexicalDoc {
+            entry_id: i as i64,
+            kb_id: 1,
+            tags: vec![],
+            text: format!("{} SKU-{i}", paragraphs[i % paragraphs.len()]),
+        })
+        .collect();
+    let lexical = LexicalIndex::new();
+    let t = Instant::now();
+    lexical.replace_all(docs).expect("lexical build");
+    let lexical_build_s = t.elapsed().as_secs_f64();
+    let mut times: Vec<f64> = questions
+        .iter()
+        .map(|q| {
+            let t = Instant::now();
+            lexical.search(1, &[], q, 20).expect("lexical search");
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    json!({
+        "passages": n,
+        "vector_index_load_s": vector_load_s,
+        "lexical_build_s": lexical_build_s,
+        "lexical_search": {
+            "queries": times.len(),
+            "mean_ms": times.iter().sum::<f64>() / times.len() as f64,
+            "p50_ms": times[times.len() / 2],
+            "p99_ms": times[times.len() * 99 / 100],
+        },
+    })
+}
+
 fn main() {
     // One intra-op thread, as the server runs each request.
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
@@ -165,6 +244,7 @@ fn main() {
         "threads": std::env::var("RAYON_NUM_THREADS").unwrap_or_default(),
         "embedding": embedding,
         "search": [bench_search(10_000), bench_search(100_000)],
+        "load_and_lexical": [bench_load_and_lexical(10_000), bench_load_and_lexical(100_000)],
     });
     println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
 }
