@@ -34,8 +34,8 @@ pub struct LexicalHit {
 
 #[derive(Default)]
 struct Inner {
-    /// (kb, term) -> entry -> term frequency.
-    postings: HashMap<(i64, String), HashMap<i64, u32>>,
+    /// (kb, term) -> (entry, term frequency) for each entry holding the term.
+    postings: HashMap<(i64, String), Vec<(i64, u32)>>,
     /// entry -> (kb, length in terms, tags).
     docs: HashMap<i64, (i64, u32, Vec<String>)>,
     /// kb -> (entries, total length).
@@ -68,13 +68,18 @@ impl LexicalIndex {
             fresh
                 .docs
                 .insert(d.entry_id, (d.kb_id, terms.len() as u32, d.tags));
+            // Each distinct term once per entry, with its count: one lookup in the big map per
+            // term instead of one per occurrence.
+            let mut counts: HashMap<String, u32> = HashMap::new();
             for t in terms {
-                *fresh
+                *counts.entry(t).or_default() += 1;
+            }
+            for (t, tf) in counts {
+                fresh
                     .postings
                     .entry((d.kb_id, t))
                     .or_default()
-                    .entry(d.entry_id)
-                    .or_default() += 1;
+                    .push((d.entry_id, tf));
             }
         }
         *self.inner.write().map_err(|_| Self::lock_err())? = fresh;
@@ -126,7 +131,7 @@ impl LexicalIndex {
             if !straddling.contains(t) {
                 best_possible += w * (K1 + 1.0);
             }
-            for (&entry, &tf) in postings.into_iter().flatten() {
+            for &(entry, tf) in postings.into_iter().flatten() {
                 let Some((_, len, entry_tags)) = m.docs.get(&entry) else {
                     continue;
                 };
