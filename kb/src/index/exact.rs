@@ -259,14 +259,14 @@ impl ExactIndex {
                 Some(row) => {
                     m.data[row * dim..(row + 1) * dim].copy_from_slice(&item.vector);
                     m.codes[row * dim..(row + 1) * dim].copy_from_slice(&code.codes);
-                    m.code_meta[row] = code.row_code();
+                    m.code_meta[row] = code.row;
                     m.rows[row] = meta;
                 }
                 None => {
                     let row = m.rows.len();
                     m.data.extend_from_slice(&item.vector);
                     m.codes.extend_from_slice(&code.codes);
-                    m.code_meta.push(code.row_code());
+                    m.code_meta.push(code.row);
                     m.rows.push(meta);
                     m.row_of.insert(item.vector_id, row);
                 }

@@ -2,17 +2,24 @@
 //! every code the error bound that lets the index re-score only the rows that could still be in the
 //! f32 top-k — so the result is the f32 exact top-k, found at int8 speed.
 
-/// One vector's code: `values[i] ≈ scale × codes[i]`, with `|x·y − x̂·ŷ|` bounded by the norms below.
+/// One vector's code: `values[i] ≈ row.scale × codes[i]`, with `|x·y − x̂·ŷ|` bounded by the norms.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Code {
     pub codes: Vec<i8>,
+    /// What the index keeps per row besides the codes.
+    pub row: RowCode,
+    /// ‖x‖.
+    pub exact_norm: f32,
+}
+
+/// A code's scale and the norms its error bound needs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RowCode {
     pub scale: f32,
     /// ‖x − x̂‖: how far the code is from the vector.
     pub error: f32,
     /// ‖x̂‖: the code's own length.
     pub norm: f32,
-    /// ‖x‖.
-    pub exact_norm: f32,
 }
 
 /// Symmetric per-vector quantisation to [-127, 127].
@@ -40,31 +47,15 @@ pub fn quantize(values: &[f32]) -> Code {
         norm2 += approx * approx;
         exact2 += f64::from(*x).powi(2);
     }
+    // Rounded up so that the bound stays a bound.
     Code {
         codes,
-        scale,
-        // Rounded up so that the bound stays a bound.
-        error: (err2.sqrt() as f32) * (1.0 + 1e-6),
-        norm: (norm2.sqrt() as f32) * (1.0 + 1e-6),
+        row: RowCode {
+            scale,
+            error: (err2.sqrt() as f32) * (1.0 + 1e-6),
+            norm: (norm2.sqrt() as f32) * (1.0 + 1e-6),
+        },
         exact_norm: (exact2.sqrt() as f32) * (1.0 + 1e-6),
-    }
-}
-
-/// What the first pass keeps of a row's code besides the codes themselves.
-#[derive(Debug, Clone, Copy)]
-pub struct RowCode {
-    pub scale: f32,
-    pub error: f32,
-    pub norm: f32,
-}
-
-impl Code {
-    pub fn row_code(&self) -> RowCode {
-        RowCode {
-            scale: self.scale,
-            error: self.error,
-            norm: self.norm,
-        }
     }
 }
 
@@ -92,9 +83,10 @@ impl QueryCode {
     /// plus the f32 rounding (`dim·ε·‖q‖‖x‖`, with `‖x‖ ≤ ‖x̂‖ + ‖x − x̂‖`).
     pub fn estimate(&self, codes_dot: i32, row: &RowCode) -> (f32, f32) {
         let q = &self.code;
-        let approx = q.scale * row.scale * codes_dot as f32;
-        let bound =
-            q.exact_norm * row.error + q.error * row.norm + self.rounding * (row.norm + row.error);
+        let approx = q.row.scale * row.scale * codes_dot as f32;
+        let bound = q.exact_norm * row.error
+            + q.row.error * row.norm
+            + self.rounding * (row.norm + row.error);
         (approx, bound * (1.0 + 1e-5) + 1e-7)
     }
 }
@@ -132,8 +124,8 @@ mod tests {
         for (q, qc) in vectors.iter().zip(&codes).step_by(7) {
             for (x, xc) in vectors.iter().zip(&codes) {
                 let query = QueryCode::new(q);
-                let codes_dot = crate::embed::kernels::dot_i8(&qc.codes, &xc.codes);
-                let (approx, bound) = query.estimate(codes_dot, &xc.row_code());
+                let codes_dot = crate::embed::kernels::dot_i8_portable(&qc.codes, &xc.codes);
+                let (approx, bound) = query.estimate(codes_dot, &xc.row);
                 let exact = dot(q, x);
                 assert!(
                     (exact - approx).abs() <= bound,
