@@ -239,7 +239,8 @@ def main():
         for kind, group in texts.items():
             k = kefu_run(model, group)
             row = {"texts": len(group), "mean_tokens": float(np.mean([len(i) for i in k["ids"]])),
-                   "kefu": k["kefu"]}
+                   "kefu": k["kefu"], "kefu_candle_pass": k["kefu_candle_pass"],
+                   "kefu_over_candle_pass": {key: k["kefu"][key] / k["kefu_candle_pass"][key] for key in k["kefu"]}}
             if sess is not None:
                 ids = k["ids"]
                 ort_vecs = np.concatenate([ort_encode(sess, ids[i:i + 32]) for i in range(0, len(ids), 32)])

@@ -51,6 +51,59 @@ fn e5_matches_reference_engine_on_chinese_english_and_mixed_text() {
     }
 }
 
+/// The plain-buffer inference pass (what serves) against candle's padded pass over the same
+/// weights, on both models: questions, whole XQuAD paragraphs (up to 512 tokens) and a batch that
+/// mixes one-token and long sequences, so padding, the thread split and every kernel are crossed.
+#[test]
+fn the_inference_pass_equals_candles_padded_pass_on_the_real_models() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).expect(p);
+    let mut texts: Vec<String> = fixture("sentences.txt")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    for doc in [
+        "tests/fixtures/xquad/xquad-en.md",
+        "tests/fixtures/xquad/xquad-zh.md",
+    ] {
+        texts.extend(
+            read(doc)
+                .split("\n\n")
+                .filter(|p| p.len() > 400)
+                .take(6)
+                .map(str::to_string),
+        );
+    }
+    texts.push(String::new());
+    texts.push("？".into());
+    for model in ["multilingual-e5-small", "all-minilm-l6-v2"] {
+        let e = load_batching(model, &model_dir(), false).expect("run scripts/fetch-models");
+        let ids: Vec<Vec<u32>> = texts
+            .iter()
+            .map(|t| e.tokenize(t, TextRole::Passage).expect("tokenize"))
+            .collect();
+        assert!(
+            ids.iter().any(|s| s.len() >= 250),
+            "{model}: a long sequence"
+        );
+        let encoder = e.encoder();
+        for batch in [&ids[..], &ids[ids.len() - 8..]] {
+            let fast = encoder.encode(batch).expect("encode");
+            let reference = encoder.encode_reference(batch).expect("reference");
+            for (i, (f, r)) in fast.iter().zip(&reference).enumerate() {
+                let c = cosine(f, r);
+                assert!(
+                    c >= 0.99999,
+                    "{model} [{i}] ({} tokens): cosine {c}",
+                    batch[i].len()
+                );
+            }
+        }
+        let one = encoder.encode(&ids[..1]).expect("encode one");
+        assert!(cosine(&one[0], &encoder.encode(&ids).expect("encode")[0]) >= 0.99999);
+    }
+}
+
 #[test]
 fn e5_ranks_paraphrases_across_languages() {
     let e = load_embedder("multilingual-e5-small", &model_dir()).expect("run scripts/fetch-models");

@@ -38,7 +38,9 @@ pub fn erf(x: f32) -> f32 {
     x * p / q
 }
 
-/// In-place exact GELU: `x * (1 + erf(x / sqrt 2)) / 2`.
+/// In-place exact GELU: `x * (1 + erf(x / sqrt 2)) / 2` (inlined so that `kernels` can compile it
+/// for AVX2).
+#[inline(always)]
 pub fn gelu_erf_in_place(values: &mut [f32]) {
     for v in values.iter_mut() {
         let x = *v;

@@ -76,6 +76,9 @@ pub struct LayerWeights {
     pub ffn_out_w: Tensor,
     pub ffn_out_b: Tensor,
     pub ffn_norm: LayerNorm,
+    /// The projections packed for the inference pass on first use (`infer`); a layer built with
+    /// new weights starts with `PackedCache::default()`.
+    pub packed: super::infer::PackedCache,
 }
 
 /// Source of named weights in PyTorch layout ([out, in] for linear layers).
@@ -142,6 +145,7 @@ impl LayerWeights {
             ffn_out_w: lin_t(&names.ffn_out_w, h, f)?,
             ffn_out_b: t(&names.ffn_out_b, &[h])?,
             ffn_norm: norm(&names.ffn_norm_w, &names.ffn_norm_b)?,
+            packed: Default::default(),
         })
     }
 }
@@ -229,8 +233,17 @@ impl BertEncoder {
     }
 
     /// Encodes a batch of token-id sequences (each already with its special tokens and at most
-    /// `max_positions` long) into L2-normalised mean-pooled sentence vectors.
+    /// `max_positions` long) into L2-normalised mean-pooled sentence vectors (`infer`'s pass).
     pub fn encode(&self, batch: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        super::infer::encode(self, batch)
+    }
+
+    /// The same vectors from candle's padded, differentiable operations: the reference that
+    /// `encode`'s plain-buffer pass is tested against.
+    pub fn encode_reference(&self, batch: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
@@ -246,15 +259,7 @@ impl BertEncoder {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let input = self.embed_input(batch)?;
-        let x = self.run_layers(&input, 0..layers.min(self.layers.len()))?;
-        let h = self.cfg.hidden;
-        let flat = x.flatten_all()?.to_vec1::<f32>()?;
-        Ok(batch
-            .iter()
-            .enumerate()
-            .map(|(i, seq)| flat[i * input.len * h..(i * input.len + seq.len()) * h].to_vec())
-            .collect())
+        super::infer::hidden_states(self, batch, layers)
     }
 
     /// Word + position + type embeddings, normalised, for a padded batch.

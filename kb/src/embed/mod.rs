@@ -4,6 +4,7 @@ pub mod activation;
 pub mod bert;
 pub mod e5;
 pub mod e5s1;
+pub mod infer;
 pub mod kernels;
 pub mod minilm;
 pub mod testing;

@@ -191,6 +191,7 @@ impl EncoderDelta {
                 ffn_out_w: t("ffn_out_w")?,
                 ffn_out_b: t("ffn_out_b")?,
                 ffn_norm: LayerNorm::new(t("ffn_norm_w")?, t("ffn_norm_b")?, EPS_PLACEHOLDER),
+                packed: Default::default(),
             });
         }
         Ok(Self { meta, layers })

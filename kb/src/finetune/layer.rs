@@ -242,6 +242,7 @@ impl TrainableLayer {
             ffn_out_w,
             ffn_out_b,
             ffn_norm: self.ffn_norm.merged()?,
+            packed: Default::default(),
         })
     }
 }
