@@ -92,11 +92,7 @@ pub struct MatRef<'a> {
 impl<'a> MatRef<'a> {
     /// A view of `data` as `rows` × `cols` with the given row stride (panics when it does not fit).
     pub fn new(data: &'a [f32], rows: usize, cols: usize, stride: usize) -> Self {
-        assert!(cols <= stride || rows <= 1, "row stride shorter than a row");
-        assert!(
-            rows == 0 || cols == 0 || (rows - 1) * stride + cols <= data.len(),
-            "matrix view out of bounds"
-        );
+        check_fits(rows, cols, data.len(), stride);
         Self {
             data,
             rows,
@@ -110,20 +106,22 @@ impl<'a> MatRef<'a> {
     }
 }
 
+/// Panics unless `rows` rows of `cols` values, `stride` apart, fit in `len` values.
+fn check_fits(rows: usize, cols: usize, len: usize, stride: usize) {
+    assert!(cols <= stride || rows <= 1, "row stride shorter than a row");
+    assert!(
+        rows == 0 || cols == 0 || (rows - 1) * stride + cols <= len,
+        "matrix out of bounds"
+    );
+}
+
 /// `out = a · b (+ bias)`: `a` is m × k, `b` is k × n, `out` m × n with row stride `out_stride`,
 /// `bias` (n values) added to every row. The AVX2 + FMA kernel computes 6 × 16 tiles of `out` in
 /// registers, `b` read in place (row-major, no packing) and `a` in row tiles that stay in cache.
 pub fn sgemm(a: MatRef, b: MatRef, bias: Option<&[f32]>, out: &mut [f32], out_stride: usize) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "inner dimensions differ");
-    assert!(
-        n <= out_stride || m <= 1,
-        "output stride shorter than a row"
-    );
-    assert!(
-        m == 0 || n == 0 || (m - 1) * out_stride + n <= out.len(),
-        "output out of bounds"
-    );
+    check_fits(m, n, out.len(), out_stride);
     if let Some(bias) = bias {
         assert!(bias.len() >= n, "bias shorter than a row");
     }
@@ -188,14 +186,7 @@ pub fn sgemm_panels(
         n.div_ceil(PANEL) * k * PANEL,
         "panel data size"
     );
-    assert!(
-        n <= out_stride || m <= 1,
-        "output stride shorter than a row"
-    );
-    assert!(
-        m == 0 || n == 0 || (m - 1) * out_stride + n <= out.len(),
-        "output out of bounds"
-    );
+    check_fits(m, n, out.len(), out_stride);
     let mut panel = vec![0f32; k * PANEL];
     let tile = (256 * 1024 / (4 * k.max(1))).max(6);
     let mut i0 = 0;
