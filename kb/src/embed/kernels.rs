@@ -170,8 +170,8 @@ impl PanelsF16<'_> {
     }
 }
 
-/// `out = a · b (+ bias)` with `b` in f16 panels: each panel is widened to f32 once per tile of
-/// `a`'s rows, then multiplied by `sgemm`'s register tiles.
+/// `out = a · b (+ bias)` with `b` in f16 panels. The AVX2 kernel widens each panel row (F16C)
+/// inside its 6 × 16 register tiles; the portable one widens a panel at a time, then multiplies.
 pub fn sgemm_panels(
     a: MatRef,
     b: PanelsF16,
@@ -187,24 +187,43 @@ pub fn sgemm_panels(
         "panel data size"
     );
     check_fits(m, n, out.len(), out_stride);
+    if let Some(bias) = bias {
+        assert!(bias.len() >= n, "bias shorter than a row");
+    }
+    if m == 0 || n == 0 {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: AVX2, FMA and F16C are present (checked above); `a`, the panels, the bias and
+        // the output were bounds-checked against m, k, n and their strides above.
+        unsafe { x86::sgemm_panels_avx2(a, b, bias, out, out_stride) };
+        return;
+    }
+    sgemm_panels_portable(a, b, bias, out, out_stride);
+}
+
+/// The portable panel product (a panel widened at a time, then `sgemm_portable`), also the
+/// reference of the AVX2 kernel in the tests. Shapes as `sgemm_panels`, which checks them.
+pub fn sgemm_panels_portable(
+    a: MatRef,
+    b: PanelsF16,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    let (k, n) = (a.cols, b.cols);
     let mut panel = vec![0f32; k * PANEL];
-    let tile = (256 * 1024 / (4 * k.max(1))).max(6);
-    let mut i0 = 0;
-    while i0 < m {
-        let i1 = (i0 + tile).min(m);
-        let rows = MatRef::new(&a.data[i0 * a.stride..], i1 - i0, k, a.stride);
-        for (j, packed) in b.data.chunks_exact(k * PANEL).enumerate() {
-            let width = (n - j * PANEL).min(PANEL);
-            f16_to_f32(packed, &mut panel);
-            sgemm(
-                rows,
-                MatRef::new(&panel, k, width, PANEL),
-                bias.map(|b| &b[j * PANEL..]),
-                &mut out[i0 * out_stride + j * PANEL..],
-                out_stride,
-            );
-        }
-        i0 = i1;
+    for (j, packed) in b.data.chunks_exact(k * PANEL).enumerate() {
+        let width = (n - j * PANEL).min(PANEL);
+        f16_to_f32(packed, &mut panel);
+        sgemm_portable(
+            a,
+            MatRef::new(&panel, k, width, PANEL),
+            bias.map(|b| &b[j * PANEL..]),
+            &mut out[j * PANEL..],
+            out_stride,
+        );
     }
 }
 
@@ -276,15 +295,27 @@ pub fn softmax_scaled(row: &mut [f32], scale: f32) {
     softmax_scaled_portable(row, scale);
 }
 
+/// Separate passes (maximum, exponentials, sum, scaling), each free of a loop-carried dependency
+/// except through eight independent lanes, so that every one vectorises.
 #[inline(always)]
 fn softmax_scaled_portable(row: &mut [f32], scale: f32) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let chunks = row.chunks_exact(8);
+    let tail = chunks
+        .remainder()
+        .iter()
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
+    for c in chunks {
+        for i in 0..8 {
+            lanes[i] = lanes[i].max(c[i]);
+        }
+    }
+    let max = lanes.iter().copied().fold(tail, f32::max);
     for v in row.iter_mut() {
         *v = exp_f32((*v - max) * scale);
-        sum += *v;
     }
-    let inv = 1.0 / sum;
+    let inv = 1.0 / lanes_sum(row);
     for v in row.iter_mut() {
         *v *= inv;
     }
@@ -431,6 +462,113 @@ mod x86 {
         }
     }
 
+    /// # Safety
+    /// The CPU must support AVX2, FMA and F16C; `a`, the panels, `bias` (n values) and `out`
+    /// hold m × k, the k × n panels and m × n values at their strides (the caller asserts it).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn sgemm_panels_avx2(
+        a: MatRef,
+        b: super::PanelsF16,
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+        ldc: usize,
+    ) {
+        let (m, k, n) = (a.rows, a.cols, b.cols);
+        let bias = bias.map_or(std::ptr::null(), <[f32]>::as_ptr);
+        let c = out.as_mut_ptr();
+        let tile = tile_rows(k);
+        let mut i0 = 0;
+        while i0 < m {
+            let i1 = (i0 + tile).min(m);
+            for j in 0..n.div_ceil(16) {
+                let cols = (n - 16 * j).min(16);
+                // SAFETY: panel `j` is the k × 16 halves at `j * k * 16` (size asserted by the
+                // caller); rows i0..i1 and columns 16j..16j+cols are inside `a` and the output.
+                unsafe {
+                    let panel = b.data.as_ptr().add(j * k * 16);
+                    let mut i = i0;
+                    while i + 6 <= i1 {
+                        half_tile::<6>(a, panel, bias, c, ldc, i, 16 * j, cols);
+                        i += 6;
+                    }
+                    match i1 - i {
+                        5 => half_tile::<5>(a, panel, bias, c, ldc, i, 16 * j, cols),
+                        4 => half_tile::<4>(a, panel, bias, c, ldc, i, 16 * j, cols),
+                        3 => half_tile::<3>(a, panel, bias, c, ldc, i, 16 * j, cols),
+                        2 => half_tile::<2>(a, panel, bias, c, ldc, i, 16 * j, cols),
+                        1 => half_tile::<1>(a, panel, bias, c, ldc, i, 16 * j, cols),
+                        _ => {}
+                    }
+                }
+            }
+            i0 = i1;
+        }
+    }
+
+    /// R rows × 16 columns of the output from one f16 panel (its rows widened in registers);
+    /// columns past `cols` are neither loaded from the bias nor stored.
+    ///
+    /// # Safety
+    /// AVX2 + FMA + F16C; `panel` holds k × 16 halves; rows i..i+R of `a` and of the output and
+    /// columns j..j+cols of the output and the bias are in bounds.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn half_tile<const R: usize>(
+        a: MatRef,
+        panel: *const u16,
+        bias: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        i: usize,
+        j: usize,
+        cols: usize,
+    ) {
+        let k = a.cols;
+        let pa = a.data.as_ptr();
+        let masks = [lane_mask(cols.min(8)), lane_mask(cols.saturating_sub(8))];
+        let full = cols == 16;
+        // SAFETY (whole body): offsets are `row * stride + column` inside the bounds above, the
+        // panel is read at p * 16 for p < k, and masked lanes are neither read nor written.
+        unsafe {
+            let mut acc = [[_mm256_setzero_ps(); 2]; R];
+            if !bias.is_null() {
+                let high = if cols > 8 {
+                    load_lanes(bias.add(j + 8), !full, masks[1])
+                } else {
+                    _mm256_setzero_ps()
+                };
+                let bv = [load_lanes(bias.add(j), !full, masks[0]), high];
+                for row in acc.iter_mut() {
+                    *row = bv;
+                }
+            }
+            let a_rows: [*const f32; R] = std::array::from_fn(|r| pa.add((i + r) * a.stride));
+            for p in 0..k {
+                let row = panel.add(p * 16);
+                let b0 = _mm256_cvtph_ps(_mm_loadu_si128(row.cast::<__m128i>()));
+                let b1 = _mm256_cvtph_ps(_mm_loadu_si128(row.add(8).cast::<__m128i>()));
+                for r in 0..R {
+                    let x = _mm256_broadcast_ss(&*a_rows[r].add(p));
+                    acc[r][0] = _mm256_fmadd_ps(x, b0, acc[r][0]);
+                    acc[r][1] = _mm256_fmadd_ps(x, b1, acc[r][1]);
+                }
+            }
+            for (r, row) in acc.iter().enumerate() {
+                let out = c.add((i + r) * ldc + j);
+                if full {
+                    _mm256_storeu_ps(out, row[0]);
+                    _mm256_storeu_ps(out.add(8), row[1]);
+                } else {
+                    _mm256_maskstore_ps(out, masks[0], row[0]);
+                    if cols > 8 {
+                        _mm256_maskstore_ps(out.add(8), masks[1], row[1]);
+                    }
+                }
+            }
+        }
+    }
+
     /// R rows × up to 16 columns of the output, starting at (i, j).
     ///
     /// # Safety
@@ -463,7 +601,7 @@ mod x86 {
         }
     }
 
-    /// A mask of the first `lanes` (1..=8) of eight.
+    /// A mask of the first `lanes` (0..=8) of eight.
     #[target_feature(enable = "avx2")]
     fn lane_mask(lanes: usize) -> __m256i {
         let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -759,6 +897,10 @@ mod tests {
         }
     }
 
+    fn want_without_bias(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f64> {
+        product_f64(MatRef::new(a, m, k, k), MatRef::new(b, k, n, n), None)
+    }
+
     #[test]
     fn panel_product_equals_the_product_of_the_f16_rounded_matrix() {
         let mut seed = 0xF16_u64;
@@ -787,26 +929,38 @@ mod tests {
             let a = MatRef::new(&a_data, m, k, k);
             let want = product_f64(a, MatRef::new(&rounded, k, n, n), Some(&bias));
             let ldc = n + 3;
-            let mut out = vec![9f32; m * ldc];
             let b = PanelsF16 {
                 data: &packed,
                 rows: k,
                 cols: n,
             };
-            sgemm_panels(a, b, Some(&bias), &mut out, ldc);
-            for i in 0..m {
-                for j in 0..ldc {
-                    let got = out[i * ldc + j];
-                    if j >= n {
-                        assert_eq!(got, 9.0, "padding written at {i},{j}");
-                    } else {
-                        let w = want[i * n + j];
-                        assert!(
-                            (f64::from(got) - w).abs() < 1e-4 * (k as f64).sqrt(),
-                            "{m}x{k}x{n} at {i},{j}"
-                        );
+            let (mut fast, mut portable) = (vec![9f32; m * ldc], vec![9f32; m * ldc]);
+            sgemm_panels(a, b, Some(&bias), &mut fast, ldc);
+            sgemm_panels_portable(a, b, Some(&bias), &mut portable, ldc);
+            for (kernel, out) in [("dispatched", &fast), ("portable", &portable)] {
+                for i in 0..m {
+                    for j in 0..ldc {
+                        let got = out[i * ldc + j];
+                        if j >= n {
+                            assert_eq!(got, 9.0, "{kernel}: padding written at {i},{j}");
+                        } else {
+                            let w = want[i * n + j];
+                            assert!(
+                                (f64::from(got) - w).abs() < 1e-4 * (k as f64).sqrt(),
+                                "{kernel}: {m}x{k}x{n} at {i},{j}"
+                            );
+                        }
                     }
                 }
+            }
+            let no_bias = want_without_bias(&a_data, &rounded, m, k, n);
+            let mut plain = vec![0f32; m * n];
+            sgemm_panels(a, b, None, &mut plain, n);
+            for (got, w) in plain.iter().zip(&no_bias) {
+                assert!(
+                    (f64::from(*got) - w).abs() < 1e-4 * (k as f64).sqrt(),
+                    "no bias"
+                );
             }
         }
     }
