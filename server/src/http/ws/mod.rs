@@ -36,8 +36,10 @@ use crate::store::Agent;
 /// Frames larger than this close the connection (1009); between `MAX_FRAME_BYTES` and this they
 /// are refused with `too_large` and the session goes on.
 pub const MAX_WS_MESSAGE_BYTES: usize = 64 * 1024;
-/// Read and write buffer per WebSocket connection.
-pub const WS_BUFFER_BYTES: usize = 4 * 1024;
+/// Read and write buffer per WebSocket connection: a chat frame is a few hundred bytes, and a
+/// longer message grows the read buffer while it arrives (1 KiB instead of 4 KiB took the server's
+/// memory per held session from 22 to 19 KB; docs/performance.md).
+pub const WS_BUFFER_BYTES: usize = 1024;
 /// Messages replayed per store read on `subscribe`.
 const REPLAY_PAGE: u32 = 200;
 /// A session that says nothing (not even `ping`) this long is closed.
