@@ -4,6 +4,7 @@
 //! needed, so any Chinese text segments the same way at import and at query time.
 
 use std::collections::HashSet;
+use std::sync::OnceLock;
 
 use crate::lang::is_han;
 
@@ -65,9 +66,15 @@ pub fn term_set(text: &str) -> HashSet<String> {
     terms(text).into_iter().collect()
 }
 
+/// The stop lists as sets (a term is looked up for every word and bigram of every passage).
+fn stop_words() -> &'static HashSet<&'static str> {
+    static SET: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    SET.get_or_init(|| EN_STOP.iter().chain(ZH_STOP).copied().collect())
+}
+
 fn flush_word(word: &mut String, out: &mut Vec<String>) {
     let w = word.trim_end_matches('\'');
-    if !w.is_empty() && !EN_STOP.contains(&w) {
+    if !w.is_empty() && !stop_words().contains(w) {
         let stem = stem(w);
         if !stem.is_empty() {
             out.push(stem);
@@ -81,10 +88,12 @@ fn flush_han(han: &mut Vec<char>, out: &mut Vec<String>) {
         // A lone ideograph between Latin text or punctuation ("买 iPhone") is still a term.
         out.push(han[0].to_string());
     }
+    let mut bigram = String::new();
     for pair in han.windows(2) {
-        let bigram: String = pair.iter().collect();
-        if !ZH_STOP.contains(&bigram.as_str()) {
-            out.push(bigram);
+        bigram.clear();
+        bigram.extend(pair);
+        if !stop_words().contains(bigram.as_str()) {
+            out.push(bigram.clone());
         }
     }
     han.clear();

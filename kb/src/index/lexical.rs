@@ -32,12 +32,22 @@ pub struct LexicalHit {
     pub score: f32,
 }
 
+/// One entry in the index.
+struct Doc {
+    entry_id: i64,
+    /// Length in terms.
+    len: u32,
+    tags: Vec<String>,
+}
+
 #[derive(Default)]
 struct Inner {
-    /// (kb, term) -> (entry, term frequency) for each entry holding the term.
-    postings: HashMap<(i64, String), Vec<(i64, u32)>>,
-    /// entry -> (kb, length in terms, tags).
-    docs: HashMap<i64, (i64, u32, Vec<String>)>,
+    /// (kb, term) -> the term's number: postings are a list indexed by it.
+    term_ids: HashMap<(i64, String), u32>,
+    /// term number -> (document number, term frequency) for each document holding the term.
+    postings: Vec<Vec<(u32, u32)>>,
+    /// document number -> the entry.
+    docs: Vec<Doc>,
     /// kb -> (entries, total length).
     kbs: HashMap<i64, (u32, u64)>,
 }
@@ -60,26 +70,32 @@ impl LexicalIndex {
     /// Replaces the whole content (a rebuild from the store).
     pub fn replace_all(&self, docs: Vec<LexicalDoc>) -> Result<()> {
         let mut fresh = Inner::default();
+        let mut counts: HashMap<String, u32> = HashMap::new();
         for d in docs {
             let terms = terms(&d.text);
             let kb = fresh.kbs.entry(d.kb_id).or_default();
             kb.0 += 1;
             kb.1 += terms.len() as u64;
-            fresh
-                .docs
-                .insert(d.entry_id, (d.kb_id, terms.len() as u32, d.tags));
+            let doc = u32::try_from(fresh.docs.len())
+                .map_err(|_| KbError::Index("too many entries for the lexical index".into()))?;
+            fresh.docs.push(Doc {
+                entry_id: d.entry_id,
+                len: terms.len() as u32,
+                tags: d.tags,
+            });
             // Each distinct term once per entry, with its count: one lookup in the big map per
             // term instead of one per occurrence.
-            let mut counts: HashMap<String, u32> = HashMap::new();
+            counts.clear();
             for t in terms {
                 *counts.entry(t).or_default() += 1;
             }
-            for (t, tf) in counts {
-                fresh
-                    .postings
-                    .entry((d.kb_id, t))
-                    .or_default()
-                    .push((d.entry_id, tf));
+            for (t, tf) in counts.drain() {
+                let next = fresh.postings.len() as u32;
+                let id = *fresh.term_ids.entry((d.kb_id, t)).or_insert(next);
+                if id == next {
+                    fresh.postings.push(Vec::new());
+                }
+                fresh.postings[id as usize].push((doc, tf));
             }
         }
         *self.inner.write().map_err(|_| Self::lock_err())? = fresh;
@@ -110,7 +126,7 @@ impl LexicalIndex {
             return Ok(Vec::new());
         };
         let ordered = terms(query);
-        let known = |t: &str| m.postings.contains_key(&(kb_id, t.to_string()));
+        let known = |t: &str| m.term_ids.contains_key(&(kb_id, t.to_string()));
         let straddling = straddling_bigrams(&ordered, known);
         let mut q = ordered;
         q.sort();
@@ -122,32 +138,39 @@ impl LexicalIndex {
         let avg = (total as f32 / n).max(1.0);
         let idf = |df: f32| (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
         let mut best_possible = 0.0;
-        let mut scores: HashMap<i64, f32> = HashMap::new();
+        // Scores by document number, and the documents touched.
+        let mut scores = vec![0f32; m.docs.len()];
+        let mut touched: Vec<u32> = Vec::new();
         for t in &q {
-            let postings = m.postings.get(&(kb_id, t.clone()));
+            let postings = m
+                .term_ids
+                .get(&(kb_id, t.clone()))
+                .map(|&id| &m.postings[id as usize]);
             let w = idf(postings.map_or(0.0, |p| p.len() as f32));
             // Unknown terms count against the match (a topic the base lacks), except bigrams
             // that only straddle two words.
             if !straddling.contains(t) {
                 best_possible += w * (K1 + 1.0);
             }
-            for &(entry, tf) in postings.into_iter().flatten() {
-                let Some((_, len, entry_tags)) = m.docs.get(&entry) else {
-                    continue;
-                };
-                if !tags.is_empty() && !entry_tags.iter().any(|x| tags.contains(x)) {
+            for &(doc, tf) in postings.into_iter().flatten() {
+                let d = &m.docs[doc as usize];
+                if !tags.is_empty() && !d.tags.iter().any(|x| tags.contains(x)) {
                     continue;
                 }
                 let tf = tf as f32;
-                let norm = K1 * (1.0 - B + B * *len as f32 / avg);
-                *scores.entry(entry).or_default() += w * tf * (K1 + 1.0) / (tf + norm);
+                let norm = K1 * (1.0 - B + B * d.len as f32 / avg);
+                let score = &mut scores[doc as usize];
+                if *score == 0.0 {
+                    touched.push(doc);
+                }
+                *score += w * tf * (K1 + 1.0) / (tf + norm);
             }
         }
-        let mut hits: Vec<LexicalHit> = scores
+        let mut hits: Vec<LexicalHit> = touched
             .into_iter()
-            .map(|(entry_id, s)| LexicalHit {
-                entry_id,
-                score: (s / best_possible).min(1.0),
+            .map(|doc| LexicalHit {
+                entry_id: m.docs[doc as usize].entry_id,
+                score: (scores[doc as usize] / best_possible).min(1.0),
             })
             .collect();
         hits.sort_by(|a, b| {
