@@ -115,17 +115,29 @@ fn check_fits(rows: usize, cols: usize, len: usize, stride: usize) {
     );
 }
 
+/// Panics unless `a` (m × k) times a `k_b` × n matrix, plus `bias`, fits `out` at `out_stride`;
+/// false when there is nothing to compute.
+fn check_product(
+    a: MatRef,
+    k_b: usize,
+    n: usize,
+    bias: Option<&[f32]>,
+    out: &[f32],
+    out_stride: usize,
+) -> bool {
+    assert_eq!(k_b, a.cols, "inner dimensions differ");
+    check_fits(a.rows, n, out.len(), out_stride);
+    if let Some(bias) = bias {
+        assert!(bias.len() >= n, "bias shorter than a row");
+    }
+    a.rows > 0 && n > 0
+}
+
 /// `out = a · b (+ bias)`: `a` is m × k, `b` is k × n, `out` m × n with row stride `out_stride`,
 /// `bias` (n values) added to every row. The AVX2 + FMA kernel computes 6 × 16 tiles of `out` in
 /// registers, `b` read in place (row-major, no packing) and `a` in row tiles that stay in cache.
 pub fn sgemm(a: MatRef, b: MatRef, bias: Option<&[f32]>, out: &mut [f32], out_stride: usize) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert_eq!(b.rows, k, "inner dimensions differ");
-    check_fits(m, n, out.len(), out_stride);
-    if let Some(bias) = bias {
-        assert!(bias.len() >= n, "bias shorter than a row");
-    }
-    if m == 0 || n == 0 {
+    if !check_product(a, b.rows, b.cols, bias, out, out_stride) {
         return;
     }
     #[cfg(target_arch = "x86_64")]
@@ -179,18 +191,12 @@ pub fn sgemm_panels(
     out: &mut [f32],
     out_stride: usize,
 ) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert_eq!(b.rows, k, "inner dimensions differ");
     assert_eq!(
         b.data.len(),
-        n.div_ceil(PANEL) * k * PANEL,
+        b.cols.div_ceil(PANEL) * b.rows * PANEL,
         "panel data size"
     );
-    check_fits(m, n, out.len(), out_stride);
-    if let Some(bias) = bias {
-        assert!(bias.len() >= n, "bias shorter than a row");
-    }
-    if m == 0 || n == 0 {
+    if !check_product(a, b.rows, b.cols, bias, out, out_stride) {
         return;
     }
     #[cfg(target_arch = "x86_64")]
