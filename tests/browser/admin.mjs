@@ -151,6 +151,8 @@ await runInChromium(async (browser, watch) => {
   check(await examples.count() === 2, "both source conversations: " + await page.locator("[data-testid=pr-examples]").innerText());
   check((await examples.first().innerText()).includes("mobile app"), "an example shows the visitor's question");
   await page.click("[data-testid=pr-approve]");
+  // The approval reloads the queue and closes the editor: wait for it before opening the next one.
+  await page.locator("[data-testid=proposals] tr", { hasText: "mobile app" }).waitFor({ state: "detached" });
   // Markup in past chats stays text in the queue and in its example conversations.
   const xssProposal = page.locator("[data-testid=proposals] tr", { hasText: "<img src=x" }).first();
   await xssProposal.waitFor();
@@ -158,7 +160,6 @@ await runInChromium(async (browser, watch) => {
   await page.locator("[data-testid=pr-examples] .example", { hasText: "<img src=x" }).first().waitFor();
   check(await page.locator("[data-testid=proposals] img, [data-testid=pr-examples] img").count() === 0, "no element was made from past chats");
   check(await page.evaluate(() => window.__xss) === undefined, "no payload from past chats ran");
-  await page.locator("[data-testid=proposals] tr", { hasText: "mobile app" }).waitFor({ state: "detached" });
   // Intent models: v1 (trained on the server) is active; v2 is trained here from an uploaded file
   // and evaluated on an uploaded test file; switch to v2, then roll back to v1.
   const active = (v) => page.locator(`[data-testid=intent-versions] tr[data-version=${v}] .badge`).waitFor();
