@@ -233,15 +233,10 @@ pub fn sgemm_panels_portable(
     }
 }
 
-/// Widens IEEE half floats to f32 (F16C eight at a time where the CPU has it).
+/// Widens IEEE half floats to f32 (the portable panel product's step; the AVX2 kernel widens in
+/// its registers).
 pub fn f16_to_f32(src: &[u16], dst: &mut [f32]) {
     assert_eq!(src.len(), dst.len(), "lengths differ");
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        // SAFETY: F16C and AVX are present (checked above); equal lengths asserted.
-        unsafe { x86::f16_to_f32_f16c(src, dst) };
-        return;
-    }
     for (d, s) in dst.iter_mut().zip(src) {
         *d = half::f16::from_bits(*s).to_f32();
     }
@@ -671,25 +666,6 @@ mod x86 {
                     }
                 }
             }
-        }
-    }
-
-    /// # Safety
-    /// The CPU must support AVX and F16C; `src` and `dst` have the same length.
-    #[target_feature(enable = "avx2,f16c")]
-    pub unsafe fn f16_to_f32_f16c(src: &[u16], dst: &mut [f32]) {
-        let n = src.len();
-        let mut i = 0;
-        while i + 8 <= n {
-            // SAFETY: `i + 8 <= n` keeps the 16-byte load and the 32-byte store in bounds.
-            unsafe {
-                let half = _mm_loadu_si128(src.as_ptr().add(i).cast::<__m128i>());
-                _mm256_storeu_ps(dst.as_mut_ptr().add(i), _mm256_cvtph_ps(half));
-            }
-            i += 8;
-        }
-        for (d, s) in dst[i..].iter_mut().zip(&src[i..]) {
-            *d = half::f16::from_bits(*s).to_f32();
         }
     }
 
