@@ -157,3 +157,100 @@ fn agent_rest_reply_cors_and_widget_files() {
         }
     });
 }
+
+/// `kefu loadtest --mode relay -- …` against `server`; its JSON report.
+fn loadtest(server: &Server, data_dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let mut c = kefu_e2e::kefu(data_dir);
+    c.args(["loadtest", "--url", &server.base]).args(args);
+    let out = kefu_e2e::run(c);
+    assert!(
+        out.status.success(),
+        "kefu loadtest: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("loadtest prints JSON")
+}
+
+/// The load test's relay mode really relays: agents it creates claim every conversation, every
+/// visitor message reaches an agent's socket and is timed, and it leaves no conversation owned
+/// (a second run signs in to the same accounts). Bot mode still gets the bot's answers.
+#[test]
+fn loadtest_relays_visitor_messages_to_agents_and_cleans_up() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let server = Server::start(tmp.path(), &["--sessions-per-minute", "100000"]);
+    let key = kefu_e2e::admin_key(tmp.path());
+    let refused = {
+        let mut c = kefu_e2e::kefu(tmp.path());
+        c.args(["loadtest", "--url", &server.base, "--mode", "relay"])
+            .env_remove("KEFU_ADMIN_KEY");
+        kefu_e2e::run(c)
+    };
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--admin-key"));
+
+    for (connections, agents) in [("130", 2), ("20", 1)] {
+        let r = loadtest(
+            &server,
+            tmp.path(),
+            &[
+                "--mode",
+                "relay",
+                "--admin-key",
+                &key,
+                "--connections",
+                connections,
+                "--rate",
+                "60",
+                "--duration",
+                "2s",
+            ],
+        );
+        let n: u64 = connections.parse().expect("number");
+        assert_eq!(r["mode"], "relay", "{r}");
+        assert_eq!(r["agents"], agents, "{r}");
+        assert_eq!(r["conversations_claimed"], n, "{r}");
+        assert_eq!(r["conversations_subscribed"], n, "{r}");
+        let sent = r["messages_sent"].as_u64().expect("sent");
+        assert!(sent >= 60, "{r}");
+        assert_eq!(r["messages_relayed"], sent, "{r}");
+        assert_eq!(r["messages_acked"], sent, "{r}");
+        assert!(r["relay_latency_ms"]["p99"].as_f64().is_some(), "{r}");
+        for e in [
+            "session",
+            "connect",
+            "error_frames",
+            "closed_early",
+            "claim",
+            "agent_error_frames",
+            "agent_closed",
+            "resolve",
+            "unrelayed",
+        ] {
+            assert_eq!(r["errors"][e], 0, "{e}: {r}");
+        }
+        let agents: serde_json::Value = reqwest::blocking::Client::new()
+            .get(server.url("/v1/admin/agents"))
+            .bearer_auth(&key)
+            .send()
+            .expect("agents")
+            .json()
+            .expect("json");
+        for a in agents["agents"].as_array().expect("list") {
+            if a["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("loadtest-"))
+            {
+                assert_eq!(a["active"], 0, "left owning conversations: {a}");
+            }
+        }
+    }
+
+    let r = loadtest(
+        &server,
+        tmp.path(),
+        &["--connections", "4", "--rate", "4", "--duration", "2s"],
+    );
+    assert_eq!(r["mode"], "bot", "{r}");
+    assert!(r["bot_replies"].as_u64().unwrap_or(0) >= 4, "{r}");
+    assert_eq!(r["errors"]["unanswered"], 0, "{r}");
+}
