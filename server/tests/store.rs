@@ -522,6 +522,89 @@ async fn postgres_store_records_turns_and_caps_claims() {
     drop_schema(&schema).await;
 }
 
+/// The webhook outbox: recorded once per id, due until leased, leased by one caller at a time,
+/// rescheduled on failure, never due again once delivered or given up.
+async fn exercise_outbox(store: &Store) {
+    let body = r#"{"event":"rule_matched"}"#;
+    for _ in 0..2 {
+        store
+            .enqueue_webhook("c_o:1:0", "c_o", "http://127.0.0.1:9/h", body)
+            .await
+            .expect("enqueue");
+    }
+    store
+        .enqueue_webhook("c_o:2:0", "c_o", "http://127.0.0.1:9/h", body)
+        .await
+        .expect("enqueue");
+    let now = now_ms() + 1;
+    let due = store.due_webhooks(now, 10).await.expect("due");
+    assert_eq!(
+        due.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        ["c_o:1:0", "c_o:2:0"],
+        "the same id twice is recorded once"
+    );
+    assert_eq!((due[0].attempts, due[0].body.as_str()), (0, body));
+    let lease = now + 30_000;
+    assert!(store
+        .lease_webhook(&due[0], now, lease)
+        .await
+        .expect("lease"));
+    assert!(
+        !store
+            .lease_webhook(&due[0], now, lease)
+            .await
+            .expect("lease"),
+        "one taker at a time"
+    );
+    let due_now = store.due_webhooks(now, 10).await.expect("due");
+    assert_eq!(due_now.len(), 1, "a leased delivery is not due");
+    // Once the lease has run out (its node died) another caller may take it.
+    let due_later = store.due_webhooks(lease + 1, 10).await.expect("due");
+    assert_eq!(due_later.len(), 2);
+    assert_eq!(due_later[0].attempts, 1, "the attempt was counted");
+
+    store
+        .webhook_failed("c_o:1:0", "503", Some(now + 5_000))
+        .await
+        .expect("failed");
+    let ids = |v: Vec<kefu_server::store::OutboxDelivery>| {
+        v.into_iter().map(|d| d.id).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(store.due_webhooks(now, 10).await.expect("due")),
+        ["c_o:2:0"]
+    );
+    assert_eq!(
+        ids(store.due_webhooks(now + 5_000, 10).await.expect("due")),
+        ["c_o:2:0", "c_o:1:0"],
+        "due again at its retry time, soonest first"
+    );
+    store.webhook_delivered("c_o:1:0").await.expect("delivered");
+    store
+        .webhook_failed("c_o:2:0", "gone", None)
+        .await
+        .expect("given up");
+    assert!(store
+        .due_webhooks(lease * 2, 10)
+        .await
+        .expect("due")
+        .is_empty());
+}
+
+#[tokio::test]
+async fn sqlite_outbox_leases_each_delivery_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    exercise_outbox(&sqlite_store(&dir).await).await;
+}
+
+#[tokio::test]
+async fn postgres_outbox_leases_each_delivery_once() {
+    let (store, schema) = postgres_store().await;
+    exercise_outbox(&store).await;
+    store.close().await;
+    drop_schema(&schema).await;
+}
+
 /// Analytics count what was stored: bot outcomes, handoffs by reason, agent times, resolution
 /// without an agent (after the quiet window), CSAT, unanswered questions, per site.
 async fn exercise_analytics(store: &Store) {

@@ -5,17 +5,25 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use kefu_e2e::chat::{Api, Chat};
-use kefu_e2e::{kefu, run, runtime, Server};
+use kefu_e2e::{kefu, run, runtime, PgSchema, Server};
 use serde_json::{json, Value};
 
 const PASSWORD: &str = "rules-and-assignment";
 
-/// Accepts HTTP requests on loopback and sends each JSON body down the channel (answers 200).
+/// Accepts HTTP requests on loopback and sends each JSON body down the channel, answering 200.
 fn webhook_receiver() -> (String, mpsc::Receiver<Value>) {
+    webhook_receiver_answering(Arc::new(AtomicBool::new(true)))
+}
+
+/// Like `webhook_receiver`, but answers 503 while `accept` is false. Each body sent down the
+/// channel carries `_request_line`, `_status` (the answer) and the request's `_idempotency_key`
+/// and `_attempt` headers.
+fn webhook_receiver_answering(accept: Arc<AtomicBool>) -> (String, mpsc::Receiver<Value>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}/hooks/kefu", listener.local_addr().expect("addr"));
     let (tx, rx) = mpsc::channel();
@@ -26,33 +34,48 @@ fn webhook_receiver() -> (String, mpsc::Receiver<Value>) {
             let mut length = 0usize;
             let mut line = String::new();
             let mut request_line = String::new();
+            let (mut key, mut attempt) = (String::new(), String::new());
             reader.read_line(&mut request_line).expect("request line");
             loop {
                 line.clear();
                 if reader.read_line(&mut line).expect("header") == 0 || line == "\r\n" {
                     break;
                 }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
+                let Some((name, value)) = line.split_once(':') else {
+                    continue;
+                };
+                match name.trim().to_ascii_lowercase().as_str() {
+                    "content-length" => length = value.trim().parse().unwrap_or(0),
+                    "idempotency-key" => key = value.trim().to_string(),
+                    "kefu-delivery-attempt" => attempt = value.trim().to_string(),
+                    _ => {}
                 }
             }
             let mut body = vec![0u8; length];
             reader.read_exact(&mut body).expect("body");
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let status = if accept.load(Ordering::SeqCst) {
+                200
+            } else {
+                503
+            };
+            let _ = stream.write_all(
+                format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .as_bytes(),
+            );
             let mut v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             v["_request_line"] = Value::String(request_line.trim().to_string());
+            v["_status"] = json!(status);
+            v["_idempotency_key"] = Value::String(key);
+            v["_attempt"] = Value::String(attempt);
             let _ = tx.send(v);
         }
     });
     (url, rx)
 }
 
-#[test]
-fn a_rule_replies_sets_an_intent_and_calls_its_webhook() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let (hook, received) = webhook_receiver();
-    let rules = tmp.path().join("rules.toml");
+/// A rules file whose refund rule calls `hook` and replies.
+fn refund_rules(dir: &Path, hook: &str) -> String {
+    let rules = dir.join("rules.toml");
     std::fs::write(
         &rules,
         format!(
@@ -74,10 +97,18 @@ text = "您的退款正在处理中。"
         ),
     )
     .expect("write rules");
+    rules.to_string_lossy().to_string()
+}
+
+#[test]
+fn a_rule_replies_sets_an_intent_and_calls_its_webhook() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (hook, received) = webhook_receiver();
+    let rules_arg = refund_rules(tmp.path(), &hook);
+    let rules = tmp.path().join("rules.toml");
     let mut c = kefu(tmp.path());
     c.args(["agent", "add", "li", "--password", PASSWORD]);
     assert!(run(c).status.success());
-    let rules_arg = rules.to_string_lossy().to_string();
     let server = Server::start(tmp.path(), &["--rules", &rules_arg]);
     runtime().block_on(async {
         let api = Api::new(&server.base);
@@ -105,6 +136,8 @@ text = "您的退款正在处理中。"
         assert_eq!(hook_body["text"], "我想申请退款");
         assert_eq!(hook_body["rule"], "refund");
         assert_eq!(hook_body["intent"], "refund");
+        assert_eq!(hook_body["_attempt"], "1");
+        assert_eq!(hook_body["_idempotency_key"], format!("{conv}:1:0"));
 
         let agent = api.agent("li", PASSWORD).await;
         let (_, t) = api
@@ -206,4 +239,64 @@ fn auto_assign_is_round_robin_within_capacity() {
             "capacity: {body}"
         );
     });
+}
+
+/// Waits for the receiver's next request (up to `secs`).
+fn next_request(received: &mpsc::Receiver<Value>, secs: u64) -> Option<Value> {
+    received.recv_timeout(Duration::from_secs(secs)).ok()
+}
+
+/// A rule webhook the receiver refuses is retried from the outbox; when its node dies
+/// (`kill -9`) with the delivery pending, another node sharing the PostgreSQL database delivers
+/// it, once, with the same idempotency key.
+#[test]
+fn a_refused_webhook_is_retried_and_delivered_by_another_node_after_a_crash() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (dir_a, dir_b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let accept = Arc::new(AtomicBool::new(false));
+    let (hook, received) = webhook_receiver_answering(Arc::clone(&accept));
+    let rules = refund_rules(tmp.path(), &hook);
+    let schema = PgSchema::create();
+    let args = ["--database-url", schema.url.as_str(), "--rules", &rules];
+    let mut a = Server::start(&dir_a, &args);
+    let conv = runtime().block_on(async {
+        let api = Api::new(&a.base);
+        let (token, conv) = api.visitor("demo").await;
+        let mut v = Chat::connect(&a.ws_url(), &token).await;
+        v.subscribe(&conv, 0).await;
+        v.say(&conv, "r1", "refund please, 我要退款").await;
+        v.message_by("bot").await;
+        conv
+    });
+    // The first attempt is refused; the delivery stays in the outbox.
+    let first = next_request(&received, 30).expect("a first attempt");
+    assert_eq!(first["_status"], 503);
+    assert_eq!(first["_attempt"], "1");
+    assert_eq!(first["conversation_id"], conv.as_str());
+    let key = first["_idempotency_key"].clone();
+    a.kill9();
+    while next_request(&received, 0).is_some() {} // attempts A made before it died
+
+    accept.store(true, Ordering::SeqCst);
+    let _b = Server::start(&dir_b, &args);
+    let delivered = loop {
+        let r = next_request(&received, 45).expect("node B delivers it");
+        if r["_status"] == 200 {
+            break r;
+        }
+    };
+    assert_eq!(delivered["_idempotency_key"], key, "{delivered}");
+    assert!(
+        delivered["_attempt"]
+            .as_str()
+            .and_then(|a| a.parse::<u32>().ok())
+            > Some(1),
+        "{delivered}"
+    );
+    assert_eq!(delivered["rule"], "refund");
+    assert_eq!(delivered["text"], "refund please, 我要退款");
+    assert!(
+        next_request(&received, 3).is_none(),
+        "delivered once, then never again"
+    );
 }

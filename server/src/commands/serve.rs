@@ -106,6 +106,7 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
     tokio::spawn(forget_expired_tokens(accounts.clone()));
     // Bot turns a crash cut short (here or on another node) are finished from now on.
     conversations.start_turn_sweeper();
+    conversations.start_webhook_worker();
     let analytics = Analytics::new(store.clone(), args.resolution_window)
         .with_embedder(Arc::clone(knowledge.embedder()));
     state.set_ready(Arc::new(Services {

@@ -67,13 +67,12 @@ impl Conversations {
         let decision = self.generate(&turn, decision, &recent).await;
         metrics::counter!("kefu_triage_decisions_total", "decision" => decision_label(&decision.kind))
             .increment(1);
-        for url in &decision.webhooks {
-            self.webhooks
-                .get_or_init(super::webhook::WebhookClient::new)
-                .notify(url.clone(), &turn.conversation_id, &turn.text, &decision);
-        }
         let trace = serde_json::to_value(&decision.trace).ok();
-        let result = if decision.kind == DecisionKind::Handoff {
+        // Webhooks are recorded before the turn ends; if that fails, the turn stays pending and
+        // the sweeper runs it again.
+        let result = if let Err(e) = self.enqueue_webhooks(&turn, &decision).await {
+            Err(e)
+        } else if decision.kind == DecisionKind::Handoff {
             let reason = decision
                 .trace
                 .handoff

@@ -59,6 +59,8 @@ pub struct Conversations {
     /// Serialises bot turns per conversation so replies follow questions in order.
     bot_turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     webhooks: OnceLock<webhook::WebhookClient>,
+    /// Wakes the webhook worker when a delivery is recorded.
+    webhook_due: tokio::sync::Notify,
     /// The link to other nodes (scale-out), when configured.
     cluster: OnceLock<Cluster>,
 }
@@ -78,6 +80,7 @@ impl Conversations {
             retriever,
             bot_turns: Mutex::new(HashMap::new()),
             webhooks: OnceLock::new(),
+            webhook_due: tokio::sync::Notify::new(),
             cluster: OnceLock::new(),
         })
     }

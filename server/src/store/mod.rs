@@ -8,6 +8,7 @@ mod analytics;
 mod conversations;
 mod messages;
 mod model;
+mod outbox;
 mod turns;
 
 use std::path::Path;
@@ -22,6 +23,7 @@ use conversations::parse_state;
 pub use conversations::state_str;
 use messages::insert_message;
 pub use model::*;
+pub use outbox::OutboxDelivery;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]

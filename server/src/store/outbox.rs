@@ -1,0 +1,120 @@
+//! The webhook outbox: deliveries recorded once (by id), found when due, leased by exactly one
+//! node at a time, then marked delivered, rescheduled or given up.
+
+use sqlx::Row;
+
+use super::*;
+
+/// A webhook delivery waiting in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxDelivery {
+    /// Stable across retries and nodes: the receiver's idempotency key.
+    pub id: String,
+    pub url: String,
+    pub body: String,
+    /// Attempts made before this one.
+    pub attempts: u32,
+}
+
+impl Store {
+    /// Records a delivery; recording the same `id` again (a bot turn run twice) changes nothing.
+    pub async fn enqueue_webhook(
+        &self,
+        id: &str,
+        conversation_id: &str,
+        url: &str,
+        body: &str,
+    ) -> Result<()> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO webhook_outbox (id, conversation_id, url, body, created_at, next_attempt_at)
+             VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(conversation_id)
+        .bind(url)
+        .bind(body)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Pending deliveries due at `now` and not leased, oldest due first.
+    pub async fn due_webhooks(&self, now: i64, limit: u32) -> Result<Vec<OutboxDelivery>> {
+        let rows = sqlx::query(
+            "SELECT id, url, body, attempts FROM webhook_outbox
+             WHERE pending = 1 AND next_attempt_at <= $1 AND lease_until < $1
+             ORDER BY next_attempt_at, id LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxDelivery {
+                    id: r.try_get("id")?,
+                    url: r.try_get("url")?,
+                    body: r.try_get("body")?,
+                    attempts: r.try_get::<i64, _>("attempts")? as u32,
+                })
+            })
+            .collect()
+    }
+
+    /// Takes a due delivery for this node until `lease_until`: true for exactly one of several
+    /// nodes racing for it (its attempt count must still be the one read). Counts the attempt.
+    pub async fn lease_webhook(
+        &self,
+        d: &OutboxDelivery,
+        now: i64,
+        lease_until: i64,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE webhook_outbox SET lease_until = $2, attempts = attempts + 1
+             WHERE id = $1 AND pending = 1 AND attempts = $3 AND lease_until < $4",
+        )
+        .bind(&d.id)
+        .bind(lease_until)
+        .bind(d.attempts as i64)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// The receiver accepted the delivery.
+    pub async fn webhook_delivered(&self, id: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE webhook_outbox SET pending = 0, delivered_at = $2, lease_until = 0
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The attempt failed: try again at `next_attempt_at`, or never (`None`: given up).
+    pub async fn webhook_failed(
+        &self,
+        id: &str,
+        error: &str,
+        next_attempt_at: Option<i64>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE webhook_outbox SET pending = $2, next_attempt_at = $3, lease_until = 0,
+                 last_error = $4
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(i64::from(next_attempt_at.is_some()))
+        .bind(next_attempt_at.unwrap_or(0))
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
