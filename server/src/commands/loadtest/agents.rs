@@ -1,7 +1,8 @@
-//! The load test's agents (`--mode relay`): accounts created through the admin API, signed in,
-//! one console socket each; they claim the visitors' conversations over REST, subscribe to them,
-//! and time each visitor message from its send to its arrival on the agent's socket. Afterwards
-//! they resolve what they claimed and sign out.
+//! The load test's agents (`--mode relay`): accounts created through the admin API (named after
+//! the admin key, their passwords derived from it), signed in, one console socket each; they claim
+//! the visitors' conversations over REST, subscribe to them, and time each visitor message from
+//! its send to its arrival on the agent's socket. Afterwards they resolve what they claimed and
+//! sign out.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -34,7 +35,14 @@ fn password_for(admin_key: &str, name: &str) -> String {
     hex::encode(&digest[..16])
 }
 
-/// Creates (or reuses) `count` agents named `loadtest-1…`, signs each in and opens its socket.
+/// The tag in load-test agent names: six hex digits of a hash of the admin key, so runs with
+/// different keys use different accounts.
+fn key_tag(admin_key: &str) -> String {
+    hex::encode(&Sha256::digest(format!("kefu loadtest key tag\n{admin_key}"))[..3])
+}
+
+/// Creates (or reuses) `count` agents named `loadtest-<key tag>-1…`, signs each in and opens its
+/// socket.
 pub(super) async fn sign_in(
     http: &reqwest::Client,
     base: &str,
@@ -44,8 +52,9 @@ pub(super) async fn sign_in(
     shared: &Arc<Shared>,
 ) -> anyhow::Result<Vec<Agent>> {
     let mut agents = Vec::with_capacity(count);
+    let tag = key_tag(admin_key);
     for i in 1..=count {
-        let name = format!("loadtest-{i}");
+        let name = format!("loadtest-{tag}-{i}");
         let password = password_for(admin_key, &name);
         let created = http
             .post(format!("{base}/v1/admin/agents"))
@@ -71,7 +80,7 @@ pub(super) async fn sign_in(
             let body = login.text().await.unwrap_or_default();
             anyhow::bail!(
                 "agent {name} could not sign in ({status}): {body}; an account of that name \
-                 made by something else than this admin key's load test is in the way"
+                 that this admin key's load test did not make is in the way"
             );
         }
         let token = login.json::<Value>().await?["token"]

@@ -58,7 +58,7 @@ const RELAY_MESSAGES: &[&str] = &[
 pub enum Mode {
     /// Ask the bot knowledge-base questions; time each question to the bot's reply.
     Bot,
-    /// Agents (accounts `loadtest-1…`, made with `--admin-key`) claim every conversation; time
+    /// Agents (accounts `loadtest-<key tag>-1…`, made with `--admin-key`) claim every conversation; time
     /// each visitor message from its send to its arrival on the agent's socket.
     Relay,
 }
