@@ -1,11 +1,13 @@
-//! SQLite storage of knowledge bases: entries and their vectors, written in one transaction.
+//! Storage of knowledge bases — entries and their vectors, written in one transaction — and of
+//! the training data beside them (imported chat history, the FAQ review queue): SQLite (the
+//! embedded default, its own file) or PostgreSQL (shared by every node of a cluster), one set of
+//! queries through sqlx's `Any` driver.
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::str::FromStr;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
 
 use crate::answer::AnswerMode;
 use crate::error::{KbError, Result};
@@ -106,22 +108,35 @@ pub struct WriteOutcome {
     pub generation: i64,
 }
 
-async fn bump_generation(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>) -> Result<i64> {
-    Ok(sqlx::query_scalar(
+/// The PostgreSQL notification channel a write to the knowledge tables signals on commit.
+pub const CHANGE_CHANNEL: &str = "kefu_kb_changed";
+
+/// Bumps the write generation inside the writing transaction; on PostgreSQL it also notifies
+/// `CHANGE_CHANNEL`, which the server delivers to every listening node when the write commits.
+async fn bump_generation(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<i64> {
+    let generation: i64 = sqlx::query_scalar(
         "UPDATE kb_generation SET value = value + 1 WHERE id = 1 RETURNING value",
     )
     .fetch_one(&mut **tx)
-    .await?)
+    .await?;
+    if tx.backend_name() == "PostgreSQL" {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANGE_CHANNEL)
+            .bind(generation.to_string())
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(generation)
 }
 
 /// Refuses (`Conflict`) to write into knowledge base `kb` when it no longer exists or was switched
 /// to another encoder since `kb` was read, before `during` finished.
 async fn still_on_model(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     kb: &KbInfo,
     during: &str,
 ) -> Result<()> {
-    let model: Option<String> = sqlx::query_scalar("SELECT model FROM kb_bases WHERE id = ?")
+    let model: Option<String> = sqlx::query_scalar("SELECT model FROM kb_bases WHERE id = $1")
         .bind(kb.id)
         .fetch_optional(&mut **tx)
         .await?;
@@ -137,7 +152,7 @@ async fn still_on_model(
 /// Inserts an entry's vectors (each checked against the knowledge base's dimension) and records
 /// them in `out` for the index.
 async fn insert_vectors<'v>(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     kb: &KbInfo,
     entry_id: i64,
     tags: &[String],
@@ -153,7 +168,7 @@ async fn insert_vectors<'v>(
             )));
         }
         let vector_id: i64 = sqlx::query_scalar(
-            "INSERT INTO kb_vectors (entry_id, text, embedding) VALUES (?, ?, ?) RETURNING id",
+            "INSERT INTO kb_vectors (entry_id, text, embedding) VALUES ($1, $2, $3) RETURNING id",
         )
         .bind(entry_id)
         .bind(text)
@@ -174,7 +189,9 @@ async fn insert_vectors<'v>(
 /// The knowledge store.
 #[derive(Clone)]
 pub struct KbStore {
-    pool: SqlitePool,
+    pool: AnyPool,
+    /// The PostgreSQL URL, when the store is PostgreSQL.
+    url: Option<String>,
 }
 
 /// A settings update touched its knowledge base, or it does not exist.
@@ -186,7 +203,7 @@ fn updated(rows: u64, name: &str) -> Result<()> {
 }
 
 /// An optional REAL column as f32.
-fn real(row: &sqlx::sqlite::SqliteRow, column: &str) -> Result<Option<f32>> {
+fn real(row: &AnyRow, column: &str) -> Result<Option<f32>> {
     Ok(row.try_get::<Option<f64>, _>(column)?.map(|v| v as f32))
 }
 
@@ -201,9 +218,22 @@ fn decode_vector(b: &[u8]) -> Vec<f32> {
 }
 
 /// A JSON list column; damage is an error, never an empty list.
-fn json_list(row: &sqlx::sqlite::SqliteRow, column: &str) -> Result<Vec<String>> {
+fn json_list(row: &AnyRow, column: &str) -> Result<Vec<String>> {
     let text: String = row.try_get(column)?;
     serde_json::from_str(&text).map_err(|e| KbError::Corrupt(format!("kb_entries.{column}: {e}")))
+}
+
+/// How long a query waits for a pooled connection before failing (the database is down).
+const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether `url` names a PostgreSQL database.
+pub fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// Now as stored in the text time columns (RFC 3339, milliseconds, UTC).
+fn now_text() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }
 
 fn to_json(v: &[String]) -> String {
@@ -219,40 +249,90 @@ impl KbStore {
                 source,
             })?;
         }
-        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(std::time::Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(opts)
+        Self::connect(&format!("sqlite://{}?mode=rwc", path.display())).await
+    }
+
+    /// Connects to `url` (`sqlite://…` or `postgres://…`) and applies that engine's migrations.
+    /// On PostgreSQL the knowledge tables sit beside the conversation tables (the URL's schema);
+    /// their migrations are numbered from 1001 so the two migration sets share one history table.
+    pub async fn connect(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        if is_postgres(url) {
+            let pool = AnyPoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect(url)
+                .await?;
+            let mut migrator = sqlx::migrate!("./migrations-postgres");
+            migrator.set_ignore_missing(true);
+            migrator.run(&pool).await?;
+            return Ok(Self {
+                pool,
+                url: Some(url.to_string()),
+            });
+        }
+        if !url.starts_with("sqlite:") {
+            return Err(KbError::InvalidInput(
+                "database URL must start with sqlite:// or postgres://".into(),
+            ));
+        }
+        let memory = url.contains(":memory:");
+        let pool = AnyPoolOptions::new()
+            // An in-memory database lives as long as its one connection.
+            .max_connections(if memory { 1 } else { 4 })
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    for pragma in [
+                        "PRAGMA journal_mode = WAL",
+                        "PRAGMA synchronous = NORMAL",
+                        "PRAGMA busy_timeout = 10000",
+                        "PRAGMA foreign_keys = ON",
+                    ] {
+                        sqlx::query(pragma).execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
             .await?;
-        Self::from_pool(pool).await
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool, url: None })
     }
 
     /// An in-memory store (tests).
     pub async fn in_memory() -> Result<Self> {
-        let opts = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(opts)
-            .await?;
-        Self::from_pool(pool).await
+        Self::connect("sqlite::memory:").await
     }
 
-    async fn from_pool(pool: SqlitePool) -> Result<Self> {
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+    /// Begins a write to the knowledge tables: bumps the write generation first, so the
+    /// generation row's lock orders every write (two nodes importing the same file at once write
+    /// one after the other instead of colliding on the same keys), and returns the generation
+    /// this transaction commits.
+    async fn begin_write(&self) -> Result<(sqlx::Transaction<'static, sqlx::Any>, i64)> {
+        let mut tx = self.pool.begin().await?;
+        let generation = bump_generation(&mut tx).await?;
+        Ok((tx, generation))
     }
 
-    /// The connection pool (shared with other layers that keep tables in the same file).
-    pub fn pool(&self) -> &SqlitePool {
+    /// Whether this store is PostgreSQL (shared by a cluster) rather than an embedded SQLite file.
+    pub fn is_shared(&self) -> bool {
+        self.url.is_some()
+    }
+
+    /// The PostgreSQL URL this store was opened with (to listen for changes).
+    pub fn postgres_url(&self) -> Option<&str> {
+        self.url.as_deref()
+    }
+
+    /// The connection pool (shared with other layers that keep tables in the same database).
+    pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
-    fn kb_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<KbInfo> {
+    fn kb_from_row(row: &AnyRow) -> Result<KbInfo> {
         Ok(KbInfo {
             id: row.try_get("id")?,
             name: row.try_get("name")?,
@@ -277,7 +357,7 @@ impl KbStore {
 
     /// A knowledge base by name.
     pub async fn get_kb(&self, name: &str) -> Result<Option<KbInfo>> {
-        let row = sqlx::query("SELECT * FROM kb_bases WHERE name = ?")
+        let row = sqlx::query("SELECT * FROM kb_bases WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
@@ -298,7 +378,7 @@ impl KbStore {
             return Ok(kb);
         }
         sqlx::query(
-            "INSERT INTO kb_bases (name, model, dim) VALUES (?, ?, ?) ON CONFLICT(name) DO NOTHING",
+            "INSERT INTO kb_bases (name, model, dim) VALUES ($1, $2, $3) ON CONFLICT(name) DO NOTHING",
         )
         .bind(name)
         .bind(model)
@@ -312,14 +392,14 @@ impl KbStore {
 
     /// Sets how a knowledge base answers.
     pub async fn set_answer_mode(&self, name: &str, mode: AnswerMode) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let (mut tx, _generation) = self.begin_write().await?;
         // `llm` keeps `extractive` as its local mode (see migration 0005).
         let (local, llm) = match mode {
             AnswerMode::Llm => (AnswerMode::Extractive, 1),
             other => (other, 0),
         };
         let done =
-            sqlx::query("UPDATE kb_bases SET answer_mode = ?, llm_answers = ? WHERE name = ?")
+            sqlx::query("UPDATE kb_bases SET answer_mode = $1, llm_answers = $2 WHERE name = $3")
                 .bind(local.as_str())
                 .bind(llm)
                 .bind(name)
@@ -327,7 +407,6 @@ impl KbStore {
                 .await?;
         updated(done.rows_affected(), name)?;
         // Running servers cache the settings with the index: the new generation reloads them.
-        bump_generation(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -343,10 +422,10 @@ impl KbStore {
         wanted
             .validate()
             .map_err(|e| KbError::InvalidInput(e.to_string()))?;
-        let mut tx = self.pool.begin().await?;
+        let (mut tx, _generation) = self.begin_write().await?;
         let done = sqlx::query(
-            "UPDATE kb_bases SET answer_threshold = ?, suggest_threshold = ?, margin = ?, \
-             doc_answer_threshold = ?, doc_suggest_threshold = ? WHERE name = ?",
+            "UPDATE kb_bases SET answer_threshold = $1, suggest_threshold = $2, margin = $3, \
+             doc_answer_threshold = $4, doc_suggest_threshold = $5 WHERE name = $6",
         )
         .bind(t.answer.map(f64::from))
         .bind(t.suggest.map(f64::from))
@@ -357,7 +436,6 @@ impl KbStore {
         .execute(&mut *tx)
         .await?;
         updated(done.rows_affected(), name)?;
-        bump_generation(&mut tx).await?;
         tx.commit().await?;
         Ok(wanted)
     }
@@ -396,23 +474,22 @@ impl KbStore {
             .get_kb(name)
             .await?
             .ok_or_else(|| KbError::KbNotFound(name.to_string()))?;
-        let mut tx = self.pool.begin().await?;
-        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM kb_entries WHERE kb_id = ?")
+        let (mut tx, generation) = self.begin_write().await?;
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM kb_entries WHERE kb_id = $1")
             .bind(kb.id)
             .fetch_all(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM kb_bases WHERE id = ?")
+        sqlx::query("DELETE FROM kb_bases WHERE id = $1")
             .bind(kb.id)
             .execute(&mut *tx)
             .await?;
-        let generation = bump_generation(&mut tx).await?;
         tx.commit().await?;
         Ok((ids, generation))
     }
 
     /// Stored content hash of every entry by key.
     pub async fn entry_hashes(&self, kb_id: i64) -> Result<HashMap<String, String>> {
-        let rows = sqlx::query("SELECT key, content_hash FROM kb_entries WHERE kb_id = ?")
+        let rows = sqlx::query("SELECT key, content_hash FROM kb_entries WHERE kb_id = $1")
             .bind(kb_id)
             .fetch_all(&self.pool)
             .await?;
@@ -431,12 +508,12 @@ impl KbStore {
         keep_keys: &[String],
     ) -> Result<WriteOutcome> {
         let mut out = WriteOutcome::default();
-        let mut tx = self.pool.begin().await?;
+        let (mut tx, generation) = self.begin_write().await?;
         still_on_model(&mut tx, kb, "the import").await?;
         for er in records {
             let r = &er.record;
             let existing: Option<i64> =
-                sqlx::query_scalar("SELECT id FROM kb_entries WHERE kb_id = ? AND key = ?")
+                sqlx::query_scalar("SELECT id FROM kb_entries WHERE kb_id = $1 AND key = $2")
                     .bind(kb.id)
                     .bind(&r.key)
                     .fetch_optional(&mut *tx)
@@ -444,9 +521,9 @@ impl KbStore {
             let entry_id = match existing {
                 Some(id) => {
                     sqlx::query(
-                        "UPDATE kb_entries SET kind = ?, question = ?, answer = ?, alternates = ?, tags = ?,
-                         source = ?, source_file = ?, content_hash = ?,
-                         updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?",
+                        "UPDATE kb_entries SET kind = $1, question = $2, answer = $3, alternates = $4, tags = $5,
+                         source = $6, source_file = $7, content_hash = $8,
+                         updated_at = $9 WHERE id = $10",
                     )
                     .bind(r.kind.as_str())
                     .bind(&r.question)
@@ -456,10 +533,11 @@ impl KbStore {
                     .bind(&r.source)
                     .bind(&r.source_file)
                     .bind(&er.content_hash)
+                    .bind(now_text())
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
-                    sqlx::query("DELETE FROM kb_vectors WHERE entry_id = ?")
+                    sqlx::query("DELETE FROM kb_vectors WHERE entry_id = $1")
                         .bind(id)
                         .execute(&mut *tx)
                         .await?;
@@ -471,7 +549,7 @@ impl KbStore {
                     out.added += 1;
                     sqlx::query(
                         "INSERT INTO kb_entries (kb_id, key, kind, question, answer, alternates, tags, source, source_file, content_hash)
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
                     )
                     .bind(kb.id)
                     .bind(&r.key)
@@ -496,7 +574,7 @@ impl KbStore {
                 keep_keys.iter().map(String::as_str).collect();
             for file in replaced_files {
                 let rows = sqlx::query(
-                    "SELECT id, key FROM kb_entries WHERE kb_id = ? AND source_file = ? AND kind = 'chunk'",
+                    "SELECT id, key FROM kb_entries WHERE kb_id = $1 AND source_file = $2 AND kind = 'chunk'",
                 )
                 .bind(kb.id)
                 .bind(file)
@@ -508,7 +586,7 @@ impl KbStore {
                         continue;
                     }
                     let id: i64 = row.try_get("id")?;
-                    sqlx::query("DELETE FROM kb_entries WHERE id = ?")
+                    sqlx::query("DELETE FROM kb_entries WHERE id = $1")
                         .bind(id)
                         .execute(&mut *tx)
                         .await?;
@@ -517,7 +595,7 @@ impl KbStore {
                 }
             }
         }
-        out.generation = bump_generation(&mut tx).await?;
+        out.generation = generation;
         tx.commit().await?;
         Ok(out)
     }
@@ -557,7 +635,10 @@ impl KbStore {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let marks = vec!["?"; ids.len()].join(", ");
+        let marks = (1..=ids.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let sql = format!("SELECT id, text FROM kb_vectors WHERE id IN ({marks})");
         let mut q = sqlx::query(&sql);
         for id in ids {
@@ -590,7 +671,7 @@ impl KbStore {
     /// One entry of knowledge base `kb_id`.
     pub async fn entry(&self, kb_id: i64, id: i64) -> Result<StoredEntry> {
         let row = sqlx::query(&format!(
-            "SELECT {ENTRY_COLUMNS} FROM kb_entries WHERE kb_id = ? AND id = ?"
+            "SELECT {ENTRY_COLUMNS} FROM kb_entries WHERE kb_id = $1 AND id = $2"
         ))
         .bind(kb_id)
         .bind(id)
@@ -615,8 +696,8 @@ impl KbStore {
             format!("%{escaped}%")
         });
         let condition =
-            "kb_id = ? AND (? IS NULL OR kind = ?) AND (? IS NULL OR question LIKE ? ESCAPE '\\' \
-             OR answer LIKE ? ESCAPE '\\' OR alternates LIKE ? ESCAPE '\\' OR key = ?)";
+            "kb_id = $1 AND ($2 IS NULL OR kind = $3) AND ($4 IS NULL OR question LIKE $5 ESCAPE '\\' \
+             OR answer LIKE $6 ESCAPE '\\' OR alternates LIKE $7 ESCAPE '\\' OR key = $8)";
         let kind = filter.kind.map(EntryKind::as_str);
         let total: i64 = sqlx::query_scalar(&format!(
             "SELECT COUNT(*) FROM kb_entries WHERE {condition}"
@@ -632,7 +713,7 @@ impl KbStore {
         .fetch_one(&self.pool)
         .await?;
         let rows = sqlx::query(&format!(
-            "SELECT {ENTRY_COLUMNS} FROM kb_entries WHERE {condition} ORDER BY id LIMIT ? OFFSET ?"
+            "SELECT {ENTRY_COLUMNS} FROM kb_entries WHERE {condition} ORDER BY id LIMIT $9 OFFSET $10"
         ))
         .bind(kb_id)
         .bind(kind)
@@ -654,8 +735,8 @@ impl KbStore {
 
     /// Deletes one entry of `kb` with its vectors, in one transaction.
     pub async fn delete_entry(&self, kb: &KbInfo, id: i64) -> Result<WriteOutcome> {
-        let mut tx = self.pool.begin().await?;
-        let deleted = sqlx::query("DELETE FROM kb_entries WHERE kb_id = ? AND id = ?")
+        let (mut tx, generation) = self.begin_write().await?;
+        let deleted = sqlx::query("DELETE FROM kb_entries WHERE kb_id = $1 AND id = $2")
             .bind(kb.id)
             .bind(id)
             .execute(&mut *tx)
@@ -670,7 +751,7 @@ impl KbStore {
             removed_entry_ids: vec![id],
             ..WriteOutcome::default()
         };
-        out.generation = bump_generation(&mut tx).await?;
+        out.generation = generation;
         tx.commit().await?;
         Ok(out)
     }
@@ -688,7 +769,7 @@ pub struct EntryFilter {
 
 const ENTRY_COLUMNS: &str = "id, kb_id, key, kind, question, answer, alternates, tags, source";
 
-fn entry_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<StoredEntry> {
+fn entry_from_row(r: &AnyRow) -> Result<StoredEntry> {
     let kind: String = r.try_get("kind")?;
     Ok(StoredEntry {
         id: r.try_get("id")?,
@@ -717,7 +798,7 @@ impl KbStore {
     pub async fn entry_records(&self, kb_id: i64) -> Result<Vec<(i64, Record, String)>> {
         let rows = sqlx::query(
             "SELECT id, key, kind, question, answer, alternates, tags, source, source_file, \
-             content_hash FROM kb_entries WHERE kb_id = ? ORDER BY id",
+             content_hash FROM kb_entries WHERE kb_id = $1 ORDER BY id",
         )
         .bind(kb_id)
         .fetch_all(&self.pool)
@@ -753,9 +834,9 @@ impl KbStore {
         expected: &HashMap<i64, String>,
         entries: Vec<ReembeddedEntry>,
     ) -> Result<WriteOutcome> {
-        let mut tx = self.pool.begin().await?;
+        let (mut tx, generation) = self.begin_write().await?;
         still_on_model(&mut tx, kb, "re-embedding").await?;
-        let rows = sqlx::query("SELECT id, content_hash, tags FROM kb_entries WHERE kb_id = ?")
+        let rows = sqlx::query("SELECT id, content_hash, tags FROM kb_entries WHERE kb_id = $1")
             .bind(kb.id)
             .fetch_all(&mut *tx)
             .await?;
@@ -774,11 +855,11 @@ impl KbStore {
         }
         let mut out = WriteOutcome::default();
         for e in entries {
-            sqlx::query("DELETE FROM kb_vectors WHERE entry_id = ?")
+            sqlx::query("DELETE FROM kb_vectors WHERE entry_id = $1")
                 .bind(e.entry_id)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("UPDATE kb_entries SET content_hash = ? WHERE id = ?")
+            sqlx::query("UPDATE kb_entries SET content_hash = $1 WHERE id = $2")
                 .bind(&e.content_hash)
                 .bind(e.entry_id)
                 .execute(&mut *tx)
@@ -789,12 +870,12 @@ impl KbStore {
             out.updated += 1;
             out.removed_entry_ids.push(e.entry_id);
         }
-        sqlx::query("UPDATE kb_bases SET model = ? WHERE id = ?")
+        sqlx::query("UPDATE kb_bases SET model = $1 WHERE id = $2")
             .bind(model)
             .bind(kb.id)
             .execute(&mut *tx)
             .await?;
-        out.generation = bump_generation(&mut tx).await?;
+        out.generation = generation;
         tx.commit().await?;
         Ok(out)
     }

@@ -26,16 +26,35 @@ pub struct Config {
     /// Directory holding the models fetched by scripts/fetch-models.
     #[arg(long, global = true, env = "KEFU_MODEL_DIR", default_value = "models")]
     pub model_dir: PathBuf,
-    /// Conversation database: `postgres://…` to share one database between several servers;
-    /// default: SQLite in the data directory (`conversations.db`).
+    /// Database of conversations and, when it is PostgreSQL, of the knowledge bases and training
+    /// data too: `postgres://…` to share one database between several servers; default: SQLite
+    /// in the data directory (`conversations.db`, knowledge in `kefu.db`).
     #[arg(long, global = true, env = "KEFU_DATABASE_URL")]
     pub database_url: Option<String>,
 }
 
 impl Config {
-    /// The SQLite database file of the knowledge base.
-    pub fn database_path(&self) -> PathBuf {
-        self.data_dir.join("kefu.db")
+    /// The knowledge database URL: the shared PostgreSQL database when `--database-url` names
+    /// one, else the SQLite file `kefu.db` in the data directory.
+    pub fn knowledge_database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) if kefu_kb::store::is_postgres(url) => url.clone(),
+            _ => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("kefu.db").display()
+            ),
+        }
+    }
+
+    /// Opens the knowledge store (see `knowledge_database_url`).
+    pub async fn knowledge_store(&self) -> Result<kefu_kb::store::KbStore, kefu_kb::KbError> {
+        if self.database_url.is_none() {
+            std::fs::create_dir_all(&self.data_dir).map_err(|source| kefu_kb::KbError::Io {
+                path: self.data_dir.clone(),
+                source,
+            })?;
+        }
+        kefu_kb::store::KbStore::connect(&self.knowledge_database_url()).await
     }
 
     /// The conversation database URL.

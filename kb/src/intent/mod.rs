@@ -5,6 +5,7 @@
 pub mod cache;
 pub mod data;
 pub mod metrics;
+pub mod mirror;
 pub mod model;
 pub mod registry;
 pub mod report;
@@ -17,6 +18,7 @@ use std::time::Instant;
 pub use cache::EmbeddingCache;
 pub use data::{BadRecord, Dataset, Example, OOS};
 pub use metrics::{Metrics, Scored};
+pub use mirror::Mirror;
 pub use model::{IntentModel, ModelMeta, Prediction};
 pub use registry::{ActiveState, Registry};
 pub use train::{EpochStats, TrainConfig};

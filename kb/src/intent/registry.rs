@@ -106,13 +106,77 @@ impl Registry {
         }
     }
 
-    fn write_state(&self, state: &ActiveState) -> Result<()> {
+    /// Replaces the activation state (written whole, by rename).
+    pub fn write_state(&self, state: &ActiveState) -> Result<()> {
         std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
         let tmp = self.dir.join(format!(".state-{}.json", std::process::id()));
         let raw = serde_json::to_vec_pretty(state)
             .map_err(|e| KbError::InvalidInput(format!("state: {e}")))?;
         std::fs::write(&tmp, raw).map_err(io(&tmp))?;
         std::fs::rename(&tmp, self.state_path()).map_err(io(&self.state_path()))
+    }
+
+    /// Whether version `version` is present.
+    pub fn has(&self, version: &str) -> bool {
+        is_version_name(version) && self.dir.join(version).join("meta.json").is_file()
+    }
+
+    /// A version's files (name, content), for copying it elsewhere.
+    pub fn files(&self, version: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        if !self.has(version) {
+            return Err(KbError::NotFound(format!(
+                "no intent model version '{version}'"
+            )));
+        }
+        let dir = self.dir.join(version);
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
+            let path = entry.map_err(io(&dir))?.path();
+            if path.is_file() {
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default();
+                out.push((name, std::fs::read(&path).map_err(io(&path))?));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Writes version `version` from its files (copied from elsewhere); a version already present
+    /// is left as it is. The files appear at once (written aside, then renamed).
+    pub fn install(&self, version: &str, files: &[(String, Vec<u8>)]) -> Result<()> {
+        if !is_version_name(version)
+            || files
+                .iter()
+                .any(|(n, _)| n.is_empty() || n.contains(['/', '\\']) || n.starts_with('.'))
+        {
+            return Err(KbError::InvalidInput(format!(
+                "intent model version '{version}' has an invalid name or file name"
+            )));
+        }
+        if self.has(version) {
+            return Ok(());
+        }
+        let tmp = self
+            .dir
+            .join(format!(".install-{}-{version}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+        for (name, content) in files {
+            let path = tmp.join(name);
+            std::fs::write(&path, content).map_err(io(&path))?;
+        }
+        match std::fs::rename(&tmp, self.dir.join(version)) {
+            Ok(()) => Ok(()),
+            // Installed meanwhile by another process.
+            Err(_) if self.has(version) => {
+                let _ = std::fs::remove_dir_all(&tmp);
+                Ok(())
+            }
+            Err(e) => Err(io(&tmp)(e)),
+        }
     }
 
     /// Loads a version (checking it is readable) without activating it.
@@ -158,6 +222,13 @@ impl Registry {
             None => Ok(None),
         }
     }
+}
+
+/// `v` followed by digits: the only version names a registry makes.
+fn is_version_name(version: &str) -> bool {
+    version
+        .strip_prefix('v')
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[cfg(test)]

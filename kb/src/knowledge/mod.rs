@@ -4,6 +4,7 @@
 
 mod edit;
 mod encoders;
+mod follow;
 mod import;
 mod switch;
 mod synced;

@@ -1,12 +1,16 @@
-//! The in-process view of the knowledge store, kept in step with SQLite (the one source of truth):
-//! the vector index (exact in memory, or an outside one such as Qdrant), the lexical index, and
-//! the knowledge bases' settings and entries, so that a query reads one row (the write generation)
-//! instead of the knowledge base and its entries. Another process's write bumps the generation and
-//! the next query reloads everything; this process's own writes are applied in place.
+//! The in-process view of the knowledge store, kept in step with the store (the one source of
+//! truth, SQLite or PostgreSQL): the vector index (exact in memory, or an outside one such as
+//! Qdrant), the lexical index, and the knowledge bases' settings and entries, so that a query
+//! reads at most one row (the write generation) instead of the knowledge base and its entries.
+//! Another process's write bumps the generation and the next check reloads everything; this
+//! process's own writes are applied in place. On SQLite every query checks; on PostgreSQL a query
+//! checks at most once a second, and a change notification (`Knowledge::follow_changes`) marks
+//! the view stale at once.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use crate::error::{KbError, Result};
 use crate::index::exact::ExactIndex;
@@ -19,6 +23,10 @@ const HYBRID_CANDIDATES: usize = 20;
 /// Weight of the lexical match (0–1) added to the cosine in hybrid retrieval, chosen on the demo
 /// and XQuAD eval sets (0.2–0.4 measured alike; 0 loses 5–10 points of right answers).
 const LEXICAL_WEIGHT: f32 = 0.3;
+
+/// How often a query on a shared (PostgreSQL) store reads the write generation when no change
+/// notification arrived: the longest a missed notification can delay a change.
+pub(super) const SHARED_POLL: Duration = Duration::from_secs(1);
 
 /// An entry found by hybrid retrieval, with the vector that matched it best.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -45,13 +53,23 @@ pub(super) struct SyncedIndex {
     loaded_generation: AtomicI64,
     /// Held while the view changes, so a reload and a write never interleave.
     reload: tokio::sync::Mutex<()>,
+    /// Shortest time between two reads of the generation (zero: every query reads it).
+    poll: Duration,
+    /// Milliseconds after `started` of the last generation read.
+    last_check_ms: AtomicI64,
+    started: Instant,
+    /// Set by a change notification: the next query reads the generation whatever `poll` says.
+    stale: AtomicBool,
 }
 
 impl SyncedIndex {
     /// The exact in-memory index, filled from `store`.
     pub async fn exact(store: &KbStore) -> Result<Self> {
         let exact = Arc::new(ExactIndex::new());
-        let index = Self::new(exact.clone(), Some(exact), -1);
+        let mut index = Self::new(exact.clone(), Some(exact), -1);
+        if store.is_shared() {
+            index.poll = SHARED_POLL;
+        }
         index.refresh(store).await?;
         Ok(index)
     }
@@ -71,11 +89,40 @@ impl SyncedIndex {
             // -1 is never a real generation: the first refresh loads.
             loaded_generation: AtomicI64::new(generation),
             reload: tokio::sync::Mutex::new(()),
+            poll: Duration::ZERO,
+            last_check_ms: AtomicI64::new(i64::MIN / 2),
+            started: Instant::now(),
+            stale: AtomicBool::new(false),
         }
     }
 
-    /// Reloads everything if the store was written by someone else since it was loaded.
+    /// Marks the view stale: the next `refresh` reads the generation (a change notification).
+    pub fn mark_stale(&self) {
+        self.stale.store(true, Ordering::Release);
+    }
+
+    /// Whether `refresh` should read the generation now: always on SQLite; on PostgreSQL after a
+    /// notification or once `poll` has passed since the last read.
+    fn due(&self) -> bool {
+        let now = self.started.elapsed().as_millis() as i64;
+        if self.stale.swap(false, Ordering::AcqRel) || self.poll.is_zero() {
+            self.last_check_ms.store(now, Ordering::Release);
+            return true;
+        }
+        let last = self.last_check_ms.load(Ordering::Acquire);
+        now - last >= self.poll.as_millis() as i64
+            && self
+                .last_check_ms
+                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+    }
+
+    /// Reloads everything if the store was written by someone else since it was loaded (checked
+    /// when `due`).
     pub async fn refresh(&self, store: &KbStore) -> Result<()> {
+        if !self.due() {
+            return Ok(());
+        }
         if store.generation().await? == self.loaded_generation.load(Ordering::Acquire) {
             return Ok(());
         }

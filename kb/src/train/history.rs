@@ -269,7 +269,7 @@ pub async fn store(
         for c in chunk {
             let hash = c.hash();
             let old: Option<String> = sqlx::query(
-                "SELECT content_hash FROM history_conversations WHERE source = ? AND id = ?",
+                "SELECT content_hash FROM history_conversations WHERE source = $1 AND id = $2",
             )
             .bind(source)
             .bind(&c.id)
@@ -285,14 +285,14 @@ pub async fn store(
                 Some(_) => report.updated += 1,
                 None => report.added += 1,
             }
-            sqlx::query("DELETE FROM history_messages WHERE source = ? AND conversation_id = ?")
+            sqlx::query("DELETE FROM history_messages WHERE source = $1 AND conversation_id = $2")
                 .bind(source)
                 .bind(&c.id)
                 .execute(&mut *tx)
                 .await?;
             for (seq, m) in c.messages.iter().enumerate() {
                 sqlx::query(
-                    "INSERT INTO history_messages (source, conversation_id, seq, role, text, time) VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO history_messages (source, conversation_id, seq, role, text, time) VALUES ($1, $2, $3, $4, $5, $6)",
                 )
                 .bind(source)
                 .bind(&c.id)
@@ -305,7 +305,7 @@ pub async fn store(
                 report.messages += 1;
             }
             sqlx::query(
-                "INSERT INTO history_conversations (source, id, content_hash, imported_at) VALUES (?, ?, ?, ?)
+                "INSERT INTO history_conversations (source, id, content_hash, imported_at) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (source, id) DO UPDATE SET content_hash = excluded.content_hash, imported_at = excluded.imported_at",
             )
             .bind(source)
@@ -329,7 +329,7 @@ pub async fn load_named(kb: &KbStore, names: &[String]) -> Result<Vec<HistoryCon
             continue;
         };
         let rows = sqlx::query(
-            "SELECT role, text, time FROM history_messages WHERE source = ? AND conversation_id = ? ORDER BY seq",
+            "SELECT role, text, time FROM history_messages WHERE source = $1 AND conversation_id = $2 ORDER BY seq",
         )
         .bind(source)
         .bind(id)

@@ -69,7 +69,7 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn row_to_proposal(row: &sqlx::sqlite::SqliteRow) -> Result<QueuedProposal> {
+fn row_to_proposal(row: &sqlx::any::AnyRow) -> Result<QueuedProposal> {
     let alternates: String = row.try_get("alternates")?;
     let conversations: String = row.try_get("conversations")?;
     let status: String = row.try_get("status")?;
@@ -91,7 +91,7 @@ fn row_to_proposal(row: &sqlx::sqlite::SqliteRow) -> Result<QueuedProposal> {
 pub async fn list(store: &KbStore, status: Option<Status>) -> Result<Vec<QueuedProposal>> {
     let rows = match status {
         Some(s) => {
-            sqlx::query("SELECT * FROM faq_proposals WHERE status = ? ORDER BY support DESC, id")
+            sqlx::query("SELECT * FROM faq_proposals WHERE status = $1 ORDER BY support DESC, id")
                 .bind(s.as_str())
                 .fetch_all(store.pool())
                 .await?
@@ -107,7 +107,7 @@ pub async fn list(store: &KbStore, status: Option<Status>) -> Result<Vec<QueuedP
 
 /// One proposal.
 pub async fn get(store: &KbStore, id: i64) -> Result<QueuedProposal> {
-    let row = sqlx::query("SELECT * FROM faq_proposals WHERE id = ?")
+    let row = sqlx::query("SELECT * FROM faq_proposals WHERE id = $1")
         .bind(id)
         .fetch_optional(store.pool())
         .await?
@@ -164,7 +164,7 @@ pub async fn enqueue(
             _ if answered => report.already_answered += 1,
             Some(e) => {
                 sqlx::query(
-                    "UPDATE faq_proposals SET alternates = ?, answer = ?, support = ?, conversations = ?, updated_at = ? WHERE id = ? AND status = 'pending'",
+                    "UPDATE faq_proposals SET alternates = $1, answer = $2, support = $3, conversations = $4, updated_at = $5 WHERE id = $6 AND status = 'pending'",
                 )
                 .bind(serde_json::to_string(&p.alternates).unwrap_or_else(|_| "[]".into()))
                 .bind(&p.answer)
@@ -179,7 +179,7 @@ pub async fn enqueue(
             None => {
                 sqlx::query(
                     "INSERT INTO faq_proposals (lang, question, alternates, answer, support, conversations, status, kb, created_at, updated_at)
-                     VALUES (?, ?, ?, ?, ?, ?, 'pending', NULL, ?, ?)",
+                     VALUES ($1, $2, $3, $4, $5, $6, 'pending', NULL, $7, $8)",
                 )
                 .bind(&p.lang)
                 .bind(&p.question)
@@ -227,7 +227,7 @@ pub async fn edit(
         ));
     }
     sqlx::query(
-        "UPDATE faq_proposals SET question = ?, answer = ?, alternates = ?, updated_at = ? WHERE id = ?",
+        "UPDATE faq_proposals SET question = $1, answer = $2, alternates = $3, updated_at = $4 WHERE id = $5",
     )
     .bind(&p.question)
     .bind(&p.answer)
@@ -271,7 +271,7 @@ pub async fn approve(
     let p = get(store, id).await?;
     let report = import(knowledge, kb, &p).await?;
     sqlx::query(
-        "UPDATE faq_proposals SET status = 'approved', kb = ?, updated_at = ? WHERE id = ?",
+        "UPDATE faq_proposals SET status = 'approved', kb = $1, updated_at = $2 WHERE id = $3",
     )
     .bind(kb)
     .bind(now_ms())
@@ -290,7 +290,7 @@ pub async fn reject(store: &KbStore, id: i64) -> Result<QueuedProposal> {
             p.kb.unwrap_or_default()
         )));
     }
-    sqlx::query("UPDATE faq_proposals SET status = 'rejected', updated_at = ? WHERE id = ?")
+    sqlx::query("UPDATE faq_proposals SET status = 'rejected', updated_at = $1 WHERE id = $2")
         .bind(now_ms())
         .bind(id)
         .execute(store.pool())

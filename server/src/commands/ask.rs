@@ -83,10 +83,9 @@ impl<'a> Asker<'a> {
             .ok_or_else(|| KbError::KbNotFound(kb.to_string()))?;
         let rules = LiveRules::open(rules, &config.data_dir)?;
         let intents = super::intent_slot(config, Arc::clone(knowledge.embedder()));
-        intents.load_active(
-            &kefu_kb::intent::Registry::new(&config.data_dir),
-            knowledge.embedder().model_name(),
-        );
+        let registry = kefu_kb::intent::Registry::new(&config.data_dir);
+        super::intent::shared_registry(config, &registry).await?;
+        intents.load_active(&registry, knowledge.embedder().model_name());
         Ok(Self {
             triage: Triage {
                 rules,

@@ -23,6 +23,27 @@ async fn load_embedder(config: &Config) -> anyhow::Result<Arc<dyn Embedder>> {
     super::load_model(config).await
 }
 
+/// The intent model registry's shared copy when `--database-url` is PostgreSQL (pulled into
+/// `registry` here, so every subcommand sees every node's versions); `None` otherwise.
+pub(crate) async fn shared_registry(
+    config: &Config,
+    registry: &Registry,
+) -> anyhow::Result<Option<kefu_kb::intent::Mirror>> {
+    if !config
+        .database_url
+        .as_deref()
+        .is_some_and(kefu_kb::store::is_postgres)
+    {
+        return Ok(None);
+    }
+    let store = config.knowledge_store().await?;
+    let mirror = kefu_kb::intent::Mirror::new(registry.clone(), &store);
+    if let Some(m) = &mirror {
+        m.pull().await?;
+    }
+    Ok(mirror)
+}
+
 /// The stock model under the configured one (intent fine-tuning starts from it).
 pub(crate) async fn load_stock(config: &Config) -> anyhow::Result<BatchingEmbedder> {
     Ok(crate::training::intents::load_stock(&config.model, &config.model_dir).await?)
@@ -200,6 +221,7 @@ fn model_for(registry: &Registry, version: Option<&str>) -> anyhow::Result<Inten
 /// Runs one `intent` subcommand.
 pub async fn run(config: &Config, cmd: IntentCommand) -> anyhow::Result<()> {
     let registry = Registry::new(&config.data_dir);
+    let mirror = shared_registry(config, &registry).await?;
     match cmd {
         IntentCommand::Train {
             data,
@@ -219,6 +241,7 @@ pub async fn run(config: &Config, cmd: IntentCommand) -> anyhow::Result<()> {
                 load_embedder(config).await?,
                 &config.model_dir,
                 &config.data_dir,
+                mirror,
             );
             let settings = IntentSettings {
                 head: TrainConfig {
@@ -293,12 +316,21 @@ pub async fn run(config: &Config, cmd: IntentCommand) -> anyhow::Result<()> {
         }
         IntentCommand::Activate { version } => {
             registry.activate(&version)?;
+            if let Some(m) = &mirror {
+                m.push_state().await?;
+            }
             println!("{version} is now active");
         }
-        IntentCommand::Rollback => match registry.rollback()? {
-            Some(v) => println!("rolled back: {v} is active again"),
-            None => println!("rolled back: no intent model is active now"),
-        },
+        IntentCommand::Rollback => {
+            let active = registry.rollback()?;
+            if let Some(m) = &mirror {
+                m.push_state().await?;
+            }
+            match active {
+                Some(v) => println!("rolled back: {v} is active again"),
+                None => println!("rolled back: no intent model is active now"),
+            }
+        }
         IntentCommand::Predict {
             json,
             version,

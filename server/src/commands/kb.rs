@@ -76,7 +76,7 @@ pub async fn run(config: &Config, cmd: KbCommand) -> anyhow::Result<()> {
             }
         }
         KbCommand::List { json } => {
-            let store = kefu_kb::store::KbStore::open(&config.database_path()).await?;
+            let store = config.knowledge_store().await?;
             let list = store.list().await?;
             if json {
                 println!("{}", serde_json::to_string(&list)?);
@@ -96,7 +96,7 @@ pub async fn run(config: &Config, cmd: KbCommand) -> anyhow::Result<()> {
             }
         }
         KbCommand::Stats { kb, json } => {
-            let store = kefu_kb::store::KbStore::open(&config.database_path()).await?;
+            let store = config.knowledge_store().await?;
             let info = store
                 .get_kb(&kb)
                 .await?
@@ -111,7 +111,7 @@ pub async fn run(config: &Config, cmd: KbCommand) -> anyhow::Result<()> {
             }
         }
         KbCommand::Delete { name } => {
-            let store = kefu_kb::store::KbStore::open(&config.database_path()).await?;
+            let store = config.knowledge_store().await?;
             let n = store.delete_kb(&name).await?.0.len();
             println!("deleted knowledge base '{name}' ({n} entries)");
         }
@@ -134,12 +134,12 @@ pub async fn run(config: &Config, cmd: KbCommand) -> anyhow::Result<()> {
                     doc_suggest,
                 },
             };
-            let store = kefu_kb::store::KbStore::open(&config.database_path()).await?;
+            let store = config.knowledge_store().await?;
             let wanted = store.set_thresholds(&kb, &overrides).await?;
             println!("{}", serde_json::to_string(&wanted)?);
         }
         KbCommand::Mode { kb, mode } => {
-            let store = kefu_kb::store::KbStore::open(&config.database_path()).await?;
+            let store = config.knowledge_store().await?;
             let mode = AnswerMode::parse(&mode)
                 .ok_or_else(|| anyhow::anyhow!("unknown answer mode {mode:?}"))?;
             store.set_answer_mode(&kb, mode).await?;

@@ -158,10 +158,7 @@ struct EncoderRow {
 
 async fn list(config: &Config, json: bool) -> anyhow::Result<()> {
     let dir = encoders_dir(&config.data_dir);
-    let kbs = kefu_kb::store::KbStore::open(&config.database_path())
-        .await?
-        .all_kbs()
-        .await?;
+    let kbs = config.knowledge_store().await?.all_kbs().await?;
     let mut rows = Vec::new();
     if dir.is_dir() {
         for entry in std::fs::read_dir(&dir)? {
@@ -220,7 +217,7 @@ async fn train(
     tuning: &crate::cli::FineTuneArgs,
     json: bool,
 ) -> anyhow::Result<()> {
-    let store = kefu_kb::store::KbStore::open(&config.database_path()).await?;
+    let store = config.knowledge_store().await?;
     let mut ids = Vec::new();
     for name in kbs {
         let info = store

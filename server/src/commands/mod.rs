@@ -25,7 +25,7 @@ pub async fn open_knowledge(config: &Config) -> anyhow::Result<Knowledge> {
     let embedder = load_model(config).await?;
     let loader = encoder_loader(config, Arc::clone(&embedder));
     Ok(
-        Knowledge::open_embedded(&config.database_path(), Arc::clone(&embedder))
+        Knowledge::with_exact_index(config.knowledge_store().await?, Arc::clone(&embedder))
             .await?
             .with_encoder_loader(loader),
     )

@@ -69,6 +69,8 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
             "loaded the demo knowledge base"
         );
     }
+    // On PostgreSQL, other nodes' knowledge changes arrive as notifications.
+    let _follow = knowledge.follow_changes();
     let workers = args.inference_workers.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -76,8 +78,14 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
     });
     let retriever = Arc::new(KbBatcher::start(Arc::clone(&knowledge), workers));
     let intents = Arc::new(super::intent_slot(config, Arc::clone(knowledge.embedder())));
+    let registry = kefu_kb::intent::Registry::new(&config.data_dir);
+    let mirror = kefu_kb::intent::Mirror::new(registry.clone(), knowledge.store());
+    if let Some(m) = &mirror {
+        m.pull().await?;
+    }
     intents.follow(
-        kefu_kb::intent::Registry::new(&config.data_dir),
+        registry,
+        mirror,
         knowledge.embedder().model_name().to_string(),
     );
     let triage = Triage {

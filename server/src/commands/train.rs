@@ -223,7 +223,7 @@ pub async fn run(config: &Config, cmd: TrainCommand) -> anyhow::Result<()> {
 async fn run_review(config: &Config, cmd: ReviewCommand) -> anyhow::Result<()> {
     match cmd {
         ReviewCommand::List { status, json } => {
-            let store = kefu_kb::store::KbStore::open(&config.database_path()).await?;
+            let store = config.knowledge_store().await?;
             let status = status.as_deref().map(review::Status::parse).transpose()?;
             let list = review::list(&store, status).await?;
             if json {
@@ -264,7 +264,7 @@ async fn run_review(config: &Config, cmd: ReviewCommand) -> anyhow::Result<()> {
             print_proposal(&p);
         }
         ReviewCommand::Reject { ids } => {
-            let store = kefu_kb::store::KbStore::open(&config.database_path()).await?;
+            let store = config.knowledge_store().await?;
             for id in ids {
                 let p = review::reject(&store, id).await?;
                 println!("rejected #{}: {}", p.id, p.question);

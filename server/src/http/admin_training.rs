@@ -354,6 +354,7 @@ pub async fn intents(
 ) -> Result<Json<IntentVersions>, ApiError> {
     let s = super::ready(&state)?;
     let training = s.training.clone();
+    training.intent_trainer().pull().await?;
     tokio::task::spawn_blocking(move || intent_versions(&training))
         .await
         .map_err(ApiError::internal)?
@@ -371,13 +372,11 @@ pub async fn activate_intents(
 ) -> Result<Json<IntentVersions>, ApiError> {
     let s = super::ready(&state)?;
     let training = s.training.clone();
-    tokio::task::spawn_blocking(move || {
-        training.intents().activate(&version)?;
-        intent_versions(&training)
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map(Json)
+    training.intent_trainer().activate(&version).await?;
+    tokio::task::spawn_blocking(move || intent_versions(&training))
+        .await
+        .map_err(ApiError::internal)?
+        .map(Json)
 }
 
 /// `POST /v1/admin/intents/rollback`: back to the version active before the current one.
@@ -389,13 +388,11 @@ pub async fn rollback_intents(
 ) -> Result<Json<IntentVersions>, ApiError> {
     let s = super::ready(&state)?;
     let training = s.training.clone();
-    tokio::task::spawn_blocking(move || {
-        training.intents().rollback()?;
-        intent_versions(&training)
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map(Json)
+    training.intent_trainer().rollback().await?;
+    tokio::task::spawn_blocking(move || intent_versions(&training))
+        .await
+        .map_err(ApiError::internal)?
+        .map(Json)
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]

@@ -79,8 +79,6 @@ pub struct Store {
     pool: AnyPool,
 }
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -147,7 +145,11 @@ impl Store {
             });
         }
         let pool = options.connect(url).await?;
-        MIGRATOR.run(&pool).await?;
+        // On PostgreSQL the knowledge tables (kefu-kb's migrations, numbered from 1001) share
+        // this history table: each set leaves the other's versions alone.
+        let mut migrator = sqlx::migrate!("./migrations");
+        migrator.set_ignore_missing(true);
+        migrator.run(&pool).await?;
         Ok(Self { pool })
     }
     /// Closes every pooled connection.

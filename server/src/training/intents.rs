@@ -9,7 +9,7 @@ use std::sync::Arc;
 use kefu_kb::embed::{load_batching, BatchingEmbedder};
 use kefu_kb::finetune::FineTuneConfig;
 use kefu_kb::intent::metrics::Metrics;
-use kefu_kb::intent::{self, EmbeddingCache, Event, IntentModel, Registry, TrainConfig};
+use kefu_kb::intent::{self, EmbeddingCache, Event, IntentModel, Mirror, Registry, TrainConfig};
 use kefu_kb::{Embedder, KbError};
 use serde::{Deserialize, Serialize};
 
@@ -82,6 +82,8 @@ pub struct IntentTrainer {
     base_model: String,
     model_dir: PathBuf,
     registry: Registry,
+    /// The shared copy of the registry, when knowledge lives in PostgreSQL.
+    mirror: Option<Mirror>,
     cache_path: PathBuf,
     /// Labelled files uploaded through the admin API, kept (a version names its data file).
     uploads: PathBuf,
@@ -90,12 +92,21 @@ pub struct IntentTrainer {
 const EVAL_FILE: &str = "eval.json";
 
 impl IntentTrainer {
-    pub fn new(embedder: Arc<dyn Embedder>, model_dir: &Path, data_dir: &Path) -> Self {
+    /// A trainer saving into `data_dir`'s registry, published through `mirror` when the
+    /// registry is shared (see `shared_registry`).
+    pub fn new(
+        embedder: Arc<dyn Embedder>,
+        model_dir: &Path,
+        data_dir: &Path,
+        mirror: Option<Mirror>,
+    ) -> Self {
+        let registry = Registry::new(data_dir);
         Self {
+            mirror,
             base_model: kefu_kb::embed::base_model(embedder.model_name()).to_string(),
             embedder,
             model_dir: model_dir.to_path_buf(),
-            registry: Registry::new(data_dir),
+            registry,
             cache_path: super::cache_path(data_dir),
             uploads: data_dir.join("intent-data"),
         }
@@ -135,6 +146,42 @@ impl IntentTrainer {
 
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// The shared copy of the registry, if any.
+    pub fn mirror(&self) -> Option<&Mirror> {
+        self.mirror.as_ref()
+    }
+
+    /// Brings the local registry up to the shared one (nothing to do without one).
+    pub async fn pull(&self) -> Result<(), KbError> {
+        if let Some(m) = &self.mirror {
+            m.pull().await?;
+        }
+        Ok(())
+    }
+
+    /// Publishes the activation state (nothing to do without a shared registry).
+    async fn push_state(&self) -> Result<(), KbError> {
+        if let Some(m) = &self.mirror {
+            m.push_state().await?;
+        }
+        Ok(())
+    }
+
+    /// Makes `version` the active model, on every node when the registry is shared.
+    pub async fn activate(&self, version: &str) -> Result<(), KbError> {
+        self.pull().await?;
+        self.registry.activate(version)?;
+        self.push_state().await
+    }
+
+    /// Re-activates the version active before the current one (see `Registry::rollback`).
+    pub async fn rollback(&self) -> Result<Option<String>, KbError> {
+        self.pull().await?;
+        let active = self.registry.rollback()?;
+        self.push_state().await?;
+        Ok(active)
     }
 
     /// Loads the stock model (fine-tuning trains a copy of its top layers).
@@ -191,6 +238,11 @@ impl IntentTrainer {
             }
         };
         outcome.model.encoder = tuned.map(|(_, d)| Arc::new(d));
+        // Numbered after every version any node saved.
+        if let Err(e) = self.pull().await {
+            cache.close().await;
+            return Err(e);
+        }
         let version = self.registry.save(&mut outcome.model)?;
         let active = settings.activate || self.registry.state()?.active.is_none();
         if active {
@@ -205,6 +257,13 @@ impl IntentTrainer {
         };
         cache.close().await;
         let eval = eval.transpose()?;
+        // Published with its evaluation, then activated everywhere.
+        if let Some(m) = &self.mirror {
+            m.push_version(&version).await?;
+            if active {
+                m.push_state().await?;
+            }
+        }
         let meta = &outcome.model.meta;
         Ok(IntentTrainReport {
             active,

@@ -82,6 +82,10 @@ impl Training {
                 Arc::clone(knowledge.embedder()),
                 model_dir,
                 data_dir,
+                kefu_kb::intent::Mirror::new(
+                    kefu_kb::intent::Registry::new(data_dir),
+                    knowledge.store(),
+                ),
             ),
             knowledge,
             cache_path: cache_path(data_dir),

@@ -116,8 +116,14 @@ impl IntentSlot {
     }
 
     /// Loads the registry's active model now (a model for another embedder is refused and
-    /// logged), then follows changes until the process ends.
-    pub fn follow(self: &Arc<Self>, registry: Registry, embedding_model: String) {
+    /// logged), then follows changes until the process ends; with `mirror`, each check first
+    /// pulls the versions and state other nodes published.
+    pub fn follow(
+        self: &Arc<Self>,
+        registry: Registry,
+        mirror: Option<kefu_kb::intent::Mirror>,
+        embedding_model: String,
+    ) {
         let mut seen = self.reload(&registry, &embedding_model, None);
         let slot = Arc::clone(self);
         tokio::spawn(async move {
@@ -125,6 +131,11 @@ impl IntentSlot {
             tick.tick().await;
             loop {
                 tick.tick().await;
+                if let Some(m) = &mirror {
+                    if let Err(e) = m.pull().await {
+                        tracing::warn!(error = %e, "cannot read the shared intent models; keeping the current model");
+                    }
+                }
                 // Loading a fine-tuned encoder takes a second or two: off the async threads.
                 let (s, r, e, prev) = (
                     Arc::clone(&slot),
