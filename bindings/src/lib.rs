@@ -62,7 +62,8 @@ pub struct SavedSession {
 /// Where and as whom to chat.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct ChatConfig {
-    /// The Kefu server, `https://chat.example.com` (or `http://host:port` in development).
+    /// The Kefu server, `https://chat.example.com` (or `http://host:port` in development); or
+    /// several nodes of one cluster separated by commas, tried in turn when a connection is lost.
     pub server_url: String,
     /// The site key from `kefu site add`.
     pub site_key: String,

@@ -30,7 +30,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Where and as whom to chat.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientConfig {
-    /// The Kefu server, `http://host:port` or `https://host`.
+    /// The Kefu server, `http://host:port` or `https://host`; or several nodes of one cluster
+    /// separated by commas, tried in turn whenever a connection is lost.
     pub server_url: String,
     /// The site key the operator created (`kefu site add`).
     pub site_key: String,
@@ -243,7 +244,8 @@ async fn drive(
         d.dispatch();
         match d.connection(&mut rx).await {
             Exit::Closed | Exit::Fatal => break,
-            Exit::Lost => {}
+            // Another node of the cluster, when several URLs were given.
+            Exit::Lost => d.base.next_server(),
         }
         d.session.on_disconnected();
         let attempt = d.backoff.attempt() + 1;

@@ -1,5 +1,7 @@
 //! The server's URLs: the configured base URL checked (http/https with a host; a path prefix such
-//! as `/kefu` kept), REST endpoints below it, and the WebSocket URL with the site key. Native
+//! as `/kefu` kept), REST endpoints below it, and the WebSocket URL with the site key. Several
+//! base URLs (comma-separated: the nodes of a cluster) are tried in turn, moving to the next one
+//! each time a connection is lost or cannot be made. Native
 //! builds parse with the `url` crate; the wasm widget uses the browser's own URL parser
 //! (`web_sys::Url`), which keeps the `url` crate's Unicode tables out of the widget.
 
@@ -8,25 +10,45 @@ use crate::error::ClientError;
 /// Where the server is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoints {
-    /// The base URL, its path ending in `/` so that endpoints resolve below it.
-    base: String,
+    /// The base URLs, each path ending in `/` so that endpoints resolve below it.
+    bases: Vec<String>,
+    /// The one in use.
+    current: usize,
 }
 
 impl Endpoints {
-    /// Checks `server_url` (`http://host:port`, `https://host/prefix`, …).
+    /// Checks `server_url`: one URL (`http://host:port`, `https://host/prefix`, …) or several
+    /// separated by commas (the nodes of one cluster).
     pub fn new(server_url: &str) -> Result<Self, ClientError> {
-        imp::base(server_url.trim())
-            .map(|base| Self { base })
+        let bases = server_url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(imp::base)
+            .collect::<Option<Vec<_>>>()
+            .filter(|b| !b.is_empty())
             .ok_or_else(|| {
                 ClientError::InvalidInput(
-                    "server_url must be an http://host… or https://host… URL".into(),
+                    "server_url must be an http://host… or https://host… URL, or several \
+                     separated by commas"
+                        .into(),
                 )
-            })
+            })?;
+        Ok(Self { bases, current: 0 })
     }
 
-    /// A REST endpoint: `path` (relative, e.g. `v1/visitor/sessions`) below the base.
+    /// Moves to the next base URL (after a connection was lost or refused); with one URL, stays.
+    pub fn next_server(&mut self) {
+        self.current = (self.current + 1) % self.bases.len();
+    }
+
+    /// A REST endpoint: `path` (relative, e.g. `v1/visitor/sessions`) below the base in use.
     pub fn rest(&self, path: &str) -> String {
-        format!("{}{}", self.base, path.trim_start_matches('/'))
+        format!(
+            "{}{}",
+            self.bases[self.current],
+            path.trim_start_matches('/')
+        )
     }
 
     /// The WebSocket endpoint for `site_key` (`ws` for `http`, `wss` for `https`).
@@ -125,5 +147,26 @@ mod tests {
             e.websocket("demo"),
             "ws://127.0.0.1:8080/kefu/v1/ws?site_key=demo"
         );
+    }
+
+    #[test]
+    fn several_servers_are_tried_in_turn() {
+        let mut e = Endpoints::new(" http://a:8080 , https://b/kefu,").expect("two servers");
+        assert_eq!(e.websocket("demo"), "ws://a:8080/v1/ws?site_key=demo");
+        e.next_server();
+        assert_eq!(e.rest("v1/x"), "https://b/kefu/v1/x");
+        e.next_server();
+        assert_eq!(e.rest("v1/x"), "http://a:8080/v1/x");
+        assert!(
+            matches!(
+                Endpoints::new("http://a:8080,ftp://b"),
+                Err(ClientError::InvalidInput(_))
+            ),
+            "every URL is checked"
+        );
+        assert!(matches!(
+            Endpoints::new(" , "),
+            Err(ClientError::InvalidInput(_))
+        ));
     }
 }

@@ -367,3 +367,135 @@ fn three_nodes_share_knowledge_and_training_over_postgres() {
         }
     });
 }
+
+/// Collects a chat client's events.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<kefu_sdk_core::Event>>);
+
+impl kefu_sdk_core::Listener for Recorder {
+    fn on_event(&self, event: kefu_sdk_core::Event) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(event);
+    }
+}
+
+impl Recorder {
+    /// The visitor token and conversation id, once the session started.
+    fn session(&self) -> Option<(String, String)> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find_map(|e| match e {
+                kefu_sdk_core::Event::SessionStarted {
+                    token,
+                    conversation_id,
+                    ..
+                } => Some((token.clone(), conversation_id.clone())),
+                _ => None,
+            })
+    }
+}
+
+/// Under a steady visitor load on two nodes, node A is killed (`kill -9`): the client core, given
+/// both nodes' URLs, reconnects to B, and every acknowledged message is stored exactly once, with
+/// the seq it was acknowledged with, in order.
+#[test]
+fn visitors_fail_over_to_another_node_when_one_is_killed() {
+    const VISITORS: usize = 6;
+    const PER_VISITOR: usize = 16;
+    let (_schema, args) = shared_engines("failover");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    let mut a = Server::start(dir_a.path(), &args);
+    let b = Server::start(dir_b.path(), &args);
+    let rt = kefu_e2e::runtime();
+    let visitors = rt.block_on(async {
+        let mut visitors = Vec::new();
+        for i in 0..VISITORS {
+            // Half start on A, half on B; each knows both.
+            let urls = if i % 2 == 0 {
+                format!("{},{}", a.base, b.base)
+            } else {
+                format!("{},{}", b.base, a.base)
+            };
+            let recorder = std::sync::Arc::new(Recorder::default());
+            let client = kefu_sdk_core::Client::start(
+                kefu_sdk_core::ClientConfig {
+                    server_url: urls,
+                    site_key: "demo".into(),
+                    user_id: None,
+                    user_hash: None,
+                    name: None,
+                    resume: None,
+                },
+                recorder.clone(),
+            )
+            .expect("client");
+            visitors.push((client, recorder));
+        }
+        visitors
+    });
+    // Each visitor sends a message every 150 ms and records what was acknowledged.
+    let senders: Vec<_> = visitors
+        .iter()
+        .enumerate()
+        .map(|(i, (client, _))| {
+            let client = client.clone();
+            rt.spawn(async move {
+                let mut acked = Vec::new();
+                for n in 0..PER_VISITOR {
+                    let text = format!("访客{i} 第{n}条 / visitor {i} message {n}");
+                    let seq = tokio::time::timeout(Duration::from_secs(30), client.send(&text))
+                        .await
+                        .unwrap_or_else(|_| panic!("{text}: no ack within 30 s"))
+                        .unwrap_or_else(|e| panic!("{text}: {e}"));
+                    acked.push((text, seq));
+                    tokio::time::sleep(Duration::from_millis(150)).await;
+                }
+                acked
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1200));
+    a.kill9();
+    let acked: Vec<Vec<(String, u64)>> = rt.block_on(async {
+        let mut all = Vec::new();
+        for s in senders {
+            all.push(s.await.expect("sender"));
+        }
+        all
+    });
+    rt.block_on(async {
+        let api = Api::new(&b.base);
+        for ((client, recorder), acked) in visitors.iter().zip(&acked) {
+            assert_eq!(acked.len(), PER_VISITOR);
+            let (token, conv) = recorder.session().expect("session started");
+            let (status, page) = api
+                .get(
+                    &format!("/v1/conversations/{conv}/messages?after_seq=0&limit=100"),
+                    Some(&token),
+                )
+                .await;
+            assert_eq!(status, 200, "{page}");
+            let stored = page["messages"].as_array().expect("messages");
+            let seqs: Vec<u64> = stored.iter().filter_map(|m| m["seq"].as_u64()).collect();
+            assert_eq!(
+                seqs,
+                (1..=seqs.len() as u64).collect::<Vec<_>>(),
+                "gap-free, in order"
+            );
+            for (text, seq) in acked {
+                let copies: Vec<&serde_json::Value> = stored
+                    .iter()
+                    .filter(|m| m["text"] == text.as_str())
+                    .collect();
+                assert_eq!(copies.len(), 1, "{text}: stored once, not {}", copies.len());
+                assert_eq!(copies[0]["seq"].as_u64(), Some(*seq), "{text}");
+            }
+            client.close();
+        }
+    });
+}
