@@ -396,31 +396,30 @@ impl Recorder {
     }
 }
 
-/// Under a steady visitor load on two nodes, node A is killed (`kill -9`): the client core, given
-/// both nodes' URLs, reconnects to B, and every acknowledged message is stored exactly once, with
-/// the seq it was acknowledged with, in order.
+/// Under a steady visitor load on three nodes, node A is killed (`kill -9`): the client core,
+/// given every node's URL, reconnects to another, and every acknowledged message is stored exactly
+/// once, with the seq it was acknowledged with, in order.
 #[test]
 fn visitors_fail_over_to_another_node_when_one_is_killed() {
     const VISITORS: usize = 6;
     const PER_VISITOR: usize = 16;
     let (_schema, args) = shared_engines("failover");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (dir_a, dir_b) = (
-        tempfile::tempdir().expect("tmp"),
-        tempfile::tempdir().expect("tmp"),
-    );
-    let mut a = Server::start(dir_a.path(), &args);
-    let b = Server::start(dir_b.path(), &args);
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("tmp")).collect();
+    let mut nodes: Vec<Server> = dirs
+        .iter()
+        .map(|d| Server::start(d.path(), &args))
+        .collect();
+    let bases: Vec<String> = nodes.iter().map(|n| n.base.clone()).collect();
     let rt = kefu_e2e::runtime();
     let visitors = rt.block_on(async {
         let mut visitors = Vec::new();
         for i in 0..VISITORS {
-            // Half start on A, half on B; each knows both.
-            let urls = if i % 2 == 0 {
-                format!("{},{}", a.base, b.base)
-            } else {
-                format!("{},{}", b.base, a.base)
-            };
+            // Each starts on node i % 3 and knows all three.
+            let urls = (0..3)
+                .map(|k| bases[(i + k) % 3].as_str())
+                .collect::<Vec<_>>()
+                .join(",");
             let recorder = std::sync::Arc::new(Recorder::default());
             let client = kefu_sdk_core::Client::start(
                 kefu_sdk_core::ClientConfig {
@@ -460,7 +459,7 @@ fn visitors_fail_over_to_another_node_when_one_is_killed() {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(1200));
-    a.kill9();
+    nodes[0].kill9();
     let acked: Vec<Vec<(String, u64)>> = rt.block_on(async {
         let mut all = Vec::new();
         for s in senders {
@@ -469,7 +468,7 @@ fn visitors_fail_over_to_another_node_when_one_is_killed() {
         all
     });
     rt.block_on(async {
-        let api = Api::new(&b.base);
+        let api = Api::new(&bases[1]);
         for ((client, recorder), acked) in visitors.iter().zip(&acked) {
             assert_eq!(acked.len(), PER_VISITOR);
             let (token, conv) = recorder.session().expect("session started");
