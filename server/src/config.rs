@@ -34,27 +34,20 @@ pub struct Config {
 }
 
 impl Config {
-    /// The knowledge database URL: the shared PostgreSQL database when `--database-url` names
-    /// one, else the SQLite file `kefu.db` in the data directory.
-    pub fn knowledge_database_url(&self) -> String {
-        match &self.database_url {
-            Some(url) if kefu_kb::store::is_postgres(url) => url.clone(),
-            _ => format!(
-                "sqlite://{}?mode=rwc",
-                self.data_dir.join("kefu.db").display()
-            ),
-        }
+    /// The PostgreSQL database shared by a cluster, when `--database-url` names one.
+    pub fn shared_database_url(&self) -> Option<&str> {
+        self.database_url
+            .as_deref()
+            .filter(|url| kefu_kb::store::is_postgres(url))
     }
 
-    /// Opens the knowledge store (see `knowledge_database_url`).
+    /// Opens the knowledge store: the shared PostgreSQL database (`shared_database_url`), else
+    /// the SQLite file `kefu.db` in the data directory.
     pub async fn knowledge_store(&self) -> Result<kefu_kb::store::KbStore, kefu_kb::KbError> {
-        if self.database_url.is_none() {
-            std::fs::create_dir_all(&self.data_dir).map_err(|source| kefu_kb::KbError::Io {
-                path: self.data_dir.clone(),
-                source,
-            })?;
+        match self.shared_database_url() {
+            Some(url) => kefu_kb::store::KbStore::connect(url).await,
+            None => kefu_kb::store::KbStore::open(&self.data_dir.join("kefu.db")).await,
         }
-        kefu_kb::store::KbStore::connect(&self.knowledge_database_url()).await
     }
 
     /// The conversation database URL.

@@ -8,7 +8,7 @@ use sqlx::Row;
 
 use crate::error::{KbError, Result};
 use crate::intent::registry::{ActiveState, Registry};
-use crate::store::KbStore;
+use crate::store::{now_ms, KbStore};
 
 /// A local registry kept in step with the shared store.
 #[derive(Clone)]
@@ -122,11 +122,4 @@ impl Mirror {
         .await?;
         Ok(())
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

@@ -260,10 +260,7 @@ pub async fn store(
     conversations: &[HistoryConversation],
 ) -> Result<HistoryImport> {
     let mut report = HistoryImport::default();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
+    let now = crate::store::now_ms();
     for chunk in conversations.chunks(200) {
         let mut tx = kb.pool().begin().await?;
         for c in chunk {

@@ -9,7 +9,7 @@ use crate::error::{KbError, Result};
 use crate::ingest::FileKind;
 use crate::knowledge::{ImportReport, Knowledge, SourceFile};
 use crate::retrieve::Band;
-use crate::store::KbStore;
+use crate::store::{now_ms, KbStore};
 use crate::train::mine::{normalise, Proposal};
 
 /// The source name approved entries are recorded under.
@@ -60,13 +60,6 @@ pub struct QueuedProposal {
     pub updated_at: i64,
     /// Past conversations it was mined from (`source/id`), as examples.
     pub conversations: Vec<String>,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn row_to_proposal(row: &sqlx::any::AnyRow) -> Result<QueuedProposal> {

@@ -29,11 +29,7 @@ pub(crate) async fn shared_registry(
     config: &Config,
     registry: &Registry,
 ) -> anyhow::Result<Option<kefu_kb::intent::Mirror>> {
-    if !config
-        .database_url
-        .as_deref()
-        .is_some_and(kefu_kb::store::is_postgres)
-    {
+    if config.shared_database_url().is_none() {
         return Ok(None);
     }
     let store = config.knowledge_store().await?;
@@ -315,18 +311,11 @@ pub async fn run(config: &Config, cmd: IntentCommand) -> anyhow::Result<()> {
             }
         }
         IntentCommand::Activate { version } => {
-            registry.activate(&version)?;
-            if let Some(m) = &mirror {
-                m.push_state().await?;
-            }
+            crate::training::intents::activate(&registry, mirror.as_ref(), &version).await?;
             println!("{version} is now active");
         }
         IntentCommand::Rollback => {
-            let active = registry.rollback()?;
-            if let Some(m) = &mirror {
-                m.push_state().await?;
-            }
-            match active {
+            match crate::training::intents::rollback(&registry, mirror.as_ref()).await? {
                 Some(v) => println!("rolled back: {v} is active again"),
                 None => println!("rolled back: no intent model is active now"),
             }

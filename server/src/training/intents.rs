@@ -91,6 +91,38 @@ pub struct IntentTrainer {
 
 const EVAL_FILE: &str = "eval.json";
 
+/// Makes `version` the active model of `registry`, and of every node when `mirror` shares it
+/// (pulled first, the new state published after).
+pub async fn activate(
+    registry: &Registry,
+    mirror: Option<&Mirror>,
+    version: &str,
+) -> Result<(), KbError> {
+    if let Some(m) = mirror {
+        m.pull().await?;
+    }
+    registry.activate(version)?;
+    if let Some(m) = mirror {
+        m.push_state().await?;
+    }
+    Ok(())
+}
+
+/// Re-activates the version active before the current one (see `activate` for `mirror`).
+pub async fn rollback(
+    registry: &Registry,
+    mirror: Option<&Mirror>,
+) -> Result<Option<String>, KbError> {
+    if let Some(m) = mirror {
+        m.pull().await?;
+    }
+    let active = registry.rollback()?;
+    if let Some(m) = mirror {
+        m.push_state().await?;
+    }
+    Ok(active)
+}
+
 impl IntentTrainer {
     /// A trainer saving into `data_dir`'s registry, published through `mirror` when the
     /// registry is shared (see `shared_registry`).
@@ -161,27 +193,14 @@ impl IntentTrainer {
         Ok(())
     }
 
-    /// Publishes the activation state (nothing to do without a shared registry).
-    async fn push_state(&self) -> Result<(), KbError> {
-        if let Some(m) = &self.mirror {
-            m.push_state().await?;
-        }
-        Ok(())
-    }
-
     /// Makes `version` the active model, on every node when the registry is shared.
     pub async fn activate(&self, version: &str) -> Result<(), KbError> {
-        self.pull().await?;
-        self.registry.activate(version)?;
-        self.push_state().await
+        activate(&self.registry, self.mirror.as_ref(), version).await
     }
 
     /// Re-activates the version active before the current one (see `Registry::rollback`).
     pub async fn rollback(&self) -> Result<Option<String>, KbError> {
-        self.pull().await?;
-        let active = self.registry.rollback()?;
-        self.push_state().await?;
-        Ok(active)
+        rollback(&self.registry, self.mirror.as_ref()).await
     }
 
     /// Loads the stock model (fine-tuning trains a copy of its top layers).
