@@ -6,6 +6,8 @@ pub mod answer;
 pub mod demo;
 pub mod embed;
 pub mod error;
+mod file_sets;
+pub mod files;
 pub mod finetune;
 pub mod index;
 pub mod ingest;

@@ -325,6 +325,22 @@ impl KbStore {
         Ok((tx, generation))
     }
 
+    /// On PostgreSQL, holds the knowledge write lock (the generation row's) without writing, until
+    /// the returned transaction is dropped. An outside index (Qdrant) is brought up to the store
+    /// under it, so that two nodes applying their writes to it in the wrong order cannot leave an
+    /// older write's vectors behind. `None` on SQLite (one machine), where holding the database's
+    /// write lock across network calls would stall every other writer.
+    pub async fn hold_writes(&self) -> Result<Option<sqlx::Transaction<'static, sqlx::Any>>> {
+        if !self.is_shared() {
+            return Ok(None);
+        }
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT value FROM kb_generation WHERE id = 1 FOR UPDATE")
+            .fetch_one(&mut *tx)
+            .await?;
+        Ok(Some(tx))
+    }
+
     /// Whether this store is PostgreSQL (shared by a cluster) rather than an embedded SQLite file.
     pub fn is_shared(&self) -> bool {
         self.url.is_some()
@@ -619,23 +635,56 @@ impl KbStore {
 
     /// Every stored vector (to fill the in-memory index at start-up).
     pub async fn all_vectors(&self) -> Result<Vec<IndexedVector>> {
-        let rows = sqlx::query(
-            "SELECT v.id, v.entry_id, e.kb_id, e.tags, v.embedding
-             FROM kb_vectors v JOIN kb_entries e ON e.id = v.entry_id ORDER BY v.id",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {VECTOR_COLUMNS} FROM kb_vectors v JOIN kb_entries e ON e.id = v.entry_id
+             ORDER BY v.id"
+        ))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(IndexedVector {
-                    vector_id: r.try_get("id")?,
-                    entry_id: r.try_get("entry_id")?,
-                    kb_id: r.try_get("kb_id")?,
-                    tags: json_list(r, "tags")?,
-                    vector: decode_vector(&r.try_get::<Vec<u8>, _>("embedding")?),
-                })
-            })
-            .collect()
+        rows.iter().map(vector_from_row).collect()
+    }
+
+    /// The stored vectors of these entries.
+    pub async fn entry_vectors(&self, entry_ids: &[i64]) -> Result<Vec<IndexedVector>> {
+        let mut out = Vec::new();
+        for chunk in entry_ids.chunks(500) {
+            let marks = (1..=chunk.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT {VECTOR_COLUMNS} FROM kb_vectors v JOIN kb_entries e ON e.id = v.entry_id
+                 WHERE v.entry_id IN ({marks}) ORDER BY v.id"
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                out.push(vector_from_row(&r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` vectors of knowledge base `kb_id` with ids above `after`, by id (to fill an
+    /// outside index page by page).
+    pub async fn kb_vectors_after(
+        &self,
+        kb_id: i64,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<IndexedVector>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {VECTOR_COLUMNS} FROM kb_vectors v JOIN kb_entries e ON e.id = v.entry_id
+             WHERE e.kb_id = $1 AND v.id > $2 ORDER BY v.id LIMIT $3"
+        ))
+        .bind(kb_id)
+        .bind(after)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(vector_from_row).collect()
     }
 
     /// The texts of these vectors (a passage's sentence that matched a query best), by id.
@@ -887,6 +936,19 @@ impl KbStore {
         tx.commit().await?;
         Ok(out)
     }
+}
+
+/// The columns `vector_from_row` reads (`v`: `kb_vectors`, `e`: `kb_entries`).
+const VECTOR_COLUMNS: &str = "v.id, v.entry_id, e.kb_id, e.tags, v.embedding";
+
+fn vector_from_row(r: &AnyRow) -> Result<IndexedVector> {
+    Ok(IndexedVector {
+        vector_id: r.try_get("id")?,
+        entry_id: r.try_get("entry_id")?,
+        kb_id: r.try_get("kb_id")?,
+        tags: json_list(r, "tags")?,
+        vector: decode_vector(&r.try_get::<Vec<u8>, _>("embedding")?),
+    })
 }
 
 /// Knowledge base names: 1–64 characters of letters, digits, `-`, `_` or `.` (any script).

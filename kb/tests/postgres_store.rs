@@ -1,7 +1,8 @@
 //! The knowledge store on PostgreSQL, as a cluster's nodes share it: two knowledge services on one
 //! database (each its own pool and in-memory index, as two nodes have) see each other's imports,
 //! edits and deletions within seconds; imports of the same file at once both succeed without
-//! duplicates; the review queue, chat history and intent model versions are shared. Each test runs
+//! duplicates; the review queue, chat history, intent model versions and fine-tuned retrieval
+//! encoders are shared. Each test runs
 //! in a fresh schema of `KEFU_TEST_DATABASE_URL` (default the local `test` database).
 
 use std::sync::Arc;
@@ -227,6 +228,48 @@ async fn intent_model_versions_and_their_activation_are_mirrored() {
         !b.pull().await.expect("pull"),
         "nothing new the second time"
     );
+    schema.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fine_tuned_retrieval_encoders_are_copied_to_the_nodes_that_need_them() {
+    use kefu_kb::finetune::shared::{fetch, fetch_all, publish};
+    let schema = Schema::create().await;
+    let store = KbStore::connect(&schema.url).await.expect("connect");
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    let (enc_a, enc_b) = (dir_a.path().join("encoders"), dir_b.path().join("encoders"));
+    // An encoder's files, as `kefu kb encoder train` saved them on node A.
+    let saved = enc_a.join("0a1b2c");
+    std::fs::create_dir_all(&saved).expect("dir");
+    std::fs::write(saved.join("encoder.json"), br#"{"id": "0a1b2c"}"#).expect("meta");
+    std::fs::write(saved.join("layers.safetensors"), b"weights").expect("weights");
+    publish(&store, &enc_a, "0a1b2c").await.expect("publish");
+    publish(&store, &enc_a, "0a1b2c")
+        .await
+        .expect("publishing the same files again is a no-op");
+    std::fs::write(saved.join("layers.safetensors"), b"other weights").expect("weights");
+    assert!(
+        publish(&store, &enc_a, "0a1b2c").await.is_err(),
+        "other files under the same id are a conflict"
+    );
+    std::fs::write(saved.join("layers.safetensors"), b"weights").expect("weights");
+
+    // Node B loads it on first use: copied into its own encoders directory first.
+    assert!(fetch(&store, &enc_b, "0a1b2c").await.expect("fetch"));
+    assert_eq!(
+        kefu_kb::files::read_files(&enc_b.join("0a1b2c")).expect("files"),
+        kefu_kb::files::read_files(&saved).expect("files")
+    );
+    assert!(!fetch(&store, &enc_b, "ffffff").await.expect("unknown id"));
+    assert!(!fetch(&store, &enc_b, "../x").await.expect("not an id"));
+    // A third node listing encoders gets every one.
+    let dir_c = tempfile::tempdir().expect("tmp");
+    let enc_c = dir_c.path().join("encoders");
+    assert_eq!(fetch_all(&store, &enc_c).await.expect("fetch all"), 1);
+    assert_eq!(fetch_all(&store, &enc_c).await.expect("fetch all"), 0);
     schema.drop().await;
 }
 

@@ -280,6 +280,15 @@ pub enum KbCommand {
     },
     /// Delete a knowledge base and everything in it.
     Delete { name: String },
+    /// Rebuild the vector index from the knowledge store: with `--qdrant-url`, drop and refill
+    /// the Qdrant collection of `--kb` (default: every knowledge base's).
+    Reindex {
+        #[arg(long)]
+        kb: Option<String>,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Set a knowledge base's thresholds (omitted values return to the model defaults).
     Thresholds {
         #[arg(long, default_value = kefu_kb::DEFAULT_KB)]

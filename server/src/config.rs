@@ -31,6 +31,23 @@ pub struct Config {
     /// in the data directory (`conversations.db`, knowledge in `kefu.db`).
     #[arg(long, global = true, env = "KEFU_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Qdrant's gRPC endpoint (e.g. `http://qdrant:6334`): knowledge vectors are searched there,
+    /// one collection per knowledge base and encoder, instead of in each process's memory. The
+    /// knowledge store stays the source of truth (`kefu kb reindex` rebuilds the collections).
+    #[arg(long, global = true, env = "KEFU_QDRANT_URL")]
+    pub qdrant_url: Option<String>,
+    /// API key for Qdrant, when it requires one.
+    #[arg(
+        long,
+        global = true,
+        env = "KEFU_QDRANT_API_KEY",
+        hide_env_values = true
+    )]
+    pub qdrant_api_key: Option<String>,
+    /// Prefix of Kefu's Qdrant collection names (`<prefix>_kb<id>_<model>`), so that several
+    /// deployments can share one Qdrant.
+    #[arg(long, global = true, env = "KEFU_QDRANT_PREFIX", default_value = kefu_kb::index::qdrant::DEFAULT_PREFIX)]
+    pub qdrant_prefix: String,
 }
 
 impl Config {
@@ -48,6 +65,22 @@ impl Config {
             Some(url) => kefu_kb::store::KbStore::connect(url).await,
             None => kefu_kb::store::KbStore::open(&self.data_dir.join("kefu.db")).await,
         }
+    }
+
+    /// The outside vector index, when `--qdrant-url` names one (connected and answering).
+    pub async fn vector_index(
+        &self,
+    ) -> Result<Option<std::sync::Arc<dyn kefu_kb::index::VectorIndex>>, kefu_kb::KbError> {
+        let Some(url) = &self.qdrant_url else {
+            return Ok(None);
+        };
+        let index = kefu_kb::index::qdrant::QdrantIndex::connect(
+            url,
+            self.qdrant_api_key.as_deref().filter(|k| !k.is_empty()),
+            &self.qdrant_prefix,
+        )
+        .await?;
+        Ok(Some(std::sync::Arc::new(index)))
     }
 
     /// The conversation database URL.

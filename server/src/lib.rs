@@ -14,6 +14,7 @@ pub mod http;
 pub mod jobs;
 pub mod lang;
 pub mod llm;
+pub mod shared_settings;
 pub mod state;
 pub mod store;
 pub mod training;

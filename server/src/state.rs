@@ -24,6 +24,8 @@ pub struct Services {
     pub conversations: Arc<Conversations>,
     pub analytics: Analytics,
     pub training: Training,
+    /// The rules file and LLM settings shared with the other nodes (PostgreSQL only).
+    pub settings: Option<Arc<crate::shared_settings::SharedSettings>>,
 }
 
 /// Request and connection limits.

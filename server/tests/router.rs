@@ -85,6 +85,7 @@ async fn harness_with(limits: Limits) -> Harness {
             store.clone(),
             std::time::Duration::from_secs(24 * 3600),
         ),
+        settings: None,
     }));
     Harness {
         state,

@@ -152,23 +152,88 @@ impl Api {
         }
     }
 
-    /// POST with an optional bearer token: (status, body).
-    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
-        let mut r = self.http.post(format!("{}{path}", self.base)).json(&body);
+    /// A request with an optional bearer token and JSON body: (status, body).
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut r = self.http.request(method, format!("{}{path}", self.base));
         if let Some(t) = token {
             r = r.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
         }
         let r = r.send().await.expect("request");
         (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
     }
 
+    /// POST with an optional bearer token: (status, body).
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        self.request(reqwest::Method::POST, path, token, Some(body))
+            .await
+    }
+
+    pub async fn put(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        self.request(reqwest::Method::PUT, path, token, Some(body))
+            .await
+    }
+
     pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
-        let mut r = self.http.get(format!("{}{path}", self.base));
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
+        self.request(reqwest::Method::GET, path, token, None).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        self.request(reqwest::Method::DELETE, path, token, None)
+            .await
+    }
+
+    /// Asks `question` of knowledge base `default` through the admin API's "try a question"
+    /// (`key`: an admin key) until the reply satisfies `done` (or `limit` passes): the reply and
+    /// how long it took.
+    pub async fn ask_until(
+        &self,
+        key: &str,
+        question: &str,
+        limit: std::time::Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> (Value, std::time::Duration) {
+        let started = std::time::Instant::now();
+        loop {
+            let (status, r) = self
+                .post(
+                    "/v1/admin/kbs/default/ask",
+                    Some(key),
+                    serde_json::json!({ "question": question }),
+                )
+                .await;
+            assert_eq!(status, 200, "{r}");
+            if done(&r) {
+                return (r, started.elapsed());
+            }
+            assert!(
+                started.elapsed() < limit,
+                "{question:?}: not the reply wanted within {limit:?}: {r}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        let r = r.send().await.expect("request");
-        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `ask_until` the bot answers with a reply containing `needle`.
+    pub async fn until_answered(
+        &self,
+        key: &str,
+        question: &str,
+        needle: &str,
+        limit: std::time::Duration,
+    ) -> (Value, std::time::Duration) {
+        self.ask_until(key, question, limit, |r| {
+            r["band"] == "answer" && r["answer"].as_str().is_some_and(|a| a.contains(needle))
+        })
+        .await
     }
 
     /// Uploads a file to knowledge base `kb` (`POST /v1/admin/kbs/{kb}/documents`, multipart

@@ -70,6 +70,21 @@ impl Server {
         Self::start_on(data_dir, "127.0.0.1:0", extra)
     }
 
+    /// Starts one node on each data directory, all at once (a cluster's nodes sharing `extra`'s
+    /// database), and waits until every one is ready.
+    pub fn start_together(data_dirs: &[tempfile::TempDir], extra: &[&str]) -> Vec<Server> {
+        std::thread::scope(|s| {
+            let started: Vec<_> = data_dirs
+                .iter()
+                .map(|d| s.spawn(|| Server::start(d.path(), extra)))
+                .collect();
+            started
+                .into_iter()
+                .map(|h| h.join().expect("node started"))
+                .collect()
+        })
+    }
+
     /// Starts `kefu serve --listen ADDR` (e.g. the address of a server that was stopped, so
     /// clients reconnect to the same URL).
     pub fn start_on(data_dir: &Path, listen: &str, extra: &[&str]) -> Server {
@@ -154,6 +169,7 @@ impl Server {
 
 pub mod chat;
 pub mod llm;
+pub mod qdrant;
 
 /// A fresh PostgreSQL schema in `KEFU_TEST_DATABASE_URL` (default the local `test` database),
 /// created with `psql` and dropped on drop, so runs never see each other's rows.

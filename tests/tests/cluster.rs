@@ -162,50 +162,6 @@ fn two_nodes_share_conversations_over_postgres_and_redis() {
     });
 }
 
-/// Asks `question` of knowledge base `default` through `api`'s "try a question" until the reply
-/// satisfies `done` (or `limit` passes): the reply and how long it took.
-async fn ask_until(
-    api: &Api,
-    key: &str,
-    question: &str,
-    limit: Duration,
-    done: impl Fn(&serde_json::Value) -> bool,
-) -> (serde_json::Value, Duration) {
-    let started = Instant::now();
-    loop {
-        let (status, r) = api
-            .post(
-                "/v1/admin/kbs/default/ask",
-                Some(key),
-                json!({ "question": question }),
-            )
-            .await;
-        assert_eq!(status, 200, "{r}");
-        if done(&r) {
-            return (r, started.elapsed());
-        }
-        assert!(
-            started.elapsed() < limit,
-            "{question:?}: not the reply wanted within {limit:?}: {r}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// `ask_until` the bot answers with a reply containing `needle`.
-async fn until_answered(
-    api: &Api,
-    key: &str,
-    question: &str,
-    needle: &str,
-    limit: Duration,
-) -> (serde_json::Value, Duration) {
-    ask_until(api, key, question, limit, |r| {
-        r["band"] == "answer" && r["answer"].as_str().is_some_and(|a| a.contains(needle))
-    })
-    .await
-}
-
 /// Three nodes keep their knowledge bases and training data in the one PostgreSQL database:
 /// started together, they all load the demo without colliding; a file uploaded on node A answers on
 /// B and C within a few seconds; an FAQ mined from chat history and approved, and an intent
@@ -218,16 +174,7 @@ fn three_nodes_share_knowledge_and_training_over_postgres() {
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("tmp")).collect();
     // Started at once, every node finds the demo missing and imports it: the imports queue on
     // the generation row instead of colliding on the same keys (and every node starts).
-    let nodes: Vec<Server> = std::thread::scope(|s| {
-        let started: Vec<_> = dirs
-            .iter()
-            .map(|d| s.spawn(|| Server::start(d.path(), &args)))
-            .collect();
-        started
-            .into_iter()
-            .map(|h| h.join().expect("node started"))
-            .collect()
-    });
+    let nodes: Vec<Server> = Server::start_together(&dirs, &args);
     let global = ["--database-url", db.as_str()];
     let mut c = kefu_e2e::kefu(dirs[0].path());
     c.args(global).args(["admin-key", "--name", "cluster"]);
@@ -249,9 +196,7 @@ fn three_nodes_share_knowledge_and_training_over_postgres() {
             .cloned()
             .unwrap_or_else(|| panic!("no demo knowledge base: {kbs}"));
         for api in &apis {
-            let (r, _) = until_answered(
-                api,
-                &key,
+            let (r, _) = api.until_answered(&key,
                 "支持哪些付款方式？",
                 "",
                 Duration::from_secs(5),
@@ -266,9 +211,7 @@ fn three_nodes_share_knowledge_and_training_over_postgres() {
         let job = apis[0].upload(&key, "default", "bikes.csv", faq.as_bytes()).await;
         assert_eq!(job["status"], "done", "{job}");
         for api in &apis[1..] {
-            let (r, took) = until_answered(
-                api,
-                &key,
+            let (r, took) = api.until_answered(&key,
                 "Do you sell bicycles?",
                 "$499",
                 Duration::from_secs(5),
@@ -332,8 +275,9 @@ fn three_nodes_share_knowledge_and_training_over_postgres() {
                 Some(1),
                 "the review queue is shared: {proposals}"
             );
-            let (r, _) =
-                until_answered(&api, &key, "学生有折扣吗？", "", Duration::from_secs(5)).await;
+            let (r, _) = api
+                .until_answered(&key, "学生有折扣吗？", "", Duration::from_secs(5))
+                .await;
             assert_eq!(r["citations"][0]["source"], "reviewed-faq", "{r}");
         }
     });
@@ -352,9 +296,7 @@ fn three_nodes_share_knowledge_and_training_over_postgres() {
     rt.block_on(async {
         for node in &nodes[1..] {
             let api = Api::new(&node.base);
-            let (r, took) = ask_until(
-                &api,
-                &key,
+            let (r, took) = api.ask_until(&key,
                 "我的快递怎么还没到",
                 Duration::from_secs(15),
                 |r| r["trace"]["intent"]["model"] == "v1",
@@ -364,6 +306,49 @@ fn three_nodes_share_knowledge_and_training_over_postgres() {
             eprintln!(
                 "an intent model activated on node A classified on another node after {took:?}"
             );
+        }
+
+        // Rules and LLM settings saved in node A's console apply on B and C.
+        let apis: Vec<Api> = nodes.iter().map(|n| Api::new(&n.base)).collect();
+        let rules = "[[rules]]\nid = \"bulk-order\"\npriority = 60\nkeywords = [\"批发\", \"wholesale\"]\nactions = [{ type = \"handoff\" }]\n";
+        let (status, saved) = apis[0]
+            .put("/v1/admin/rules", Some(&key), json!({ "text": rules }))
+            .await;
+        assert_eq!(status, 200, "{saved}");
+        let llm = json!({"url": "http://127.0.0.1:9/v1", "model": "qwen2.5:7b-instruct", "api_key": "sk-cluster"});
+        let (status, saved) = apis[0].put("/v1/admin/llm", Some(&key), llm).await;
+        assert_eq!(status, 200, "{saved}");
+        for api in &apis[1..] {
+            let (r, took) = api
+                .ask_until(&key, "我想批发一百件", Duration::from_secs(10), |r| {
+                    r["trace"]["rule"]["rule_id"] == "bulk-order"
+                })
+                .await;
+            eprintln!("rules saved on node A applied on another node after {took:?}: {r}");
+            let (_, view) = api.get("/v1/admin/rules", Some(&key)).await;
+            assert_eq!(view["text"], rules, "{view}");
+            let started = Instant::now();
+            loop {
+                let (_, llm) = api.get("/v1/admin/llm", Some(&key)).await;
+                if llm["source"] == "console" {
+                    assert_eq!(llm["model"], "qwen2.5:7b-instruct", "{llm}");
+                    assert_eq!(llm["api_key_set"], true, "the key travels too: {llm}");
+                    break;
+                }
+                assert!(started.elapsed() < Duration::from_secs(10), "{llm}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        let (status, _) = apis[1].delete("/v1/admin/llm", Some(&key)).await;
+        assert_eq!(status, 200);
+        let started = Instant::now();
+        loop {
+            let (_, llm) = apis[2].get("/v1/admin/llm", Some(&key)).await;
+            if llm["source"] == "none" {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "{llm}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
 }

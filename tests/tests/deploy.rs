@@ -43,7 +43,7 @@ fn the_compose_file_wires_two_nodes_to_the_engines_and_the_load_balancer() {
     let compose = yaml(&read("deploy/compose.yaml"));
     let services = compose["services"].as_mapping().expect("services");
     let names: Vec<String> = services.keys().map(text).collect();
-    for wanted in ["kefu-1", "kefu-2", "lb", "postgres", "redis"] {
+    for wanted in ["kefu-1", "kefu-2", "lb", "postgres", "redis", "qdrant"] {
         assert!(names.iter().any(|n| n == wanted), "{wanted} in {names:?}");
     }
     let lb_ip = text(s(
@@ -61,6 +61,12 @@ fn the_compose_file_wires_two_nodes_to_the_engines_and_the_load_balancer() {
             "the database is the postgres service: {db}"
         );
         assert_eq!(text(&env["KEFU_REDIS_URL"]), "redis://redis:6379");
+        assert_eq!(text(&env["KEFU_QDRANT_URL"]), "http://qdrant:6334");
+        assert_eq!(
+            text(&env["KEFU_QDRANT_API_KEY"]),
+            text(&compose["services"]["qdrant"]["environment"]["QDRANT__SERVICE__API_KEY"]),
+            "the nodes hold Qdrant's key"
+        );
         assert_eq!(
             text(&env["KEFU_TRUSTED_PROXIES"]),
             lb_ip,
@@ -68,7 +74,7 @@ fn the_compose_file_wires_two_nodes_to_the_engines_and_the_load_balancer() {
         );
         let health = format!("{:?}", svc["healthcheck"]["test"]);
         assert!(health.contains("/readyz"), "{health}");
-        for engine in ["postgres", "redis"] {
+        for engine in ["postgres", "redis", "qdrant"] {
             assert_eq!(
                 text(s(svc, &["depends_on", engine, "condition"])),
                 "service_healthy"
@@ -285,10 +291,9 @@ fn the_helm_chart_renders_valid_manifests_for_its_values_and_overrides() {
         text(s(db, &["valueFrom", "secretKeyRef", "key"])),
         "database-url"
     );
-    assert!(
-        env(d, "KEFU_PUBLIC_URL").is_none(),
-        "unset values set nothing"
-    );
+    for unset in ["KEFU_PUBLIC_URL", "KEFU_QDRANT_URL", "KEFU_QDRANT_API_KEY"] {
+        assert!(env(d, unset).is_none(), "unset values set nothing: {unset}");
+    }
     assert_eq!(
         s(d, &["spec", "selector", "matchLabels"]),
         s(&m["Service"], &["spec", "selector"]),
@@ -305,6 +310,31 @@ fn the_helm_chart_renders_valid_manifests_for_its_values_and_overrides() {
     assert!(
         !m.contains_key("Secret"),
         "an existing secret is used as it is"
+    );
+    // Qdrant with a key: the chart's Secret holds only the key, the database stays external.
+    let with_qdrant = render_chart(serde_json::json!({
+        "postgres": {"existingSecret": "pg-credentials"},
+        "qdrant": {"url": "http://kefu-qdrant:6334", "apiKey": "qk-123"},
+    }));
+    let secret = &with_qdrant["Secret"];
+    assert!(secret["data"].get("database-url").is_none(), "{secret:?}");
+    let stored = base64::engine::general_purpose::STANDARD
+        .decode(text(s(secret, &["data", "qdrant-api-key"])))
+        .expect("base64");
+    assert_eq!(String::from_utf8_lossy(&stored), "qk-123");
+    let d = &with_qdrant["Deployment"];
+    assert_eq!(
+        text(&env(d, "KEFU_QDRANT_URL").expect("qdrant url")["value"]),
+        "http://kefu-qdrant:6334"
+    );
+    let key = env(d, "KEFU_QDRANT_API_KEY").expect("qdrant key");
+    assert_eq!(
+        text(s(key, &["valueFrom", "secretKeyRef", "name"])),
+        "shop-kefu"
+    );
+    assert_eq!(
+        text(s(key, &["valueFrom", "secretKeyRef", "key"])),
+        "qdrant-api-key"
     );
     let d = &m["Deployment"];
     assert_eq!(d["spec"]["replicas"].as_i64(), Some(3));

@@ -7,6 +7,7 @@
 pub mod delta;
 pub mod layer;
 pub mod retrieval;
+pub mod shared;
 
 use std::collections::BTreeMap;
 use std::time::Instant;

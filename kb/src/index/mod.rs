@@ -28,6 +28,15 @@ pub struct SearchFilter {
     pub tags: Vec<String>,
 }
 
+/// A knowledge base and the encoder its vectors come from (with their dimension): an outside index
+/// keeps one collection per space, so a knowledge base switched to another encoder gets a new one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KbSpace {
+    pub kb_id: i64,
+    pub model: String,
+    pub dim: usize,
+}
+
 /// An entry's best-matching vector.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct VectorHit {
@@ -44,6 +53,12 @@ pub trait VectorIndex: Send + Sync {
     async fn upsert(&self, items: Vec<IndexedVector>) -> Result<()>;
     /// Removes every vector of these entries.
     async fn remove_entries(&self, entry_ids: &[i64]) -> Result<()>;
+    /// Makes `vectors` the only vectors of `entry_ids` (an entry without any in `vectors` has
+    /// none afterwards).
+    async fn replace_entries(&self, entry_ids: &[i64], vectors: Vec<IndexedVector>) -> Result<()> {
+        self.remove_entries(entry_ids).await?;
+        self.upsert(vectors).await
+    }
     /// The `k` best entries matching `filter`.
     async fn search(
         &self,
@@ -61,6 +76,21 @@ pub trait VectorIndex: Send + Sync {
     ) -> Result<Vec<VectorHit>>;
     /// Number of vectors held.
     async fn len(&self) -> Result<usize>;
+    /// Routes each knowledge base to the space of its current encoder, creating the spaces that do
+    /// not exist yet; returns the knowledge bases whose space was just created (empty, to be filled
+    /// from the store). With `prune`, drops this index's spaces that no knowledge base uses any
+    /// more (a deleted knowledge base's, the old encoder's after a switch). The in-process index
+    /// holds every knowledge base in one space: nothing to do.
+    async fn sync_spaces(&self, spaces: &[KbSpace], prune: bool) -> Result<Vec<i64>> {
+        let _ = (spaces, prune);
+        Ok(Vec::new())
+    }
+    /// Drops knowledge base `kb_id`'s space, so that the next `sync_spaces` creates it anew (a
+    /// rebuild from the store). The in-process index is rebuilt whole instead.
+    async fn drop_space(&self, kb_id: i64) -> Result<()> {
+        let _ = kb_id;
+        Ok(())
+    }
     /// True when no vectors are held.
     async fn is_empty(&self) -> Result<bool> {
         Ok(self.len().await? == 0)

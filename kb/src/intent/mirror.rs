@@ -4,11 +4,17 @@
 //! loads and serves. A node pulls before it numbers a new version or changes the state, and
 //! pushes what it saved or activated.
 
-use sqlx::Row;
-
 use crate::error::{KbError, Result};
+use crate::file_sets::FileSets;
 use crate::intent::registry::{ActiveState, Registry};
-use crate::store::{now_ms, KbStore};
+use crate::store::KbStore;
+
+/// Intent model versions' files in the database.
+const VERSIONS: FileSets = FileSets {
+    sets: "intent_versions",
+    files: "intent_files",
+    key: "version",
+};
 
 /// A local registry kept in step with the shared store.
 #[derive(Clone)]
@@ -35,19 +41,9 @@ impl Mirror {
     /// activation state replaced when it differs. Returns whether anything changed.
     pub async fn pull(&self) -> Result<bool> {
         let mut changed = false;
-        let versions: Vec<String> =
-            sqlx::query_scalar("SELECT version FROM intent_versions ORDER BY created_at")
-                .fetch_all(self.store.pool())
-                .await?;
+        let versions = VERSIONS.keys(&self.store).await?;
         for version in versions.iter().filter(|v| !self.local.has(v)) {
-            let rows = sqlx::query("SELECT name, content FROM intent_files WHERE version = $1")
-                .bind(version)
-                .fetch_all(self.store.pool())
-                .await?;
-            let files = rows
-                .iter()
-                .map(|r| Ok((r.try_get("name")?, r.try_get("content")?)))
-                .collect::<Result<Vec<(String, Vec<u8>)>>>()?;
+            let files = VERSIONS.files(&self.store, version).await?;
             self.local.install(version, &files)?;
             changed = true;
         }
@@ -70,43 +66,11 @@ impl Mirror {
     /// `Conflict` when another node published a different version under the same name meanwhile.
     pub async fn push_version(&self, version: &str) -> Result<()> {
         let files = self.local.files(version)?;
-        let mut tx = self.store.pool().begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO intent_versions (version, created_at) VALUES ($1, $2) \
-             ON CONFLICT (version) DO NOTHING",
-        )
-        .bind(version)
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
-        if inserted.rows_affected() == 0 {
-            // Published before (by this node, or an identical copy): nothing to do.
-            let rows = sqlx::query("SELECT name, content FROM intent_files WHERE version = $1")
-                .bind(version)
-                .fetch_all(&mut *tx)
-                .await?;
-            let mut stored = rows
-                .iter()
-                .map(|r| Ok((r.try_get("name")?, r.try_get("content")?)))
-                .collect::<Result<Vec<(String, Vec<u8>)>>>()?;
-            stored.sort();
-            if stored == files {
-                return Ok(());
-            }
-            return Err(KbError::Conflict(format!(
-                "another node saved intent model {version} at the same time; train again"
-            )));
-        }
-        for (name, content) in &files {
-            sqlx::query("INSERT INTO intent_files (version, name, content) VALUES ($1, $2, $3)")
-                .bind(version)
-                .bind(name)
-                .bind(content)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        VERSIONS
+            .publish(&self.store, version, &files, || {
+                format!("another node saved intent model {version} at the same time; train again")
+            })
+            .await
     }
 
     /// Publishes the local activation state.

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{KbError, Result};
+use crate::files::io;
 use crate::intent::model::{read_meta, IntentModel, ModelMeta};
 
 /// The active version and the versions activated before it (oldest first, active last).
@@ -20,13 +21,6 @@ pub struct ActiveState {
 #[derive(Debug, Clone)]
 pub struct Registry {
     dir: PathBuf,
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KbError + '_ {
-    move |source| KbError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 impl Registry {
@@ -128,55 +122,18 @@ impl Registry {
                 "no intent model version '{version}'"
             )));
         }
-        let dir = self.dir.join(version);
-        let mut out = Vec::new();
-        for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
-            let path = entry.map_err(io(&dir))?.path();
-            if path.is_file() {
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().to_string())
-                    .unwrap_or_default();
-                out.push((name, std::fs::read(&path).map_err(io(&path))?));
-            }
-        }
-        out.sort();
-        Ok(out)
+        crate::files::read_files(&self.dir.join(version))
     }
 
     /// Writes version `version` from its files (copied from elsewhere); a version already present
     /// is left as it is. The files appear at once (written aside, then renamed).
     pub fn install(&self, version: &str, files: &[(String, Vec<u8>)]) -> Result<()> {
-        if !is_version_name(version)
-            || files
-                .iter()
-                .any(|(n, _)| n.is_empty() || n.contains(['/', '\\']) || n.starts_with('.'))
-        {
+        if !is_version_name(version) {
             return Err(KbError::InvalidInput(format!(
-                "intent model version '{version}' has an invalid name or file name"
+                "intent model version '{version}' has an invalid name"
             )));
         }
-        if self.has(version) {
-            return Ok(());
-        }
-        let tmp = self
-            .dir
-            .join(format!(".install-{}-{version}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-        for (name, content) in files {
-            let path = tmp.join(name);
-            std::fs::write(&path, content).map_err(io(&path))?;
-        }
-        match std::fs::rename(&tmp, self.dir.join(version)) {
-            Ok(()) => Ok(()),
-            // Installed meanwhile by another process.
-            Err(_) if self.has(version) => {
-                let _ = std::fs::remove_dir_all(&tmp);
-                Ok(())
-            }
-            Err(e) => Err(io(&tmp)(e)),
-        }
+        crate::files::install(&self.dir, version, files, || self.has(version))
     }
 
     /// Loads a version (checking it is readable) without activating it.

@@ -61,17 +61,20 @@ impl Knowledge {
         })
     }
 
-    /// A store with another index (e.g. Qdrant), which keeps its own copy of the vectors.
-    pub fn with_index(
+    /// A store with an outside vector index (Qdrant), which keeps its own copy of the vectors in
+    /// one space per knowledge base and encoder: the spaces it lacks are created and filled from
+    /// the store now, and this process's writes go to both.
+    pub async fn with_outside_index(
         store: KbStore,
         embedder: Arc<dyn Embedder>,
         index: Arc<dyn VectorIndex>,
-    ) -> Self {
-        Self {
+    ) -> Result<Self> {
+        let index = SyncedIndex::outside(&store, index).await?;
+        Ok(Self {
             store,
             encoders: encoders::Encoders::new(embedder),
-            index: SyncedIndex::outside(index),
-        }
+            index,
+        })
     }
 
     /// Lets knowledge bases switched to a fine-tuned encoder over the running model
@@ -266,6 +269,23 @@ impl Knowledge {
     /// Every knowledge base with counts.
     pub async fn list(&self) -> Result<Vec<KbCounts>> {
         self.store.list().await
+    }
+
+    /// Rebuilds the vector index from the store (the source of truth): knowledge base `kb`'s
+    /// collection, or every one when `None`, dropped and filled anew in an outside index; the
+    /// in-process index whole. Returns the vectors written.
+    pub async fn reindex(&self, kb: Option<&str>) -> Result<usize> {
+        let ids = match kb {
+            Some(name) => Some(vec![
+                self.store
+                    .get_kb(name)
+                    .await?
+                    .ok_or_else(|| KbError::KbNotFound(name.to_string()))?
+                    .id,
+            ]),
+            None => None,
+        };
+        self.index.reindex(&self.store, ids.as_deref()).await
     }
 
     /// Deletes a knowledge base and its vectors.

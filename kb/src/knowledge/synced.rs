@@ -7,7 +7,7 @@
 //! checks at most once a second, and a change notification (`Knowledge::follow_changes`) marks
 //! the view stale at once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::error::{KbError, Result};
 use crate::index::exact::ExactIndex;
 use crate::index::lexical::{LexicalDoc, LexicalIndex};
-use crate::index::{IndexedVector, SearchFilter, VectorIndex};
+use crate::index::{IndexedVector, KbSpace, SearchFilter, VectorIndex};
 use crate::store::{KbInfo, KbStore, StoredEntry};
 
 /// Candidates each index contributes to hybrid retrieval.
@@ -23,6 +23,9 @@ const HYBRID_CANDIDATES: usize = 20;
 /// Weight of the lexical match (0–1) added to the cosine in hybrid retrieval, chosen on the demo
 /// and XQuAD eval sets (0.2–0.4 measured alike; 0 loses 5–10 points of right answers).
 const LEXICAL_WEIGHT: f32 = 0.3;
+
+/// Vectors read from the store per page when an outside index's collection is filled.
+const FILL_PAGE: usize = 1024;
 
 /// How often a query on a shared (PostgreSQL) store reads the write generation when no change
 /// notification arrived: the longest a missed notification can delay a change.
@@ -34,6 +37,17 @@ pub(super) struct HybridHit {
     pub entry_id: i64,
     pub vector_id: i64,
     pub score: f32,
+}
+
+/// What `SyncedIndex::sync_outside` does besides routing.
+#[derive(Default)]
+struct OutsideSync<'a> {
+    /// Drop spaces no knowledge base uses.
+    prune: bool,
+    /// Knowledge bases whose spaces are dropped and filled anew.
+    rebuild: &'a [i64],
+    /// Entries whose vectors are made the store's.
+    touched: &'a [i64],
 }
 
 /// Knowledge bases and entries as of the loaded generation.
@@ -74,10 +88,15 @@ impl SyncedIndex {
         Ok(index)
     }
 
-    /// An outside vector index, which keeps its own copy of the vectors; the rest loads on the
-    /// first query.
-    pub fn outside(vectors: Arc<dyn VectorIndex>) -> Self {
-        Self::new(vectors, None, -1)
+    /// An outside vector index (Qdrant), which keeps its own copy of the vectors: routed to each
+    /// knowledge base's space, and the spaces missing there created and filled from `store`.
+    pub async fn outside(store: &KbStore, vectors: Arc<dyn VectorIndex>) -> Result<Self> {
+        let mut index = Self::new(vectors, None, -1);
+        if store.is_shared() {
+            index.poll = SHARED_POLL;
+        }
+        index.refresh(store).await?;
+        Ok(index)
     }
 
     fn new(vectors: Arc<dyn VectorIndex>, exact: Option<Arc<ExactIndex>>, generation: i64) -> Self {
@@ -118,7 +137,8 @@ impl SyncedIndex {
     }
 
     /// Reloads everything if the store was written by someone else since it was loaded (checked
-    /// when `due`).
+    /// when `due`). An outside index keeps its vectors (the writer put them there); only its
+    /// routing follows.
     pub async fn refresh(&self, store: &KbStore) -> Result<()> {
         if !self.due() {
             return Ok(());
@@ -130,8 +150,11 @@ impl SyncedIndex {
         // Read the generation before the rows: a write landing in between triggers another reload.
         let current = store.generation().await?;
         if current != self.loaded_generation.load(Ordering::Acquire) {
-            if let Some(exact) = &self.exact {
-                exact.replace_all(store.all_vectors().await?)?;
+            match &self.exact {
+                Some(exact) => exact.replace_all(store.all_vectors().await?)?,
+                None => {
+                    self.sync_outside(store, OutsideSync::default()).await?;
+                }
             }
             self.reload_rows(store).await?;
             let first = self.loaded_generation.swap(current, Ordering::AcqRel) < 0;
@@ -145,9 +168,11 @@ impl SyncedIndex {
         Ok(())
     }
 
-    /// Applies this process's own committed write (`generation`): drops `removed` entries' vectors,
-    /// adds `added`, and reloads the rows. No full reload follows, unless someone else wrote in
-    /// between (then the generation skipped one and the next query reloads).
+    /// Applies this process's own committed write (`generation`): `removed` entries' vectors
+    /// dropped, `added` ones added, the rows reloaded. An outside index is brought up to the
+    /// store for every entry the write touched instead (see `sync_outside`). No full reload
+    /// follows, unless someone else wrote in between (then the generation skipped one and the
+    /// next query reloads).
     pub async fn apply_own_write(
         &self,
         store: &KbStore,
@@ -156,8 +181,21 @@ impl SyncedIndex {
         generation: i64,
     ) -> Result<()> {
         let _guard = self.reload.lock().await;
-        self.vectors.remove_entries(removed).await?;
-        self.vectors.upsert(added).await?;
+        if self.exact.is_some() {
+            self.vectors.remove_entries(removed).await?;
+            self.vectors.upsert(added).await?;
+        } else {
+            let mut touched: Vec<i64> = removed.to_vec();
+            touched.extend(added.iter().map(|v| v.entry_id));
+            touched.sort_unstable();
+            touched.dedup();
+            let sync = OutsideSync {
+                prune: true,
+                touched: &touched,
+                ..OutsideSync::default()
+            };
+            self.sync_outside(store, sync).await?;
+        }
         self.reload_rows(store).await?;
         let _ = self.loaded_generation.compare_exchange(
             generation - 1,
@@ -166,6 +204,78 @@ impl SyncedIndex {
             Ordering::Acquire,
         );
         Ok(())
+    }
+
+    /// Rebuilds the vector index from the store: the in-process one whole, an outside one's
+    /// spaces of `kb_ids` (every knowledge base when `None`) dropped, created and filled anew.
+    /// Returns the vectors written.
+    pub async fn reindex(&self, store: &KbStore, kb_ids: Option<&[i64]>) -> Result<usize> {
+        let _guard = self.reload.lock().await;
+        let current = store.generation().await?;
+        let written = match &self.exact {
+            Some(exact) => {
+                let vectors = store.all_vectors().await?;
+                let n = vectors.len();
+                exact.replace_all(vectors)?;
+                n
+            }
+            None => {
+                let all: Vec<i64> = store.all_kbs().await?.iter().map(|k| k.id).collect();
+                let sync = OutsideSync {
+                    prune: true,
+                    rebuild: kb_ids.unwrap_or(&all),
+                    ..OutsideSync::default()
+                };
+                self.sync_outside(store, sync).await?
+            }
+        };
+        self.reload_rows(store).await?;
+        self.loaded_generation.store(current, Ordering::Release);
+        Ok(written)
+    }
+
+    /// Brings an outside index up to the store, under the store's write lock (`hold_writes`):
+    /// `rebuild`'s spaces dropped; every knowledge base routed to the space of its encoder,
+    /// missing spaces created and filled from the store (with `prune`, unused ones dropped); the
+    /// vectors of the `touched` entries made exactly the store's. Returns the vectors filled.
+    async fn sync_outside(&self, store: &KbStore, sync: OutsideSync<'_>) -> Result<usize> {
+        let hold = store.hold_writes().await?;
+        for kb_id in sync.rebuild {
+            self.vectors.drop_space(*kb_id).await?;
+        }
+        let spaces: Vec<KbSpace> = store
+            .all_kbs()
+            .await?
+            .iter()
+            .map(|k| KbSpace {
+                kb_id: k.id,
+                model: k.model.clone(),
+                dim: k.dim,
+            })
+            .collect();
+        let created = self.vectors.sync_spaces(&spaces, sync.prune).await?;
+        let mut filled = 0;
+        for kb_id in &created {
+            filled += self.fill(store, *kb_id).await?;
+        }
+        if !sync.touched.is_empty() {
+            // Entries of a space just filled already hold the store's vectors.
+            let (filled_now, current): (Vec<IndexedVector>, Vec<IndexedVector>) = store
+                .entry_vectors(sync.touched)
+                .await?
+                .into_iter()
+                .partition(|v| created.contains(&v.kb_id));
+            let filled_now: HashSet<i64> = filled_now.iter().map(|v| v.entry_id).collect();
+            let touched: Vec<i64> = sync
+                .touched
+                .iter()
+                .copied()
+                .filter(|id| !filled_now.contains(id))
+                .collect();
+            self.vectors.replace_entries(&touched, current).await?;
+        }
+        drop(hold);
+        Ok(filled)
     }
 
     /// Re-reads the knowledge bases and entries, and rebuilds the lexical index from them.
@@ -184,6 +294,28 @@ impl SyncedIndex {
             .map_err(|_| KbError::Index("the knowledge catalog lock is poisoned".into()))? =
             catalog;
         Ok(())
+    }
+
+    /// Copies knowledge base `kb_id`'s vectors from the store into the vector index, page by page.
+    async fn fill(&self, store: &KbStore, kb_id: i64) -> Result<usize> {
+        let (mut after, mut written) = (0, 0);
+        loop {
+            let page = store.kb_vectors_after(kb_id, after, FILL_PAGE).await?;
+            let Some(last) = page.last() else {
+                break;
+            };
+            after = last.vector_id;
+            written += page.len();
+            self.vectors.upsert(page).await?;
+        }
+        if written > 0 {
+            tracing::info!(
+                kb_id,
+                vectors = written,
+                "filled the vector index from the store"
+            );
+        }
+        Ok(written)
     }
 
     /// A knowledge base's settings as loaded.

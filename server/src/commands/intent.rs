@@ -20,7 +20,7 @@ pub fn cache_path(config: &Config) -> std::path::PathBuf {
 }
 
 async fn load_embedder(config: &Config) -> anyhow::Result<Arc<dyn Embedder>> {
-    super::load_model(config).await
+    super::load_model(config, &config.knowledge_store().await?).await
 }
 
 /// The intent model registry's shared copy when `--database-url` is PostgreSQL (pulled into

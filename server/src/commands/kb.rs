@@ -1,4 +1,4 @@
-//! `kefu kb …`: import, query, ask, eval, list, stats, delete, thresholds, mode.
+//! `kefu kb …`: import, query, ask, eval, list, stats, delete, reindex, thresholds, mode.
 
 use indicatif::{ProgressBar, ProgressStyle};
 use kefu_kb::answer::AnswerMode;
@@ -111,9 +111,34 @@ pub async fn run(config: &Config, cmd: KbCommand) -> anyhow::Result<()> {
             }
         }
         KbCommand::Delete { name } => {
-            let store = config.knowledge_store().await?;
-            let n = store.delete_kb(&name).await?.0.len();
+            let n = super::open_knowledge(config).await?.delete(&name).await?;
             println!("deleted knowledge base '{name}' ({n} entries)");
+        }
+        KbCommand::Reindex { kb, json } => {
+            let started = std::time::Instant::now();
+            let k = super::open_knowledge(config).await?;
+            let vectors = k.reindex(kb.as_deref()).await?;
+            let seconds = started.elapsed().as_secs_f64();
+            let index = if config.qdrant_url.is_some() {
+                "qdrant"
+            } else {
+                "in-process"
+            };
+            let which = kb.as_deref().unwrap_or("every knowledge base");
+            if json {
+                println!(
+                    "{}",
+                    json!({ "index": index, "kb": kb, "vectors": vectors, "seconds": seconds })
+                );
+            } else if index == "qdrant" {
+                println!(
+                    "rebuilt Qdrant from the store ({which}): {vectors} vectors in {seconds:.1} s"
+                );
+            } else {
+                println!(
+                    "no --qdrant-url: the in-process index is rebuilt from the store at every start ({vectors} vectors now)"
+                );
+            }
         }
         KbCommand::Thresholds {
             kb,

@@ -158,7 +158,10 @@ struct EncoderRow {
 
 async fn list(config: &Config, json: bool) -> anyhow::Result<()> {
     let dir = encoders_dir(&config.data_dir);
-    let kbs = config.knowledge_store().await?.all_kbs().await?;
+    let store = config.knowledge_store().await?;
+    // Other nodes' encoders too, in a cluster.
+    kefu_kb::finetune::shared::fetch_all(&store, &dir).await?;
+    let kbs = store.all_kbs().await?;
     let mut rows = Vec::new();
     if dir.is_dir() {
         for entry in std::fs::read_dir(&dir)? {
@@ -265,8 +268,11 @@ async fn train(
         })?);
     }
     let seconds = started.elapsed().as_secs_f64();
-    let dir = kefu_kb::embed::encoders_dir(&config.data_dir).join(&delta.meta.id);
+    let encoders = kefu_kb::embed::encoders_dir(&config.data_dir);
+    let dir = encoders.join(&delta.meta.id);
     delta.save(&dir)?;
+    // In a cluster, every node can load it once a knowledge base is switched to it.
+    kefu_kb::finetune::shared::publish(&store, &encoders, &delta.meta.id).await?;
     let name = delta.model_name();
     if json {
         println!(

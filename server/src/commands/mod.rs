@@ -20,23 +20,27 @@ use crate::accounts::Accounts;
 use crate::config::Config;
 use crate::store::{Store, TokenKind};
 
-/// Loads the configured model and opens the embedded store + index.
+/// Loads the configured model and opens the knowledge store with its vector index: Qdrant when
+/// `--qdrant-url` is set, else the exact in-process index loaded from the store.
 pub async fn open_knowledge(config: &Config) -> anyhow::Result<Knowledge> {
-    let embedder = load_model(config).await?;
-    let loader = encoder_loader(config, Arc::clone(&embedder));
-    Ok(
-        Knowledge::with_exact_index(config.knowledge_store().await?, Arc::clone(&embedder))
-            .await?
-            .with_encoder_loader(loader),
-    )
+    let store = config.knowledge_store().await?;
+    let embedder = load_model(config, &store).await?;
+    let loader = encoder_loader(config, Arc::clone(&embedder), store.clone());
+    let knowledge = match config.vector_index().await? {
+        Some(index) => Knowledge::with_outside_index(store, Arc::clone(&embedder), index).await?,
+        None => Knowledge::with_exact_index(store, Arc::clone(&embedder)).await?,
+    };
+    Ok(knowledge.with_encoder_loader(loader))
 }
 
 /// Builds the fine-tuned retrieval encoders that knowledge bases were switched to (`kefu kb
-/// encoder activate`) from `<data_dir>/encoders/`: a copy of the running model sharing every
-/// weight the tuned layers do not replace, or a separate load when that cannot be copied.
+/// encoder activate`) from `<data_dir>/encoders/` (copied there first from the shared database
+/// when `store` is PostgreSQL and another node trained it): a copy of the running model sharing
+/// every weight the tuned layers do not replace, or a separate load when that cannot be copied.
 pub fn encoder_loader(
     config: &Config,
     running: Arc<dyn kefu_kb::Embedder>,
+    store: kefu_kb::store::KbStore,
 ) -> kefu_kb::knowledge::EncoderLoader {
     let model_dir = config.model_dir.clone();
     let encoders = kefu_kb::embed::encoders_dir(&config.data_dir);
@@ -44,6 +48,9 @@ pub fn encoder_loader(
         let Some((base, id)) = name.split_once(kefu_kb::embed::TUNED_SEPARATOR) else {
             return kefu_kb::load_embedder(name, &model_dir);
         };
+        // The loader runs on a blocking thread of the runtime.
+        tokio::runtime::Handle::current()
+            .block_on(kefu_kb::finetune::shared::fetch(&store, &encoders, id))?;
         let delta = kefu_kb::embed::load_delta(&encoders, name, id)?;
         running
             .tuned(&delta)
@@ -52,11 +59,17 @@ pub fn encoder_loader(
 }
 
 /// Loads the configured model: a stock one, or a fine-tuned retrieval encoder
-/// (`<stock>+ft-<id>`, see `kefu kb encoder`).
-pub async fn load_model(config: &Config) -> anyhow::Result<Arc<dyn kefu_kb::Embedder>> {
+/// (`<stock>+ft-<id>`, see `kefu kb encoder`; copied from `store` first when shared).
+pub async fn load_model(
+    config: &Config,
+    store: &kefu_kb::store::KbStore,
+) -> anyhow::Result<Arc<dyn kefu_kb::Embedder>> {
     let model = config.model.clone();
     let dir = config.model_dir.clone();
     let encoders = kefu_kb::embed::encoders_dir(&config.data_dir);
+    if let Some((_, id)) = model.split_once(kefu_kb::embed::TUNED_SEPARATOR) {
+        kefu_kb::finetune::shared::fetch(store, &encoders, id).await?;
+    }
     Ok(
         tokio::task::spawn_blocking(move || kefu_kb::embed::load_named(&model, &dir, &encoders))
             .await??,

@@ -88,12 +88,25 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
         mirror,
         knowledge.embedder().model_name().to_string(),
     );
+    let llm = crate::llm::LiveLlm::open(&args.llm, &config.data_dir)?;
+    // In a cluster, the rules file and the console's LLM settings saved on any node reach all.
+    let settings = config.shared_database_url().map(|_| {
+        crate::shared_settings::SharedSettings::new(
+            store.clone(),
+            Arc::clone(&rules),
+            Arc::clone(&llm),
+        )
+    });
+    if let Some(shared) = &settings {
+        shared.pull().await?;
+        Arc::clone(shared).follow();
+    }
     let triage = Triage {
         rules,
         intents,
         kb: DEFAULT_KB.to_string(),
         fallbacks_before_handoff: args.fallbacks_before_handoff,
-        llm: crate::llm::LiveLlm::open(&args.llm, &config.data_dir)?,
+        llm,
     };
     let conversations = Conversations::new(
         store.clone(),
@@ -123,6 +136,7 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
         accounts,
         conversations,
         analytics,
+        settings,
     }));
     tracing::info!(%addr, model = %config.model, "ready");
     println!("kefu ready (model {})", config.model);

@@ -117,6 +117,9 @@ pub async fn replace(
     tokio::task::spawn_blocking(move || live.replace(saved))
         .await
         .map_err(ApiError::internal)??;
+    if let Some(shared) = &s.settings {
+        shared.llm_saved().await?;
+    }
     Ok(Json(settings_of(s.conversations.llm())))
 }
 
@@ -132,6 +135,9 @@ pub async fn clear(
     tokio::task::spawn_blocking(move || live.clear())
         .await
         .map_err(ApiError::internal)??;
+    if let Some(shared) = &s.settings {
+        shared.llm_saved().await?;
+    }
     Ok(Json(settings_of(s.conversations.llm())))
 }
 

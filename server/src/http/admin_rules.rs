@@ -81,6 +81,9 @@ pub async fn replace(
     let summary = tokio::task::spawn_blocking(move || rules.replace(&req.text))
         .await
         .map_err(ApiError::internal)??;
+    if let Some(shared) = &s.settings {
+        shared.rules_saved().await?;
+    }
     tracing::info!(
         rules = summary.rules,
         "rules file replaced from the admin API"

@@ -182,6 +182,23 @@ impl LiveLlm {
         Ok(())
     }
 
+    /// The saved settings file's text (none saved, or the flags fix the backend: `None`).
+    pub fn saved_text(&self) -> Option<String> {
+        std::fs::read_to_string(self.file().ok()?).ok()
+    }
+
+    /// Puts a saved settings text in use (`None`: no backend), as another node saved it.
+    pub fn apply_text(&self, text: Option<&str>) -> Result<(), LlmSettingsError> {
+        match text {
+            None => self.clear(),
+            Some(text) => {
+                let saved = toml::from_str::<SavedLlm>(text)
+                    .map_err(|e| LlmSettingsError::Invalid(e.to_string()))?;
+                self.replace(saved)
+            }
+        }
+    }
+
     /// Stops using a backend: answer mode `llm` answers locally again.
     pub fn clear(&self) -> Result<(), LlmSettingsError> {
         let file = self.file()?;

@@ -9,6 +9,7 @@ mod conversations;
 mod messages;
 mod model;
 mod outbox;
+mod settings;
 mod turns;
 
 use std::path::Path;
@@ -24,6 +25,7 @@ pub use conversations::state_str;
 use messages::insert_message;
 pub use model::*;
 pub use outbox::OutboxDelivery;
+pub use settings::SharedSetting;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]

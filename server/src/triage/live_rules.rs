@@ -137,10 +137,7 @@ impl LiveRules {
 
     /// The file's text (or a starter when there is none yet) and what is in force.
     pub fn view(&self) -> RulesView {
-        let text = self
-            .file
-            .as_ref()
-            .and_then(|p| std::fs::read_to_string(p).ok());
+        let text = self.file_text();
         RulesView {
             path: self.file.as_ref().map(|p| p.display().to_string()),
             format: self.format(),
@@ -148,6 +145,11 @@ impl LiveRules {
             text: text.unwrap_or_else(|| STARTER.to_string()),
             summary: RulesSummary::from(self.current().as_ref()),
         }
+    }
+
+    /// The rules file's text, when there is one.
+    pub fn file_text(&self) -> Option<String> {
+        std::fs::read_to_string(self.file.as_ref()?).ok()
     }
 
     /// Checks `text` as the rules file would be checked at start-up.
