@@ -39,6 +39,9 @@ pub enum Command {
     /// Manage sites (websites and apps that embed the chat).
     #[command(subcommand)]
     Site(SiteCommand),
+    /// Manage event webhooks (signed HTTPS callbacks to your systems).
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
     /// Create an admin API key (printed once).
     AdminKey {
         /// A name to recognise the key by.
@@ -90,6 +93,48 @@ pub enum AgentCommand {
     },
     /// Sign an agent out everywhere: revoke every token the agent holds.
     Revoke { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// Add an endpoint; prints its id and signing secret (shown this once).
+    Add {
+        /// The site whose events it receives.
+        #[arg(long)]
+        site: String,
+        /// `https://…` (`http://` only to this machine).
+        #[arg(long)]
+        url: String,
+        /// Comma-separated event types (default: every event): conversation.created,
+        /// message.created, conversation.queued, conversation.assigned, conversation.resolved,
+        /// csat.submitted.
+        #[arg(long, value_delimiter = ',')]
+        events: Vec<String>,
+        /// Print the endpoint as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List endpoints (never their secrets).
+    List {
+        #[arg(long)]
+        site: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an endpoint (its pending deliveries are dropped).
+    Remove { id: String },
+    /// Give an endpoint a new secret (printed once); the old one signs too for 24 hours.
+    Rotate { id: String },
+    /// Enable an endpoint disabled after repeated failures.
+    Enable { id: String },
+    /// An endpoint's recent deliveries, newest first.
+    Deliveries {
+        id: String,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -19,3 +19,4 @@ pub mod state;
 pub mod store;
 pub mod training;
 pub mod triage;
+pub mod webhooks;

@@ -57,6 +57,7 @@ fn main() -> std::process::ExitCode {
             Command::Kb(cmd) => kefu_server::commands::kb::run(&cli.config, cmd).await,
             Command::Agent(cmd) => kefu_server::commands::agent::run(&cli.config, cmd).await,
             Command::Site(cmd) => kefu_server::commands::site::run(&cli.config, cmd).await,
+            Command::Webhook(cmd) => kefu_server::commands::webhook::run(&cli.config, cmd).await,
             Command::AdminKey { name } => {
                 kefu_server::commands::admin_key(&cli.config, &name).await
             }

@@ -24,6 +24,8 @@ pub struct Services {
     pub conversations: Arc<Conversations>,
     pub analytics: Analytics,
     pub training: Training,
+    /// Event webhook endpoints.
+    pub webhooks: crate::webhooks::Webhooks,
     /// The rules file and LLM settings shared with the other nodes (PostgreSQL only).
     pub settings: Option<Arc<crate::shared_settings::SharedSettings>>,
 }

@@ -85,6 +85,7 @@ async fn harness_with(limits: Limits) -> Harness {
             store.clone(),
             std::time::Duration::from_secs(24 * 3600),
         ),
+        webhooks: kefu_server::webhooks::Webhooks::new(store.clone()),
         settings: None,
     }));
     Harness {

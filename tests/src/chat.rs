@@ -191,6 +191,17 @@ impl Api {
             .await
     }
 
+    /// `POST /v1/agent/conversations/{conv}/{action}` (`claim`, `handback`, `resolve`) as the
+    /// agent `token`: (status, body).
+    pub async fn agent_action(&self, token: &str, conv: &str, action: &str) -> (u16, Value) {
+        self.post(
+            &format!("/v1/agent/conversations/{conv}/{action}"),
+            Some(token),
+            serde_json::json!({}),
+        )
+        .await
+    }
+
     /// Asks `question` of knowledge base `default` through the admin API's "try a question"
     /// (`key`: an admin key) until the reply satisfies `done` (or `limit` passes): the reply and
     /// how long it took.

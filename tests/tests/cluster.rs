@@ -89,13 +89,7 @@ fn two_nodes_share_conversations_over_postgres_and_redis() {
             .await;
         assert_eq!(queued["conversation"]["offline"], false);
 
-        let (status, body) = api_b
-            .post(
-                &format!("/v1/agent/conversations/{conv}/claim"),
-                Some(&agent),
-                json!({}),
-            )
-            .await;
+        let (status, body) = api_b.agent_action(&agent, &conv, "claim").await;
         assert_eq!(status, 200, "{body}");
         let joined = v.message_by("system").await;
         assert!(
@@ -128,13 +122,7 @@ fn two_nodes_share_conversations_over_postgres_and_redis() {
         assert_eq!(from_visitor["seq"].as_u64(), Some(vseq));
         assert_eq!(vseq, seq + 1, "one sequence across nodes");
 
-        let (status, _) = api_b
-            .post(
-                &format!("/v1/agent/conversations/{conv}/handback"),
-                Some(&agent),
-                json!({}),
-            )
-            .await;
+        let (status, _) = api_b.agent_action(&agent, &conv, "handback").await;
         assert_eq!(status, 200);
         v.until("back to the bot", |f| {
             f["type"] == "state" && f["state"] == "bot"

@@ -96,7 +96,7 @@ pub fn verify_identity(secret: &str, user_id: &str, hash: &str) -> bool {
     mac.verify_slice(&bytes).is_ok()
 }
 
-fn mac_for(secret: &str) -> Hmac<Sha256> {
+pub(crate) fn mac_for(secret: &str) -> Hmac<Sha256> {
     // HMAC accepts keys of any length, so this never fails.
     <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())
         .unwrap_or_else(|_| unreachable!("HMAC takes any key length"))

@@ -11,6 +11,7 @@ pub mod loadtest;
 pub mod serve;
 pub mod site;
 pub mod train;
+pub mod webhook;
 
 use std::sync::Arc;
 

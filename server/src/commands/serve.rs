@@ -136,6 +136,7 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
         accounts,
         conversations,
         analytics,
+        webhooks: crate::webhooks::Webhooks::new(store.clone()),
         settings,
     }));
     tracing::info!(%addr, model = %config.model, "ready");

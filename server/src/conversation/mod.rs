@@ -6,6 +6,7 @@
 mod bot_turn;
 mod fanout;
 pub mod hub;
+pub mod signature;
 mod webhook;
 
 use std::collections::HashMap;

@@ -1,6 +1,7 @@
-//! Webhook calls from rule and intent actions, through the store's outbox. They are recorded
-//! before the bot turn that caused them ends, by a stable id, so a turn run twice (after a crash)
-//! records each once. A worker on any node then delivers them: a JSON POST with
+//! Webhook calls through the store's outbox: rule and intent actions, recorded before the bot
+//! turn that caused them ends, by a stable id, so a turn run twice (after a crash) records each
+//! once; and event webhooks, recorded by the store with the change they report (signed here at
+//! each attempt, and counted against their endpoint). A worker on any node then delivers them: a JSON POST with
 //! `Idempotency-Key` (the id) and `Kefu-Delivery-Attempt` headers, retried with exponential
 //! backoff and jitter (the `backon` crate's schedule), at least once. A delivery is leased by
 //! one node at a time, and a dead node's lease runs out for another. Failures are logged and
@@ -14,7 +15,7 @@ use futures_util::StreamExt;
 use serde_json::json;
 
 use super::bot_turn::Turn;
-use super::{ConversationError, Conversations};
+use super::{signature, ConversationError, Conversations};
 use crate::store::{now_ms, OutboxDelivery};
 use crate::triage::Decision;
 
@@ -29,6 +30,9 @@ const BATCH: u32 = 32;
 const PARALLEL: usize = 8;
 /// Time allowed to one attempt.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Failed attempts in a row after which an event endpoint is disabled (its deliveries wait
+/// until an operator enables it again).
+pub const DISABLE_AFTER: u32 = 50;
 
 /// The shared HTTP client for webhooks.
 pub struct WebhookClient {
@@ -45,13 +49,25 @@ impl WebhookClient {
         Self { http }
     }
 
-    /// One attempt: any 2xx answer delivers it.
+    /// One attempt: any 2xx answer delivers it. An event delivery is signed at the time of
+    /// the attempt (`signature`) and names its event.
     async fn post(&self, d: &OutboxDelivery, attempt: u32) -> Result<(), reqwest::Error> {
-        self.http
+        let mut request = self
+            .http
             .post(&d.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header("idempotency-key", &d.id)
-            .header("kefu-delivery-attempt", attempt.to_string())
+            .header("kefu-delivery-attempt", attempt.to_string());
+        if let Some(event) = &d.event {
+            let t = now_ms() / 1000;
+            request = request
+                .header(
+                    signature::HEADER,
+                    signature::header(&event.secrets, t, d.body.as_bytes()),
+                )
+                .header(signature::EVENT_ID_HEADER, &event.event_id);
+        }
+        request
             .body(d.body.clone())
             .send()
             .await?
@@ -151,7 +167,9 @@ impl Conversations {
     async fn attempt_webhook(&self, d: OutboxDelivery) {
         let attempt = d.attempts + 1;
         let client = self.webhooks.get_or_init(WebhookClient::new);
-        let recorded = match client.post(&d, attempt).await {
+        let result = client.post(&d, attempt).await;
+        let delivered = result.is_ok();
+        let recorded = match result {
             Ok(()) => {
                 metrics::counter!("kefu_webhooks_total", "outcome" => "ok").increment(1);
                 self.store.webhook_delivered(&d.id).await
@@ -169,6 +187,36 @@ impl Conversations {
             // The lease runs out and the delivery is attempted again: at least once.
             tracing::warn!(id = %d.id, error = %e, "recording a webhook attempt failed");
         }
+        if let Some(event) = &d.event {
+            if let Err(e) = self
+                .count_endpoint_attempt(&event.endpoint_id, delivered)
+                .await
+            {
+                tracing::warn!(endpoint = %event.endpoint_id, error = %e, "counting a webhook attempt failed");
+            }
+        }
+    }
+
+    /// Counts an event endpoint's attempt, and disables the endpoint after `DISABLE_AFTER`
+    /// failures in a row (an alert: a warning in the log and `kefu_webhook_endpoints_disabled_total`).
+    async fn count_endpoint_attempt(
+        &self,
+        endpoint_id: &str,
+        delivered: bool,
+    ) -> Result<(), ConversationError> {
+        let failures = self
+            .store
+            .endpoint_attempted(endpoint_id, delivered)
+            .await?;
+        if failures >= DISABLE_AFTER {
+            let reason = format!("disabled after {failures} failed attempts in a row");
+            self.store
+                .set_endpoint_enabled(endpoint_id, Some(&reason))
+                .await?;
+            metrics::counter!("kefu_webhook_endpoints_disabled_total").increment(1);
+            tracing::warn!(endpoint = %endpoint_id, failures, "webhook endpoint disabled: its receiver keeps failing; enable it again once it is fixed");
+        }
+        Ok(())
     }
 }
 

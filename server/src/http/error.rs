@@ -196,6 +196,19 @@ impl From<crate::llm::live::LlmSettingsError> for ApiError {
     }
 }
 
+impl From<crate::webhooks::WebhookError> for ApiError {
+    fn from(e: crate::webhooks::WebhookError) -> Self {
+        use crate::webhooks::WebhookError as E;
+        match e {
+            E::Invalid(m) => Self::invalid_input(m),
+            E::UnknownSite(_) => Self::new(ErrorCode::UnknownSite, e.to_string()),
+            E::NotFound(_) => Self::not_found(e.to_string()),
+            E::Store(s) => s.into(),
+            E::Secret(_) => Self::internal(e),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

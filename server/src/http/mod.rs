@@ -7,6 +7,7 @@ pub mod admin_keys;
 pub mod admin_llm;
 pub mod admin_rules;
 pub mod admin_training;
+pub mod admin_webhooks;
 pub mod agent;
 pub mod auth;
 pub mod error;
@@ -121,6 +122,26 @@ pub fn app(state: AppState) -> Router {
             get(admin_keys::list).post(admin_keys::create),
         )
         .route("/v1/admin/keys/{name}/revoke", post(admin_keys::revoke))
+        .route(
+            "/v1/admin/webhooks",
+            get(admin_webhooks::list).post(admin_webhooks::create),
+        )
+        .route(
+            "/v1/admin/webhooks/{id}",
+            axum::routing::delete(admin_webhooks::remove),
+        )
+        .route(
+            "/v1/admin/webhooks/{id}/rotate",
+            post(admin_webhooks::rotate),
+        )
+        .route(
+            "/v1/admin/webhooks/{id}/enable",
+            post(admin_webhooks::enable),
+        )
+        .route(
+            "/v1/admin/webhooks/{id}/deliveries",
+            get(admin_webhooks::deliveries),
+        )
         .route(
             "/v1/admin/llm",
             get(admin_llm::settings)

@@ -15,8 +15,8 @@ use utoipa::openapi::{RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::{
-    admin, admin_eval, admin_kb, admin_keys, admin_llm, admin_rules, admin_training, agent, kb,
-    visitor,
+    admin, admin_eval, admin_kb, admin_keys, admin_llm, admin_rules, admin_training,
+    admin_webhooks, agent, kb, visitor,
 };
 
 /// The error body every failed request gets.
@@ -72,7 +72,8 @@ pub fn error_code_schema() -> Schema {
         admin_training::train_intents, admin_training::examples,
         admin_rules::get, admin_rules::validate, admin_rules::replace,
         admin_llm::settings, admin_llm::test, admin_llm::replace, admin_llm::clear, admin_keys::list, admin_keys::create,
-        admin_keys::revoke,
+        admin_keys::revoke, admin_webhooks::list, admin_webhooks::create, admin_webhooks::remove,
+        admin_webhooks::rotate, admin_webhooks::enable, admin_webhooks::deliveries,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&Conventions),

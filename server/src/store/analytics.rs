@@ -167,6 +167,7 @@ impl Store {
         comment: Option<&str>,
     ) -> Result<Rating> {
         let now = now_ms();
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO ratings (conversation_id, score, comment, created_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (conversation_id) DO UPDATE
@@ -176,8 +177,24 @@ impl Store {
         .bind(score as i64)
         .bind(comment.map(str::to_string))
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        let site: Option<String> =
+            sqlx::query_scalar("SELECT site_key FROM conversations WHERE id = $1")
+                .bind(conversation_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(site) = site {
+            let data = serde_json::json!({
+                "site_key": site,
+                "conversation_id": conversation_id,
+                "score": score,
+                "comment": comment,
+            });
+            super::events::record_event(&mut tx, &site, conversation_id, "csat.submitted", data)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(Rating {
             score,
             comment: comment.map(str::to_string),

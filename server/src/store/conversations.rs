@@ -21,6 +21,7 @@ impl Store {
             created_at: now,
             updated_at: now,
         };
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO conversations (id, site_key, visitor_id, state, agent_id, last_seq,
                  bot_fallbacks, offline, created_at, updated_at)
@@ -30,8 +31,11 @@ impl Store {
         .bind(&c.site_key)
         .bind(&c.visitor_id)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        let data = events::conversation_data(&c);
+        events::record_event(&mut tx, &c.site_key, &c.id, "conversation.created", data).await?;
+        tx.commit().await?;
         Ok(c)
     }
     pub async fn conversation(&self, id: &str) -> Result<Option<Conversation>> {
@@ -194,6 +198,13 @@ impl Store {
             created_at: now,
         };
         insert_message(&mut tx, &stored, note.outcome).await?;
+        let site = conversation.site_key.clone();
+        if let Some(kind) = events::transition_event(conversation.state) {
+            let data = events::conversation_data(&conversation);
+            events::record_event(&mut tx, &site, conversation_id, kind, data).await?;
+        }
+        let data = events::message_data(&site, &stored);
+        events::record_event(&mut tx, &site, conversation_id, "message.created", data).await?;
         tx.commit().await?;
         Ok(Some((conversation, stored)))
     }

@@ -51,7 +51,7 @@ impl Store {
                  bot_fallbacks = {fallbacks}, offline = CASE WHEN $3 = 1 THEN 1 ELSE offline END,
                  pending_turn = {pending}, first_agent_reply_at = {first_agent_reply}
              WHERE id = $1 AND {condition}
-             RETURNING last_seq, bot_fallbacks, state"
+             RETURNING last_seq, bot_fallbacks, state, site_key"
         );
         let mut tx = self.pool.begin().await?;
         let mut q = sqlx::query(&sql)
@@ -73,6 +73,7 @@ impl Store {
         let seq: i64 = row.try_get("last_seq")?;
         let bot_fallbacks: i64 = row.try_get("bot_fallbacks")?;
         let state = parse_state(&row.try_get::<String, _>("state")?)?;
+        let site_key: String = row.try_get("site_key")?;
         let stored = StoredMessage {
             conversation_id: conversation_id.to_string(),
             seq: seq as u64,
@@ -89,6 +90,9 @@ impl Store {
         let inserted = insert_message(&mut tx, &stored, msg.outcome).await;
         match inserted {
             Ok(()) => {
+                let data = events::message_data(&site_key, &stored);
+                events::record_event(&mut tx, &site_key, conversation_id, "message.created", data)
+                    .await?;
                 tx.commit().await?;
                 Ok(Append::Committed {
                     message: stored,
@@ -236,7 +240,7 @@ pub(super) async fn insert_message(
     Ok(())
 }
 
-fn author_str(a: AuthorKind) -> &'static str {
+pub(super) fn author_str(a: AuthorKind) -> &'static str {
     match a {
         AuthorKind::Visitor => "visitor",
         AuthorKind::Bot => "bot",

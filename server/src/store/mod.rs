@@ -6,6 +6,7 @@
 mod accounts;
 mod analytics;
 mod conversations;
+mod events;
 mod messages;
 mod model;
 mod outbox;
@@ -22,9 +23,10 @@ use sqlx::AnyPool;
 pub use analytics::{ConversationFacts, HourCount, Period, Rating, Unanswered};
 use conversations::parse_state;
 pub use conversations::state_str;
+pub use events::{DeliveryRecord, WebhookEndpoint, EVENT_TYPES};
 use messages::insert_message;
 pub use model::*;
-pub use outbox::OutboxDelivery;
+pub use outbox::{EventDelivery, OutboxDelivery};
 pub use settings::SharedSetting;
 
 /// Why a store operation failed.

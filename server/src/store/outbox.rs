@@ -14,6 +14,17 @@ pub struct OutboxDelivery {
     pub body: String,
     /// Attempts made before this one.
     pub attempts: u32,
+    /// For an event webhook: the event and the endpoint's signing secrets.
+    pub event: Option<EventDelivery>,
+}
+
+/// What an event webhook delivery is signed and counted with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventDelivery {
+    pub event_id: String,
+    pub endpoint_id: String,
+    /// The current secret, then the previous one while a rotation overlaps.
+    pub secrets: Vec<String>,
 }
 
 impl Store {
@@ -42,10 +53,14 @@ impl Store {
 
     /// Pending deliveries due at `now` and not leased, oldest due first.
     pub async fn due_webhooks(&self, now: i64, limit: u32) -> Result<Vec<OutboxDelivery>> {
+        // An event delivery waits while its endpoint is disabled.
         let rows = sqlx::query(
-            "SELECT id, url, body, attempts FROM webhook_outbox
-             WHERE pending = 1 AND next_attempt_at <= $1 AND lease_until < $1
-             ORDER BY next_attempt_at, id LIMIT $2",
+            "SELECT o.id, o.url, o.body, o.attempts, o.event_id, o.endpoint_id, e.secret,
+                 e.previous_secret, e.previous_until
+             FROM webhook_outbox o LEFT JOIN webhook_endpoints e ON e.id = o.endpoint_id
+             WHERE o.pending = 1 AND o.next_attempt_at <= $1 AND o.lease_until < $1
+                 AND (o.endpoint_id IS NULL OR e.enabled = 1)
+             ORDER BY o.next_attempt_at, o.id LIMIT $2",
         )
         .bind(now)
         .bind(limit as i64)
@@ -53,11 +68,29 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| {
+                let endpoint_id: Option<String> = r.try_get("endpoint_id")?;
+                let event = match endpoint_id {
+                    Some(endpoint_id) => {
+                        let mut secrets = vec![r.try_get::<String, _>("secret")?];
+                        let previous: Option<String> = r.try_get("previous_secret")?;
+                        let until: i64 = r.try_get("previous_until")?;
+                        secrets.extend(previous.filter(|_| until > now));
+                        Some(EventDelivery {
+                            event_id: r
+                                .try_get::<Option<String>, _>("event_id")?
+                                .unwrap_or_default(),
+                            endpoint_id,
+                            secrets,
+                        })
+                    }
+                    None => None,
+                };
                 Ok(OutboxDelivery {
                     id: r.try_get("id")?,
                     url: r.try_get("url")?,
                     body: r.try_get("body")?,
                     attempts: r.try_get::<i64, _>("attempts")? as u32,
+                    event,
                 })
             })
             .collect()
