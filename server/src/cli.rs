@@ -107,7 +107,7 @@ pub enum WebhookCommand {
         url: String,
         /// Comma-separated event types (default: every event): conversation.created,
         /// message.created, conversation.queued, conversation.assigned, conversation.resolved,
-        /// csat.submitted.
+        /// csat.submitted, kb.gap.
         #[arg(long, value_delimiter = ',')]
         events: Vec<String>,
         /// Print the endpoint as JSON.

@@ -1,5 +1,6 @@
 //! Event webhooks end to end: a real HTTP receiver in this test gets a conversation's events
-//! (created, messages, queued, assigned, resolved, rating) from a real `kefu serve`, signed; it
+//! (created, messages, a knowledge gap, queued, assigned, resolved, rating) from a real `kefu
+//! serve`, signed; it
 //! refuses the first attempts, the node is killed (`kill -9`) and started again, and still every
 //! event arrives and is processed once. Signatures are checked with the recipe the README gives
 //! (written out here, not borrowed from the server), which also rejects a tampered body and a
@@ -198,6 +199,13 @@ fn signed_events_reach_the_receiver_once_through_refusals_and_a_killed_node() {
         let (token, conv) = api.visitor("demo").await;
         let mut v = Chat::connect(&node.ws_url(), &token).await;
         v.subscribe(&conv, 0).await;
+        // Nothing in the knowledge base answers this: a fallback reply, and a `kb.gap` event.
+        v.say(&conv, "w0", "xqzv plorbt wungle frimp?").await;
+        let fallback = v.message_by("bot").await;
+        assert!(
+            fallback["text"].as_str().is_some_and(|t| !t.is_empty()),
+            "{fallback}"
+        );
         v.say(&conv, "w1", "我要转人工").await;
         v.message_by("system").await;
         let (status, body) = api.agent_action(&agent, &conv, "claim").await;

@@ -35,7 +35,7 @@ pub struct NewEndpoint {
     /// `https://…` (`http://` only to this machine).
     pub url: String,
     /// Event types (`conversation.created`, `message.created`, `conversation.queued`,
-    /// `conversation.assigned`, `conversation.resolved`, `csat.submitted`); omitted, empty or
+    /// `conversation.assigned`, `conversation.resolved`, `csat.submitted`, `kb.gap`); omitted, empty or
     /// `["*"]`: every event.
     #[serde(default)]
     pub events: Vec<String>,

@@ -16,6 +16,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "conversation.assigned",
     "conversation.resolved",
     "csat.submitted",
+    "kb.gap",
 ];
 
 /// One endpoint as stored (its secrets included: only the delivery worker reads them).
@@ -127,6 +128,29 @@ pub(super) fn message_data(site_key: &str, m: &StoredMessage) -> Value {
         "text": m.text,
         "created_at": m.created_at,
     })
+}
+
+/// Records `kb.gap` for bot reply `m` that found no answer: the visitor's question with it.
+pub(super) async fn record_gap(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    site_key: &str,
+    m: &StoredMessage,
+) -> Result<()> {
+    let question: Option<String> = sqlx::query_scalar(
+        "SELECT body FROM messages WHERE conversation_id = $1 AND author_kind = 'visitor'
+         ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(&m.conversation_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let data = json!({
+        "site_key": site_key,
+        "conversation_id": m.conversation_id,
+        "question": question,
+        "reply_seq": m.seq,
+        "reply": m.text,
+    });
+    record_event(tx, site_key, &m.conversation_id, "kb.gap", data).await
 }
 
 /// The `data` of the conversation events.

@@ -93,6 +93,9 @@ impl Store {
                 let data = events::message_data(&site_key, &stored);
                 events::record_event(&mut tx, &site_key, conversation_id, "message.created", data)
                     .await?;
+                if msg.outcome == Some("fallback") {
+                    events::record_gap(&mut tx, &site_key, &stored).await?;
+                }
                 tx.commit().await?;
                 Ok(Append::Committed {
                     message: stored,
