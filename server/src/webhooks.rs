@@ -181,19 +181,8 @@ impl Webhooks {
                 "site `{site_key}` has {MAX_PER_SITE} webhook endpoints already"
             )));
         }
-        let endpoint = WebhookEndpoint {
-            id: new_id("we_"),
-            site_key: site_key.to_string(),
-            url,
-            events,
-            secret: new_token("whsec_")?,
-            previous_secret: None,
-            previous_until: 0,
-            enabled: true,
-            failures_in_a_row: 0,
-            disabled_reason: None,
-            created_at: now_ms(),
-        };
+        let endpoint =
+            WebhookEndpoint::new(&new_id("we_"), site_key, &url, events, new_token("whsec_")?);
         self.store.create_endpoint(&endpoint).await?;
         let secret = endpoint.secret.clone();
         Ok(EndpointWithSecret {
@@ -248,7 +237,7 @@ impl Webhooks {
 
     /// Enables an endpoint again (deliveries that waited go out).
     pub async fn enable(&self, id: &str) -> Result<EndpointView, WebhookError> {
-        if !self.store.set_endpoint_enabled(id, None).await? {
+        if !self.store.enable_endpoint(id).await? {
             return Err(WebhookError::NotFound(id.to_string()));
         }
         Ok(self.get(id).await?.into())

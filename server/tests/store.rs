@@ -5,7 +5,7 @@ use kefu_protocol::{AuthorKind, ConversationState, Source};
 use kefu_server::analytics::{date_of, Analytics, ReportRequest};
 use kefu_server::store::{
     now_ms, Agent, Append, BotTurn, FallbackCount, NewMessage, Require, Role, Site, Store,
-    StoreError, TokenKind, TokenRecord, Transition, Visitor,
+    StoreError, TokenKind, TokenRecord, Transition, Visitor, WebhookEndpoint,
 };
 use std::time::Duration;
 
@@ -36,6 +36,26 @@ async fn postgres_store() -> (Store, String) {
         .await
         .expect("connect to PostgreSQL");
     (store, schema)
+}
+
+/// A test on SQLite (a file in a temp dir) and one on PostgreSQL (a fresh schema, dropped after)
+/// running the same `exercise` function.
+macro_rules! on_both_stores {
+    ($exercise:ident => $sqlite:ident, $postgres:ident) => {
+        #[tokio::test]
+        async fn $sqlite() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            $exercise(&sqlite_store(&dir).await).await;
+        }
+
+        #[tokio::test]
+        async fn $postgres() {
+            let (store, schema) = postgres_store().await;
+            $exercise(&store).await;
+            store.close().await;
+            drop_schema(&schema).await;
+        }
+    };
 }
 
 fn msg(kind: AuthorKind, text: &str, id: Option<&str>) -> NewMessage {
@@ -507,20 +527,7 @@ async fn exercise_turns_and_capacity(store: &Store) {
     assert_eq!(active, vec![("a_cap".to_string(), 1)]);
 }
 
-#[tokio::test]
-async fn sqlite_store_records_turns_and_caps_claims() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = sqlite_store(&dir).await;
-    exercise_turns_and_capacity(&store).await;
-}
-
-#[tokio::test]
-async fn postgres_store_records_turns_and_caps_claims() {
-    let (store, schema) = postgres_store().await;
-    exercise_turns_and_capacity(&store).await;
-    store.close().await;
-    drop_schema(&schema).await;
-}
+on_both_stores!(exercise_turns_and_capacity => sqlite_store_records_turns_and_caps_claims, postgres_store_records_turns_and_caps_claims);
 
 /// The webhook outbox: recorded once per id, due until leased, leased by one caller at a time,
 /// rescheduled on failure, never due again once delivered or given up.
@@ -591,19 +598,151 @@ async fn exercise_outbox(store: &Store) {
         .is_empty());
 }
 
-#[tokio::test]
-async fn sqlite_outbox_leases_each_delivery_once() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    exercise_outbox(&sqlite_store(&dir).await).await;
+on_both_stores!(exercise_outbox => sqlite_outbox_leases_each_delivery_once, postgres_outbox_leases_each_delivery_once);
+
+/// Commits a visitor message.
+async fn visitor_says(store: &Store, conversation_id: &str, text: &str) {
+    let appended = store
+        .append(
+            conversation_id,
+            Require::Open,
+            &msg(AuthorKind::Visitor, text, None),
+        )
+        .await
+        .expect("append");
+    committed(appended);
 }
 
-#[tokio::test]
-async fn postgres_outbox_leases_each_delivery_once() {
-    let (store, schema) = postgres_store().await;
-    exercise_outbox(&store).await;
-    store.close().await;
-    drop_schema(&schema).await;
+/// Event webhooks in the store: an event is recorded for each enabled, subscribed endpoint in the
+/// transaction of its cause; the attempt that reaches the failure limit disables the endpoint
+/// (once), whose deliveries then wait; enabling it again lets them out.
+async fn exercise_event_endpoints(store: &Store) {
+    let site = Site {
+        key: "events".into(),
+        name: "事件 Events".into(),
+        allowed_origins: vec![],
+        identity_secret: None,
+        enforce_identity: false,
+    };
+    store.create_site(&site).await.expect("site");
+    let endpoint = |id: &str, events: &[&str]| {
+        let events = events.iter().map(|e| e.to_string()).collect();
+        WebhookEndpoint::new(
+            id,
+            "events",
+            "https://crm.example/hook",
+            events,
+            "whsec_test".into(),
+        )
+    };
+    store
+        .create_endpoint(&endpoint("we_all", &[]))
+        .await
+        .expect("endpoint");
+    store
+        .create_endpoint(&endpoint("we_csat", &["csat.submitted"]))
+        .await
+        .expect("endpoint");
+    let visitor = store
+        .visitor_for("events", None, None)
+        .await
+        .expect("visitor");
+    let conv = store
+        .create_conversation(&visitor)
+        .await
+        .expect("conversation");
+    visitor_says(store, &conv.id, "你好 hello").await;
+    let logged = |id: &'static str| async move {
+        store
+            .endpoint_deliveries(id, 50)
+            .await
+            .expect("log")
+            .iter()
+            .map(|d| {
+                serde_json::from_str::<serde_json::Value>(&d.body).expect("body")["type"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let types = |l: &[&str]| {
+        l.iter()
+            .map(|t| t.to_string())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(
+        logged("we_all").await,
+        types(&["conversation.created", "message.created"])
+    );
+    assert!(
+        logged("we_csat").await.is_empty(),
+        "not subscribed to those"
+    );
+    store.rate(&conv.id, 4, Some("好")).await.expect("rate");
+    assert_eq!(logged("we_csat").await, types(&["csat.submitted"]));
+
+    // Failures against a limit of 3: the third disables it, and only the third says so.
+    let mut disabled_by = Vec::new();
+    for _ in 0..4 {
+        let attempt = store.endpoint_attempted("we_all", false, 3);
+        disabled_by.push(attempt.await.expect("count"));
+    }
+    assert_eq!(disabled_by, [false, false, true, false]);
+    let disabled = store
+        .endpoint("we_all")
+        .await
+        .expect("get")
+        .expect("endpoint");
+    assert!(!disabled.enabled);
+    assert_eq!(
+        disabled.disabled_reason.as_deref(),
+        Some("disabled after 3 failed attempts in a row")
+    );
+    let due_for = |id: &'static str| async move {
+        store
+            .due_webhooks(now_ms() + 1, 100)
+            .await
+            .expect("due")
+            .iter()
+            .filter(|d| d.event.as_ref().is_some_and(|e| e.endpoint_id == id))
+            .count()
+    };
+    assert_eq!(
+        due_for("we_all").await,
+        0,
+        "a disabled endpoint's deliveries wait"
+    );
+    visitor_says(store, &conv.id, "still there?").await;
+    let log = store.endpoint_deliveries("we_all", 50).await.expect("log");
+    assert_eq!(
+        log.len(),
+        3,
+        "nothing new is recorded for it (the rating was)"
+    );
+    assert!(store.enable_endpoint("we_all").await.expect("enable"));
+    assert_eq!(due_for("we_all").await, 3, "enabled again, they go out");
+    let enabled = store
+        .endpoint("we_all")
+        .await
+        .expect("get")
+        .expect("endpoint");
+    assert_eq!((enabled.enabled, enabled.failures_in_a_row), (true, 0));
+    let due = store.due_webhooks(now_ms() + 1, 100).await.expect("due");
+    let signed = due
+        .iter()
+        .find_map(|d| d.event.clone())
+        .expect("an event delivery");
+    assert_eq!(signed.secrets, ["whsec_test"]);
+    assert!(store.delete_endpoint("we_all").await.expect("delete"));
+    assert_eq!(
+        due_for("we_all").await,
+        0,
+        "a removed endpoint's deliveries are dropped"
+    );
 }
+
+on_both_stores!(exercise_event_endpoints => sqlite_events_reach_subscribed_endpoints_until_disabled, postgres_events_reach_subscribed_endpoints_until_disabled);
 
 /// Analytics count what was stored: bot outcomes, handoffs by reason, agent times, resolution
 /// without an agent (after the quiet window), CSAT, unanswered questions, per site.
@@ -855,34 +994,9 @@ async fn exercise_last_question(store: &Store) {
     );
 }
 
-#[tokio::test]
-async fn sqlite_last_question_skips_handoff_requests() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    exercise_last_question(&sqlite_store(&dir).await).await;
-}
+on_both_stores!(exercise_last_question => sqlite_last_question_skips_handoff_requests, postgres_last_question_skips_handoff_requests);
 
-#[tokio::test]
-async fn postgres_last_question_skips_handoff_requests() {
-    let (store, schema) = postgres_store().await;
-    exercise_last_question(&store).await;
-    store.close().await;
-    drop_schema(&schema).await;
-}
-
-#[tokio::test]
-async fn sqlite_analytics_count_what_happened() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = sqlite_store(&dir).await;
-    exercise_analytics(&store).await;
-}
-
-#[tokio::test]
-async fn postgres_analytics_count_what_happened() {
-    let (store, schema) = postgres_store().await;
-    exercise_analytics(&store).await;
-    store.close().await;
-    drop_schema(&schema).await;
-}
+on_both_stores!(exercise_analytics => sqlite_analytics_count_what_happened, postgres_analytics_count_what_happened);
 
 async fn drop_schema(schema: &str) {
     let base = std::env::var("KEFU_TEST_DATABASE_URL").unwrap_or_else(|_| PG_DEFAULT.into());

@@ -197,24 +197,21 @@ impl Conversations {
         }
     }
 
-    /// Counts an event endpoint's attempt, and disables the endpoint after `DISABLE_AFTER`
-    /// failures in a row (an alert: a warning in the log and `kefu_webhook_endpoints_disabled_total`).
+    /// Counts an event endpoint's attempt; the store disables the endpoint at `DISABLE_AFTER`
+    /// failures in a row, and the node whose attempt did it raises the alert (a warning in the
+    /// log and `kefu_webhook_endpoints_disabled_total`).
     async fn count_endpoint_attempt(
         &self,
         endpoint_id: &str,
         delivered: bool,
     ) -> Result<(), ConversationError> {
-        let failures = self
+        let disabled = self
             .store
-            .endpoint_attempted(endpoint_id, delivered)
+            .endpoint_attempted(endpoint_id, delivered, DISABLE_AFTER)
             .await?;
-        if failures >= DISABLE_AFTER {
-            let reason = format!("disabled after {failures} failed attempts in a row");
-            self.store
-                .set_endpoint_enabled(endpoint_id, Some(&reason))
-                .await?;
+        if disabled {
             metrics::counter!("kefu_webhook_endpoints_disabled_total").increment(1);
-            tracing::warn!(endpoint = %endpoint_id, failures, "webhook endpoint disabled: its receiver keeps failing; enable it again once it is fixed");
+            tracing::warn!(endpoint = %endpoint_id, failures = DISABLE_AFTER, "webhook endpoint disabled: its receiver keeps failing; enable it again once it is fixed");
         }
         Ok(())
     }

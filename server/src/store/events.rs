@@ -38,6 +38,25 @@ pub struct WebhookEndpoint {
     pub created_at: i64,
 }
 
+impl WebhookEndpoint {
+    /// A new, enabled endpoint with no failures and no rotation under way.
+    pub fn new(id: &str, site_key: &str, url: &str, events: Vec<String>, secret: String) -> Self {
+        Self {
+            id: id.to_string(),
+            site_key: site_key.to_string(),
+            url: url.to_string(),
+            events,
+            secret,
+            previous_secret: None,
+            previous_until: 0,
+            enabled: true,
+            failures_in_a_row: 0,
+            disabled_reason: None,
+            created_at: now_ms(),
+        }
+    }
+}
+
 /// One delivery of an endpoint's delivery log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryRecord {
@@ -242,34 +261,49 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
-    /// Enables an endpoint again (its failure count starts over), or disables it for `reason`.
-    pub async fn set_endpoint_enabled(&self, id: &str, disabled: Option<&str>) -> Result<bool> {
+    /// Enables an endpoint again; its failure count starts over. False when there is none.
+    pub async fn enable_endpoint(&self, id: &str) -> Result<bool> {
         let r = sqlx::query(
-            "UPDATE webhook_endpoints SET enabled = $2, disabled_reason = $3,
-                 failures_in_a_row = CASE WHEN $2 = 1 THEN 0 ELSE failures_in_a_row END
+            "UPDATE webhook_endpoints SET enabled = 1, disabled_reason = NULL, failures_in_a_row = 0
              WHERE id = $1",
         )
         .bind(id)
-        .bind(i64::from(disabled.is_none()))
-        .bind(disabled.map(str::to_string))
         .execute(&self.pool)
         .await?;
         Ok(r.rows_affected() == 1)
     }
 
     /// Counts an attempt to an endpoint: a delivered one resets its failures; a failed one adds
-    /// one and returns the new count.
-    pub async fn endpoint_attempted(&self, id: &str, delivered: bool) -> Result<u32> {
-        let failures: Option<i64> = sqlx::query_scalar(
+    /// one, and the one that reaches `disable_after` disables the endpoint, in the same statement
+    /// (so of several nodes exactly one sees it happen). True when this attempt disabled it.
+    pub async fn endpoint_attempted(
+        &self,
+        id: &str,
+        delivered: bool,
+        disable_after: u32,
+    ) -> Result<bool> {
+        let reached = "$2 = 0 AND enabled = 1 AND failures_in_a_row + 1 >= $3";
+        let row = sqlx::query(&format!(
             "UPDATE webhook_endpoints
-             SET failures_in_a_row = CASE WHEN $2 = 1 THEN 0 ELSE failures_in_a_row + 1 END
-             WHERE id = $1 RETURNING failures_in_a_row",
-        )
+             SET failures_in_a_row = CASE WHEN $2 = 1 THEN 0 ELSE failures_in_a_row + 1 END,
+                 enabled = CASE WHEN {reached} THEN 0 ELSE enabled END,
+                 disabled_reason = CASE WHEN {reached} THEN $4 ELSE disabled_reason END
+             WHERE id = $1 RETURNING enabled, failures_in_a_row"
+        ))
         .bind(id)
         .bind(i64::from(delivered))
+        .bind(i64::from(disable_after))
+        .bind(format!(
+            "disabled after {disable_after} failed attempts in a row"
+        ))
         .fetch_optional(&self.pool)
         .await?;
-        Ok(failures.unwrap_or(0).max(0) as u32)
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let enabled: i64 = row.try_get("enabled")?;
+        let failures: i64 = row.try_get("failures_in_a_row")?;
+        Ok(enabled == 0 && failures == i64::from(disable_after))
     }
 
     /// An endpoint's most recent deliveries, newest first.
