@@ -239,7 +239,13 @@ impl SyncedIndex {
     /// missing spaces created and filled from the store (with `prune`, unused ones dropped); the
     /// vectors of the `touched` entries made exactly the store's. Returns the vectors filled.
     async fn sync_outside(&self, store: &KbStore, sync: OutsideSync<'_>) -> Result<usize> {
-        let hold = store.hold_writes().await?;
+        // A reader that only routes needs the lock just to fill a space it had to create.
+        let writes = !sync.rebuild.is_empty() || !sync.touched.is_empty();
+        let mut hold = if writes {
+            store.hold_writes().await?
+        } else {
+            None
+        };
         for kb_id in sync.rebuild {
             self.vectors.drop_space(*kb_id).await?;
         }
@@ -254,6 +260,9 @@ impl SyncedIndex {
             })
             .collect();
         let created = self.vectors.sync_spaces(&spaces, sync.prune).await?;
+        if hold.is_none() && !created.is_empty() {
+            hold = store.hold_writes().await?;
+        }
         let mut filled = 0;
         for kb_id in &created {
             filled += self.fill(store, *kb_id).await?;
