@@ -160,6 +160,30 @@ pub enum SiteCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Set up a site's channels: the API channel's token, a WeChat Official Account.
+    Set {
+        key: String,
+        /// Issue a new API channel token (printed once; the previous one stops working).
+        #[arg(long)]
+        api_token: bool,
+        /// Turn the API channel off.
+        #[arg(long, conflicts_with = "api_token")]
+        no_api: bool,
+        /// The token entered in the WeChat account's server settings (服务器配置 → Token).
+        #[arg(long)]
+        wechat_token: Option<String>,
+        /// The account's AppID, for replies after WeChat's 5-second window (with the secret).
+        #[arg(long, requires = "wechat_token")]
+        wechat_app_id: Option<String>,
+        /// The account's AppSecret.
+        #[arg(long, requires = "wechat_app_id")]
+        wechat_app_secret: Option<String>,
+        /// Turn the WeChat channel off.
+        #[arg(long, conflicts_with = "wechat_token")]
+        no_wechat: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -200,6 +224,10 @@ pub struct ServeArgs {
     /// The pub/sub channel the servers of one deployment share.
     #[arg(long, env = "KEFU_CLUSTER_CHANNEL", default_value = "kefu:events")]
     pub cluster_channel: String,
+    /// WeChat's API (access tokens, customer-service messages): its public address unless a
+    /// proxy or a test stand-in answers for it.
+    #[arg(long, env = "KEFU_WECHAT_API_BASE", default_value = crate::channels::wechat::DEFAULT_API_BASE)]
+    pub wechat_api_base: String,
     /// Tasks embedding visitor questions in batches (default: one per core).
     #[arg(long, env = "KEFU_INFERENCE_WORKERS")]
     pub inference_workers: Option<usize>,

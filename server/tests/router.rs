@@ -86,6 +86,12 @@ async fn harness_with(limits: Limits) -> Harness {
             std::time::Duration::from_secs(24 * 3600),
         ),
         webhooks: kefu_server::webhooks::Webhooks::new(store.clone()),
+        channels: kefu_server::channels::Channels::new(
+            store.clone(),
+            accounts.clone(),
+            Arc::clone(&conversations),
+            kefu_server::channels::wechat::DEFAULT_API_BASE,
+        ),
         settings: None,
     }));
     Harness {

@@ -4,8 +4,9 @@
 use kefu_protocol::{AuthorKind, ConversationState, Source};
 use kefu_server::analytics::{date_of, Analytics, ReportRequest};
 use kefu_server::store::{
-    now_ms, Agent, Append, BotTurn, FallbackCount, NewMessage, Require, Role, Site, Store,
-    StoreError, TokenKind, TokenRecord, Transition, Visitor, WebhookEndpoint,
+    now_ms, Agent, Append, BotTurn, Channel, ChannelReply, FallbackCount, NewMessage, Require,
+    Role, Site, Store, StoreError, TokenKind, TokenRecord, Transition, Visitor, WebhookEndpoint,
+    PASSIVE_HOLD_MS,
 };
 use std::time::Duration;
 
@@ -1008,3 +1009,115 @@ async fn drop_schema(schema: &str) {
         .await
         .expect("drop schema");
 }
+
+/// Channel visitors and replies: a channel's user is one visitor per `(site, channel, user id)`,
+/// apart from a web visitor with the same id; their conversation carries the channel; bot and
+/// system replies to a WeChat user wait in the outbox for the passive reply, which takes each
+/// at most once and never one a worker has leased; visitor messages and web replies are not
+/// queued.
+async fn exercise_channel_replies(store: &Store) {
+    store
+        .create_site(&Site {
+            key: "wx-shop".into(),
+            name: "微信小店".into(),
+            allowed_origins: vec![],
+            identity_secret: None,
+            enforce_identity: false,
+        })
+        .await
+        .expect("site");
+    let v = store
+        .channel_visitor("wx-shop", Channel::Wechat, "oUser1", None)
+        .await
+        .expect("visitor");
+    let again = store
+        .channel_visitor("wx-shop", Channel::Wechat, "oUser1", Some("ignored"))
+        .await
+        .expect("visitor");
+    assert_eq!(v.id, again.id, "one visitor per channel user");
+    let web = store
+        .visitor_for("wx-shop", Some("oUser1"), None)
+        .await
+        .expect("web visitor");
+    assert_ne!(
+        web.id, v.id,
+        "a verified web user with the same id is someone else"
+    );
+    let conv = store.create_conversation(&v).await.expect("conversation");
+    assert_eq!(
+        (conv.channel, conv.channel_user.as_deref()),
+        (Channel::Wechat, Some("oUser1"))
+    );
+    let read = store
+        .conversation(&conv.id)
+        .await
+        .expect("read")
+        .expect("conversation");
+    assert_eq!(read.channel_user.as_deref(), Some("oUser1"));
+    let web_conv = store.create_conversation(&web).await.expect("conversation");
+    assert_eq!(
+        (web_conv.channel, web_conv.channel_user),
+        (Channel::Web, None)
+    );
+
+    let say = |id: String, kind: AuthorKind, text: &'static str| async move {
+        committed(
+            store
+                .append(&id, Require::Open, &NewMessage::text(kind, text))
+                .await
+                .expect("append"),
+        )
+    };
+    say(conv.id.clone(), AuthorKind::Visitor, "多久发货？").await;
+    say(conv.id.clone(), AuthorKind::Bot, "48 小时内发货。").await;
+    say(conv.id.clone(), AuthorKind::System, "正在转接人工客服…").await;
+    say(web_conv.id.clone(), AuthorKind::Visitor, "hi").await;
+    say(web_conv.id.clone(), AuthorKind::Bot, "Hello!").await;
+
+    let channel_due = |at: i64| async move {
+        store
+            .due_webhooks(at, 100)
+            .await
+            .expect("due")
+            .into_iter()
+            .filter(|d| d.channel.is_some())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        channel_due(now_ms()).await.is_empty(),
+        "held for the passive reply"
+    );
+    let later = now_ms() + PASSIVE_HOLD_MS + 1;
+    let due = channel_due(later).await;
+    assert_eq!(
+        due.len(),
+        2,
+        "the bot's and the system's replies, not the visitor's"
+    );
+    assert!(due.iter().all(|d| d.channel == Some(Channel::Wechat)));
+    let first: ChannelReply = serde_json::from_str(&due[0].body).expect("reply body");
+    assert_eq!(
+        (first.site_key.as_str(), first.user.as_str()),
+        ("wx-shop", "oUser1")
+    );
+
+    let taken = store.take_queued_reply(&conv.id, 1).await.expect("take");
+    assert_eq!(taken.map(|r| r.text).as_deref(), Some("48 小时内发货。"));
+    let left = channel_due(later).await;
+    assert_eq!(left.len(), 1, "a taken reply is not sent again");
+    assert!(store
+        .lease_webhook(&left[0], later, later + 30_000)
+        .await
+        .expect("lease"));
+    assert_eq!(
+        store.take_queued_reply(&conv.id, 1).await.expect("take"),
+        None,
+        "a reply a worker leased is the worker's"
+    );
+    assert_eq!(
+        store.take_queued_reply(&conv.id, 3).await.expect("take"),
+        None
+    );
+}
+
+on_both_stores!(exercise_channel_replies => sqlite_channel_replies_are_queued_held_and_taken_once, postgres_channel_replies_are_queued_held_and_taken_once);

@@ -58,6 +58,19 @@ pub fn run(mut c: Command) -> Output {
     c.output().expect("spawn kefu")
 }
 
+/// `kefu ARGS…` against `data_dir`: its stdout; panics with its stderr when it fails.
+pub fn kefu_ok(data_dir: &Path, args: &[&str]) -> String {
+    let mut c = kefu(data_dir);
+    c.args(args);
+    let out = run(c);
+    assert!(
+        out.status.success(),
+        "kefu {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A running `kefu serve`; killed on drop.
 pub struct Server {
     pub child: Child,

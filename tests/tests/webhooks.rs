@@ -125,15 +125,7 @@ fn start_receiver(state: Arc<Mutex<Received>>, rt: &tokio::runtime::Runtime) -> 
 }
 
 fn kefu_json(data: &std::path::Path, args: &[&str]) -> Value {
-    let mut c = kefu_e2e::kefu(data);
-    c.args(args);
-    let out = kefu_e2e::run(c);
-    assert!(
-        out.status.success(),
-        "kefu {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON")
+    serde_json::from_str(&kefu_e2e::kefu_ok(data, args)).expect("JSON")
 }
 
 fn kinds(r: &Received) -> BTreeMap<String, usize> {

@@ -127,6 +127,13 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
     tokio::spawn(forget_expired_tokens(accounts.clone()));
     // Bot turns a crash cut short (here or on another node) are finished from now on.
     conversations.start_turn_sweeper();
+    let channels = crate::channels::Channels::new(
+        store.clone(),
+        accounts.clone(),
+        Arc::clone(&conversations),
+        &args.wechat_api_base,
+    );
+    conversations.attach_channel_sender(channels.clone());
     conversations.start_webhook_worker();
     let analytics = Analytics::new(store.clone(), args.resolution_window)
         .with_embedder(Arc::clone(knowledge.embedder()));
@@ -137,6 +144,7 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
         conversations,
         analytics,
         webhooks: crate::webhooks::Webhooks::new(store.clone()),
+        channels,
         settings,
     }));
     tracing::info!(%addr, model = %config.model, "ready");

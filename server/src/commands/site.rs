@@ -4,12 +4,16 @@
 use serde_json::json;
 
 use crate::accounts::NewSite;
+use crate::channels::wechat::WechatSettings;
+use crate::channels::ChannelSettings;
 use crate::cli::SiteCommand;
 use crate::config::Config;
+use crate::store::Channel;
 
 /// Runs one `site` subcommand.
 pub async fn run(config: &Config, cmd: SiteCommand) -> anyhow::Result<()> {
     let (store, accounts) = super::open_accounts(config).await?;
+    let channels = ChannelSettings::new(store.clone(), accounts.clone());
     match cmd {
         SiteCommand::Add {
             key,
@@ -50,16 +54,26 @@ pub async fn run(config: &Config, cmd: SiteCommand) -> anyhow::Result<()> {
         }
         SiteCommand::List { json } => {
             let sites = accounts.sites().await?;
+            let mut list = Vec::with_capacity(sites.len());
+            for s in &sites {
+                let names: Vec<&str> = channels
+                    .of_site(&s.key)
+                    .await?
+                    .into_iter()
+                    .map(Channel::as_str)
+                    .collect();
+                list.push((s, names));
+            }
             if json {
-                let list: Vec<_> = sites
+                let list: Vec<_> = list
                     .iter()
-                    .map(|s| json!({"key": s.key, "name": s.name, "allowed_origins": s.allowed_origins, "enforce_identity": s.enforce_identity}))
+                    .map(|(s, channels)| json!({"key": s.key, "name": s.name, "allowed_origins": s.allowed_origins, "enforce_identity": s.enforce_identity, "channels": channels}))
                     .collect();
                 println!("{}", serde_json::to_string(&list)?);
             } else {
-                for s in sites {
+                for (s, names) in list {
                     println!(
-                        "{}\t{}\torigins: {}\tidentity: {}",
+                        "{}\t{}\torigins: {}\tidentity: {}\tchannels: web{}",
                         s.key,
                         s.name,
                         s.allowed_origins.join(","),
@@ -67,9 +81,59 @@ pub async fn run(config: &Config, cmd: SiteCommand) -> anyhow::Result<()> {
                             "required"
                         } else {
                             "optional"
-                        }
+                        },
+                        names.iter().map(|n| format!(",{n}")).collect::<String>()
                     );
                 }
+            }
+        }
+        SiteCommand::Set {
+            key,
+            api_token,
+            no_api,
+            wechat_token,
+            wechat_app_id,
+            wechat_app_secret,
+            no_wechat,
+            json,
+        } => {
+            let mut token = None;
+            if api_token {
+                token = Some(channels.issue_api_token(&key).await?);
+            }
+            if no_api {
+                channels.remove(&key, Channel::Api).await?;
+            }
+            if let Some(wechat_token) = wechat_token {
+                let settings = WechatSettings {
+                    token: wechat_token,
+                    app_id: wechat_app_id,
+                    app_secret: wechat_app_secret,
+                };
+                channels.set_wechat(&key, settings).await?;
+            }
+            if no_wechat {
+                channels.remove(&key, Channel::Wechat).await?;
+            }
+            let names: Vec<&str> = channels
+                .of_site(&key)
+                .await?
+                .into_iter()
+                .map(Channel::as_str)
+                .collect();
+            if json {
+                println!(
+                    "{}",
+                    json!({"key": key, "channels": names, "api_token": token})
+                );
+            } else {
+                if let Some(token) = &token {
+                    println!("API channel token (shown once): {token}");
+                }
+                println!(
+                    "site `{key}` channels: web{}",
+                    names.iter().map(|n| format!(", {n}")).collect::<String>()
+                );
             }
         }
     }

@@ -27,6 +27,7 @@ use crate::store::{
 use crate::triage::{CannedReply, HandoffReason, Retriever, Triage};
 pub use bot_turn::STALE_TURN_AFTER;
 pub use hub::{ConnectionHandle, Hub, Outbound, Role};
+pub use webhook::{AttemptFailure, ChannelSender};
 
 /// Why a conversation operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +65,8 @@ pub struct Conversations {
     webhook_due: tokio::sync::Notify,
     /// The link to other nodes (scale-out), when configured.
     cluster: OnceLock<Cluster>,
+    /// Sends replies queued for users of other channels (WeChat).
+    channel_sender: OnceLock<Arc<dyn webhook::ChannelSender>>,
 }
 
 impl Conversations {
@@ -83,6 +86,7 @@ impl Conversations {
             webhooks: OnceLock::new(),
             webhook_due: tokio::sync::Notify::new(),
             cluster: OnceLock::new(),
+            channel_sender: OnceLock::new(),
         })
     }
 

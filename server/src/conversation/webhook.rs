@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::bot_turn::Turn;
 use super::{signature, ConversationError, Conversations};
-use crate::store::{now_ms, OutboxDelivery};
+use crate::store::{now_ms, Channel, ChannelReply, OutboxDelivery};
 use crate::triage::Decision;
 
 /// How long one node holds a delivery it is attempting (longer than a request may take).
@@ -33,6 +33,36 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Failed attempts in a row after which an event endpoint is disabled (its deliveries wait
 /// until an operator enables it again).
 pub const DISABLE_AFTER: u32 = 50;
+
+/// Why an attempt failed; a permanent failure is not tried again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptFailure {
+    pub message: String,
+    pub permanent: bool,
+}
+
+impl AttemptFailure {
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            permanent: false,
+        }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            permanent: true,
+        }
+    }
+}
+
+/// Sends replies queued for users of another channel (a WeChat Official Account's
+/// customer-service messages); `serve` attaches it (`Conversations::attach_channel_sender`).
+#[async_trait::async_trait]
+pub trait ChannelSender: Send + Sync {
+    async fn send(&self, channel: Channel, reply: &ChannelReply) -> Result<(), AttemptFailure>;
+}
 
 /// The shared HTTP client for webhooks.
 pub struct WebhookClient {
@@ -164,10 +194,23 @@ impl Conversations {
         Ok(count)
     }
 
+    /// Lets the webhook worker send replies queued for other channels' users.
+    pub fn attach_channel_sender(&self, sender: Arc<dyn ChannelSender>) {
+        let _ = self.channel_sender.set(sender);
+    }
+
     async fn attempt_webhook(&self, d: OutboxDelivery) {
         let attempt = d.attempts + 1;
-        let client = self.webhooks.get_or_init(WebhookClient::new);
-        let result = client.post(&d, attempt).await;
+        let result = match d.channel {
+            Some(channel) => self.send_to_channel(channel, &d.body).await,
+            None => {
+                let client = self.webhooks.get_or_init(WebhookClient::new);
+                client
+                    .post(&d, attempt)
+                    .await
+                    .map_err(|e| AttemptFailure::transient(e.to_string()))
+            }
+        };
         let delivered = result.is_ok();
         let recorded = match result {
             Ok(()) => {
@@ -175,12 +218,12 @@ impl Conversations {
                 self.store.webhook_delivered(&d.id).await
             }
             Err(e) => {
-                let next = retry_delay(attempt);
+                let next = retry_delay(attempt).filter(|_| !e.permanent);
                 let outcome = if next.is_some() { "retry" } else { "gave_up" };
                 metrics::counter!("kefu_webhooks_total", "outcome" => outcome).increment(1);
-                tracing::warn!(url = %d.url, id = %d.id, attempt, error = %e, "webhook attempt failed");
+                tracing::warn!(url = %d.url, id = %d.id, attempt, error = %e.message, "webhook attempt failed");
                 let at = next.map(|wait| now_ms() + wait.as_millis() as i64);
-                self.store.webhook_failed(&d.id, &e.to_string(), at).await
+                self.store.webhook_failed(&d.id, &e.message, at).await
             }
         };
         if let Err(e) = recorded {
@@ -195,6 +238,16 @@ impl Conversations {
                 tracing::warn!(endpoint = %event.endpoint_id, error = %e, "counting a webhook attempt failed");
             }
         }
+    }
+
+    /// One attempt to send a queued reply through its channel.
+    async fn send_to_channel(&self, channel: Channel, body: &str) -> Result<(), AttemptFailure> {
+        let reply: ChannelReply = serde_json::from_str(body)
+            .map_err(|e| AttemptFailure::permanent(format!("damaged reply: {e}")))?;
+        let sender = self.channel_sender.get().ok_or_else(|| {
+            AttemptFailure::transient(format!("this node sends no {} replies", channel.as_str()))
+        })?;
+        sender.send(channel, &reply).await
     }
 
     /// Counts an event endpoint's attempt; the store disables the endpoint at `DISABLE_AFTER`

@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::accounts::AccountError;
 use crate::analytics::AnalyticsError;
+use crate::channels::ChannelError;
 use crate::conversation::ConversationError;
 use crate::handoff::HandoffError;
 use crate::store::StoreError;
@@ -282,6 +283,27 @@ impl From<AccountError> for ApiError {
         match e {
             E::Store(s) => s.into(),
             E::Credentials(c) => Self::internal(c),
+            other => Self::new(code, other.to_string()),
+        }
+    }
+}
+
+impl From<ChannelError> for ApiError {
+    fn from(e: ChannelError) -> Self {
+        use ChannelError as E;
+        let code = match &e {
+            E::UnknownSite(_) => ErrorCode::UnknownSite,
+            E::NotSetUp(_) => ErrorCode::NotFound,
+            E::Unauthorized(_) => ErrorCode::Unauthorized,
+            E::Invalid(_) => ErrorCode::InvalidInput,
+            E::Message(m) => m.code,
+            E::Conversation(_) | E::Account(_) | E::Store(_) | E::Secret(_) => ErrorCode::Internal,
+        };
+        match e {
+            E::Conversation(c) => c.into(),
+            E::Account(a) => a.into(),
+            E::Store(s) => s.into(),
+            E::Secret(s) => Self::internal(s),
             other => Self::new(code, other.to_string()),
         }
     }

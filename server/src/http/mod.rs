@@ -10,6 +10,7 @@ pub mod admin_training;
 pub mod admin_webhooks;
 pub mod agent;
 pub mod auth;
+pub mod channels;
 pub mod error;
 mod extract;
 pub mod forwarded;
@@ -196,6 +197,18 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/admin/agents/{name}/revoke", post(admin::revoke_agent))
         .route("/v1/admin/conversations", get(admin::conversations))
         .route("/v1/admin/conversations/{id}", get(admin::transcript))
+        .route(
+            "/v1/channels/api/{site_key}/messages",
+            post(channels::api_message),
+        )
+        .route(
+            "/v1/channels/api/{site_key}/handoff",
+            post(channels::api_handoff),
+        )
+        .route(
+            "/v1/channels/wechat/{site_key}",
+            get(channels::wechat_verify).post(channels::wechat_message),
+        )
         .route("/v1/openapi.json", get(openapi::document))
         .route("/docs/api", get(pages::api_reference))
         .route("/docs/api.js", get(pages::api_reference_script))

@@ -16,7 +16,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::{
     admin, admin_eval, admin_kb, admin_keys, admin_llm, admin_rules, admin_training,
-    admin_webhooks, agent, kb, visitor,
+    admin_webhooks, agent, channels, kb, visitor,
 };
 
 /// The error body every failed request gets.
@@ -74,6 +74,8 @@ pub fn error_code_schema() -> Schema {
         admin_llm::settings, admin_llm::test, admin_llm::replace, admin_llm::clear, admin_keys::list, admin_keys::create,
         admin_keys::revoke, admin_webhooks::list, admin_webhooks::create, admin_webhooks::remove,
         admin_webhooks::rotate, admin_webhooks::enable, admin_webhooks::deliveries,
+        channels::api_message, channels::api_handoff, channels::wechat_verify,
+        channels::wechat_message,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&Conventions),
@@ -83,6 +85,7 @@ pub fn error_code_schema() -> Schema {
         (name = "knowledge", description = "Knowledge bases: import, entries, thresholds, try a question"),
         (name = "training", description = "Training on past chats: history, mining, the FAQ review queue"),
         (name = "admin", description = "Operators: sites, accounts, transcripts, analytics"),
+        (name = "channels", description = "Other channels: the API channel (your users' messages in, replies out as event webhooks) and WeChat Official Accounts"),
         (name = "probes", description = "Health, readiness and metrics"),
     )
 )]

@@ -199,46 +199,87 @@ impl Store {
         external_id: Option<&str>,
         display_name: Option<&str>,
     ) -> Result<Visitor> {
-        if let Some(ext) = external_id {
-            if let Some(v) = self.visitor_by_external(site_key, ext).await? {
-                return Ok(v);
+        match external_id {
+            Some(ext) => {
+                self.channel_visitor(site_key, Channel::Web, ext, display_name)
+                    .await
             }
+            None => {
+                let visitor = Visitor {
+                    id: new_id("v_"),
+                    site_key: site_key.to_string(),
+                    channel: Channel::Web,
+                    external_id: None,
+                    display_name: display_name.map(str::to_string),
+                };
+                self.insert_visitor(&visitor).await?;
+                Ok(visitor)
+            }
+        }
+    }
+
+    /// The visitor known to `channel` as `external_id` on `site_key`, created on first use.
+    pub async fn channel_visitor(
+        &self,
+        site_key: &str,
+        channel: Channel,
+        external_id: &str,
+        display_name: Option<&str>,
+    ) -> Result<Visitor> {
+        if let Some(v) = self
+            .visitor_by_external(site_key, channel, external_id)
+            .await?
+        {
+            return Ok(v);
         }
         let visitor = Visitor {
             id: new_id("v_"),
             site_key: site_key.to_string(),
-            external_id: external_id.map(str::to_string),
+            channel,
+            external_id: Some(external_id.to_string()),
             display_name: display_name.map(str::to_string),
         };
-        let r = sqlx::query(
-            "INSERT INTO visitors (id, site_key, external_id, display_name, created_at)
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&visitor.id)
-        .bind(&visitor.site_key)
-        .bind(visitor.external_id.clone())
-        .bind(visitor.display_name.clone())
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await;
-        match r {
-            Ok(_) => Ok(visitor),
-            // Two first sessions of one user at once: the other insert won; use its row.
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                let ext = external_id.unwrap_or_default();
-                self.visitor_by_external(site_key, ext)
-                    .await?
-                    .ok_or_else(|| StoreError::NotFound(format!("visitor `{ext}`")))
-            }
-            Err(e) => Err(e.into()),
+        match self.insert_visitor(&visitor).await {
+            Ok(()) => Ok(visitor),
+            // Two first messages of one user at once: the other insert won; use its row.
+            Err(StoreError::Database(sqlx::Error::Database(e))) if e.is_unique_violation() => self
+                .visitor_by_external(site_key, channel, external_id)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("visitor `{external_id}`"))),
+            Err(e) => Err(e),
         }
     }
-    async fn visitor_by_external(&self, site_key: &str, ext: &str) -> Result<Option<Visitor>> {
-        let row = sqlx::query("SELECT * FROM visitors WHERE site_key = $1 AND external_id = $2")
-            .bind(site_key)
-            .bind(ext)
-            .fetch_optional(&self.pool)
-            .await?;
+
+    async fn insert_visitor(&self, v: &Visitor) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO visitors (id, site_key, channel, external_id, display_name, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&v.id)
+        .bind(&v.site_key)
+        .bind(v.channel.as_str())
+        .bind(v.external_id.clone())
+        .bind(v.display_name.clone())
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn visitor_by_external(
+        &self,
+        site_key: &str,
+        channel: Channel,
+        ext: &str,
+    ) -> Result<Option<Visitor>> {
+        let row = sqlx::query(
+            "SELECT * FROM visitors WHERE site_key = $1 AND channel = $2 AND external_id = $3",
+        )
+        .bind(site_key)
+        .bind(channel.as_str())
+        .bind(ext)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| visitor_from_row(&r)).transpose()
     }
     pub async fn visitor(&self, id: &str) -> Result<Option<Visitor>> {
@@ -280,6 +321,7 @@ fn visitor_from_row(r: &AnyRow) -> Result<Visitor> {
     Ok(Visitor {
         id: r.try_get("id")?,
         site_key: r.try_get("site_key")?,
+        channel: parse_channel(&r.try_get::<String, _>("channel")?)?,
         external_id: r.try_get("external_id")?,
         display_name: r.try_get("display_name")?,
     })

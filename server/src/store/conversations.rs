@@ -20,17 +20,24 @@ impl Store {
             offline: false,
             created_at: now,
             updated_at: now,
+            channel: visitor.channel,
+            channel_user: visitor
+                .external_id
+                .clone()
+                .filter(|_| visitor.channel != Channel::Web),
         };
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO conversations (id, site_key, visitor_id, state, agent_id, last_seq,
-                 bot_fallbacks, offline, created_at, updated_at)
-             VALUES ($1, $2, $3, 'bot', NULL, 0, 0, 0, $4, $4)",
+                 bot_fallbacks, offline, created_at, updated_at, channel, channel_user)
+             VALUES ($1, $2, $3, 'bot', NULL, 0, 0, 0, $4, $4, $5, $6)",
         )
         .bind(&c.id)
         .bind(&c.site_key)
         .bind(&c.visitor_id)
         .bind(now)
+        .bind(c.channel.as_str())
+        .bind(c.channel_user.clone())
         .execute(&mut *tx)
         .await?;
         let data = events::conversation_data(&c);
@@ -203,8 +210,13 @@ impl Store {
             let data = events::conversation_data(&conversation);
             events::record_event(&mut tx, &site, conversation_id, kind, data).await?;
         }
-        let data = events::message_data(&site, &stored);
+        let via = events::ChannelOf {
+            channel: conversation.channel,
+            user: conversation.channel_user.as_deref(),
+        };
+        let data = events::message_data(&site, &via, &stored);
         events::record_event(&mut tx, &site, conversation_id, "message.created", data).await?;
+        channels::queue_reply(&mut tx, &site, &via, &stored).await?;
         tx.commit().await?;
         Ok(Some((conversation, stored)))
     }
@@ -250,5 +262,11 @@ fn conversation_from_row(r: &AnyRow) -> Result<Conversation> {
         offline: r.try_get::<i64, _>("offline")? != 0,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
+        channel: parse_channel(&r.try_get::<String, _>("channel")?)?,
+        channel_user: r.try_get("channel_user")?,
     })
+}
+
+pub(super) fn parse_channel(s: &str) -> Result<Channel> {
+    Channel::parse(s).ok_or_else(|| StoreError::Corrupt(format!("channel `{s}`")))
 }

@@ -137,11 +137,19 @@ pub(super) async fn record_event(
     Ok(())
 }
 
+/// Where a conversation's visitor writes from: the channel and its id of the user.
+pub(super) struct ChannelOf<'a> {
+    pub channel: Channel,
+    pub user: Option<&'a str>,
+}
+
 /// The `data` of `message.created`.
-pub(super) fn message_data(site_key: &str, m: &StoredMessage) -> Value {
+pub(super) fn message_data(site_key: &str, via: &ChannelOf<'_>, m: &StoredMessage) -> Value {
     json!({
         "site_key": site_key,
         "conversation_id": m.conversation_id,
+        "channel": via.channel.as_str(),
+        "channel_user": via.user,
         "seq": m.seq,
         "author": {"kind": super::messages::author_str(m.author_kind), "id": m.author_id, "name": m.author_name},
         "text": m.text,
@@ -178,6 +186,8 @@ pub(super) fn conversation_data(c: &Conversation) -> Value {
         "site_key": c.site_key,
         "conversation_id": c.id,
         "visitor_id": c.visitor_id,
+        "channel": c.channel.as_str(),
+        "channel_user": c.channel_user,
         "state": state_str(c.state),
         "agent_id": c.agent_id,
         "offline": c.offline,

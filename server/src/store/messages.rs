@@ -51,7 +51,7 @@ impl Store {
                  bot_fallbacks = {fallbacks}, offline = CASE WHEN $3 = 1 THEN 1 ELSE offline END,
                  pending_turn = {pending}, first_agent_reply_at = {first_agent_reply}
              WHERE id = $1 AND {condition}
-             RETURNING last_seq, bot_fallbacks, state, site_key"
+             RETURNING last_seq, bot_fallbacks, state, site_key, channel, channel_user"
         );
         let mut tx = self.pool.begin().await?;
         let mut q = sqlx::query(&sql)
@@ -74,6 +74,8 @@ impl Store {
         let bot_fallbacks: i64 = row.try_get("bot_fallbacks")?;
         let state = parse_state(&row.try_get::<String, _>("state")?)?;
         let site_key: String = row.try_get("site_key")?;
+        let channel = parse_channel(&row.try_get::<String, _>("channel")?)?;
+        let channel_user: Option<String> = row.try_get("channel_user")?;
         let stored = StoredMessage {
             conversation_id: conversation_id.to_string(),
             seq: seq as u64,
@@ -90,9 +92,14 @@ impl Store {
         let inserted = insert_message(&mut tx, &stored, msg.outcome).await;
         match inserted {
             Ok(()) => {
-                let data = events::message_data(&site_key, &stored);
+                let via = events::ChannelOf {
+                    channel,
+                    user: channel_user.as_deref(),
+                };
+                let data = events::message_data(&site_key, &via, &stored);
                 events::record_event(&mut tx, &site_key, conversation_id, "message.created", data)
                     .await?;
+                channels::queue_reply(&mut tx, &site_key, &via, &stored).await?;
                 if msg.outcome == Some("fallback") {
                     events::record_gap(&mut tx, &site_key, &stored).await?;
                 }

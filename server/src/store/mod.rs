@@ -5,6 +5,7 @@
 
 mod accounts;
 mod analytics;
+mod channels;
 mod conversations;
 mod events;
 mod messages;
@@ -21,8 +22,9 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 
 pub use analytics::{ConversationFacts, HourCount, Period, Rating, Unanswered};
-use conversations::parse_state;
+pub use channels::{ChannelReply, PASSIVE_HOLD_MS};
 pub use conversations::state_str;
+use conversations::{parse_channel, parse_state};
 pub use events::{DeliveryRecord, WebhookEndpoint, EVENT_TYPES};
 use messages::insert_message;
 pub use model::*;

@@ -103,11 +103,41 @@ pub struct AdminKey {
     pub count: u64,
 }
 
-/// A website visitor (anonymous, or a verified user of the site).
+/// Where a visitor writes from: the web widget and SDKs, the API channel (an integrator's
+/// bridge), or a WeChat Official Account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    Web,
+    Api,
+    Wechat,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Web => "web",
+            Channel::Api => "api",
+            Channel::Wechat => "wechat",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Channel> {
+        match s {
+            "web" => Some(Channel::Web),
+            "api" => Some(Channel::Api),
+            "wechat" => Some(Channel::Wechat),
+            _ => None,
+        }
+    }
+}
+
+/// A visitor: on the web, anonymous or a verified user of the site; on another channel, that
+/// channel's user (`external_id`: the integrator's user id, a WeChat openid).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Visitor {
     pub id: String,
     pub site_key: String,
+    pub channel: Channel,
     pub external_id: Option<String>,
     pub display_name: Option<String>,
 }
@@ -127,6 +157,9 @@ pub struct Conversation {
     pub offline: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The visitor's channel, and the channel's id of that user (not for the web).
+    pub channel: Channel,
+    pub channel_user: Option<String>,
 }
 
 /// A conversation with what the console shows beside it.

@@ -16,6 +16,8 @@ pub struct OutboxDelivery {
     pub attempts: u32,
     /// For an event webhook: the event and the endpoint's signing secrets.
     pub event: Option<EventDelivery>,
+    /// For a reply to a channel user: the channel (the body is a `ChannelReply`).
+    pub channel: Option<Channel>,
 }
 
 /// What an event webhook delivery is signed and counted with.
@@ -55,7 +57,7 @@ impl Store {
     pub async fn due_webhooks(&self, now: i64, limit: u32) -> Result<Vec<OutboxDelivery>> {
         // An event delivery waits while its endpoint is disabled.
         let rows = sqlx::query(
-            "SELECT o.id, o.url, o.body, o.attempts, o.event_id, o.endpoint_id, e.secret,
+            "SELECT o.id, o.url, o.body, o.attempts, o.event_id, o.endpoint_id, o.channel, e.secret,
                  e.previous_secret, e.previous_until
              FROM webhook_outbox o LEFT JOIN webhook_endpoints e ON e.id = o.endpoint_id
              WHERE o.pending = 1 AND o.next_attempt_at <= $1 AND o.lease_until < $1
@@ -85,7 +87,9 @@ impl Store {
                     }
                     None => None,
                 };
+                let channel: Option<String> = r.try_get("channel")?;
                 Ok(OutboxDelivery {
+                    channel: channel.as_deref().map(parse_channel).transpose()?,
                     id: r.try_get("id")?,
                     url: r.try_get("url")?,
                     body: r.try_get("body")?,

@@ -1,0 +1,524 @@
+//! Channels end to end against a real `kefu serve`: a WeChat Official Account driven with signed
+//! XML exactly as WeChat sends it (URL verification, passive replies in both languages, a retry
+//! with the same MsgId committed once, media, refusals), agents' replies through a stand-in for
+//! WeChat's customer-service API (which speaks its documented protocol — token, custom send,
+//! an expired token refused once); and the API channel: a bearer-token REST inbound per external
+//! user id whose replies — the bot's and an agent's — reach the integrator as signed event
+//! webhooks naming the channel and the user.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::routing::{get, post};
+use axum::Json;
+use kefu_e2e::chat::Api;
+use kefu_e2e::Server;
+use serde_json::{json, Value};
+use sha1::{Digest, Sha1};
+
+const WECHAT_TOKEN: &str = "kefuWechat2026";
+const APP_ID: &str = "wx0123456789abcdef";
+const APP_SECRET: &str = "app-secret-for-tests";
+
+/// What the stand-in for WeChat's API saw.
+#[derive(Default)]
+struct WechatApi {
+    tokens_issued: usize,
+    /// Refuse the next custom send with errcode 40001 (the token was replaced elsewhere).
+    expire_next: bool,
+    /// (touser, content) of each accepted customer-service message.
+    sent: Vec<(String, String)>,
+}
+
+async fn token(
+    State(api): State<Arc<Mutex<WechatApi>>>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Json<Value> {
+    let mut api = api.lock().unwrap_or_else(|e| e.into_inner());
+    if q.get("grant_type").map(String::as_str) != Some("client_credential")
+        || q.get("appid").map(String::as_str) != Some(APP_ID)
+        || q.get("secret").map(String::as_str) != Some(APP_SECRET)
+    {
+        return Json(json!({"errcode": 40013, "errmsg": "invalid appid"}));
+    }
+    api.tokens_issued += 1;
+    Json(json!({"access_token": format!("ACCESS_{}", api.tokens_issued), "expires_in": 7200}))
+}
+
+async fn custom_send(
+    State(api): State<Arc<Mutex<WechatApi>>>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+    body: Bytes,
+) -> Json<Value> {
+    let mut api = api.lock().unwrap_or_else(|e| e.into_inner());
+    let current = format!("ACCESS_{}", api.tokens_issued);
+    if api.expire_next || q.get("access_token") != Some(&current) {
+        api.expire_next = false;
+        return Json(json!({"errcode": 40001, "errmsg": "invalid credential"}));
+    }
+    let m: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    assert_eq!(m["msgtype"], "text", "{m}");
+    api.sent.push((
+        m["touser"].as_str().unwrap_or("").to_string(),
+        m["text"]["content"].as_str().unwrap_or("").to_string(),
+    ));
+    Json(json!({"errcode": 0, "errmsg": "ok"}))
+}
+
+fn start_wechat_api(api: Arc<Mutex<WechatApi>>, rt: &tokio::runtime::Runtime) -> String {
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let app = axum::Router::new()
+        .route("/cgi-bin/token", get(token))
+        .route("/cgi-bin/message/custom/send", post(custom_send))
+        .with_state(api);
+    rt.spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}")
+}
+
+/// WeChat's signature, written out from its documentation.
+fn sign(token: &str, timestamp: &str, nonce: &str) -> String {
+    let mut parts = [token, timestamp, nonce];
+    parts.sort();
+    hex::encode(Sha1::digest(parts.concat().as_bytes()))
+}
+
+fn signed_query(token: &str, extra: &str) -> String {
+    let timestamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        .to_string();
+    let nonce = "1514372846";
+    format!(
+        "signature={}&timestamp={timestamp}&nonce={nonce}{extra}",
+        sign(token, &timestamp, nonce)
+    )
+}
+
+fn text_xml(user: &str, text: &str, msg_id: u64) -> String {
+    format!(
+        "<xml><ToUserName><![CDATA[gh_teashop]]></ToUserName>\
+         <FromUserName><![CDATA[{user}]]></FromUserName><CreateTime>1764979200</CreateTime>\
+         <MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{text}]]></Content>\
+         <MsgId>{msg_id}</MsgId></xml>"
+    )
+}
+
+/// The text of an XML element (CDATA or not).
+fn element(xml: &str, name: &str) -> Option<String> {
+    let open = format!("<{name}>");
+    let start = xml.find(&open)? + open.len();
+    let end = xml[start..].find(&format!("</{name}>"))? + start;
+    let inner = &xml[start..end];
+    Some(
+        inner
+            .strip_prefix("<![CDATA[")
+            .and_then(|s| s.strip_suffix("]]>"))
+            .unwrap_or(inner)
+            .to_string(),
+    )
+}
+
+fn wait_for<T>(what: &str, limit: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(started.elapsed() < limit, "{what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_wechat_official_account_chats_with_the_bot_and_agents() {
+    let rt = kefu_e2e::runtime();
+    let api_state = Arc::new(Mutex::new(WechatApi::default()));
+    let api_base = start_wechat_api(Arc::clone(&api_state), &rt);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path();
+    kefu_e2e::add_agent(data, &[], "lin", "小林", "wechat-test-pw", &[]);
+    let node = Server::start(data, &["--wechat-api-base", &api_base]);
+    let http = reqwest::Client::new();
+    let url = node.url("/v1/channels/wechat/demo");
+
+    // Not set up yet; then bad settings are refused and good ones saved.
+    let status = rt.block_on(async {
+        let q = signed_query(WECHAT_TOKEN, "&echostr=abc");
+        http.get(format!("{url}?{q}"))
+            .send()
+            .await
+            .expect("GET")
+            .status()
+    });
+    assert_eq!(status.as_u16(), 404, "the channel is not set up yet");
+    let mut c = kefu_e2e::kefu(data);
+    c.args(["site", "set", "demo", "--wechat-token", "x!"]);
+    assert!(!kefu_e2e::run(c).status.success(), "a token WeChat refuses");
+    let out = kefu_e2e::kefu_ok(
+        data,
+        &[
+            "site",
+            "set",
+            "demo",
+            "--wechat-token",
+            WECHAT_TOKEN,
+            "--wechat-app-id",
+            APP_ID,
+            "--wechat-app-secret",
+            APP_SECRET,
+            "--json",
+        ],
+    );
+    let set: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(set["channels"], json!(["wechat"]), "{set}");
+
+    rt.block_on(async {
+        // URL verification: echostr back for the right signature only.
+        let q = signed_query(WECHAT_TOKEN, "&echostr=6093124351218924181");
+        let r = http.get(format!("{url}?{q}")).send().await.expect("GET");
+        assert_eq!(r.status().as_u16(), 200);
+        assert_eq!(r.text().await.expect("body"), "6093124351218924181");
+        let q = signed_query("another-token", "&echostr=1");
+        let r = http.get(format!("{url}?{q}")).send().await.expect("GET");
+        assert_eq!(r.status().as_u16(), 401);
+        let body: Value = r.json().await.expect("JSON error");
+        assert_eq!(body["error"]["code"], "unauthorized");
+        let r = http
+            .get(node.url(&format!(
+                "/v1/channels/wechat/nosuchsite?{}",
+                signed_query(WECHAT_TOKEN, "&echostr=1")
+            )))
+            .send()
+            .await
+            .expect("GET");
+        let body: Value = r.json().await.expect("JSON error");
+        assert_eq!(body["error"]["code"], "unknown_site");
+
+        let post = |query: String, xml: String| {
+            let http = http.clone();
+            let url = url.clone();
+            async move {
+                let r = http
+                    .post(format!("{url}?{query}&openid=x"))
+                    .header("content-type", "text/xml")
+                    .body(xml)
+                    .send()
+                    .await
+                    .expect("POST");
+                (r.status().as_u16(), r.text().await.expect("body"))
+            }
+        };
+        // A forged message (wrong signature) and malformed XML are refused.
+        let (status, _) = post(signed_query("forged", ""), text_xml("oForger", "hello", 1)).await;
+        assert_eq!(status, 401);
+        let (status, body) = post(signed_query(WECHAT_TOKEN, ""), "<xml><oops".into()).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("invalid_input"), "{body}");
+
+        // English and Chinese questions: passive replies, in the user's language.
+        let started = Instant::now();
+        let (status, xml) = post(
+            signed_query(WECHAT_TOKEN, ""),
+            text_xml("oUserEn", "How long does delivery take?", 7001),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "inside WeChat's window"
+        );
+        assert_eq!(
+            element(&xml, "ToUserName").as_deref(),
+            Some("oUserEn"),
+            "{xml}"
+        );
+        assert_eq!(element(&xml, "FromUserName").as_deref(), Some("gh_teashop"));
+        assert_eq!(element(&xml, "MsgType").as_deref(), Some("text"));
+        let answer = element(&xml, "Content").unwrap_or_default();
+        assert!(answer.contains("1-2 days"), "{answer}");
+
+        let (_, xml) = post(
+            signed_query(WECHAT_TOKEN, ""),
+            text_xml("oUserZh", "快递一般几天能到？", 7002),
+        )
+        .await;
+        let answer = element(&xml, "Content").unwrap_or_default();
+        assert!(answer.contains("1-2 天"), "{xml}");
+
+        // WeChat retries a message it thinks went unanswered: committed once, no second reply.
+        let (status, body) = post(
+            signed_query(WECHAT_TOKEN, ""),
+            text_xml("oUserEn", "How long does delivery take?", 7001),
+        )
+        .await;
+        assert_eq!((status, body.as_str()), (200, "success"));
+
+        // Media is not read: a notice in both languages.
+        let image = "<xml><ToUserName><![CDATA[gh_teashop]]></ToUserName>\
+            <FromUserName><![CDATA[oUserEn]]></FromUserName><CreateTime>1764979300</CreateTime>\
+            <MsgType><![CDATA[image]]></MsgType><PicUrl><![CDATA[http://mmbiz.example/x]]></PicUrl>\
+            <MediaId><![CDATA[media1]]></MediaId><MsgId>7003</MsgId></xml>";
+        let (_, xml) = post(signed_query(WECHAT_TOKEN, ""), image.into()).await;
+        let notice = element(&xml, "Content").unwrap_or_default();
+        assert!(notice.contains("文字") && notice.contains("text"), "{xml}");
+
+        // The Chinese user asks for a human; an agent answers through the customer-service API.
+        let (status, _) = post(
+            signed_query(WECHAT_TOKEN, ""),
+            text_xml("oUserZh", "我要转人工", 7004),
+        )
+        .await;
+        assert_eq!(status, 200);
+        let api = Api::new(&node.base);
+        let agent = api.agent("lin", "wechat-test-pw").await;
+        let (status, list) = api
+            .get("/v1/agent/conversations?state=queued", Some(&agent))
+            .await;
+        assert_eq!(status, 200, "{list}");
+        let conv = list["conversations"]
+            .as_array()
+            .and_then(|l| l.first())
+            .and_then(|c| c["id"].as_str())
+            .expect("the WeChat user's conversation is queued")
+            .to_string();
+        let (status, transcript) = api
+            .get(&format!("/v1/agent/conversations/{conv}"), Some(&agent))
+            .await;
+        assert_eq!(status, 200);
+        let visitor_texts: Vec<String> = transcript["messages"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .filter(|m| m["author"]["kind"] == "visitor")
+                    .filter_map(|m| m["text"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(
+            visitor_texts,
+            ["快递一般几天能到？", "我要转人工"],
+            "{transcript}"
+        );
+        let (status, body) = api.agent_action(&agent, &conv, "claim").await;
+        assert_eq!(status, 200, "{body}");
+        api_state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .expire_next = true;
+        let (status, body) = api
+            .post(
+                &format!("/v1/agent/conversations/{conv}/messages"),
+                Some(&agent),
+                json!({"client_msg_id": "lin-1", "text": "您好，我是小林，请问订单号是多少？"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    });
+
+    // The agent's message reaches the user after one token refresh; the English user's
+    // conversation saw one question and one answer (the retry added nothing).
+    let sent = wait_for(
+        "the agent's reply reaches WeChat",
+        Duration::from_secs(30),
+        || {
+            let api = api_state.lock().unwrap_or_else(|e| e.into_inner());
+            api.sent
+                .iter()
+                .any(|(_, t)| t.contains("小林"))
+                .then(|| api.sent.clone())
+        },
+    );
+    let to_agent_reply: Vec<&(String, String)> =
+        sent.iter().filter(|(_, t)| t.contains("小林")).collect();
+    assert_eq!(to_agent_reply.len(), 1, "{sent:?}");
+    assert_eq!(to_agent_reply[0].0, "oUserZh");
+    assert!(
+        sent.iter().all(|(u, _)| u == "oUserZh"),
+        "the English user's answer went passively, not twice: {sent:?}"
+    );
+    assert_eq!(
+        api_state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .tokens_issued,
+        2,
+        "a refused token is fetched again once"
+    );
+}
+
+/// The integrator's webhook receiver: every `message.created` body.
+async fn receive(State(seen): State<Arc<Mutex<Vec<Value>>>>, body: Bytes) -> &'static str {
+    let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    seen.lock().unwrap_or_else(|e| e.into_inner()).push(event);
+    "ok"
+}
+
+#[test]
+fn the_api_channel_bridges_an_integrators_users_both_ways() {
+    let rt = kefu_e2e::runtime();
+    let seen = Arc::new(Mutex::new(Vec::<Value>::new()));
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let hook = format!("http://{}/hook", listener.local_addr().expect("address"));
+    let app = axum::Router::new()
+        .route("/hook", post(receive))
+        .with_state(Arc::clone(&seen));
+    rt.spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path();
+    kefu_e2e::add_agent(data, &[], "ana", "Ana", "api-channel-pw", &[]);
+    let node = Server::start(data, &[]);
+    let out = kefu_e2e::kefu_ok(data, &["site", "set", "demo", "--api-token", "--json"]);
+    let set: Value = serde_json::from_str(&out).expect("JSON");
+    let token = set["api_token"].as_str().expect("token").to_string();
+    assert_eq!(set["channels"], json!(["api"]));
+    kefu_e2e::kefu_ok(
+        data,
+        &[
+            "webhook",
+            "add",
+            "--site",
+            "demo",
+            "--url",
+            &hook,
+            "--events",
+            "message.created",
+        ],
+    );
+    let user = "whatsapp:+8613800000000";
+    let path = "/v1/channels/api/demo/messages";
+
+    let conv = rt.block_on(async {
+        let api = Api::new(&node.base);
+        let msg = json!({"user_id": user, "text": "How long does delivery take?", "message_id": "wamid.1", "name": "Wang Fang"});
+        // Refusals: no token, another token, an unknown site, bad bodies.
+        let (status, body) = api.post(path, None, msg.clone()).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")));
+        let (status, _) = api.post(path, Some("kefu_ch_wrong"), msg.clone()).await;
+        assert_eq!(status, 401);
+        let (_, body) = api
+            .post("/v1/channels/api/nosuch/messages", Some(&token), msg.clone())
+            .await;
+        assert_eq!(body["error"]["code"], "unknown_site", "{body}");
+        let (status, body) = api
+            .post(path, Some(&token), json!({"user_id": user, "text": " \u{200b} "}))
+            .await;
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_input")));
+        let (status, body) = api
+            .post(path, Some(&token), json!({"user_id": "", "text": "hi"}))
+            .await;
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_input")));
+        let (_, body) = api
+            .post(path, Some(&token), json!({"user_id": user, "text": "x".repeat(4001)}))
+            .await;
+        assert_eq!(body["error"]["code"], "too_large", "{body}");
+
+        // The message, then the same message again (a retry): one commit.
+        let (status, first) = api.post(path, Some(&token), msg.clone()).await;
+        assert_eq!(status, 200, "{first}");
+        let (status, again) = api.post(path, Some(&token), msg.clone()).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            (&first["conversation_id"], &first["seq"]),
+            (&again["conversation_id"], &again["seq"])
+        );
+        // A Chinese message from the same user joins the same conversation.
+        let (_, zh) = api
+            .post(path, Some(&token), json!({"user_id": user, "text": "可以货到付款吗？"}))
+            .await;
+        assert_eq!(zh["conversation_id"], first["conversation_id"]);
+        first["conversation_id"].as_str().expect("id").to_string()
+    });
+
+    // The bot's answers reach the integrator, naming the channel and the user.
+    let bot_replies = |seen: &[Value]| -> Vec<Value> {
+        seen.iter()
+            .filter(|e| e["type"] == "message.created" && e["data"]["author"]["kind"] == "bot")
+            .map(|e| e["data"].clone())
+            .collect()
+    };
+    let replies = wait_for(
+        "two bot replies as webhooks",
+        Duration::from_secs(30),
+        || {
+            let r = bot_replies(&seen.lock().unwrap_or_else(|e| e.into_inner()));
+            (r.len() >= 2).then_some(r)
+        },
+    );
+    assert_eq!(replies.len(), 2, "{replies:?}");
+    for r in &replies {
+        assert_eq!(r["channel"], "api");
+        assert_eq!(r["channel_user"], user);
+        assert_eq!(r["conversation_id"], conv.as_str());
+    }
+    let texts: Vec<&str> = replies.iter().filter_map(|r| r["text"].as_str()).collect();
+    assert!(texts.iter().any(|t| t.contains("1-2 days")), "{texts:?}");
+    assert!(texts.iter().any(|t| t.contains("货到付款")), "{texts:?}");
+
+    // The user asks for a human; the agent's reply reaches the integrator too.
+    rt.block_on(async {
+        let api = Api::new(&node.base);
+        let (status, body) = api
+            .post(
+                "/v1/channels/api/demo/handoff",
+                Some(&token),
+                json!({"user_id": user}),
+            )
+            .await;
+        assert_eq!(
+            (status, body["conversation_id"].as_str()),
+            (200, Some(conv.as_str()))
+        );
+        let agent = api.agent("ana", "api-channel-pw").await;
+        let (status, body) = api.agent_action(&agent, &conv, "claim").await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = api
+            .post(
+                &format!("/v1/agent/conversations/{conv}/messages"),
+                Some(&agent),
+                json!({"client_msg_id": "ana-1", "text": "Hi, this is Ana. 我来帮您。"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    });
+    wait_for(
+        "the agent's reply as a webhook",
+        Duration::from_secs(30),
+        || {
+            seen.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .any(|e| {
+                    e["data"]["author"]["kind"] == "agent"
+                        && e["data"]["channel_user"] == user
+                        && e["data"]["text"] == "Hi, this is Ana. 我来帮您。"
+                })
+                .then_some(())
+        },
+    );
+
+    // Turned off: the token no longer opens anything.
+    kefu_e2e::kefu_ok(data, &["site", "set", "demo", "--no-api"]);
+    rt.block_on(async {
+        let api = Api::new(&node.base);
+        let (_, body) = api
+            .post(
+                path,
+                Some(&token),
+                json!({"user_id": user, "text": "hello"}),
+            )
+            .await;
+        assert_eq!(body["error"]["code"], "not_found", "{body}");
+    });
+}
