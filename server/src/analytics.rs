@@ -179,6 +179,12 @@ impl Analytics {
         self
     }
 
+    /// Drops the question texts (and their vectors) remembered between reports: after an
+    /// erasure, nothing of an erased visitor stays in memory.
+    pub fn forget_questions(&self) {
+        self.memo.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
     /// Word groups clustered by meaning (without an embedder, or if embedding fails, the word
     /// groups as they are), the `TOP_GAPS` largest.
     async fn clustered(&self, groups: Vec<WordGroup>) -> Vec<Gap> {

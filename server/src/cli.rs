@@ -42,6 +42,17 @@ pub enum Command {
     /// Manage event webhooks (signed HTTPS callbacks to your systems).
     #[command(subcommand)]
     Webhook(WebhookCommand),
+    /// Visitors' data: erase one visitor (PIPL / GDPR requests).
+    #[command(subcommand)]
+    Visitor(VisitorCommand),
+    /// The audit log: erasures, retention runs and retention changes.
+    Audit {
+        /// Most entries, newest first.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
     /// Create an admin API key (printed once).
     AdminKey {
         /// A name to recognise the key by.
@@ -138,6 +149,28 @@ pub enum WebhookCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum VisitorCommand {
+    /// Erase one visitor: conversations, messages, ratings, undelivered webhooks, tokens,
+    /// training history and mined proposals' examples (recorded in the audit log).
+    Erase {
+        #[arg(long)]
+        site: String,
+        /// The visitor's id (`v_…`).
+        #[arg(long, conflicts_with = "user_id", required_unless_present = "user_id")]
+        visitor_id: Option<String>,
+        /// The user's id on the channel: the verified user id on the web, the integrator's id
+        /// on the API channel, the openid on WeChat.
+        #[arg(long)]
+        user_id: Option<String>,
+        /// `web`, `api` or `wechat`.
+        #[arg(long, default_value = "web", requires = "user_id")]
+        channel: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum SiteCommand {
     /// Create a site; prints its key and identity secret.
     Add {
@@ -181,6 +214,9 @@ pub enum SiteCommand {
         /// Turn the WeChat channel off.
         #[arg(long, conflicts_with = "wechat_token")]
         no_wechat: bool,
+        /// Delete conversations idle longer than this many days (0 keeps everything).
+        #[arg(long)]
+        retention_days: Option<u32>,
         #[arg(long)]
         json: bool,
     },

@@ -15,6 +15,7 @@ pub mod http;
 pub mod jobs;
 pub mod lang;
 pub mod llm;
+pub mod privacy;
 pub mod shared_settings;
 pub mod state;
 pub mod store;

@@ -58,6 +58,10 @@ fn main() -> std::process::ExitCode {
             Command::Agent(cmd) => kefu_server::commands::agent::run(&cli.config, cmd).await,
             Command::Site(cmd) => kefu_server::commands::site::run(&cli.config, cmd).await,
             Command::Webhook(cmd) => kefu_server::commands::webhook::run(&cli.config, cmd).await,
+            Command::Visitor(cmd) => kefu_server::commands::privacy::erase(&cli.config, cmd).await,
+            Command::Audit { limit, json } => {
+                kefu_server::commands::privacy::audit(&cli.config, limit, json).await
+            }
             Command::AdminKey { name } => {
                 kefu_server::commands::admin_key(&cli.config, &name).await
             }

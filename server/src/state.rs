@@ -26,6 +26,8 @@ pub struct Services {
     pub training: Training,
     /// Event webhook endpoints.
     pub webhooks: crate::webhooks::Webhooks,
+    /// Retention, erasure and the audit log.
+    pub privacy: crate::privacy::Privacy,
     /// The API channel and WeChat Official Accounts.
     pub channels: Arc<crate::channels::Channels>,
     /// The rules file and LLM settings shared with the other nodes (PostgreSQL only).

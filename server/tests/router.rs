@@ -78,6 +78,7 @@ async fn harness_with(limits: Limits) -> Harness {
             dir.path(),
             dir.path(),
         ),
+        privacy: kefu_server::privacy::Privacy::new(store.clone(), knowledge.store().clone()),
         knowledge,
         accounts: accounts.clone(),
         conversations: Arc::clone(&conversations),

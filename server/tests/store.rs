@@ -1121,3 +1121,127 @@ async fn exercise_channel_replies(store: &Store) {
 }
 
 on_both_stores!(exercise_channel_replies => sqlite_channel_replies_are_queued_held_and_taken_once, postgres_channel_replies_are_queued_held_and_taken_once);
+
+/// Erasure and retention in the store: erasing a visitor removes their conversations, messages,
+/// rating, undelivered event deliveries, tokens and row, leaves others alone, and is audited with
+/// counts only; retention deletes what is idle past the cutoff once, auditing only runs that
+/// deleted something.
+async fn exercise_privacy(store: &Store) {
+    store
+        .create_site(&Site {
+            key: "p-shop".into(),
+            name: "隐私小店".into(),
+            allowed_origins: vec![],
+            identity_secret: None,
+            enforce_identity: false,
+        })
+        .await
+        .expect("site");
+    store
+        .create_endpoint(&WebhookEndpoint::new(
+            "we_p",
+            "p-shop",
+            "http://127.0.0.1:9/hook",
+            vec![],
+            "whsec_p".into(),
+        ))
+        .await
+        .expect("endpoint");
+    let gone = store
+        .visitor_for("p-shop", Some("user-42"), Some("王芳"))
+        .await
+        .expect("visitor");
+    let kept = store
+        .channel_visitor("p-shop", Channel::Api, "line:U7", None)
+        .await
+        .expect("visitor");
+    let c1 = store.create_conversation(&gone).await.expect("conv");
+    let c2 = store.create_conversation(&kept).await.expect("conv");
+    visitor_says(store, &c1.id, "我的手机号是 13800000000").await;
+    visitor_says(store, &c2.id, "hello").await;
+    store.rate(&c1.id, 2, Some("慢")).await.expect("rate");
+    store
+        .insert_token(
+            "h-erase",
+            &TokenRecord {
+                kind: TokenKind::Visitor,
+                subject: gone.id.clone(),
+                site_key: Some("p-shop".into()),
+                expires_at: now_ms() + 60_000,
+            },
+        )
+        .await
+        .expect("token");
+
+    let erased = store.erase_visitor(&gone, "cli").await.expect("erase");
+    assert_eq!(erased.conversation_ids, [c1.id.as_str()]);
+    assert_eq!(
+        (
+            erased.messages,
+            erased.ratings,
+            erased.tokens,
+            erased.visitors
+        ),
+        (1, 1, 1, 1)
+    );
+    assert!(
+        erased.deliveries >= 3,
+        "created, message, rating events: {erased:?}"
+    );
+    assert!(store.conversation(&c1.id).await.expect("read").is_none());
+    assert!(store.visitor(&gone.id).await.expect("read").is_none());
+    assert!(store.token("h-erase").await.expect("read").is_none());
+    assert!(store
+        .endpoint_deliveries("we_p", 100)
+        .await
+        .expect("log")
+        .iter()
+        .all(|d| !d.body.contains("13800000000")));
+    assert!(store.conversation(&c2.id).await.expect("read").is_some());
+    let log = store.audit_log(10).await.expect("audit");
+    assert_eq!(log.len(), 1);
+    assert_eq!(
+        (log[0].action.as_str(), log[0].subject.as_deref()),
+        ("visitor.erased", Some(gone.id.as_str()))
+    );
+    assert_eq!(log[0].detail["messages"], 1);
+    assert!(!log[0].detail.to_string().contains("13800000000"));
+
+    assert!(store.set_retention("p-shop", 30, "cli").await.expect("set"));
+    assert!(!store.set_retention("nope", 30, "cli").await.expect("set"));
+    assert!(store
+        .retention_policies()
+        .await
+        .expect("policies")
+        .contains(&("p-shop".to_string(), 30)));
+    let nothing = store
+        .delete_expired("p-shop", now_ms() - 86_400_000)
+        .await
+        .expect("retention");
+    assert!(nothing.conversation_ids.is_empty(), "nothing is that old");
+    let swept = store
+        .delete_expired("p-shop", now_ms() + 1)
+        .await
+        .expect("retention");
+    assert_eq!(swept.conversation_ids, [c2.id.as_str()]);
+    assert_eq!(swept.visitors, 1, "the visitor left with nothing");
+    let again = store
+        .delete_expired("p-shop", now_ms() + 1)
+        .await
+        .expect("retention");
+    assert_eq!(again, Default::default());
+    let mut actions: Vec<String> = store
+        .audit_log(10)
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    actions.sort();
+    assert_eq!(
+        actions,
+        ["retention.deleted", "retention.set", "visitor.erased"]
+    );
+}
+
+on_both_stores!(exercise_privacy => sqlite_erasure_and_retention_delete_what_they_name, postgres_erasure_and_retention_delete_what_they_name);

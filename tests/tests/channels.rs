@@ -4,7 +4,8 @@
 //! WeChat's customer-service API (which speaks its documented protocol — token, custom send,
 //! an expired token refused once); and the API channel: a bearer-token REST inbound per external
 //! user id whose replies — the bot's and an agent's — reach the integrator as signed event
-//! webhooks naming the channel and the user.
+//! webhooks naming the channel and the user; and erasing one channel user's data (PIPL/GDPR)
+//! over the admin API and the CLI, with the audit log.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -521,4 +522,170 @@ fn the_api_channel_bridges_an_integrators_users_both_ways() {
             .await;
         assert_eq!(body["error"]["code"], "not_found", "{body}");
     });
+}
+
+/// A PIPL/GDPR request: one API channel user is erased over the admin API — conversation,
+/// messages and their copy in the training history — while another user keeps theirs; the
+/// erasure, a retention change and a CLI erasure are in the audit log with counts, never texts.
+#[test]
+fn a_channel_user_is_erased_everywhere_and_the_audit_log_says_so() {
+    let rt = kefu_e2e::runtime();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path();
+    let node = Server::start(data, &[]);
+    let admin = kefu_e2e::admin_key(data);
+    let out = kefu_e2e::kefu_ok(data, &["site", "set", "demo", "--api-token", "--json"]);
+    let set: Value = serde_json::from_str(&out).expect("JSON");
+    let token = set["api_token"].as_str().expect("token").to_string();
+    let path = "/v1/channels/api/demo/messages";
+
+    let (gone, kept) = rt.block_on(async {
+        let api = Api::new(&node.base);
+        let mut convs = Vec::new();
+        for (user, text) in [
+            ("line:U1", "我的订单号是 KF20261206，多久发货？"),
+            ("line:U2", "How long does delivery take?"),
+        ] {
+            let (status, body) = api
+                .post(path, Some(&token), json!({"user_id": user, "text": text}))
+                .await;
+            assert_eq!(status, 200, "{body}");
+            convs.push(body["conversation_id"].as_str().expect("id").to_string());
+        }
+        // Both bot replies are in before the history is imported.
+        for conv in &convs {
+            let started = Instant::now();
+            loop {
+                let (_, t) = api
+                    .get(&format!("/v1/admin/conversations/{conv}"), Some(&admin))
+                    .await;
+                if t["messages"].as_array().is_some_and(|m| m.len() >= 2) {
+                    break;
+                }
+                assert!(started.elapsed() < Duration::from_secs(20), "no bot reply");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        (convs[0].clone(), convs[1].clone())
+    });
+    let imported = kefu_e2e::kefu_ok(data, &["train", "import", "--from-kefu", "--json"]);
+    assert!(imported.contains("\"added\":2"), "{imported}");
+
+    rt.block_on(async {
+        let api = Api::new(&node.base);
+        let erase = "/v1/admin/visitors/erase";
+        let (status, body) = api
+            .post(
+                erase,
+                None,
+                json!({"site_key": "demo", "user_id": "line:U1", "channel": "api"}),
+            )
+            .await;
+        assert_eq!(status, 401, "{body}");
+        let (status, body) = api
+            .post(
+                erase,
+                Some(&admin),
+                json!({"site_key": "demo", "user_id": "line:U1", "visitor_id": "v_x"}),
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("invalid_input"))
+        );
+        let (status, erased) = api
+            .post(
+                erase,
+                Some(&admin),
+                json!({"site_key": "demo", "user_id": "line:U1", "channel": "api"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{erased}");
+        assert_eq!(erased["conversations"], 1);
+        assert!(erased["messages"].as_u64() >= Some(2), "{erased}");
+        assert_eq!(erased["history_conversations"], 1, "{erased}");
+        assert!(erased["history_messages"].as_u64() >= Some(2), "{erased}");
+        let (status, _) = api
+            .get(&format!("/v1/admin/conversations/{gone}"), Some(&admin))
+            .await;
+        assert_eq!(status, 404, "the conversation is gone");
+        let (status, _) = api
+            .get(&format!("/v1/admin/conversations/{kept}"), Some(&admin))
+            .await;
+        assert_eq!(status, 200, "the other user's stays");
+        let (status, body) = api
+            .post(
+                erase,
+                Some(&admin),
+                json!({"site_key": "demo", "user_id": "line:U1", "channel": "api"}),
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (404, Some("not_found"))
+        );
+        // The user writes again: a new visitor and conversation.
+        let (status, again) = api
+            .post(
+                path,
+                Some(&token),
+                json!({"user_id": "line:U1", "text": "hi again"}),
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert_ne!(again["conversation_id"].as_str(), Some(gone.as_str()));
+
+        let (status, body) = api
+            .put(
+                "/v1/admin/sites/demo/retention",
+                Some(&admin),
+                json!({"days": 99999}),
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("invalid_input"))
+        );
+        let (status, body) = api
+            .put(
+                "/v1/admin/sites/demo/retention",
+                Some(&admin),
+                json!({"days": 30}),
+            )
+            .await;
+        assert_eq!((status, body["days"].as_u64()), (200, Some(30)));
+    });
+
+    // The training history no longer holds the erased conversation; the CLI erases the other.
+    let history = kefu_e2e::kefu_ok(data, &["train", "import", "--from-kefu", "--json"]);
+    assert!(history.contains("\"unchanged\":1"), "{history}");
+    let cli: Value = serde_json::from_str(&kefu_e2e::kefu_ok(
+        data,
+        &[
+            "visitor",
+            "erase",
+            "--site",
+            "demo",
+            "--user-id",
+            "line:U2",
+            "--channel",
+            "api",
+            "--json",
+        ],
+    ))
+    .expect("JSON");
+    assert_eq!(cli["conversations"], 1, "{cli}");
+    let audit: Value =
+        serde_json::from_str(&kefu_e2e::kefu_ok(data, &["audit", "--json"])).expect("JSON");
+    let entries = audit.as_array().expect("entries");
+    let has = |actor: &str, action: &str| {
+        entries
+            .iter()
+            .any(|e| e["actor"] == actor && e["action"] == action)
+    };
+    assert!(has("admin-api", "visitor.erased"), "{audit}");
+    assert!(has("admin-api", "training.erased"), "{audit}");
+    assert!(has("admin-api", "retention.set"), "{audit}");
+    assert!(has("cli", "visitor.erased"), "{audit}");
+    assert!(!audit.to_string().contains("KF20261206"), "no erased text");
 }

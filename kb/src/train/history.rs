@@ -445,3 +445,74 @@ mod tests {
         assert_eq!(all[0].messages[1].text, "hello there");
     }
 }
+
+/// What erasing conversations from the training data removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct HistoryErased {
+    /// Stored history conversations (under any source) removed.
+    pub conversations: u64,
+    pub messages: u64,
+    /// Mined proposals whose examples named an erased conversation: the names removed.
+    pub proposals_changed: u64,
+    /// Pending proposals every example of which was erased: removed from the review queue.
+    pub proposals_removed: u64,
+}
+
+/// Erases the conversations with these ids from the training history (whatever source they
+/// were imported under) and from the mined proposals' examples, in one transaction.
+pub async fn erase(kb: &KbStore, conversation_ids: &[String]) -> Result<HistoryErased> {
+    let mut out = HistoryErased::default();
+    if conversation_ids.is_empty() {
+        return Ok(out);
+    }
+    let erased: std::collections::HashSet<&str> =
+        conversation_ids.iter().map(String::as_str).collect();
+    let mut tx = kb.pool().begin().await?;
+    for id in conversation_ids {
+        out.messages += sqlx::query("DELETE FROM history_messages WHERE conversation_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        out.conversations += sqlx::query("DELETE FROM history_conversations WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+    }
+    let rows = sqlx::query("SELECT id, status, conversations FROM faq_proposals")
+        .fetch_all(&mut *tx)
+        .await?;
+    for row in rows {
+        let id: i64 = row.try_get("id")?;
+        let status: String = row.try_get("status")?;
+        let names: Vec<String> =
+            serde_json::from_str(&row.try_get::<String, _>("conversations")?).unwrap_or_default();
+        let kept: Vec<&String> = names
+            .iter()
+            .filter(|n| {
+                let conv = n.split_once('/').map_or(n.as_str(), |(_, c)| c);
+                !erased.contains(conv)
+            })
+            .collect();
+        if kept.len() == names.len() {
+            continue;
+        }
+        if kept.is_empty() && status == "pending" {
+            sqlx::query("DELETE FROM faq_proposals WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            out.proposals_removed += 1;
+        } else {
+            sqlx::query("UPDATE faq_proposals SET conversations = $1 WHERE id = $2")
+                .bind(serde_json::to_string(&kept).unwrap_or_else(|_| "[]".into()))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            out.proposals_changed += 1;
+        }
+    }
+    tx.commit().await?;
+    Ok(out)
+}

@@ -8,6 +8,7 @@ pub mod kb_encoder;
 pub mod kb_eval;
 pub mod kb_tune;
 pub mod loadtest;
+pub mod privacy;
 pub mod serve;
 pub mod site;
 pub mod train;

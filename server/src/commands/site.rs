@@ -95,8 +95,16 @@ pub async fn run(config: &Config, cmd: SiteCommand) -> anyhow::Result<()> {
             wechat_app_id,
             wechat_app_secret,
             no_wechat,
+            retention_days,
             json,
         } => {
+            if let Some(days) = retention_days {
+                let privacy =
+                    crate::privacy::Privacy::new(store.clone(), config.knowledge_store().await?);
+                privacy
+                    .set_retention(&key, days, super::privacy::ACTOR)
+                    .await?;
+            }
             let mut token = None;
             if api_token {
                 token = Some(channels.issue_api_token(&key).await?);
@@ -124,7 +132,7 @@ pub async fn run(config: &Config, cmd: SiteCommand) -> anyhow::Result<()> {
             if json {
                 println!(
                     "{}",
-                    json!({"key": key, "channels": names, "api_token": token})
+                    json!({"key": key, "channels": names, "api_token": token, "retention_days": retention_days})
                 );
             } else {
                 if let Some(token) = &token {

@@ -15,6 +15,7 @@ use crate::analytics::AnalyticsError;
 use crate::channels::ChannelError;
 use crate::conversation::ConversationError;
 use crate::handoff::HandoffError;
+use crate::privacy::PrivacyError;
 use crate::store::StoreError;
 use crate::triage::live_rules::ReplaceError;
 
@@ -304,6 +305,23 @@ impl From<ChannelError> for ApiError {
             E::Account(a) => a.into(),
             E::Store(s) => s.into(),
             E::Secret(s) => Self::internal(s),
+            other => Self::new(code, other.to_string()),
+        }
+    }
+}
+
+impl From<PrivacyError> for ApiError {
+    fn from(e: PrivacyError) -> Self {
+        use PrivacyError as E;
+        let code = match &e {
+            E::Invalid(_) => ErrorCode::InvalidInput,
+            E::UnknownSite(_) => ErrorCode::UnknownSite,
+            E::NotFound => ErrorCode::NotFound,
+            E::Store(_) | E::Knowledge(_) => ErrorCode::Internal,
+        };
+        match e {
+            E::Store(s) => s.into(),
+            E::Knowledge(k) => k.into(),
             other => Self::new(code, other.to_string()),
         }
     }

@@ -5,6 +5,7 @@ pub mod admin_eval;
 pub mod admin_kb;
 pub mod admin_keys;
 pub mod admin_llm;
+pub mod admin_privacy;
 pub mod admin_rules;
 pub mod admin_training;
 pub mod admin_webhooks;
@@ -197,6 +198,12 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/admin/agents/{name}/revoke", post(admin::revoke_agent))
         .route("/v1/admin/conversations", get(admin::conversations))
         .route("/v1/admin/conversations/{id}", get(admin::transcript))
+        .route("/v1/admin/visitors/erase", post(admin_privacy::erase))
+        .route(
+            "/v1/admin/sites/{key}/retention",
+            put(admin_privacy::set_retention),
+        )
+        .route("/v1/admin/audit", get(admin_privacy::audit))
         .route(
             "/v1/channels/api/{site_key}/messages",
             post(channels::api_message),

@@ -15,7 +15,7 @@ use utoipa::openapi::{RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::{
-    admin, admin_eval, admin_kb, admin_keys, admin_llm, admin_rules, admin_training,
+    admin, admin_eval, admin_kb, admin_keys, admin_llm, admin_privacy, admin_rules, admin_training,
     admin_webhooks, agent, channels, kb, visitor,
 };
 
@@ -74,6 +74,7 @@ pub fn error_code_schema() -> Schema {
         admin_llm::settings, admin_llm::test, admin_llm::replace, admin_llm::clear, admin_keys::list, admin_keys::create,
         admin_keys::revoke, admin_webhooks::list, admin_webhooks::create, admin_webhooks::remove,
         admin_webhooks::rotate, admin_webhooks::enable, admin_webhooks::deliveries,
+        admin_privacy::erase, admin_privacy::set_retention, admin_privacy::audit,
         channels::api_message, channels::api_handoff, channels::wechat_verify,
         channels::wechat_message,
     ),

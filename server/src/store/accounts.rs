@@ -266,7 +266,7 @@ impl Store {
         Ok(())
     }
 
-    async fn visitor_by_external(
+    pub(super) async fn visitor_by_external(
         &self,
         site_key: &str,
         channel: Channel,

@@ -11,6 +11,7 @@ mod events;
 mod messages;
 mod model;
 mod outbox;
+mod privacy;
 mod settings;
 mod turns;
 
@@ -29,6 +30,7 @@ pub use events::{DeliveryRecord, WebhookEndpoint, EVENT_TYPES};
 use messages::insert_message;
 pub use model::*;
 pub use outbox::{EventDelivery, OutboxDelivery};
+pub use privacy::{AuditEntry, Deleted};
 pub use settings::SharedSetting;
 
 /// Why a store operation failed.
