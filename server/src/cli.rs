@@ -217,6 +217,18 @@ pub enum SiteCommand {
         /// Delete conversations idle longer than this many days (0 keeps everything).
         #[arg(long)]
         retention_days: Option<u32>,
+        /// Business hours, e.g. "mon-fri 09:00-18:00; sat 10:00-14:00" (with --time-zone).
+        #[arg(long, requires = "time_zone")]
+        hours: Option<String>,
+        /// The business hours' IANA time zone, e.g. Asia/Shanghai.
+        #[arg(long, requires = "hours")]
+        time_zone: Option<String>,
+        /// Days closed, comma-separated YYYY-MM-DD (with --hours).
+        #[arg(long, requires = "hours", value_delimiter = ',')]
+        holidays: Vec<String>,
+        /// Remove the business hours (always open).
+        #[arg(long, conflicts_with = "hours")]
+        no_hours: bool,
         #[arg(long)]
         json: bool,
     },

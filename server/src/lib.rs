@@ -11,6 +11,7 @@ pub mod commands;
 pub mod config;
 pub mod conversation;
 pub mod handoff;
+pub mod hours;
 pub mod http;
 pub mod jobs;
 pub mod lang;

@@ -689,3 +689,103 @@ fn a_channel_user_is_erased_everywhere_and_the_audit_log_says_so() {
     assert!(has("cli", "visitor.erased"), "{audit}");
     assert!(!audit.to_string().contains("KF20261206"), "no erased text");
 }
+
+/// `YYYY-MM-DD` of a day counted from 1970-01-01 (proleptic Gregorian, UTC).
+fn civil(days: i64) -> String {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Business hours: outside them, a user who asks for a human — with an agent online — leaves
+/// an offline message and is told when agents are back; without hours the agent is called.
+#[test]
+fn outside_business_hours_a_handoff_takes_an_offline_message() {
+    let rt = kefu_e2e::runtime();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path();
+    kefu_e2e::add_agent(data, &[], "hu", "小胡", "hours-test-pw", &[]);
+    let node = Server::start(data, &[]);
+    let admin = kefu_e2e::admin_key(data);
+    let out = kefu_e2e::kefu_ok(data, &["site", "set", "demo", "--api-token", "--json"]);
+    let set: Value = serde_json::from_str(&out).expect("JSON");
+    let token = set["api_token"].as_str().expect("token").to_string();
+    let today = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64 / 86_400)
+        .unwrap_or(0);
+    // Closed from yesterday to tomorrow (in UTC): open again the day after, at 09:00.
+    let holidays: Vec<String> = (-1..=1).map(|d| civil(today + d)).collect();
+    let back = format!("{}T09:00:00+00:00", civil(today + 2));
+
+    rt.block_on(async {
+        let api = Api::new(&node.base);
+        let hours = "/v1/admin/sites/demo/hours";
+        let (status, body) = api
+            .put(
+                hours,
+                Some(&admin),
+                json!({"time_zone": "Asia/Nowhere", "weekly": "mon-sun 09:00-18:00"}),
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("invalid_input"))
+        );
+        let (status, body) = api
+            .put(
+                hours,
+                Some(&admin),
+                json!({"time_zone": "UTC", "weekly": "mon-sun 09:00-18:00", "holidays": holidays}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["open_now"], false, "{body}");
+        assert_eq!(body["reopens_at"].as_str(), Some(back.as_str()), "{body}");
+
+        let agent = api.agent("hu", "hours-test-pw").await;
+        let _console = kefu_e2e::chat::Chat::connect(&node.ws_url(), &agent).await;
+        let handoff = |user: &'static str| {
+            let api = &api;
+            let token = &token;
+            let admin = &admin;
+            async move {
+                let (status, body) = api
+                    .post(
+                        "/v1/channels/api/demo/handoff",
+                        Some(token),
+                        json!({"user_id": user}),
+                    )
+                    .await;
+                assert_eq!(status, 200, "{body}");
+                let conv = body["conversation_id"].as_str().expect("id").to_string();
+                let (_, t) = api
+                    .get(&format!("/v1/admin/conversations/{conv}"), Some(admin))
+                    .await;
+                let note = t["messages"]
+                    .as_array()
+                    .and_then(|m| m.iter().rev().find(|m| m["author"]["kind"] == "system"))
+                    .and_then(|m| m["text"].as_str())
+                    .unwrap_or_default()
+                    .to_string();
+                (t["conversation"]["offline"].clone(), note)
+            }
+        };
+        let (offline, note) = handoff("mail:closed@example.com").await;
+        assert_eq!(offline, true, "an offline message while closed");
+        assert!(note.contains("closed") && note.contains("09:00"), "{note}");
+
+        let (status, body) = api.delete(hours, Some(&admin)).await;
+        assert_eq!((status, body["open_now"].as_bool()), (200, Some(true)));
+        let (offline, note) = handoff("mail:open@example.com").await;
+        assert_eq!(offline, false);
+        assert!(note.contains("Connecting you"), "{note}");
+    });
+}

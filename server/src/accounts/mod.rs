@@ -338,6 +338,47 @@ impl Accounts {
         Ok(self.store.delete_expired_tokens().await?)
     }
 
+    /// Sets (`Some`) or clears a site's business hours, checked first.
+    pub async fn set_business_hours(
+        &self,
+        site_key: &str,
+        hours: Option<&crate::hours::BusinessHours>,
+    ) -> Result<()> {
+        let json = match hours {
+            Some(h) => {
+                h.schedule().map_err(AccountError::Invalid)?;
+                Some(serde_json::to_string(h).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+            }
+            None => None,
+        };
+        if !self
+            .store
+            .set_business_hours(site_key, json.as_deref())
+            .await?
+        {
+            return Err(AccountError::UnknownSite);
+        }
+        Ok(())
+    }
+
+    /// A site's business hours (`None`: always open); `unknown_site` when there is no site.
+    pub async fn business_hours(
+        &self,
+        site_key: &str,
+    ) -> Result<Option<crate::hours::BusinessHours>> {
+        if self.store.site(site_key).await?.is_none() {
+            return Err(AccountError::UnknownSite);
+        }
+        self.store
+            .business_hours(site_key)
+            .await?
+            .map(|json| {
+                serde_json::from_str(&json)
+                    .map_err(|e| StoreError::Corrupt(format!("business hours: {e}")).into())
+            })
+            .transpose()
+    }
+
     // ----- visitors -----
 
     /// Starts a visitor session: checks the site, the page's origin and the identity hash, finds

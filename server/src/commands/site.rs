@@ -96,8 +96,23 @@ pub async fn run(config: &Config, cmd: SiteCommand) -> anyhow::Result<()> {
             wechat_app_secret,
             no_wechat,
             retention_days,
+            hours,
+            time_zone,
+            holidays,
+            no_hours,
             json,
         } => {
+            if let (Some(weekly), Some(time_zone)) = (hours, time_zone) {
+                let hours = crate::hours::BusinessHours {
+                    time_zone,
+                    weekly,
+                    holidays,
+                };
+                accounts.set_business_hours(&key, Some(&hours)).await?;
+            }
+            if no_hours {
+                accounts.set_business_hours(&key, None).await?;
+            }
             if let Some(days) = retention_days {
                 let privacy =
                     crate::privacy::Privacy::new(store.clone(), config.knowledge_store().await?);
@@ -132,7 +147,7 @@ pub async fn run(config: &Config, cmd: SiteCommand) -> anyhow::Result<()> {
             if json {
                 println!(
                     "{}",
-                    json!({"key": key, "channels": names, "api_token": token, "retention_days": retention_days})
+                    json!({"key": key, "channels": names, "api_token": token, "retention_days": retention_days, "business_hours": accounts.business_hours(&key).await?})
                 );
             } else {
                 if let Some(token) = &token {

@@ -83,7 +83,8 @@ impl Handoff {
         reason: &'static str,
         trace: Option<serde_json::Value>,
     ) -> Result<Option<Committed>> {
-        let any_online = !self.presence.online().is_empty();
+        let closed = self.closed_note(conversation_id, lang).await?;
+        let any_online = closed.is_none() && !self.presence.online().is_empty();
         if any_online && self.auto_assign {
             if let Some(agent) = self.pick_agent().await? {
                 let note = NewMessage {
@@ -104,7 +105,7 @@ impl Handoff {
                 }
             }
         }
-        let text = queued_note(lang, any_online);
+        let text = closed.unwrap_or_else(|| queued_note(lang, any_online).to_string());
         let note = NewMessage {
             route_trace: trace,
             handoff_reason: Some(reason),
@@ -119,6 +120,30 @@ impl Handoff {
             within_capacity: false,
         };
         self.commit(conversation_id, &change, &note).await
+    }
+
+    /// What the visitor is told when the conversation's site is outside its business hours
+    /// now; `None` while it is open (or has no hours). Damaged hours count as always open.
+    async fn closed_note(&self, conversation_id: &str, lang: Lang) -> Result<Option<String>> {
+        let Some(json) = self.store.business_hours_of(conversation_id).await? else {
+            return Ok(None);
+        };
+        let schedule = serde_json::from_str::<crate::hours::BusinessHours>(&json)
+            .map_err(|e| e.to_string())
+            .and_then(|h| h.schedule());
+        let schedule = match schedule {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "a site's business hours are damaged; treated as open");
+                return Ok(None);
+            }
+        };
+        Ok(match schedule.at(crate::store::now_ms()) {
+            crate::hours::Openness::Open => None,
+            crate::hours::Openness::Closed { reopens } => {
+                Some(crate::hours::closed_note(lang, reopens.as_ref()))
+            }
+        })
     }
 
     /// The agent takes a queued (or bot-owned) conversation. The capacity check and the claim are

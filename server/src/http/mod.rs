@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod admin_eval;
+pub mod admin_hours;
 pub mod admin_kb;
 pub mod admin_keys;
 pub mod admin_llm;
@@ -204,6 +205,12 @@ pub fn app(state: AppState) -> Router {
             put(admin_privacy::set_retention),
         )
         .route("/v1/admin/audit", get(admin_privacy::audit))
+        .route(
+            "/v1/admin/sites/{key}/hours",
+            get(admin_hours::get)
+                .put(admin_hours::set)
+                .delete(admin_hours::remove),
+        )
         .route(
             "/v1/channels/api/{site_key}/messages",
             post(channels::api_message),

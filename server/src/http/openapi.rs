@@ -15,8 +15,8 @@ use utoipa::openapi::{RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::{
-    admin, admin_eval, admin_kb, admin_keys, admin_llm, admin_privacy, admin_rules, admin_training,
-    admin_webhooks, agent, channels, kb, visitor,
+    admin, admin_eval, admin_hours, admin_kb, admin_keys, admin_llm, admin_privacy, admin_rules,
+    admin_training, admin_webhooks, agent, channels, kb, visitor,
 };
 
 /// The error body every failed request gets.
@@ -75,6 +75,7 @@ pub fn error_code_schema() -> Schema {
         admin_keys::revoke, admin_webhooks::list, admin_webhooks::create, admin_webhooks::remove,
         admin_webhooks::rotate, admin_webhooks::enable, admin_webhooks::deliveries,
         admin_privacy::erase, admin_privacy::set_retention, admin_privacy::audit,
+        admin_hours::get, admin_hours::set, admin_hours::remove,
         channels::api_message, channels::api_handoff, channels::wechat_verify,
         channels::wechat_message,
     ),

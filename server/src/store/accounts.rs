@@ -326,3 +326,38 @@ fn visitor_from_row(r: &AnyRow) -> Result<Visitor> {
         display_name: r.try_get("display_name")?,
     })
 }
+
+impl Store {
+    /// Sets (`Some`: JSON) or clears a site's business hours; false when there is no such site.
+    pub async fn set_business_hours(&self, site_key: &str, hours: Option<&str>) -> Result<bool> {
+        let r = sqlx::query("UPDATE sites SET business_hours = $2 WHERE site_key = $1")
+            .bind(site_key)
+            .bind(hours.map(str::to_string))
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// A site's business hours (JSON), if it has any.
+    pub async fn business_hours(&self, site_key: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar::<_, Option<String>>(
+            "SELECT business_hours FROM sites WHERE site_key = $1",
+        )
+        .bind(site_key)
+        .fetch_optional(&self.pool)
+        .await?
+        .flatten())
+    }
+
+    /// The business hours (JSON) of a conversation's site, if it has any.
+    pub async fn business_hours_of(&self, conversation_id: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar::<_, Option<String>>(
+            "SELECT s.business_hours FROM conversations c JOIN sites s ON s.site_key = c.site_key
+             WHERE c.id = $1",
+        )
+        .bind(conversation_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .flatten())
+    }
+}
