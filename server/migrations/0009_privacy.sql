@@ -13,3 +13,6 @@ CREATE TABLE audit_log (
     detail   TEXT NOT NULL                   -- JSON counts
 );
 CREATE INDEX audit_log_at ON audit_log (at);
+
+-- Erasure and retention find a conversation's deliveries.
+CREATE INDEX webhook_outbox_conversation ON webhook_outbox (conversation_id);

@@ -224,15 +224,7 @@ fn config_file_sets_defaults_below_the_command_line() {
 
 /// Runs `kefu` in `data` with `args`, expects success, and parses stdout's first line as JSON.
 fn json_ok(data: &std::path::Path, args: &[&str]) -> Value {
-    let mut c = kefu(data);
-    c.args(args);
-    let out = run(c);
-    assert!(
-        out.status.success(),
-        "kefu {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = kefu_e2e::kefu_ok(data, args);
     serde_json::from_str(stdout.lines().next().unwrap_or("")).expect("a JSON line")
 }
 

@@ -447,7 +447,8 @@ impl Accounts {
         self.open_conversation(&visitor).await
     }
 
-    async fn open_conversation(&self, visitor: &Visitor) -> Result<Conversation> {
+    /// The visitor's open conversation, or a new one.
+    pub async fn open_conversation(&self, visitor: &Visitor) -> Result<Conversation> {
         Ok(match self.store.open_conversation(&visitor.id).await? {
             Some(c) => c,
             None => self.store.create_conversation(visitor).await?,

@@ -214,11 +214,7 @@ impl Channels {
     /// Commits a channel user's message in their open conversation (a new one after the last
     /// was resolved); the bot answers as it does on the web.
     pub async fn receive(&self, m: Inbound<'_>) -> Result<Received> {
-        if m.user.is_empty() || m.user.len() > MAX_USER_ID_BYTES {
-            return Err(ChannelError::Invalid(format!(
-                "user_id must be 1-{MAX_USER_ID_BYTES} bytes"
-            )));
-        }
+        check_user(m.user)?;
         if m.name.is_some_and(|n| n.chars().count() > MAX_NAME_CHARS) {
             return Err(ChannelError::Invalid(format!(
                 "name exceeds {MAX_NAME_CHARS} characters"
@@ -229,15 +225,7 @@ impl Channels {
             None => crate::store::new_id(&format!("{}:", m.channel.as_str())),
         };
         kefu_protocol::validate_message(&client_msg_id, m.text).map_err(ChannelError::Message)?;
-        let visitor = self
-            .store
-            .channel_visitor(m.site_key, m.channel, m.user, m.name)
-            .await?;
-        let conversation = self.accounts.visitor_conversation(&visitor.id).await?;
-        let who = Principal::Visitor {
-            visitor_id: visitor.id.clone(),
-            site_key: m.site_key.to_string(),
-        };
+        let (who, conversation) = self.open_for(m.site_key, m.channel, m.user, m.name).await?;
         let message = self
             .conversations
             .visitor_send(&who, &conversation.id, &client_msg_id, m.text)
@@ -255,19 +243,33 @@ impl Channels {
         channel: Channel,
         user: &str,
     ) -> Result<Conversation> {
-        let visitor = self
-            .store
-            .channel_visitor(site_key, channel, user, None)
-            .await?;
-        let conversation = self.accounts.visitor_conversation(&visitor.id).await?;
-        let who = Principal::Visitor {
-            visitor_id: visitor.id,
-            site_key: site_key.to_string(),
-        };
+        check_user(user)?;
+        let (who, conversation) = self.open_for(site_key, channel, user, None).await?;
         self.conversations
             .request_human(&who, &conversation.id)
             .await?;
         Ok(conversation)
+    }
+
+    /// The channel user's visitor (created on first contact) as a principal, and their open
+    /// conversation.
+    async fn open_for(
+        &self,
+        site_key: &str,
+        channel: Channel,
+        user: &str,
+        name: Option<&str>,
+    ) -> Result<(Principal, Conversation)> {
+        let visitor = self
+            .store
+            .channel_visitor(site_key, channel, user, name)
+            .await?;
+        let conversation = self.accounts.open_conversation(&visitor).await?;
+        let who = Principal::Visitor {
+            visitor_id: visitor.id,
+            site_key: site_key.to_string(),
+        };
+        Ok((who, conversation))
     }
 
     // ----- WeChat -----
@@ -377,6 +379,16 @@ impl Channels {
             ))
         }
     }
+}
+
+/// A channel's user id: 1-`MAX_USER_ID_BYTES` bytes.
+fn check_user(user: &str) -> Result<()> {
+    if user.is_empty() || user.len() > MAX_USER_ID_BYTES {
+        return Err(ChannelError::Invalid(format!(
+            "user_id must be 1-{MAX_USER_ID_BYTES} bytes"
+        )));
+    }
+    Ok(())
 }
 
 /// WeChat's query parameters.

@@ -114,9 +114,6 @@ pub async fn api_handoff(
     s.channels
         .check_api_token(&site_key, bearer(&headers))
         .await?;
-    if h.user_id.is_empty() || h.user_id.len() > crate::accounts::MAX_USER_ID_BYTES {
-        return Err(ApiError::invalid_input("user_id must be 1-128 bytes"));
-    }
     let c = s
         .channels
         .request_human(&site_key, Channel::Api, &h.user_id)

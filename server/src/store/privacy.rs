@@ -48,36 +48,43 @@ async fn delete_conversations(
             .bind(b)
             .fetch_all(&mut **tx)
             .await?;
-    let mut out = Deleted::default();
-    for id in &ids {
-        out.messages += sqlx::query("DELETE FROM messages WHERE conversation_id = $1")
-            .bind(id)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
-        out.ratings += sqlx::query("DELETE FROM ratings WHERE conversation_id = $1")
-            .bind(id)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
-        out.deliveries +=
-            sqlx::query("DELETE FROM webhook_outbox WHERE conversation_id = $1 AND pending = 1")
-                .bind(id)
-                .execute(&mut **tx)
-                .await?
-                .rows_affected();
-        // Sent deliveries' bodies hold the conversation's text too; the log keeps their fact.
-        sqlx::query("UPDATE webhook_outbox SET body = '{}' WHERE conversation_id = $1")
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
-        sqlx::query("DELETE FROM conversations WHERE id = $1")
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
-    }
-    out.conversation_ids = ids;
-    Ok(out)
+    let of_scope = format!("conversation_id IN (SELECT id FROM conversations WHERE {scope})");
+    let messages = scoped(tx, &format!("DELETE FROM messages WHERE {of_scope}"), a, b).await?;
+    let ratings = scoped(tx, &format!("DELETE FROM ratings WHERE {of_scope}"), a, b).await?;
+    let undelivered = format!("DELETE FROM webhook_outbox WHERE pending = 1 AND {of_scope}");
+    let deliveries = scoped(tx, &undelivered, a, b).await?;
+    // Sent deliveries' bodies hold the conversation's text too; the log keeps their fact.
+    let emptied = format!("UPDATE webhook_outbox SET body = '{{}}' WHERE {of_scope}");
+    scoped(tx, &emptied, a, b).await?;
+    scoped(
+        tx,
+        &format!("DELETE FROM conversations WHERE {scope}"),
+        a,
+        b,
+    )
+    .await?;
+    Ok(Deleted {
+        conversation_ids: ids,
+        messages,
+        ratings,
+        deliveries,
+        ..Deleted::default()
+    })
+}
+
+/// Runs one statement of a deletion's scope (binding `$1` and `$2`): the rows it changed.
+async fn scoped(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    sql: &str,
+    a: &str,
+    b: i64,
+) -> Result<u64> {
+    Ok(sqlx::query(sql)
+        .bind(a)
+        .bind(b)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected())
 }
 
 async fn audit(
