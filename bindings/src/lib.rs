@@ -105,6 +105,23 @@ pub struct ChatSource {
     pub score: f32,
 }
 
+/// A file sent with a message.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct ChatAttachment {
+    pub id: String,
+    pub name: String,
+    /// The type the server found in the bytes (`image/png`, `application/pdf`, …).
+    pub content_type: String,
+    pub size: u64,
+    /// Pixels, for images.
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// The file by an expiring link, relative to the server URL.
+    pub url: String,
+    /// A small JPEG preview (images), relative to the server URL.
+    pub thumbnail_url: Option<String>,
+}
+
 /// One committed message.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct ChatMessage {
@@ -119,6 +136,7 @@ pub struct ChatMessage {
     pub client_msg_id: Option<String>,
     pub sources: Vec<ChatSource>,
     pub quick_replies: Vec<String>,
+    pub attachments: Vec<ChatAttachment>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
@@ -246,6 +264,27 @@ impl ChatClient {
     /// reconnects).
     pub async fn send(&self, text: String) -> Result<u64, ChatError> {
         Ok(self.inner.send(&text).await?)
+    }
+
+    /// Uploads a file (image, PDF, office document, text) to the conversation; send the returned
+    /// attachment's id with `send_with_attachments`.
+    pub async fn upload_attachment(
+        &self,
+        name: String,
+        bytes: Vec<u8>,
+    ) -> Result<ChatAttachment, ChatError> {
+        Ok(convert_attachment(
+            self.inner.upload_attachment(&name, bytes).await?,
+        ))
+    }
+
+    /// Queues a message carrying uploaded files (the text may be empty); returns its client id.
+    pub fn send_with_attachments(
+        &self,
+        text: String,
+        attachments: Vec<String>,
+    ) -> Result<String, ChatError> {
+        Ok(self.inner.send_with_attachments(&text, attachments)?)
     }
 
     /// Asks for a human agent.
@@ -427,5 +466,19 @@ fn convert_message(m: protocol::Message) -> ChatMessage {
             })
             .collect(),
         quick_replies: m.quick_replies,
+        attachments: m.attachments.into_iter().map(convert_attachment).collect(),
+    }
+}
+
+fn convert_attachment(a: protocol::Attachment) -> ChatAttachment {
+    ChatAttachment {
+        id: a.id,
+        name: a.name,
+        content_type: a.content_type,
+        size: a.size,
+        width: a.width,
+        height: a.height,
+        url: a.url,
+        thumbnail_url: a.thumbnail_url,
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, StreamExt};
-use kefu_protocol::{Seq, ServerFrame};
+use kefu_protocol::{Attachment, Seq, ServerFrame};
 use serde_json::{json, Value};
 
 use crate::backoff::Backoff;
@@ -18,7 +18,7 @@ use crate::endpoints::Endpoints;
 use crate::error::ClientError;
 use crate::events::{ConnectionStatus, Event, Listener};
 use crate::platform;
-use crate::session::{validate_text, Identity, Session};
+use crate::session::{validate_message, validate_text, Identity, Session};
 use crate::transport::{self, Socket};
 
 /// How often the driver retries rate-limited sends, and every how many ticks it pings.
@@ -58,7 +58,13 @@ enum Command {
     Send {
         client_msg_id: String,
         text: String,
+        attachments: Vec<String>,
         done: Option<oneshot::Sender<Result<Seq, ClientError>>>,
+    },
+    Upload {
+        name: String,
+        bytes: Vec<u8>,
+        done: oneshot::Sender<Result<Attachment, ClientError>>,
     },
     RequestHuman,
     History(u32),
@@ -123,9 +129,51 @@ impl Client {
         self.command(Command::Send {
             client_msg_id: id.clone(),
             text: text.to_string(),
+            attachments: vec![],
             done: None,
         })?;
         Ok(id)
+    }
+
+    /// Queues a message carrying uploaded files (`upload_attachment`'s ids; the text may be
+    /// empty) and returns its `client_msg_id` at once, as `send_text` does.
+    pub fn send_with_attachments(
+        &self,
+        text: &str,
+        attachments: Vec<String>,
+    ) -> Result<String, ClientError> {
+        validate_message(text, &attachments)?;
+        let id = self.next_id();
+        self.command(Command::Send {
+            client_msg_id: id.clone(),
+            text: text.to_string(),
+            attachments,
+            done: None,
+        })?;
+        Ok(id)
+    }
+
+    /// Uploads a file (an image, a PDF, …) to the conversation; resolves with the attachment
+    /// (its id, the type the server found, links) to send with `send_with_attachments`. The
+    /// server refuses files over the site's size limit (`payload_too_large`) or of kinds it does
+    /// not accept (`unsupported_file`).
+    pub fn upload_attachment(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> impl Future<Output = Result<Attachment, ClientError>> + platform::MaybeSend + 'static {
+        let queued = if bytes.is_empty() {
+            Err(ClientError::InvalidInput("the file is empty".into()))
+        } else {
+            let (tx, rx) = oneshot::channel();
+            self.command(Command::Upload {
+                name: name.to_string(),
+                bytes,
+                done: tx,
+            })
+            .map(|()| rx)
+        };
+        async move { queued?.await.map_err(|_| ClientError::Closed)? }
     }
 
     /// Queues a message and resolves with its seq once the server committed it.
@@ -138,6 +186,7 @@ impl Client {
             self.command(Command::Send {
                 client_msg_id: self.next_id(),
                 text: text.to_string(),
+                attachments: vec![],
                 done: Some(tx),
             })
             .map(|()| rx)
@@ -380,9 +429,12 @@ impl Driver {
             Command::Send {
                 client_msg_id,
                 text,
+                attachments,
                 done,
             } => {
-                let r = self.session.send_text(client_msg_id.clone(), text);
+                let r = self
+                    .session
+                    .send_message(client_msg_id.clone(), text, attachments);
                 match (r, done) {
                     (Ok(()), Some(done)) => {
                         self.waiters.insert(client_msg_id, done);
@@ -414,6 +466,10 @@ impl Driver {
                 done,
             } => {
                 self.rate(score, comment, done);
+                Ok(())
+            }
+            Command::Upload { name, bytes, done } => {
+                self.upload(name, bytes, done);
                 Ok(())
             }
             Command::Close => Ok(()),
@@ -518,6 +574,34 @@ impl Driver {
         platform::spawn(async move {
             let r = transport::post_json(&url, Some(&token), &body).await;
             let _ = done.send(r.map(|_| ()));
+        });
+    }
+
+    fn upload(
+        &self,
+        name: String,
+        bytes: Vec<u8>,
+        done: oneshot::Sender<Result<Attachment, ClientError>>,
+    ) {
+        let Some(identity) = self.session.identity() else {
+            let _ = done.send(Err(ClientError::Offline));
+            return;
+        };
+        let url = self.base.rest(&format!(
+            "v1/conversations/{}/attachments?name={}",
+            identity.conversation_id,
+            kefu_protocol::percent_encode(&name)
+        ));
+        let token = identity.token.clone();
+        platform::spawn(async move {
+            let r = transport::post_bytes(&url, &token, bytes)
+                .await
+                .and_then(|v| {
+                    serde_json::from_value::<Attachment>(v).map_err(|e| {
+                        ClientError::Network(format!("unreadable attachment from the server: {e}"))
+                    })
+                });
+            let _ = done.send(r);
         });
     }
 

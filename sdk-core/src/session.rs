@@ -24,6 +24,8 @@ pub struct Identity {
 pub struct Outgoing {
     pub client_msg_id: String,
     pub text: String,
+    /// Uploaded files sent with it (ids).
+    pub attachments: Vec<String>,
     /// Sent on the current connection (cleared on disconnect, so it is resent after resume).
     sent: bool,
 }
@@ -230,7 +232,18 @@ impl Session {
 
     /// Queues a message (sent now when connected, else after reconnecting).
     pub fn send_text(&mut self, client_msg_id: String, text: String) -> Result<(), ClientError> {
-        validate_text(&text)?;
+        self.send_message(client_msg_id, text, vec![])
+    }
+
+    /// Queues a message with uploaded files (`attachments`: their ids); the text may then be
+    /// empty.
+    pub fn send_message(
+        &mut self,
+        client_msg_id: String,
+        text: String,
+        attachments: Vec<String>,
+    ) -> Result<(), ClientError> {
+        validate_message(&text, &attachments)?;
         if self.outbox.iter().any(|m| m.client_msg_id == client_msg_id) {
             return Err(ClientError::InvalidInput(format!(
                 "client_msg_id {client_msg_id} is already queued"
@@ -243,6 +256,7 @@ impl Session {
         self.outbox.push_back(Outgoing {
             client_msg_id,
             text,
+            attachments,
             sent: false,
         });
         if self.link == Link::Up && !self.needs_new_conversation {
@@ -424,6 +438,7 @@ impl Session {
                 conversation_id: identity.conversation_id.clone(),
                 client_msg_id: m.client_msg_id.clone(),
                 text: m.text.clone(),
+                attachments: m.attachments.clone(),
             });
         }
     }
@@ -504,6 +519,12 @@ pub fn validate_text(text: &str) -> Result<(), ClientError> {
     kefu_protocol::validate_text(text).map_err(|e| ClientError::InvalidInput(e.message))
 }
 
+/// Checks a message with attachments the way the server will.
+pub fn validate_message(text: &str, attachments: &[String]) -> Result<(), ClientError> {
+    kefu_protocol::validate_message_with("-", text, attachments)
+        .map_err(|e| ClientError::InvalidInput(e.message))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -528,6 +549,7 @@ mod tests {
             client_msg_id: client_msg_id.map(str::to_string),
             sources: vec![],
             quick_replies: vec![],
+            attachments: vec![],
             route_trace: None,
         }
     }

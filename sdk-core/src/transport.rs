@@ -116,6 +116,11 @@ mod imp {
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
+        answer(req).await
+    }
+
+    /// Sends `req` and reads the REST answer.
+    async fn answer(req: reqwest::RequestBuilder) -> Result<Value, ClientError> {
         let resp = req
             .send()
             .await
@@ -123,6 +128,16 @@ mod imp {
         let status = resp.status().as_u16();
         let body = resp.json::<Value>().await.unwrap_or(Value::Null);
         rest_result(status, body)
+    }
+
+    /// POSTs `bytes` as the body (a file upload) with a bearer token.
+    pub async fn post_bytes(url: &str, token: &str, bytes: Vec<u8>) -> Result<Value, ClientError> {
+        let req = client()
+            .post(url)
+            .bearer_auth(token)
+            .header("Content-Type", "application/octet-stream")
+            .body(bytes);
+        answer(req).await
     }
 
     /// An open WebSocket carrying text frames.
@@ -179,15 +194,32 @@ mod imp {
         if let Some(t) = token {
             req = req.header("Authorization", &format!("Bearer {t}"));
         }
-        let resp = req
+        let req = req
             .json(body)
-            .map_err(|e| ClientError::InvalidInput(e.to_string()))?
+            .map_err(|e| ClientError::InvalidInput(e.to_string()))?;
+        answer(req).await
+    }
+
+    /// Sends `req` with `fetch` and reads the REST answer.
+    async fn answer(req: gloo_net::http::Request) -> Result<Value, ClientError> {
+        let resp = req
             .send()
             .await
             .map_err(|e| ClientError::Network(e.to_string()))?;
         let status = resp.status();
         let body = resp.json::<Value>().await.unwrap_or(Value::Null);
         rest_result(status, body)
+    }
+
+    /// POSTs `bytes` as the body (a file upload) with `fetch` and a bearer token.
+    pub async fn post_bytes(url: &str, token: &str, bytes: Vec<u8>) -> Result<Value, ClientError> {
+        let body = js_sys::Uint8Array::from(bytes.as_slice());
+        let req = gloo_net::http::Request::post(url)
+            .header("Authorization", &format!("Bearer {token}"))
+            .header("Content-Type", "application/octet-stream")
+            .body(body)
+            .map_err(|e| ClientError::InvalidInput(e.to_string()))?;
+        answer(req).await
     }
 
     /// An open browser WebSocket carrying text frames.

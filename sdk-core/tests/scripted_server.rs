@@ -156,6 +156,7 @@ async fn websocket(stream: TcpStream, script: &Script) {
                         client_msg_id,
                         sources: vec![],
                         quick_replies: vec![],
+                        attachments: vec![],
                         route_trace: None,
                     },
                 };

@@ -44,6 +44,15 @@ const TEXT = {
   handoffs: ["转人工", "Handoffs"], firstResponse: ["人工首次响应（中位）", "Agent first response (median)"],
   toResolve: ["解决用时（中位）", "Time to resolve (median)"], csatLabel: ["满意度", "CSAT"], ratings: ["{0} 个评分", "{0} ratings"],
   requested: ["访客要求", "requested"], rule: ["规则", "rule"], intent: ["意图", "intent"], repeated_fallback: ["多次未答", "repeated fallback"], unknown: ["未知", "unknown"],
+  siteSettings: ["站点设置", "Site settings"], businessHours: ["营业时间", "Business hours"],
+  alwaysOpen: ["全天开放", "Always open"], openNow: ["现在营业中", "Open now"], closedNow: ["现在不营业，{0} 恢复", "Closed now, back at {0}"],
+  noHours: ["未设置营业时间：全天开放", "No business hours: always open"],
+  retention: ["数据保留", "Data retention"], retentionHint: ["天后删除不活跃的会话（0 = 永久保留）", "days, then idle conversations are deleted (0 keeps everything)"],
+  attachments: ["附件", "Attachments"], maxMb: ["最大（MB）", "Largest (MB)"], kinds: ["类型", "Kinds"],
+  webhooks: ["事件 Webhook", "Event webhooks"], events: ["事件", "Events"], allEvents: ["全部事件", "every event"],
+  enabledLabel: ["启用", "enabled"], disabledLabel: ["已停用：{0}", "disabled: {0}"], remove: ["删除", "Remove"],
+  secretOnce: ["签名密钥只显示这一次：", "The signing secret, shown this once:"], saved: ["已保存", "Saved"],
+  channelsHint: ["API 渠道与微信公众号用命令行设置：kefu site set KEY --api-token / --wechat-token …", "The API channel and WeChat Official Accounts are set up with the CLI: kefu site set KEY --api-token / --wechat-token …"],
   sites: ["站点", "Sites"], siteKey: ["站点 key", "Site key"], embed: ["嵌入代码", "Embed snippet"], origins: ["允许的来源（逗号分隔）", "allowed origins (comma-separated)"],
   add: ["添加", "Add"], people: ["客服与管理员", "Agents and operators"], role: ["角色", "Role"], capacity: ["容量", "Capacity"],
   roleAgent: ["客服", "agent"], roleAdmin: ["管理员", "admin"], roleVisitor: ["访客", "visitor"], roleBot: ["机器人", "bot"],
@@ -695,8 +704,81 @@ function bars(box, items, colors) {
 
 // ----- settings -----
 
+// ----- one site's settings: business hours, retention, attachment limits, event webhooks -----
+
+function ssSite() { return encodeURIComponent($("ssSite").value); }
+function ssSaved() { $("ssStatus").textContent = t("saved"); setTimeout(() => { $("ssStatus").textContent = ""; }, 3000); }
+function drawHours(h) {
+  $("ssZone").value = h.hours ? h.hours.time_zone : "";
+  $("ssWeekly").value = h.hours ? h.hours.weekly : "";
+  $("ssHolidays").value = h.hours ? h.hours.holidays.join(", ") : "";
+  $("ssOpen").textContent = !h.hours ? t("noHours") : h.open_now ? t("openNow") : t("closedNow", h.reopens_at || "—");
+}
+async function loadSiteSettings() {
+  showError("ssError");
+  $("ssHookNew").hidden = true;
+  if (!$("ssSite").value) return;
+  const [hours, retention, files, hooks] = await Promise.all([
+    api("GET", "/v1/admin/sites/" + ssSite() + "/hours"),
+    api("GET", "/v1/admin/sites/" + ssSite() + "/retention"),
+    api("GET", "/v1/admin/sites/" + ssSite() + "/attachments"),
+    api("GET", "/v1/admin/webhooks?site=" + ssSite()),
+  ]);
+  drawHours(hours);
+  $("ssDays").value = retention.days;
+  $("ssMaxMb").value = Math.round(files.max_bytes / 1048576);
+  $("ssKinds").value = files.kinds || "none";
+  const rows = $("ssHooks");
+  rows.textContent = "";
+  for (const e of hooks.endpoints) {
+    const tr = el("tr");
+    const b = el("button", "danger", t("remove"));
+    b.type = "button";
+    b.onclick = async () => {
+      try { await api("DELETE", "/v1/admin/webhooks/" + encodeURIComponent(e.id)); await loadSiteSettings(); } catch (x) { showError("ssError", x); }
+    };
+    const act = el("td"); act.append(b);
+    tr.append(el("td", "", e.url), el("td", "", e.events.length ? e.events.join(", ") : t("allEvents")),
+      el("td", "", e.enabled ? t("enabledLabel") : t("disabledLabel", e.disabled_reason || "")), act);
+    rows.append(tr);
+  }
+}
+function ssRun(fn) {
+  return async (ev) => {
+    ev.preventDefault();
+    showError("ssError");
+    try { await fn(); ssSaved(); } catch (x) { showError("ssError", x); }
+  };
+}
+$("ssSite").onchange = () => loadSiteSettings().catch((x) => showError("ssError", x));
+$("ssHours").onsubmit = ssRun(async () => {
+  const holidays = $("ssHolidays").value.split(/[,，\s]+/).map((d) => d.trim()).filter(Boolean);
+  drawHours(await api("PUT", "/v1/admin/sites/" + ssSite() + "/hours", { time_zone: $("ssZone").value.trim(), weekly: $("ssWeekly").value.trim(), holidays }));
+});
+$("ssHoursClear").onclick = ssRun(async () => drawHours(await api("DELETE", "/v1/admin/sites/" + ssSite() + "/hours")));
+$("ssRetention").onsubmit = ssRun(async () => {
+  await api("PUT", "/v1/admin/sites/" + ssSite() + "/retention", { days: Number($("ssDays").value || 0) });
+});
+$("ssFiles").onsubmit = ssRun(async () => {
+  const r = await api("PUT", "/v1/admin/sites/" + ssSite() + "/attachments", { max_bytes: Math.round(Number($("ssMaxMb").value) * 1048576), kinds: $("ssKinds").value.trim() });
+  $("ssKinds").value = r.kinds || "none";
+});
+$("ssHookForm").onsubmit = ssRun(async () => {
+  const events = $("ssHookEvents").value.split(/[,，\s]+/).map((x) => x.trim()).filter(Boolean);
+  const r = await api("POST", "/v1/admin/webhooks", { site_key: $("ssSite").value, url: $("ssHookUrl").value.trim(), events });
+  await loadSiteSettings();
+  $("ssHookSecret").textContent = r.secret;
+  $("ssHookNew").hidden = false;
+  $("ssHookUrl").value = ""; $("ssHookEvents").value = "";
+});
+
 async function loadSettings() {
   const sites = await loadSitesInto($("anSite"));
+  const keep = $("ssSite").value;
+  $("ssSite").textContent = "";
+  for (const s of sites) { const o = el("option", "", s.key); o.value = s.key; $("ssSite").append(o); }
+  if (keep) $("ssSite").value = keep;
+  await loadSiteSettings();
   const rows = $("siteRows");
   rows.textContent = "";
   for (const s of sites) {

@@ -221,6 +221,25 @@ function drawHead() {
   $("handback").disabled = !mine;
   $("resolve").disabled = c.state === "resolved" || (c.state === "agent" && !mine);
   $("send").disabled = !mine;
+  $("attach").disabled = !mine;
+}
+
+// Files sent with a message: image thumbnails linking to the file, other files as downloads.
+function filesView(files) {
+  const box = el("div", "files");
+  for (const f of files) {
+    const a = el("a");
+    a.href = f.url; a.target = "_blank"; a.rel = "noopener noreferrer";
+    if (f.thumbnail_url) {
+      const img = el("img"); img.src = f.thumbnail_url; img.alt = f.name; img.loading = "lazy";
+      a.append(img);
+    } else {
+      a.download = f.name;
+      a.textContent = "📎 " + f.name + " (" + Math.max(1, Math.round(f.size / 1024)) + " KB)";
+    }
+    box.append(a);
+  }
+  return box;
 }
 
 function renderMessage(m) {
@@ -234,6 +253,7 @@ function renderMessage(m) {
   const who = { visitor: "访客 / Visitor", bot: "机器人 / Bot", agent: m.author.name || "Agent", system: "" }[kind];
   if (who) box.append(el("div", "who", who + " · #" + m.seq));
   box.append(el("div", "text", m.text));
+  if (m.attachments && m.attachments.length) box.append(filesView(m.attachments));
   if (m.quick_replies && m.quick_replies.length) box.append(el("div", "quick", "快捷选项 / Offered: " + m.quick_replies.join(" | ")));
   if (m.route_trace) box.append(traceView(m.route_trace));
   const t = $("transcript");
@@ -330,6 +350,26 @@ $("composer").onsubmit = (e) => {
   send({ type: "send", conversation_id: current, client_msg_id: id, text });
   $("reply").value = "";
   stopTyping();
+};
+
+// An agent's file: uploaded to the conversation, then sent with whatever is typed.
+$("attach").onclick = () => $("file").click();
+$("file").onchange = async () => {
+  const file = $("file").files[0];
+  $("file").value = "";
+  if (!file || !current || $("attach").disabled) return;
+  $("chatError").textContent = "";
+  try {
+    const r = await fetch("/v1/conversations/" + encodeURIComponent(current) + "/attachments?name=" + encodeURIComponent(file.name), {
+      method: "POST", headers: { Authorization: "Bearer " + token, "Content-Type": "application/octet-stream" }, body: file,
+    });
+    const data = await r.json().catch(() => ({}));
+    if (!r.ok) throw new Error(data.error ? data.error.message : String(r.status));
+    const id = "c-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 8);
+    send({ type: "send", conversation_id: current, client_msg_id: id, text: $("reply").value.trim(), attachments: [data.id] });
+    $("reply").value = "";
+    stopTyping();
+  } catch (err) { $("chatError").textContent = file.name + ": " + err.message; }
 };
 
 if (token) start();

@@ -193,7 +193,8 @@ pub enum SiteCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Set up a site's channels: the API channel's token, a WeChat Official Account.
+    /// Set up a site's channels (the API channel's token, a WeChat Official Account), retention,
+    /// business hours and attachment limits.
     Set {
         key: String,
         /// Issue a new API channel token (printed once; the previous one stops working).
@@ -229,6 +230,13 @@ pub enum SiteCommand {
         /// Remove the business hours (always open).
         #[arg(long, conflicts_with = "hours")]
         no_hours: bool,
+        /// Largest file visitors and agents may send, in MB (default 10, at most 50).
+        #[arg(long)]
+        attachment_max_mb: Option<u64>,
+        /// Kinds of files accepted, comma-separated: image, pdf, office, text; or `none` to turn
+        /// attachments off (default: all).
+        #[arg(long)]
+        attachment_kinds: Option<String>,
         #[arg(long)]
         json: bool,
     },

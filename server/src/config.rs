@@ -48,9 +48,22 @@ pub struct Config {
     /// deployments can share one Qdrant.
     #[arg(long, global = true, env = "KEFU_QDRANT_PREFIX", default_value = kefu_kb::index::qdrant::DEFAULT_PREFIX)]
     pub qdrant_prefix: String,
+    /// Directory of the files visitors and agents send (default: `attachments` in the data
+    /// directory). Servers sharing one database must share it too (a network mount).
+    #[arg(long, global = true, env = "KEFU_ATTACHMENTS_DIR")]
+    pub attachments_dir: Option<PathBuf>,
 }
 
 impl Config {
+    /// Where attachments' files are kept.
+    pub fn attachment_files(&self) -> crate::attachments::AttachmentFiles {
+        crate::attachments::AttachmentFiles::new(
+            self.attachments_dir
+                .clone()
+                .unwrap_or_else(|| self.data_dir.join("attachments")),
+        )
+    }
+
     /// The PostgreSQL database shared by a cluster, when `--database-url` names one.
     pub fn shared_database_url(&self) -> Option<&str> {
         self.database_url

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod analytics;
 pub mod answer_eval;
+pub mod attachments;
 pub mod channels;
 pub mod cli;
 pub mod cluster;

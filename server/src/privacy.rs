@@ -13,6 +13,7 @@ use kefu_kb::KbError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::attachments::AttachmentFiles;
 use crate::store::{now_ms, AuditEntry, Channel, Deleted, Store, StoreError};
 
 /// How often each node applies the sites' retention.
@@ -58,6 +59,8 @@ pub struct Erasure {
     pub ratings: u64,
     pub deliveries: u64,
     pub tokens: u64,
+    /// Attachments (their records and files).
+    pub attachments: usize,
     /// Training history conversations and messages removed.
     pub history_conversations: u64,
     pub history_messages: u64,
@@ -73,15 +76,18 @@ pub struct Privacy {
     store: Store,
     /// The knowledge store, which holds the training history and the review queue.
     kb: KbStore,
+    /// Attachment files, deleted with their records.
+    files: AttachmentFiles,
     /// Called after an erasure to drop in-memory copies of visitors' texts (analytics).
     forget: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl Privacy {
-    pub fn new(store: Store, kb: KbStore) -> Self {
+    pub fn new(store: Store, kb: KbStore, files: AttachmentFiles) -> Self {
         Self {
             store,
             kb,
+            files,
             forget: None,
         }
     }
@@ -108,6 +114,7 @@ impl Privacy {
         .filter(|v| v.site_key == site_key)
         .ok_or(PrivacyError::NotFound)?;
         let deleted = self.store.erase_visitor(&visitor, actor).await?;
+        self.files.delete(&deleted.attachment_ids).await;
         let training = self
             .erase_training(&deleted, actor, site_key, &visitor.id)
             .await?;
@@ -121,6 +128,7 @@ impl Privacy {
             ratings: deleted.ratings,
             deliveries: deleted.deliveries,
             tokens: deleted.tokens,
+            attachments: deleted.attachment_ids.len(),
             history_conversations: training.conversations,
             history_messages: training.messages,
             proposals_changed: training.proposals_changed,
@@ -151,6 +159,17 @@ impl Privacy {
         Ok(erased)
     }
 
+    /// A site's retention in days (0 keeps everything).
+    pub async fn retention(&self, site_key: &str) -> Result<u32> {
+        self.store
+            .retention_policies()
+            .await?
+            .into_iter()
+            .find(|(site, _)| site == site_key)
+            .map(|(_, days)| days)
+            .ok_or_else(|| PrivacyError::UnknownSite(site_key.to_string()))
+    }
+
     /// Sets a site's retention (0 keeps everything).
     pub async fn set_retention(&self, site_key: &str, days: u32, actor: &str) -> Result<()> {
         if days > MAX_RETENTION_DAYS {
@@ -174,6 +193,7 @@ impl Privacy {
             }
             let cutoff = now_ms() - i64::from(days) * DAY_MS;
             let deleted = self.store.delete_expired(&site, cutoff).await?;
+            self.files.delete(&deleted.attachment_ids).await;
             if !deleted.conversation_ids.is_empty() {
                 history::erase(&self.kb, &deleted.conversation_ids).await?;
             }

@@ -28,6 +28,8 @@ pub struct Services {
     pub webhooks: crate::webhooks::Webhooks,
     /// Retention, erasure and the audit log.
     pub privacy: crate::privacy::Privacy,
+    /// Uploads, their limits and their signed links.
+    pub attachments: crate::attachments::Attachments,
     /// The API channel and WeChat Official Accounts.
     pub channels: Arc<crate::channels::Channels>,
     /// The rules file and LLM settings shared with the other nodes (PostgreSQL only).

@@ -72,13 +72,19 @@ async fn harness_with(limits: Limits) -> Harness {
     );
     let state =
         AppState::new(limits, None).with_trusted_proxies(vec!["10.0.0.2".parse().expect("ip")]);
+    let files = kefu_server::attachments::AttachmentFiles::new(dir.path().join("attachments"));
     state.set_ready(Arc::new(Services {
         training: kefu_server::training::Training::new(
             Arc::clone(&knowledge),
             dir.path(),
             dir.path(),
         ),
-        privacy: kefu_server::privacy::Privacy::new(store.clone(), knowledge.store().clone()),
+        privacy: kefu_server::privacy::Privacy::new(
+            store.clone(),
+            knowledge.store().clone(),
+            files.clone(),
+        ),
+        attachments: kefu_server::attachments::Attachments::new(store.clone(), files),
         knowledge,
         accounts: accounts.clone(),
         conversations: Arc::clone(&conversations),

@@ -4,9 +4,9 @@
 use kefu_protocol::{AuthorKind, ConversationState, Source};
 use kefu_server::analytics::{date_of, Analytics, ReportRequest};
 use kefu_server::store::{
-    now_ms, Agent, Append, BotTurn, Channel, ChannelReply, FallbackCount, NewMessage, Require,
-    Role, Site, Store, StoreError, TokenKind, TokenRecord, Transition, Visitor, WebhookEndpoint,
-    PASSIVE_HOLD_MS,
+    now_ms, Agent, Append, AttachmentLimits, AttachmentRecord, BotTurn, Channel, ChannelReply,
+    FallbackCount, NewMessage, Require, Role, Site, Store, StoreError, TokenKind, TokenRecord,
+    Transition, Visitor, WebhookEndpoint, PASSIVE_HOLD_MS,
 };
 use std::time::Duration;
 
@@ -953,22 +953,24 @@ async fn exercise_analytics(store: &Store) {
     assert_eq!((none.conversations, none.visitor_messages), (0, 0));
 }
 
-/// The agent's suggestions look up the visitor's last question, not a typed handoff request.
-async fn exercise_last_question(store: &Store) {
+/// A new open site `key` and a first anonymous visitor of it.
+async fn site_with_visitor(store: &Store, key: &str) -> Visitor {
     store
         .create_site(&Site {
-            key: "q-shop".into(),
-            name: "q".into(),
+            key: key.into(),
+            name: format!("{key} 小店"),
             allowed_origins: vec![],
             identity_secret: None,
             enforce_identity: false,
         })
         .await
         .expect("site");
-    let v = store
-        .visitor_for("q-shop", None, None)
-        .await
-        .expect("visitor");
+    store.visitor_for(key, None, None).await.expect("visitor")
+}
+
+/// The agent's suggestions look up the visitor's last question, not a typed handoff request.
+async fn exercise_last_question(store: &Store) {
+    let v = site_with_visitor(store, "q-shop").await;
     let c = store.create_conversation(&v).await.expect("conversation");
     for (kind, text) in [
         (AuthorKind::Visitor, "发票怎么开？"),
@@ -1245,3 +1247,152 @@ async fn exercise_privacy(store: &Store) {
 }
 
 on_both_stores!(exercise_privacy => sqlite_erasure_and_retention_delete_what_they_name, postgres_erasure_and_retention_delete_what_they_name);
+
+fn upload(id: &str, conversation_id: &str, uploader: &str, created_at: i64) -> AttachmentRecord {
+    AttachmentRecord {
+        id: id.into(),
+        site_key: "a-shop".into(),
+        conversation_id: conversation_id.into(),
+        uploader_kind: AuthorKind::Visitor,
+        uploader_id: uploader.into(),
+        name: "收据.png".into(),
+        content_type: "image/png".into(),
+        size: 1234,
+        width: Some(64),
+        height: Some(32),
+        thumbnail: true,
+        seq: None,
+        created_at,
+    }
+}
+
+/// Attachments in the store: a message carries its sender's unsent uploads to the conversation
+/// (bound in its transaction, each once, in the order named), every read brings them with signed
+/// links, a refused binding commits nothing, unsent uploads expire, limits are kept per site, and
+/// erasure names the files to delete.
+async fn exercise_attachments(store: &Store) {
+    let v = site_with_visitor(store, "a-shop").await;
+    let other = store
+        .visitor_for("a-shop", None, None)
+        .await
+        .expect("visitor");
+    let c = store.create_conversation(&v).await.expect("conv");
+    let now = now_ms();
+    for a in [
+        upload("att_a", &c.id, &v.id, now),
+        upload("att_b", &c.id, &v.id, now),
+        upload("att_theirs", &c.id, &other.id, now),
+        upload("att_old", &c.id, &v.id, now - 2 * 86_400_000),
+    ] {
+        store.insert_attachment(&a).await.expect("insert");
+    }
+    let send = |ids: &[&str], client: &str| NewMessage {
+        author_id: Some(v.id.clone()),
+        client_msg_id: Some(client.into()),
+        attachments: ids.iter().map(|s| s.to_string()).collect(),
+        ..NewMessage::text(AuthorKind::Visitor, "")
+    };
+    // Someone else's upload, or an unknown id: nothing is committed.
+    for ids in [&["att_a", "att_theirs"][..], &["att_a", "att_nope"][..]] {
+        let r = store
+            .append(&c.id, Require::Open, &send(ids, "m-x"))
+            .await
+            .expect("append");
+        assert_eq!(r, Append::UnknownAttachment, "{ids:?}");
+    }
+    assert_eq!(
+        store
+            .conversation(&c.id)
+            .await
+            .expect("c")
+            .map(|c| c.last_seq),
+        Some(0)
+    );
+    let Append::Committed { message, .. } = store
+        .append(
+            &c.id,
+            Require::Open,
+            &send(&["att_b", "att_a", "att_b"], "m-1"),
+        )
+        .await
+        .expect("append")
+    else {
+        panic!("not committed");
+    };
+    let names: Vec<&str> = message.attachments.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(names, ["att_b", "att_a"], "in the order named, once each");
+    let read = store
+        .message(&c.id, message.seq)
+        .await
+        .expect("read")
+        .expect("message");
+    assert_eq!(read.attachments.len(), 2);
+    let a = &read.attachments[1];
+    assert_eq!(
+        (a.name.as_str(), a.size, a.width),
+        ("收据.png", 1234, Some(64))
+    );
+    assert!(a.url.starts_with("/v1/attachments/att_a?exp="), "{}", a.url);
+    assert!(a
+        .thumbnail_url
+        .as_deref()
+        .is_some_and(|t| t.starts_with("/v1/attachments/att_a/thumbnail?")));
+    // The same upload cannot go out again; a resend of the same message is the same message.
+    let again = store
+        .append(&c.id, Require::Open, &send(&["att_a"], "m-2"))
+        .await
+        .expect("append");
+    assert_eq!(again, Append::UnknownAttachment);
+    let resend = store
+        .append(&c.id, Require::Open, &send(&["att_b", "att_a"], "m-1"))
+        .await
+        .expect("append");
+    assert!(matches!(resend, Append::Duplicate(m) if m.seq == message.seq));
+    assert_eq!(
+        store
+            .attachment("att_a")
+            .await
+            .expect("read")
+            .and_then(|r| r.seq),
+        Some(message.seq)
+    );
+
+    // Unsent uploads older than the cutoff go; sent ones and recent ones stay.
+    let gone = store
+        .delete_unsent_attachments(now - 86_400_000)
+        .await
+        .expect("sweep");
+    assert_eq!(gone, vec!["att_old".to_string()]);
+    assert!(store
+        .attachment("att_theirs")
+        .await
+        .expect("read")
+        .is_some());
+
+    // Limits per site.
+    let limits = AttachmentLimits {
+        max_bytes: Some(2_000_000),
+        kinds: Some("image,pdf".into()),
+    };
+    store
+        .set_attachment_limits("a-shop", &limits)
+        .await
+        .expect("set");
+    assert_eq!(
+        store.attachment_limits("a-shop").await.expect("get"),
+        limits
+    );
+    assert!(matches!(
+        store.set_attachment_limits("no-shop", &limits).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // Erasing the visitor names every attachment of their conversations.
+    let deleted = store.erase_visitor(&v, "test").await.expect("erase");
+    let mut ids = deleted.attachment_ids.clone();
+    ids.sort();
+    assert_eq!(ids, ["att_a", "att_b", "att_theirs"]);
+    assert!(store.attachment("att_a").await.expect("read").is_none());
+}
+
+on_both_stores!(exercise_attachments => sqlite_attachments_bind_once_and_are_erased, postgres_attachments_bind_once_and_are_erased);

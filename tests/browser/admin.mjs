@@ -5,7 +5,8 @@
 // measures answer quality on uploaded labelled questions (rates per language, the curve),
 // imports past chats, mines FAQs and approves one that the bot then answers with, trains an intent
 // model from an uploaded file (evaluated on an uploaded test file) and switches versions, edits the
-// rules file (a broken rule refused inline, a good one followed at once), and stores markup in an
+// rules file (a broken rule refused inline, a good one followed at once), sets a site's business
+// hours, retention, attachment limits and event webhooks, and stores markup in an
 // FAQ that renders as inert text. An English browser gets English labels;
 // the API reference page renders the OpenAPI document.
 //
@@ -202,6 +203,43 @@ await runInChromium(async (browser, watch) => {
   await page.locator("[data-testid=people] tr", { hasText: operator }).waitFor();
   // A display name with markup is shown as text.
   await page.locator("[data-testid=people] td", { hasText: "<img src=x" }).first().waitFor();
+
+  // A site's settings: business hours (a bad time zone refused inline), retention, attachment
+  // limits, and an event webhook added (its secret shown once) and removed.
+  await page.locator("[data-testid=ss-open]", { hasText: "全天开放" }).waitFor();
+  await page.fill("[data-testid=ss-zone]", "Mars/Olympus");
+  await page.fill("[data-testid=ss-weekly]", "mon-sun 00:00-24:00");
+  await page.click("[data-testid=ss-hours-save]");
+  await page.locator("[data-testid=ss-error]", { hasText: "invalid_input" }).waitFor();
+  await page.fill("[data-testid=ss-zone]", "Asia/Shanghai");
+  await page.click("[data-testid=ss-hours-save]");
+  await page.locator("[data-testid=ss-open]", { hasText: "现在营业中" }).waitFor();
+  await page.click("[data-testid=ss-hours-clear]");
+  await page.locator("[data-testid=ss-open]", { hasText: "全天开放" }).waitFor();
+  await page.fill("[data-testid=ss-days]", "180");
+  await page.click("[data-testid=ss-days-save]");
+  await page.locator("[data-testid=ss-status]", { hasText: "已保存" }).waitFor();
+  check(await page.inputValue("[data-testid=ss-max-mb]") === "10", "the default attachment limit");
+  await page.fill("[data-testid=ss-max-mb]", "5");
+  await page.fill("[data-testid=ss-kinds]", "image,pdf");
+  await page.click("[data-testid=ss-files-save]");
+  await page.locator("[data-testid=ss-status]", { hasText: "已保存" }).waitFor();
+  await page.fill("[data-testid=ss-hook-url]", "http://127.0.0.1:9/hooks");
+  await page.fill("[data-testid=ss-hook-events]", "message.created, conversation.queued");
+  await page.click("[data-testid=ss-hook-add]");
+  await page.locator("[data-testid=ss-hook-secret] code", { hasText: "whsec_" }).waitFor();
+  const hookRow = page.locator("[data-testid=ss-webhooks] tr", { hasText: "127.0.0.1:9/hooks" });
+  await hookRow.waitFor();
+  check(!(await page.locator("[data-testid=ss-webhooks]").innerText()).includes("whsec_"), "the list never shows secrets");
+  // What the console saved is what the server keeps.
+  await page.reload();
+  await page.click("[data-testid=tab-settings]");
+  await hookRow.waitFor();
+  check(await page.inputValue("[data-testid=ss-days]") === "180", "retention kept");
+  check(await page.inputValue("[data-testid=ss-max-mb]") === "5", "the attachment limit kept");
+  check(await page.inputValue("[data-testid=ss-kinds]") === "image,pdf", "the attachment kinds kept");
+  await hookRow.locator("button").click();
+  await hookRow.waitFor({ state: "detached" });
 
   // API keys: one issued (shown once) and listed by name, then revoked.
   await page.fill("[data-testid=key-name]", "crm-sync");

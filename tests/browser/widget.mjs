@@ -4,7 +4,8 @@
 //   chip, visitor markup shown as text, a handoff answered from the console in a second browser
 //   context (typing, markdown, XSS payloads inert), a message queued while the server restarts
 //   (this script prints STOP / START; the Rust driver answers STOPPED / STARTED on stdin), the
-//   agent resolves and the visitor rates the conversation in the widget;
+//   agent resolves and the visitor rates the conversation in the widget; a photo and a file are
+//   sent both ways (thumbnails, download links, a program refused);
 // - in Chinese with no agent online: the offline-message form, stored as an offline conversation;
 // - on a page of another origin (a page server on SHOP_PORT): the allow-listed site chats, a site that
 //   does not allow that origin is refused.
@@ -12,6 +13,7 @@
 //
 // usage: node widget.mjs BASE_URL AGENT_NAME AGENT_PASSWORD SHOP_PORT [SCREENSHOT_DIR]
 
+import { readFileSync } from "node:fs";
 import http from "node:http";
 import readline from "node:readline";
 import { check, consoleLogin, runInChromium } from "./harness.mjs";
@@ -136,6 +138,35 @@ await runInChromium(async (browser, watch) => {
   await agentMsg.getByText("bad link").click();
   step("agent reply rendered safely");
 
+  // ----- files both ways: the visitor's photo (a thumbnail in both views), the agent's text
+  // file (a download link), and a program refused with the reason shown -----
+  const photo = readFileSync(new URL("../fixtures/attachments/parcel.png", import.meta.url));
+  await visitor.fill(`${W} .composer textarea`, "The parcel arrived broken 包裹破损");
+  await visitor.setInputFiles(`${W} .composer input[type=file]`, { name: "parcel.png", mimeType: "image/png", buffer: photo });
+  const sentPhoto = visitor.locator(`${W} .msg.visitor:not(.pending) .files img[alt="parcel.png"]`);
+  await sentPhoto.waitFor();
+  await visitor.waitForFunction((w) => {
+    const img = document.querySelector(w).shadowRoot.querySelector(".msg.visitor .files img");
+    return img && img.complete && img.naturalWidth === 320;
+  }, W);
+  check(await visitor.locator(`${W} .msg.visitor`, { hasText: "包裹破损" }).count() === 1, "the text went with the photo");
+  const agentPhoto = agent.locator("[data-testid=transcript] .files img[alt='parcel.png']");
+  await agentPhoto.waitFor();
+  await agent.waitForFunction(() => {
+    const img = document.querySelector("[data-testid=transcript] .files img");
+    return img && img.complete && img.naturalHeight === 200;
+  });
+  const full = await (await fetch(new URL(await agentPhoto.locator("xpath=..").getAttribute("href"), base))).arrayBuffer();
+  check(Buffer.from(full).equals(photo), "the link serves the photo as sent");
+  await agent.setInputFiles("[data-testid=file]", { name: "退货地址.txt", mimeType: "text/plain", buffer: Buffer.from("上海市浦东新区 1 号\nReturn to: 1 Pudong Rd, Shanghai\n") });
+  const fileLink = visitor.locator(`${W} .msg.agent .files a[download="退货地址.txt"]`);
+  await fileLink.waitFor();
+  const text = await (await fetch(new URL(await fileLink.getAttribute("href"), base))).text();
+  check(text.includes("Return to: 1 Pudong Rd"), "the agent's file downloads");
+  await visitor.setInputFiles(`${W} .composer input[type=file]`, { name: "setup.exe", mimeType: "application/octet-stream", buffer: Buffer.from("MZ\x90\x00\x03\x00\x00\x00\x04\x00", "latin1") });
+  await visitor.locator(`${W} .msg.system`, { hasText: "setup.exe was not sent" }).waitFor();
+  step("attachments sent, shown and refused");
+
   // ----- the server restarts; a message typed meanwhile is queued and delivered once -----
   await control("STOP", "STOPPED");
   await visitor.locator(`${W} .banner`).waitFor({ state: "visible" });
@@ -185,8 +216,9 @@ await runInChromium(async (browser, watch) => {
   for (const [name, page] of [["visitor", visitor], ["agent", agent]]) {
     check(await page.evaluate(() => window.__xss === undefined), `${name}: no injected script ran`);
   }
+  // The only image is the photo's thumbnail, which the widget made itself.
   const injected = await visitor.evaluate(() =>
-    document.querySelector("kefu-chat").shadowRoot.querySelectorAll(".log img, .log script, .log iframe").length);
+    document.querySelector("kefu-chat").shadowRoot.querySelectorAll(".log .body img, .log script, .log iframe, .log img:not(.files img)").length);
   check(injected === 0, `no injected elements in the widget (${injected})`);
 
   // Transfer sizes (gzip on the wire) of the widget's files.

@@ -789,3 +789,271 @@ fn outside_business_hours_a_handoff_takes_an_offline_message() {
         assert!(note.contains("Connecting you"), "{note}");
     });
 }
+
+/// An upload: (status, body).
+async fn upload(api: &Api, token: &str, conv: &str, name: &str, bytes: Vec<u8>) -> (u16, Value) {
+    let r = api
+        .http
+        .post(format!(
+            "{}/v1/conversations/{conv}/attachments?name={name}",
+            api.base
+        ))
+        .bearer_auth(token)
+        .header("content-type", "application/octet-stream")
+        .body(bytes)
+        .send()
+        .await
+        .expect("upload");
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+/// An upload's refusal: (status, error code).
+fn refusal((status, body): (u16, Value)) -> (u16, String) {
+    let code = body["error"]["code"].as_str().unwrap_or_default();
+    (status, code.to_string())
+}
+
+/// A file by its link: (status, content type, content disposition, bytes).
+async fn fetch(api: &Api, link: &str) -> (u16, String, String, Vec<u8>) {
+    let r = api
+        .http
+        .get(format!("{}{link}", api.base))
+        .send()
+        .await
+        .expect("fetch");
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (ctype, disposition) = (header("content-type"), header("content-disposition"));
+    let status = r.status().as_u16();
+    (
+        status,
+        ctype,
+        disposition,
+        r.bytes().await.expect("body").to_vec(),
+    )
+}
+
+#[test]
+fn visitors_and_agents_send_files_served_by_expiring_links_and_erased_with_them() {
+    let rt = kefu_e2e::runtime();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path();
+    let node = Server::start(data, &[]);
+    let out = kefu_e2e::kefu_ok(
+        data,
+        &["site", "set", "demo", "--attachment-max-mb", "1", "--json"],
+    );
+    let set: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(set["attachments"]["max_bytes"], 1024 * 1024, "{set}");
+    assert_eq!(set["attachments"]["kinds"], "image,pdf,office,text");
+    kefu_e2e::add_agent(data, &[], "li", "小李", "agent-pass-2026", &[]);
+    let png =
+        std::fs::read(kefu_e2e::workspace_root().join("tests/fixtures/attachments/parcel.png"))
+            .expect("fixture");
+
+    let (visitor_id, sent_ids) = rt.block_on(async {
+        let api = Api::new(&node.base);
+        let (status, session) = api
+            .post("/v1/visitor/sessions", None, json!({"site_key": "demo"}))
+            .await;
+        assert_eq!(status, 201, "{session}");
+        let token = session["token"].as_str().expect("token").to_string();
+        let conv = session["conversation_id"]
+            .as_str()
+            .expect("conv")
+            .to_string();
+        let (other, _) = api.visitor("demo").await;
+
+        // Refusals, each with its code; nothing is kept.
+        assert_eq!(
+            refusal(upload(&api, &other, &conv, "x.png", png.clone()).await),
+            (403, "forbidden".to_string())
+        );
+        assert_eq!(
+            refusal(
+                upload(
+                    &api,
+                    &token,
+                    &conv,
+                    "setup.exe",
+                    b"MZ\x90\0\x03\0\0\0\x04\0".to_vec()
+                )
+                .await
+            ),
+            (400, "unsupported_file".to_string())
+        );
+        assert_eq!(
+            refusal(upload(&api, &token, &conv, "big.txt", vec![b'a'; 1024 * 1024 + 1]).await),
+            (413, "payload_too_large".to_string())
+        );
+        assert_eq!(
+            refusal(upload(&api, &token, &conv, "empty.txt", vec![]).await),
+            (400, "invalid_input".to_string())
+        );
+        let mut broken = png.clone();
+        broken.truncate(200);
+        assert_eq!(
+            refusal(upload(&api, &token, &conv, "broken.png", broken).await),
+            (400, "unsupported_file".to_string())
+        );
+
+        // A photo of the parcel: sniffed, measured, a thumbnail made.
+        let (status, photo) =
+            upload(&api, &token, &conv, "%E5%8C%85%E8%A3%B9.png", png.clone()).await;
+        assert_eq!(status, 201, "{photo}");
+        assert_eq!(photo["name"], "包裹.png");
+        assert_eq!(photo["content_type"], "image/png");
+        assert_eq!(
+            (photo["width"].as_u64(), photo["height"].as_u64()),
+            (Some(640), Some(400))
+        );
+        let id = photo["id"].as_str().expect("id").to_string();
+
+        let mut chat = kefu_e2e::chat::Chat::connect(&node.ws_url(), &token).await;
+        chat.subscribe(&conv, 0).await;
+        chat.say(&conv, "m-1", "包裹到了，但是破损了").await;
+        chat.message_by("bot").await;
+        chat.send(
+            json!({"type": "send", "conversation_id": conv, "client_msg_id": "m-2",
+                         "text": "", "attachments": [id]}),
+        )
+        .await;
+        let mine = chat
+            .until("the photo", |v| {
+                v["type"] == "message" && v["message"]["client_msg_id"] == "m-2"
+            })
+            .await["message"]
+            .clone();
+        let sent = &mine["attachments"][0];
+        assert_eq!(sent["id"], id.as_str());
+        // The bot cannot read it and offers a person, in the visitor's language.
+        let bot = chat.message_by("bot").await;
+        assert!(
+            bot["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("收到您的文件")),
+            "{bot}"
+        );
+        assert_eq!(bot["quick_replies"], json!(["转人工"]));
+
+        let url = sent["url"].as_str().expect("url");
+        let (status, ctype, disposition, bytes) = fetch(&api, url).await;
+        assert_eq!((status, ctype.as_str()), (200, "image/png"));
+        assert!(disposition.starts_with("inline"), "{disposition}");
+        assert_eq!(bytes, png, "the same bytes come back");
+        let thumb = sent["thumbnail_url"].as_str().expect("thumbnail");
+        let (status, ctype, _, bytes) = fetch(&api, thumb).await;
+        assert_eq!((status, ctype.as_str()), (200, "image/jpeg"));
+        assert!(bytes.starts_with(&[0xFF, 0xD8]) && bytes.len() < png.len() * 4);
+        let forged = url.replace("sig=", "sig=00");
+        assert_eq!(fetch(&api, &forged).await.0, 403, "a forged link");
+        let (status, ..) = fetch(&api, &format!("/v1/attachments/{id}?exp=1&sig=00")).await;
+        assert_eq!(status, 403, "an expired, unsigned link");
+        // History brings the file with the message, with working links.
+        let (_, page) = api
+            .get(&format!("/v1/conversations/{conv}/messages"), Some(&token))
+            .await;
+        let again = page["messages"]
+            .as_array()
+            .and_then(|m| m.iter().find(|m| m["client_msg_id"] == "m-2"))
+            .expect("in the history");
+        let relink = again["attachments"][0]["url"].as_str().expect("url");
+        assert_eq!(fetch(&api, relink).await.0, 200);
+        // One upload goes out once.
+        chat.send(
+            json!({"type": "send", "conversation_id": conv, "client_msg_id": "m-3",
+                         "text": "again", "attachments": [id]}),
+        )
+        .await;
+        assert_eq!(chat.error_code().await, "invalid_input");
+
+        // An agent claims it and sends a PDF back (REST), which the visitor sees live.
+        let agent = api.agent("li", "agent-pass-2026").await;
+        assert_eq!(
+            refusal(
+                upload(
+                    &api,
+                    &agent,
+                    &conv,
+                    "label.pdf",
+                    b"%PDF-1.4\n%\xe2\xe3\n".to_vec()
+                )
+                .await
+            ),
+            (409, "not_owner".to_string()),
+            "claim first"
+        );
+        let (status, _) = api.agent_action(&agent, &conv, "claim").await;
+        assert_eq!(status, 200);
+        let (status, pdf) = upload(
+            &api,
+            &agent,
+            &conv,
+            "label.pdf",
+            b"%PDF-1.4\n%\xe2\xe3\n".to_vec(),
+        )
+        .await;
+        assert_eq!(status, 201, "{pdf}");
+        assert_eq!(pdf["content_type"], "application/pdf");
+        assert!(pdf["thumbnail_url"].is_null());
+        let (status, body) = api
+            .post(
+                &format!("/v1/agent/conversations/{conv}/messages"),
+                Some(&agent),
+                json!({"text": "退货面单，请打印 / your return label", "attachments": [pdf["id"]]}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let from_agent = chat.message_by("agent").await;
+        let label = &from_agent["attachments"][0];
+        assert_eq!(label["name"], "label.pdf");
+        let (status, ctype, disposition, _) =
+            fetch(&api, label["url"].as_str().expect("url")).await;
+        assert_eq!((status, ctype.as_str()), (200, "application/pdf"));
+        assert!(
+            disposition.starts_with("attachment"),
+            "downloaded, not shown: {disposition}"
+        );
+        chat.close().await;
+        let visitor_id = session["visitor_id"].as_str().expect("visitor").to_string();
+        (
+            visitor_id,
+            vec![
+                (id, url.to_string()),
+                (
+                    pdf["id"].as_str().expect("id").to_string(),
+                    label["url"].as_str().expect("url").to_string(),
+                ),
+            ],
+        )
+    });
+
+    // Erasing the visitor deletes the files too.
+    let files = data.join("attachments");
+    assert!(files.join(&sent_ids[0].0).exists());
+    let out = kefu_e2e::kefu_ok(
+        data,
+        &[
+            "visitor",
+            "erase",
+            "--site",
+            "demo",
+            "--visitor-id",
+            &visitor_id,
+            "--json",
+        ],
+    );
+    let erased: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(erased["attachments"], 2, "{erased}");
+    for (id, url) in &sent_ids {
+        assert!(!files.join(id).exists(), "{id} deleted");
+        assert!(!files.join(format!("{id}.thumb")).exists());
+        let status = rt.block_on(async { fetch(&Api::new(&node.base), url).await.0 });
+        assert_eq!(status, 404, "{url}");
+    }
+}

@@ -13,6 +13,8 @@
   const base = scriptUrl.href.replace(/widget\.js(\?.*)?$/, "");
   const server = script.dataset.server || scriptUrl.origin;
   const siteKey = script.dataset.siteKey || "demo";
+  // Attachment links are relative to the server (the first node, when several are named).
+  const fileBase = server.split(",")[0].trim();
   const pageLang = (script.dataset.lang || document.documentElement.lang || navigator.language || "en").toLowerCase();
   const zh = pageLang.startsWith("zh");
 
@@ -27,6 +29,7 @@
     offlinePrefix: "【留言】", contactLabel: "联系方式", stopped: "无法连接客服",
     rateTitle: "请为本次服务评分", star: (n) => `${n} 星`, rateComment: "还有什么想告诉我们的？（选填）",
     rateSend: "提交评价", rateThanks: "感谢您的评价！", rateFailed: "评价未能提交，请重试",
+    attach: "发送图片或文件", uploading: (n) => `正在上传 ${n}…`, uploadFailed: (n) => `${n} 未能发送`,
   } : {
     open: "Chat with us", title: script.dataset.title || "Customer service", close: "Close", send: "Send",
     placeholder: "Type a message, Enter to send", human: "Talk to a human", bot: "Assistant",
@@ -41,6 +44,7 @@
     rateTitle: "How did we do?", star: (n) => `${n} star${n > 1 ? "s" : ""}`,
     rateComment: "Anything else to tell us? (optional)", rateSend: "Send rating",
     rateThanks: "Thanks for your rating!", rateFailed: "The rating was not sent, please try again",
+    attach: "Send a photo or file", uploading: (n) => `Uploading ${n}…`, uploadFailed: (n) => `${n} was not sent`,
   };
 
   const CSS = `
@@ -80,6 +84,10 @@ header .close { font-size: 20px; line-height: 1; }
 .msg code { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 13px; }
 .msg blockquote { border-left: 3px solid #d0d7de; padding-left: 8px; color: #57606a; }
 .msg a { color: #2563eb; text-decoration: underline; }
+.files { display: flex; flex-direction: column; gap: 4px; margin-top: 4px; }
+.files img { display: block; max-width: 100%; height: auto; border-radius: 6px; background: #e5e7eb; }
+.msg.visitor .files a { color: #fff; }
+form .attach { border: 1px solid #d0d7de; border-radius: 8px; min-width: 36px; min-height: 36px; font-size: 18px; color: #57606a; }
 .sources { margin: 6px 0 0; padding: 6px 0 0; border-top: 1px solid #e5e7eb; list-style: none; font-size: 12px; color: #57606a; }
 .chips { display: flex; flex-wrap: wrap; gap: 6px; padding: 6px 12px 0; background: #f6f8fa; }
 .chips button { border: 1px solid #2563eb; color: #2563eb; border-radius: 14px; padding: 3px 10px; background: #fff; font-size: 13px; }
@@ -145,7 +153,9 @@ form.rating { flex-direction: column; background: #f0f9ff; }
     const typing = el("div", { class: "typing", hidden: true, text: T.typing });
     const chips = el("div", { class: "chips", hidden: true });
     const input = el("textarea", { rows: "1", maxlength: "4000", placeholder: T.placeholder, "aria-label": T.placeholder });
-    const composer = el("form", { class: "composer" }, input, el("button", { type: "submit", text: T.send }));
+    const filePicker = el("input", { type: "file", hidden: true, accept: "image/png,image/jpeg,image/gif,image/webp,application/pdf,.docx,.xlsx,.pptx,.txt" });
+    const attach = el("button", { class: "attach", type: "button", "aria-label": T.attach, title: T.attach, text: "📎" });
+    const composer = el("form", { class: "composer" }, attach, filePicker, input, el("button", { type: "submit", text: T.send }));
     const contact = el("input", { name: "contact", type: "text", maxlength: "200", placeholder: T.contact, "aria-label": T.contact });
     const offlineText = el("textarea", { name: "message", rows: "3", maxlength: "3500", placeholder: T.offlineMessage, "aria-label": T.offlineMessage });
     const offline = el("form", { class: "offline", hidden: true }, el("p", { text: T.offlineTitle }), contact, offlineText, el("button", { type: "submit", text: T.offlineSend }));
@@ -184,6 +194,28 @@ form.rating { flex-direction: column; background: #f0f9ff; }
     function renderBody(target, text, markdown) {
       if (markdown) engine.renderMessage(target, text);
       else target.textContent = text;
+    }
+
+    function sizeText(n) {
+      return n >= 1048576 ? `${(n / 1048576).toFixed(1)} MB` : `${Math.max(1, Math.round(n / 1024))} KB`;
+    }
+
+    // Files sent with a message: images as thumbnails linking to the file, others as links.
+    // Links are relative to the server and expire; every read of the message brings fresh ones.
+    function showFiles(node, files) {
+      if (!files || !files.length || node.querySelector(".files")) return;
+      const box = el("div", { class: "files" });
+      for (const f of files) {
+        const link = el("a", { href: new URL(f.url, fileBase).href, target: "_blank", rel: "noopener noreferrer" });
+        if (f.thumbnail_url) {
+          link.append(el("img", { src: new URL(f.thumbnail_url, fileBase).href, alt: f.name, loading: "lazy" }));
+        } else {
+          link.setAttribute("download", f.name);
+          link.textContent = `📎 ${f.name} (${sizeText(f.size)})`;
+        }
+        box.append(link);
+      }
+      node.append(box);
     }
 
     function who(author) {
@@ -226,6 +258,7 @@ form.rating { flex-direction: column; background: #f0f9ff; }
         pending.delete(m.client_msg_id);
         node.classList.remove("pending");
         node.removeAttribute("aria-busy");
+        showFiles(node, m.attachments);
       } else {
         node = el("div", { class: `msg ${kind}` });
         const label = who(m.author);
@@ -233,6 +266,7 @@ form.rating { flex-direction: column; background: #f0f9ff; }
         const body = el("div", { class: "body" });
         renderBody(body, m.text, kind === "bot" || kind === "agent");
         node.append(body);
+        showFiles(node, m.attachments);
         if (m.sources && m.sources.length) {
           const list = el("ul", { class: "sources", "aria-label": T.sources });
           for (const s of m.sources) list.append(el("li", { text: `${T.sources}: ${s.title}` }));
@@ -372,6 +406,25 @@ form.rating { flex-direction: column; background: #f0f9ff; }
       return true;
     }
 
+    // Uploads a picked file, then sends it with whatever is typed; refusals (too large, a kind
+    // the site does not accept) are shown in the log.
+    async function sendFile(file) {
+      // A note outside the messages' seq order (no data-seq).
+      const note = el("div", { class: "msg system", role: "status", text: T.uploading(file.name) });
+      log.append(note);
+      scroll();
+      try {
+        const bytes = new Uint8Array(await file.arrayBuffer());
+        const attachment = JSON.parse(await chat.uploadAttachment(file.name, bytes));
+        chat.sendWithAttachments(input.value.trim(), [attachment.id]);
+        input.value = "";
+        stopTyping();
+        note.remove();
+      } catch (err) {
+        note.textContent = `${T.uploadFailed(file.name)}: ${(err && err.message) || err}`;
+      }
+    }
+
     function stopTyping() {
       clearTimeout(myTypingTimer);
       if (myTyping) { myTyping = false; chat.setTyping(false); }
@@ -396,6 +449,12 @@ form.rating { flex-direction: column; background: #f0f9ff; }
       if (ev.key === "Escape" && isOpen()) { ev.preventDefault(); close(); }
     });
     human.addEventListener("click", () => chat.requestHuman());
+    attach.addEventListener("click", () => filePicker.click());
+    filePicker.addEventListener("change", () => {
+      const file = filePicker.files && filePicker.files[0];
+      filePicker.value = "";
+      if (file) sendFile(file);
+    });
     composer.addEventListener("submit", (ev) => {
       ev.preventDefault();
       if (send(input.value)) input.value = "";

@@ -76,6 +76,32 @@ mod web {
             self.client.send_text(text).map_err(js_error)
         }
 
+        /// Queues a message carrying uploaded files (`attachments`: their ids; the text may be
+        /// empty); returns its client id.
+        #[wasm_bindgen(js_name = sendWithAttachments)]
+        pub fn send_with_attachments(
+            &self,
+            text: &str,
+            attachments: Vec<String>,
+        ) -> Result<String, JsError> {
+            self.client
+                .send_with_attachments(text, attachments)
+                .map_err(js_error)
+        }
+
+        /// Uploads a file's bytes; the promise resolves with the attachment's JSON (its `id`
+        /// goes to `sendWithAttachments`) or rejects with the server's refusal.
+        #[wasm_bindgen(js_name = uploadAttachment)]
+        pub fn upload_attachment(&self, name: &str, bytes: Vec<u8>) -> js_sys::Promise {
+            let upload = self.client.upload_attachment(name, bytes);
+            wasm_bindgen_futures::future_to_promise(async move {
+                let attachment = upload.await.map_err(|e| JsValue::from(js_error(e)))?;
+                serde_json::to_string(&attachment)
+                    .map(|json| JsValue::from_str(&json))
+                    .map_err(|e| JsValue::from_str(&e.to_string()))
+            })
+        }
+
         #[wasm_bindgen(js_name = requestHuman)]
         pub fn request_human(&self) -> Result<(), JsError> {
             self.client.request_human().map_err(js_error)

@@ -14,6 +14,10 @@ pub const MAX_TEXT_CHARS: usize = 4000;
 pub const MAX_CLIENT_MSG_ID_BYTES: usize = 64;
 /// Most messages one `history` request may return.
 pub const MAX_HISTORY_LIMIT: u32 = 100;
+/// Most attachments one message may carry.
+pub const MAX_ATTACHMENTS_PER_MESSAGE: usize = 10;
+/// Longest attachment id, in bytes.
+pub const MAX_ATTACHMENT_ID_BYTES: usize = 64;
 
 /// Per-conversation message sequence number, assigned when a message is committed (starts at 1).
 pub type Seq = u64;
@@ -32,10 +36,14 @@ pub enum ClientFrame {
         after_seq: Seq,
     },
     /// A new message. Resending the same `client_msg_id` never creates a second message.
+    /// `attachments` names files uploaded to the conversation beforehand (REST); with
+    /// attachments the text may be empty.
     Send {
         conversation_id: String,
         client_msg_id: String,
         text: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<String>,
     },
     /// The sender started or stopped typing.
     Typing {
@@ -84,6 +92,42 @@ pub struct Source {
     pub score: f32,
 }
 
+/// A file sent with a message (an image, a PDF, …).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub id: String,
+    /// The file name the sender gave.
+    pub name: String,
+    /// The type found in the file's bytes (never the sender's claim).
+    pub content_type: String,
+    /// Bytes.
+    pub size: u64,
+    /// Pixels, for images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// The file, by an expiring link relative to the server's URL (a fresh link comes with every
+    /// read of the message).
+    pub url: String,
+    /// A small JPEG preview (images), by an expiring link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail_url: Option<String>,
+}
+
+/// A file name as a URL query value or an RFC 5987 `filename*`: unreserved ASCII kept, every
+/// other byte (UTF-8) as `%XX`.
+pub fn percent_encode(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
 /// One committed message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
@@ -101,6 +145,9 @@ pub struct Message {
     /// Suggested replies the visitor can tap.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub quick_replies: Vec<String>,
+    /// Files sent with the message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
     /// Why the bot said this (rule, intent, knowledge hits with scores, thresholds, decision).
     /// Sent to agents only; visitors never see it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -322,13 +369,48 @@ pub fn is_blank(text: &str) -> bool {
 
 /// Checks a new message the way a `send` frame is checked (id length, then text).
 pub fn validate_message(client_msg_id: &str, text: &str) -> Result<(), FrameError> {
+    validate_message_with(client_msg_id, text, &[])
+}
+
+/// Checks a new message with attachments: the id, at most `MAX_ATTACHMENTS_PER_MESSAGE`
+/// attachment ids of 1–`MAX_ATTACHMENT_ID_BYTES` bytes, and the text (which may be empty when
+/// files come with it).
+pub fn validate_message_with(
+    client_msg_id: &str,
+    text: &str,
+    attachments: &[String],
+) -> Result<(), FrameError> {
     if client_msg_id.is_empty() || client_msg_id.len() > MAX_CLIENT_MSG_ID_BYTES {
         return Err(FrameError::new(
             ErrorCode::InvalidInput,
             format!("client_msg_id must be 1-{MAX_CLIENT_MSG_ID_BYTES} bytes"),
         ));
     }
-    validate_text(text)
+    if attachments.len() > MAX_ATTACHMENTS_PER_MESSAGE {
+        return Err(FrameError::new(
+            ErrorCode::TooLarge,
+            format!("a message carries at most {MAX_ATTACHMENTS_PER_MESSAGE} attachments"),
+        ));
+    }
+    if attachments
+        .iter()
+        .any(|a| a.is_empty() || a.len() > MAX_ATTACHMENT_ID_BYTES)
+    {
+        return Err(FrameError::new(
+            ErrorCode::InvalidInput,
+            format!("attachment ids are 1-{MAX_ATTACHMENT_ID_BYTES} bytes"),
+        ));
+    }
+    if attachments.is_empty() {
+        return validate_text(text);
+    }
+    if text.chars().count() > MAX_TEXT_CHARS {
+        return Err(FrameError::new(
+            ErrorCode::TooLarge,
+            format!("text exceeds {MAX_TEXT_CHARS} characters"),
+        ));
+    }
+    Ok(())
 }
 
 /// Checks a decoded frame's values (ids, text length, limits, version).
@@ -338,8 +420,9 @@ fn validate(frame: &ClientFrame) -> Result<(), FrameError> {
         ClientFrame::Send {
             client_msg_id,
             text,
+            attachments,
             ..
-        } => validate_message(client_msg_id, text)?,
+        } => validate_message_with(client_msg_id, text, attachments)?,
         ClientFrame::History { limit, .. } if *limit == 0 || *limit > MAX_HISTORY_LIMIT => {
             return bad(format!("limit must be 1-{MAX_HISTORY_LIMIT}"));
         }
@@ -364,10 +447,23 @@ mod tests {
             conversation_id: "c1".into(),
             client_msg_id: "m-1".into(),
             text: "多久发货？".into(),
+            attachments: vec![],
         };
         assert_eq!(
             serde_json::to_string(&send).unwrap_or_default(),
             r#"{"type":"send","conversation_id":"c1","client_msg_id":"m-1","text":"多久发货？"}"#
+        );
+        assert_eq!(
+            decode_client_frame(
+                r#"{"type":"send","conversation_id":"c1","client_msg_id":"m-2","text":"","attachments":["att_1"]}"#
+            ),
+            Ok(ClientFrame::Send {
+                conversation_id: "c1".into(),
+                client_msg_id: "m-2".into(),
+                text: String::new(),
+                attachments: vec!["att_1".into()],
+            }),
+            "a message of files alone needs no text"
         );
         assert_eq!(
             decode_client_frame(r#"{"type":"ping"}"#),
@@ -380,6 +476,12 @@ mod tests {
                 after_seq: 0
             })
         );
+    }
+
+    #[test]
+    fn file_names_are_percent_encoded() {
+        assert_eq!(percent_encode("发票 1.pdf"), "%E5%8F%91%E7%A5%A8%201.pdf");
+        assert_eq!(percent_encode("a\"b;c&d=e"), "a%22b%3Bc%26d%3De");
     }
 
     #[test]
@@ -402,6 +504,7 @@ mod tests {
                     score: 0.5,
                 }],
                 quick_replies: vec![],
+                attachments: vec![],
                 route_trace: None,
             },
         };
@@ -440,6 +543,18 @@ mod tests {
             "长".repeat(MAX_TEXT_CHARS + 1)
         );
         assert_eq!(code(&long), Some(ErrorCode::TooLarge));
+        let many = format!(
+            r#"{{"type":"send","conversation_id":"c","client_msg_id":"m","text":"","attachments":[{}]}}"#,
+            ["\"a\""; MAX_ATTACHMENTS_PER_MESSAGE + 1].join(",")
+        );
+        assert_eq!(code(&many), Some(ErrorCode::TooLarge));
+        assert_eq!(
+            code(
+                r#"{"type":"send","conversation_id":"c","client_msg_id":"m","text":" ","attachments":[""]}"#
+            ),
+            Some(ErrorCode::InvalidInput),
+            "an empty attachment id"
+        );
         assert_eq!(
             code(&" ".repeat(MAX_FRAME_BYTES + 1)),
             Some(ErrorCode::TooLarge)

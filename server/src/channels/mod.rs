@@ -228,7 +228,7 @@ impl Channels {
         let (who, conversation) = self.open_for(m.site_key, m.channel, m.user, m.name).await?;
         let message = self
             .conversations
-            .visitor_send(&who, &conversation.id, &client_msg_id, m.text)
+            .visitor_send(&who, &conversation.id, &client_msg_id, m.text, &[])
             .await?;
         Ok(Received {
             conversation,

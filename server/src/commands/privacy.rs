@@ -13,7 +13,10 @@ pub const ACTOR: &str = "cli";
 pub async fn open(config: &Config) -> anyhow::Result<(crate::store::Store, Privacy)> {
     let store = super::open_store(config).await?;
     let kb = config.knowledge_store().await?;
-    Ok((store.clone(), Privacy::new(store, kb)))
+    Ok((
+        store.clone(),
+        Privacy::new(store, kb, config.attachment_files()),
+    ))
 }
 
 /// Runs `kefu visitor erase`.

@@ -138,11 +138,19 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
     let analytics = Analytics::new(store.clone(), args.resolution_window)
         .with_embedder(Arc::clone(knowledge.embedder()));
     let forget = analytics.clone();
-    let privacy = crate::privacy::Privacy::new(store.clone(), knowledge.store().clone())
-        .on_erase(Arc::new(move || forget.forget_questions()));
+    let attachments =
+        crate::attachments::Attachments::new(store.clone(), config.attachment_files());
+    attachments.start_sweeper();
+    let privacy = crate::privacy::Privacy::new(
+        store.clone(),
+        knowledge.store().clone(),
+        config.attachment_files(),
+    )
+    .on_erase(Arc::new(move || forget.forget_questions()));
     privacy.start_sweeper();
     state.set_ready(Arc::new(Services {
         privacy,
+        attachments,
         training: Training::new(Arc::clone(&knowledge), &config.model_dir, &config.data_dir),
         knowledge,
         accounts,

@@ -100,8 +100,24 @@ pub async fn run(config: &Config, cmd: SiteCommand) -> anyhow::Result<()> {
             time_zone,
             holidays,
             no_hours,
+            attachment_max_mb,
+            attachment_kinds,
             json,
         } => {
+            let attachments =
+                crate::attachments::Attachments::new(store.clone(), config.attachment_files());
+            let kinds = attachment_kinds
+                .as_deref()
+                .map(crate::attachments::parse_kinds)
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            let max_bytes = attachment_max_mb.map(|mb| mb.saturating_mul(1024 * 1024));
+            if max_bytes.is_some() || kinds.is_some() {
+                attachments
+                    .set_limits(&key, max_bytes, kinds.as_deref())
+                    .await?;
+            }
+            let limits = attachments.limits(&key).await?;
             if let (Some(weekly), Some(time_zone)) = (hours, time_zone) {
                 let hours = crate::hours::BusinessHours {
                     time_zone,
@@ -114,8 +130,11 @@ pub async fn run(config: &Config, cmd: SiteCommand) -> anyhow::Result<()> {
                 accounts.set_business_hours(&key, None).await?;
             }
             if let Some(days) = retention_days {
-                let privacy =
-                    crate::privacy::Privacy::new(store.clone(), config.knowledge_store().await?);
+                let privacy = crate::privacy::Privacy::new(
+                    store.clone(),
+                    config.knowledge_store().await?,
+                    config.attachment_files(),
+                );
                 privacy
                     .set_retention(&key, days, super::privacy::ACTOR)
                     .await?;
@@ -147,7 +166,7 @@ pub async fn run(config: &Config, cmd: SiteCommand) -> anyhow::Result<()> {
             if json {
                 println!(
                     "{}",
-                    json!({"key": key, "channels": names, "api_token": token, "retention_days": retention_days, "business_hours": accounts.business_hours(&key).await?})
+                    json!({"key": key, "channels": names, "api_token": token, "retention_days": retention_days, "business_hours": accounts.business_hours(&key).await?, "attachments": {"max_bytes": limits.max_bytes, "kinds": crate::attachments::kinds_text(&limits.kinds)}})
                 );
             } else {
                 if let Some(token) = &token {
@@ -156,6 +175,15 @@ pub async fn run(config: &Config, cmd: SiteCommand) -> anyhow::Result<()> {
                 println!(
                     "site `{key}` channels: web{}",
                     names.iter().map(|n| format!(", {n}")).collect::<String>()
+                );
+                println!(
+                    "attachments: {} up to {} MB",
+                    if limits.kinds.is_empty() {
+                        "off".to_string()
+                    } else {
+                        crate::attachments::kinds_text(&limits.kinds)
+                    },
+                    limits.max_bytes / (1024 * 1024)
                 );
             }
         }

@@ -191,7 +191,7 @@ impl Conversations {
             Append::Refused(c) => {
                 tracing::debug!(conversation = %c.id, state = ?c.state, "bot reply dropped: no longer the owner");
             }
-            Append::Duplicate(_) => {}
+            Append::Duplicate(_) | Append::UnknownAttachment => {}
         }
         Ok(())
     }

@@ -40,6 +40,9 @@ pub enum ConversationError {
     NotOwner,
     #[error("the conversation is resolved and takes no new messages")]
     Closed,
+    /// An attachment named in a message is not the sender's unsent upload to this conversation.
+    #[error("unknown attachment: upload it to this conversation first, and send it once")]
+    UnknownAttachment,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -273,14 +276,16 @@ impl Conversations {
     // ----- visitors -----
 
     /// Commits a visitor message (or returns the one already committed with that
-    /// `client_msg_id`), then lets the bot answer while it owns the conversation. The bot's turn
-    /// is recorded in the same transaction, so a crash before the reply does not lose it.
+    /// `client_msg_id`) with the visitor's uploads named in `attachments`, then lets the bot
+    /// answer while it owns the conversation. The bot's turn is recorded in the same transaction,
+    /// so a crash before the reply does not lose it.
     pub async fn visitor_send(
         self: &Arc<Self>,
         who: &Principal,
         conversation_id: &str,
         client_msg_id: &str,
         text: &str,
+        attachments: &[String],
     ) -> Result<StoredMessage> {
         let c = self.authorize(who, conversation_id).await?;
         let Principal::Visitor { visitor_id, .. } = who else {
@@ -294,6 +299,7 @@ impl Conversations {
             author_id: Some(visitor_id.clone()),
             client_msg_id: Some(client_msg_id.to_string()),
             bot_turn: BotTurn::Start,
+            attachments: attachments.to_vec(),
             ..NewMessage::text(AuthorKind::Visitor, text)
         };
         match self
@@ -322,6 +328,7 @@ impl Conversations {
             }
             Append::Duplicate(m) => Ok(m),
             Append::Refused(_) => Err(ConversationError::Closed),
+            Append::UnknownAttachment => Err(ConversationError::UnknownAttachment),
         }
     }
 
@@ -367,18 +374,21 @@ impl Conversations {
 
     // ----- agents -----
 
-    /// Commits an agent's message in a conversation the agent owns.
+    /// Commits an agent's message (with the agent's uploads named in `attachments`) in a
+    /// conversation the agent owns.
     pub async fn agent_send(
         &self,
         agent: &crate::store::Agent,
         conversation_id: &str,
         client_msg_id: &str,
         text: &str,
+        attachments: &[String],
     ) -> Result<StoredMessage> {
         let msg = NewMessage {
             author_id: Some(agent.id.clone()),
             author_name: Some(agent.display_name.clone()),
             client_msg_id: Some(client_msg_id.to_string()),
+            attachments: attachments.to_vec(),
             ..NewMessage::text(AuthorKind::Agent, text)
         };
         match self
@@ -397,6 +407,7 @@ impl Conversations {
                 Err(ConversationError::Closed)
             }
             Ok(Append::Refused(_)) => Err(ConversationError::NotOwner),
+            Ok(Append::UnknownAttachment) => Err(ConversationError::UnknownAttachment),
             Err(StoreError::NotFound(_)) => Err(ConversationError::NotFound),
             Err(e) => Err(e.into()),
         }

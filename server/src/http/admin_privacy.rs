@@ -89,6 +89,21 @@ pub async fn erase(
     Ok(Json(s.privacy.erase(&r.site_key, &who, ACTOR).await?))
 }
 
+/// A site's retention.
+#[utoipa::path(get, path = "/v1/admin/sites/{key}/retention", tag = "admin", security(("bearer" = [])),
+    params(("key" = String, Path, description = "site key")),
+    responses((status = 200, description = "the retention in force", body = Retention)))]
+pub async fn get_retention(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    Path(key): Path<String>,
+) -> Result<Json<Retention>, ApiError> {
+    let s = super::ready(&state)?;
+    Ok(Json(Retention {
+        days: s.privacy.retention(&key).await?,
+    }))
+}
+
 /// Sets a site's retention: conversations idle longer are deleted (every hour).
 #[utoipa::path(put, path = "/v1/admin/sites/{key}/retention", tag = "admin", security(("bearer" = [])),
     params(("key" = String, Path, description = "site key")), request_body = Retention,

@@ -234,10 +234,15 @@ pub async fn claim(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendRequest {
+    /// May be empty when `attachments` are sent.
+    #[serde(default)]
     pub text: String,
     /// Makes retries safe: the same id never creates a second message. Generated when absent.
     #[serde(default)]
     pub client_msg_id: Option<String>,
+    /// Ids of files uploaded to the conversation (`POST /v1/conversations/{id}/attachments`).
+    #[serde(default)]
+    pub attachments: Vec<String>,
 }
 
 /// A committed message.
@@ -264,10 +269,10 @@ pub async fn send_message(
         Some(c) => c,
         None => crate::store::new_id("api-"),
     };
-    kefu_protocol::validate_message(&client_msg_id, &req.text)?;
+    kefu_protocol::validate_message_with(&client_msg_id, &req.text, &req.attachments)?;
     let m = services
         .conversations
-        .agent_send(&agent, &id, &client_msg_id, &req.text)
+        .agent_send(&agent, &id, &client_msg_id, &req.text, &req.attachments)
         .await?;
     Ok((
         StatusCode::CREATED,

@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::accounts::AccountError;
 use crate::analytics::AnalyticsError;
+use crate::attachments::AttachmentError;
 use crate::channels::ChannelError;
 use crate::conversation::ConversationError;
 use crate::handoff::HandoffError;
@@ -239,6 +240,7 @@ impl From<ConversationError> for ApiError {
             E::Forbidden => ErrorCode::Forbidden,
             E::NotOwner => ErrorCode::NotOwner,
             E::Closed => ErrorCode::ConversationClosed,
+            E::UnknownAttachment => ErrorCode::InvalidInput,
         };
         match e {
             E::Store(s) => s.into(),
@@ -305,6 +307,25 @@ impl From<ChannelError> for ApiError {
             E::Account(a) => a.into(),
             E::Store(s) => s.into(),
             E::Secret(s) => Self::internal(s),
+            other => Self::new(code, other.to_string()),
+        }
+    }
+}
+
+impl From<AttachmentError> for ApiError {
+    fn from(e: AttachmentError) -> Self {
+        use AttachmentError as E;
+        let code = match &e {
+            E::Disabled | E::Unsupported(_) => ErrorCode::UnsupportedFile,
+            E::Empty | E::Invalid(_) => ErrorCode::InvalidInput,
+            E::TooLarge(_) => ErrorCode::PayloadTooLarge,
+            E::NotFound => ErrorCode::NotFound,
+            E::Expired | E::BadLink => ErrorCode::Forbidden,
+            E::Store(_) | E::Io(_) => ErrorCode::Internal,
+        };
+        match e {
+            E::Store(s) => s.into(),
+            E::Io(io) => Self::internal(io),
             other => Self::new(code, other.to_string()),
         }
     }

@@ -11,6 +11,7 @@ pub mod admin_rules;
 pub mod admin_training;
 pub mod admin_webhooks;
 pub mod agent;
+pub mod attachments;
 pub mod auth;
 pub mod channels;
 pub mod error;
@@ -202,7 +203,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/admin/visitors/erase", post(admin_privacy::erase))
         .route(
             "/v1/admin/sites/{key}/retention",
-            put(admin_privacy::set_retention),
+            get(admin_privacy::get_retention).put(admin_privacy::set_retention),
         )
         .route("/v1/admin/audit", get(admin_privacy::audit))
         .route(
@@ -210,6 +211,10 @@ pub fn app(state: AppState) -> Router {
             get(admin_hours::get)
                 .put(admin_hours::set)
                 .delete(admin_hours::remove),
+        )
+        .route(
+            "/v1/admin/sites/{key}/attachments",
+            get(attachments::get_limits).put(attachments::set_limits),
         )
         .route(
             "/v1/channels/api/{site_key}/messages",
@@ -267,6 +272,15 @@ fn cross_origin_routes() -> Router<AppState> {
         )
         .route("/v1/conversations/{id}/messages", get(visitor::messages))
         .route("/v1/conversations/{id}/rating", post(visitor::rate))
+        .route(
+            "/v1/conversations/{id}/attachments",
+            post(attachments::upload),
+        )
+        .route("/v1/attachments/{id}", get(attachments::file))
+        .route(
+            "/v1/attachments/{id}/thumbnail",
+            get(attachments::thumbnail),
+        )
         .route("/widget.js", get(widget::loader))
         .route("/widget/kefu_widget.js", get(widget::glue))
         .route("/widget/kefu_widget_bg.wasm", get(widget::wasm))

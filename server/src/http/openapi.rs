@@ -16,7 +16,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::{
     admin, admin_eval, admin_hours, admin_kb, admin_keys, admin_llm, admin_privacy, admin_rules,
-    admin_training, admin_webhooks, agent, channels, kb, visitor,
+    admin_training, admin_webhooks, agent, attachments, channels, kb, visitor,
 };
 
 /// The error body every failed request gets.
@@ -56,6 +56,7 @@ pub fn error_code_schema() -> Schema {
     paths(
         super::healthz, super::readyz, super::metrics,
         visitor::create_session, visitor::create_conversation, visitor::messages, visitor::rate,
+        attachments::upload, attachments::file, attachments::thumbnail,
         agent::login, agent::logout, agent::agents, agent::canned, agent::list, agent::transcript,
         agent::claim, agent::send_message, agent::hand_back, agent::resolve, agent::transfer,
         agent::suggestions,
@@ -74,8 +75,9 @@ pub fn error_code_schema() -> Schema {
         admin_llm::settings, admin_llm::test, admin_llm::replace, admin_llm::clear, admin_keys::list, admin_keys::create,
         admin_keys::revoke, admin_webhooks::list, admin_webhooks::create, admin_webhooks::remove,
         admin_webhooks::rotate, admin_webhooks::enable, admin_webhooks::deliveries,
-        admin_privacy::erase, admin_privacy::set_retention, admin_privacy::audit,
+        admin_privacy::erase, admin_privacy::get_retention, admin_privacy::set_retention, admin_privacy::audit,
         admin_hours::get, admin_hours::set, admin_hours::remove,
+        attachments::get_limits, attachments::set_limits,
         channels::api_message, channels::api_handoff, channels::wechat_verify,
         channels::wechat_message,
     ),

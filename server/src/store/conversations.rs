@@ -201,10 +201,11 @@ impl Store {
             client_msg_id: None,
             sources: note.sources.clone(),
             quick_replies: note.quick_replies.clone(),
+            attachments: vec![],
             route_trace: note.route_trace.clone(),
             created_at: now,
         };
-        insert_message(&mut tx, &stored, note.outcome).await?;
+        insert_message(&mut tx, &stored, note.outcome, &[]).await?;
         let site = conversation.site_key.clone();
         if let Some(kind) = events::transition_event(conversation.state) {
             let data = events::conversation_data(&conversation);

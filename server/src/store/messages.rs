@@ -76,6 +76,26 @@ impl Store {
         let site_key: String = row.try_get("site_key")?;
         let channel = parse_channel(&row.try_get::<String, _>("channel")?)?;
         let channel_user: Option<String> = row.try_get("channel_user")?;
+        let metas = if msg.attachments.is_empty() {
+            vec![]
+        } else {
+            let author = msg.author_id.as_deref().unwrap_or_default();
+            match attachments::bind(
+                &mut tx,
+                conversation_id,
+                seq as u64,
+                author,
+                &msg.attachments,
+            )
+            .await?
+            {
+                Some(metas) => metas,
+                None => {
+                    tx.rollback().await?;
+                    return Ok(Append::UnknownAttachment);
+                }
+            }
+        };
         let stored = StoredMessage {
             conversation_id: conversation_id.to_string(),
             seq: seq as u64,
@@ -86,10 +106,11 @@ impl Store {
             client_msg_id: msg.client_msg_id.clone(),
             sources: msg.sources.clone(),
             quick_replies: msg.quick_replies.clone(),
+            attachments: metas.iter().map(|m| self.links.wire(m, now)).collect(),
             route_trace: msg.route_trace.clone(),
             created_at: now,
         };
-        let inserted = insert_message(&mut tx, &stored, msg.outcome).await;
+        let inserted = insert_message(&mut tx, &stored, msg.outcome, &metas).await;
         match inserted {
             Ok(()) => {
                 let via = events::ChannelOf {
@@ -129,7 +150,7 @@ impl Store {
             .bind(seq as i64)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| message_from_row(&r)).transpose()
+        row.map(|r| message_from_row(&r, &self.links)).transpose()
     }
     async fn message_by_client_id(
         &self,
@@ -142,7 +163,7 @@ impl Store {
                 .bind(client_msg_id)
                 .fetch_optional(&self.pool)
                 .await?;
-        row.map(|r| message_from_row(&r)).transpose()
+        row.map(|r| message_from_row(&r, &self.links)).transpose()
     }
     /// Messages with seq > `after_seq`, oldest first, at most `limit`.
     pub async fn messages_after(
@@ -160,7 +181,9 @@ impl Store {
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(message_from_row).collect()
+        rows.iter()
+            .map(|r| message_from_row(r, &self.links))
+            .collect()
     }
     /// Up to `limit` messages with seq < `before_seq`, oldest first.
     pub async fn messages_before(
@@ -178,8 +201,10 @@ impl Store {
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await?;
-        let mut out: Vec<StoredMessage> =
-            rows.iter().map(message_from_row).collect::<Result<_>>()?;
+        let mut out: Vec<StoredMessage> = rows
+            .iter()
+            .map(|r| message_from_row(r, &self.links))
+            .collect::<Result<_>>()?;
         out.reverse();
         Ok(out)
     }
@@ -215,17 +240,18 @@ impl Store {
     }
 }
 
-/// Inserts `m`; `outcome` is what a bot reply did (analytics).
+/// Inserts `m` with the attachments it carries; `outcome` is what a bot reply did (analytics).
 pub(super) async fn insert_message(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     m: &StoredMessage,
     outcome: Option<&str>,
+    attachments: &[attachments::AttachmentMeta],
 ) -> std::result::Result<(), sqlx::Error> {
     let json = |v: String| Some(v).filter(|s| s != "[]" && s != "null");
     sqlx::query(
         "INSERT INTO messages (conversation_id, seq, author_kind, author_id, author_name, body,
-             client_msg_id, sources, quick_replies, route_trace, created_at, outcome)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             client_msg_id, sources, quick_replies, route_trace, created_at, outcome, attachments)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(&m.conversation_id)
     .bind(m.seq as i64)
@@ -245,6 +271,7 @@ pub(super) async fn insert_message(
     )
     .bind(m.created_at)
     .bind(outcome.map(str::to_string))
+    .bind(json(serde_json::to_string(attachments).unwrap_or_default()))
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -269,8 +296,9 @@ fn parse_author(s: &str) -> Result<AuthorKind> {
     })
 }
 
-fn message_from_row(r: &AnyRow) -> Result<StoredMessage> {
+fn message_from_row(r: &AnyRow, links: &LinkSigner) -> Result<StoredMessage> {
     let kind: String = r.try_get("author_kind")?;
+    let attachments: Option<String> = r.try_get("attachments")?;
     let sources: Option<String> = r.try_get("sources")?;
     let quick: Option<String> = r.try_get("quick_replies")?;
     let trace: Option<String> = r.try_get("route_trace")?;
@@ -293,6 +321,7 @@ fn message_from_row(r: &AnyRow) -> Result<StoredMessage> {
             Some(s) => serde_json::from_str(&s).map_err(|e| corrupt("quick_replies", e))?,
             None => vec![],
         },
+        attachments: links.wire_all(attachments.as_deref())?,
         route_trace: match trace {
             Some(s) => Some(serde_json::from_str(&s).map_err(|e| corrupt("route_trace", e))?),
             None => None,

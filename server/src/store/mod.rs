@@ -5,6 +5,7 @@
 
 mod accounts;
 mod analytics;
+mod attachments;
 mod channels;
 mod conversations;
 mod events;
@@ -23,6 +24,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 
 pub use analytics::{ConversationFacts, HourCount, Period, Rating, Unanswered};
+pub use attachments::{AttachmentLimits, AttachmentRecord, LinkCheck, LinkPart, LinkSigner};
 pub use channels::{ChannelReply, PASSIVE_HOLD_MS};
 pub use conversations::state_str;
 use conversations::{parse_channel, parse_state};
@@ -85,6 +87,8 @@ enum Backend {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Signs the attachment links each read of a message hands out.
+    links: LinkSigner,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -158,7 +162,8 @@ impl Store {
         let mut migrator = sqlx::migrate!("./migrations");
         migrator.set_ignore_missing(true);
         migrator.run(&pool).await?;
-        Ok(Self { pool })
+        let links = attachments::link_signer(&pool).await?;
+        Ok(Self { pool, links })
     }
     /// Closes every pooled connection.
     pub async fn close(&self) {

@@ -183,6 +183,8 @@ pub struct StoredMessage {
     pub client_msg_id: Option<String>,
     pub sources: Vec<Source>,
     pub quick_replies: Vec<String>,
+    /// Files sent with the message, with links signed when it was read.
+    pub attachments: Vec<kefu_protocol::Attachment>,
     pub route_trace: Option<serde_json::Value>,
     pub created_at: i64,
 }
@@ -202,6 +204,7 @@ impl StoredMessage {
             client_msg_id: self.client_msg_id.clone(),
             sources: self.sources.clone(),
             quick_replies: self.quick_replies.clone(),
+            attachments: self.attachments.clone(),
             route_trace: if with_trace {
                 self.route_trace.clone()
             } else {
@@ -237,6 +240,8 @@ pub struct NewMessage {
     pub sources: Vec<Source>,
     pub quick_replies: Vec<String>,
     pub route_trace: Option<serde_json::Value>,
+    /// Uploads the author sends with it (ids), bound to it in its transaction.
+    pub attachments: Vec<String>,
     pub fallbacks: FallbackCount,
     /// Marks the conversation as an offline message (no agent was online).
     pub mark_offline: bool,
@@ -285,6 +290,7 @@ impl NewMessage {
             sources: vec![],
             quick_replies: vec![],
             route_trace: None,
+            attachments: vec![],
             fallbacks: FallbackCount::Keep,
             mark_offline: false,
             bot_turn: BotTurn::Keep,
@@ -319,6 +325,8 @@ pub enum Append {
     Duplicate(StoredMessage),
     /// The conversation did not satisfy the requirement; its current row.
     Refused(Conversation),
+    /// An attachment named is not the author's unsent upload in this conversation.
+    UnknownAttachment,
 }
 
 /// A state change for `Store::transition`.

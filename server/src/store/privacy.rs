@@ -18,6 +18,8 @@ pub struct Deleted {
     pub deliveries: u64,
     pub visitors: u64,
     pub tokens: u64,
+    /// The deleted attachments' ids (to delete their files).
+    pub attachment_ids: Vec<String>,
 }
 
 /// One audit log entry.
@@ -49,6 +51,19 @@ async fn delete_conversations(
             .fetch_all(&mut **tx)
             .await?;
     let of_scope = format!("conversation_id IN (SELECT id FROM conversations WHERE {scope})");
+    let attachment_ids: Vec<String> =
+        sqlx::query_scalar(&format!("SELECT id FROM attachments WHERE {of_scope}"))
+            .bind(a)
+            .bind(b)
+            .fetch_all(&mut **tx)
+            .await?;
+    scoped(
+        tx,
+        &format!("DELETE FROM attachments WHERE {of_scope}"),
+        a,
+        b,
+    )
+    .await?;
     let messages = scoped(tx, &format!("DELETE FROM messages WHERE {of_scope}"), a, b).await?;
     let ratings = scoped(tx, &format!("DELETE FROM ratings WHERE {of_scope}"), a, b).await?;
     let undelivered = format!("DELETE FROM webhook_outbox WHERE pending = 1 AND {of_scope}");
@@ -68,6 +83,7 @@ async fn delete_conversations(
         messages,
         ratings,
         deliveries,
+        attachment_ids,
         ..Deleted::default()
     })
 }
@@ -120,6 +136,7 @@ fn counts(d: &Deleted) -> Value {
         "deliveries": d.deliveries,
         "visitors": d.visitors,
         "tokens": d.tokens,
+        "attachments": d.attachment_ids.len(),
     })
 }
 

@@ -51,6 +51,22 @@ pub fn source(c: kefu_kb::answer::Citation) -> Source {
     }
 }
 
+/// The reply to files sent without a question: the bot cannot read them, a person can.
+pub fn file_received(lang: Lang) -> Reply {
+    Reply {
+        kind: DecisionKind::RuleReply,
+        text: Some(
+            lang.pick(
+                "收到您的文件。我还看不懂图片和文件；如需人工客服查看，请点“转人工”，也可以用文字描述您的问题。",
+                "Got your file. I can't read images or files yet: tap \"Talk to a human\" and an agent will look at it, or describe your question in words.",
+            )
+            .to_string(),
+        ),
+        sources: vec![],
+        quick_replies: vec![lang.pick("转人工", "Talk to a human").to_string()],
+    }
+}
+
 /// The reply when the bot has no answer.
 pub fn fallback(lang: Lang) -> Reply {
     Reply {

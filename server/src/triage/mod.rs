@@ -134,6 +134,13 @@ impl Triage {
         let mut webhooks = Vec::new();
         let mut decision = None;
 
+        // 0. Files alone (a message with attachments and no text): nothing to search for.
+        if kefu_protocol::is_blank(text) {
+            let lang = previous.map(Lang::detect).unwrap_or(lang);
+            trace.lang = lang;
+            return finish(started, trace, answer::file_received(lang), webhooks);
+        }
+
         // 1. Rules.
         let rules = self.rules.current();
         if let Some(m) = rules.evaluate(text) {
@@ -359,6 +366,32 @@ mod tests {
             .decide(&Fixed(Band::Answer, 0.9), "hello", None, 0)
             .await;
         assert_eq!(d.kind, DecisionKind::RuleReply);
+    }
+
+    #[tokio::test]
+    async fn files_alone_get_the_offer_of_a_human_in_the_visitors_language() {
+        let t = triage();
+        let d = t
+            .decide(&Fixed(Band::Answer, 0.9), "", Some("包裹破损了"), 0)
+            .await;
+        assert_eq!(d.kind, DecisionKind::RuleReply);
+        assert!(d.trace.kb.is_none(), "nothing to search for");
+        assert!(d.reply.as_deref().unwrap_or("").starts_with("收到您的文件"));
+        assert_eq!(d.quick_replies, vec!["转人工"]);
+        // The quick reply is itself a handoff request.
+        let d = t
+            .decide(
+                &Fixed(Band::Answer, 0.9),
+                "",
+                Some("my parcel is broken"),
+                0,
+            )
+            .await;
+        assert_eq!(d.quick_replies, vec!["Talk to a human"]);
+        let human = t
+            .decide(&Fixed(Band::Answer, 0.9), &d.quick_replies[0], None, 0)
+            .await;
+        assert_eq!(human.kind, DecisionKind::Handoff);
     }
 
     #[tokio::test]

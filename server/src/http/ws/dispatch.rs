@@ -84,16 +84,29 @@ impl Session {
                 conversation_id,
                 client_msg_id,
                 text,
+                attachments,
             } => {
                 let id = Some(client_msg_id.clone());
                 let m = match (&self.agent, who) {
                     (Some(agent), _) => {
-                        conv.agent_send(agent, &conversation_id, &client_msg_id, &text)
-                            .await
+                        conv.agent_send(
+                            agent,
+                            &conversation_id,
+                            &client_msg_id,
+                            &text,
+                            &attachments,
+                        )
+                        .await
                     }
                     (None, Principal::Visitor { .. }) => {
-                        conv.visitor_send(who, &conversation_id, &client_msg_id, &text)
-                            .await
+                        conv.visitor_send(
+                            who,
+                            &conversation_id,
+                            &client_msg_id,
+                            &text,
+                            &attachments,
+                        )
+                        .await
                     }
                     _ => Err(ConversationError::Forbidden),
                 }
