@@ -102,6 +102,18 @@ fun main() = runBlocking {
         check(reply.text.contains("王小二")) { reply.text }
         step("agent replied")
 
+        // A receipt as a PDF: uploaded, then sent in a message that carries it.
+        val receipt = "%PDF-1.4\n%\u00e2\u00e3\n".toByteArray(Charsets.ISO_8859_1)
+        val file = client.uploadAttachment("收据.pdf", receipt)
+        check(file.contentType == "application/pdf" && file.size == receipt.size.toULong()) { "$file" }
+        check(file.thumbnailUrl == null) { "no thumbnail for a PDF: $file" }
+        val fileMsgId = client.sendWithAttachments("", listOf(file.id))
+        val carried = (events.waitFor("the receipt") {
+            it is ChatEvent.Message && it.message.clientMsgId == fileMsgId
+        } as ChatEvent.Message).message
+        check(carried.attachments.map { it.name } == listOf("收据.pdf")) { "$carried" }
+        step("receipt sent")
+
         // The server restarts while a message waits in the outbox.
         control("STOP", "STOPPED")
         events.waitFor("waiting") { it is ChatEvent.Connection && it.status is ConnectionStatus.Waiting }

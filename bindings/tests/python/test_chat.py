@@ -5,7 +5,7 @@ Run by tests/tests/bindings.rs, which starts the server and restarts it when thi
 KEFU_AGENT_PASSWORD, and PYTHONPATH holding the generated `kefu_sdk.py` beside libkefu_sdk.so.
 
 Steps: ask the bot (answer with sources), request a human, get the agent's reply sent through the
-agent REST API, then queue a message while the server is down and see it delivered exactly once
+agent REST API, send a photo (upload, then a message carrying it), then queue a message while the server is down and see it delivered exactly once
 after the restart; the agent resolves and the visitor rates the conversation.
 """
 
@@ -128,6 +128,29 @@ async def chat(client, events):
     assert "王小二" in reply.message.text
     assert reply.message.author_name, "agent messages carry the agent's name"
     step("agent replied")
+
+    # A photo of the parcel: uploaded, sent with a caption, delivered with an expiring link that
+    # serves the same bytes and a thumbnail; a program is refused with the server's code.
+    root = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(root, "../../../tests/fixtures/attachments/parcel.png"), "rb") as f:
+        photo = f.read()
+    attachment = await client.upload_attachment("破损包裹.png", photo)
+    assert attachment.content_type == "image/png" and attachment.width == 640, attachment
+    assert attachment.name == "破损包裹.png" and attachment.thumbnail_url, attachment
+    sent_id = client.send_with_attachments("包裹破损 / the parcel arrived broken", [attachment.id])
+    delivered = await events.wait_for(
+        "the photo", lambda e: e.is_message() and e.message.client_msg_id == sent_id
+    )
+    files = delivered.message.attachments
+    assert [a.id for a in files] == [attachment.id], files
+    with urllib.request.urlopen(URL + files[0].url, timeout=20) as r:
+        assert r.read() == photo, "the link serves the photo as sent"
+    try:
+        await client.upload_attachment("setup.exe", b"MZ\x90\x00\x03\x00\x00\x00")
+        raise AssertionError("a program was accepted")
+    except k.ChatError.Server as e:
+        assert e.code == "unsupported_file", e
+    step("photo sent and served; a program refused")
 
     # The server goes away: a message sent now waits in the outbox.
     await control("STOP", "STOPPED")
