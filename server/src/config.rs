@@ -49,19 +49,70 @@ pub struct Config {
     #[arg(long, global = true, env = "KEFU_QDRANT_PREFIX", default_value = kefu_kb::index::qdrant::DEFAULT_PREFIX)]
     pub qdrant_prefix: String,
     /// Directory of the files visitors and agents send (default: `attachments` in the data
-    /// directory). Servers sharing one database must share it too (a network mount).
+    /// directory). Servers sharing one database must share it too (a network mount), or keep
+    /// attachments in a bucket (`--attachments-s3-bucket`).
     #[arg(long, global = true, env = "KEFU_ATTACHMENTS_DIR")]
     pub attachments_dir: Option<PathBuf>,
+    /// Keep attachments in this S3-compatible bucket instead of a directory (AWS S3, MinIO,
+    /// Cloudflare R2, Alibaba OSS, …; with the endpoint and keys below).
+    #[arg(long, global = true, env = "KEFU_ATTACHMENTS_S3_BUCKET", requires_all = ["attachments_s3_endpoint", "attachments_s3_access_key_id", "attachments_s3_secret_access_key"])]
+    pub attachments_s3_bucket: Option<String>,
+    /// The bucket's endpoint, e.g. `https://s3.eu-west-1.amazonaws.com` or `http://minio:9000`
+    /// (path-style requests).
+    #[arg(long, global = true, env = "KEFU_ATTACHMENTS_S3_ENDPOINT")]
+    pub attachments_s3_endpoint: Option<String>,
+    #[arg(
+        long,
+        global = true,
+        env = "KEFU_ATTACHMENTS_S3_REGION",
+        default_value = "us-east-1"
+    )]
+    pub attachments_s3_region: String,
+    #[arg(long, global = true, env = "KEFU_ATTACHMENTS_S3_ACCESS_KEY_ID")]
+    pub attachments_s3_access_key_id: Option<String>,
+    #[arg(
+        long,
+        global = true,
+        env = "KEFU_ATTACHMENTS_S3_SECRET_ACCESS_KEY",
+        hide_env_values = true
+    )]
+    pub attachments_s3_secret_access_key: Option<String>,
+    /// Key prefix of Kefu's objects in the bucket.
+    #[arg(
+        long,
+        global = true,
+        env = "KEFU_ATTACHMENTS_S3_PREFIX",
+        default_value = "attachments"
+    )]
+    pub attachments_s3_prefix: String,
 }
 
 impl Config {
-    /// Where attachments' files are kept.
-    pub fn attachment_files(&self) -> crate::attachments::AttachmentFiles {
-        crate::attachments::AttachmentFiles::new(
-            self.attachments_dir
+    /// Where attachments' files are kept: the bucket when one is named, else the directory.
+    pub fn attachment_files(&self) -> anyhow::Result<crate::attachments::AttachmentFiles> {
+        use crate::attachments::{AttachmentFiles, BucketSettings};
+        let Some(bucket) = &self.attachments_s3_bucket else {
+            return Ok(AttachmentFiles::new(
+                self.attachments_dir
+                    .clone()
+                    .unwrap_or_else(|| self.data_dir.join("attachments")),
+            ));
+        };
+        let settings = BucketSettings {
+            endpoint: self.attachments_s3_endpoint.clone().unwrap_or_default(),
+            bucket: bucket.clone(),
+            region: self.attachments_s3_region.clone(),
+            access_key_id: self
+                .attachments_s3_access_key_id
                 .clone()
-                .unwrap_or_else(|| self.data_dir.join("attachments")),
-        )
+                .unwrap_or_default(),
+            secret_access_key: self
+                .attachments_s3_secret_access_key
+                .clone()
+                .unwrap_or_default(),
+            prefix: self.attachments_s3_prefix.clone(),
+        };
+        AttachmentFiles::bucket(&settings).map_err(anyhow::Error::msg)
     }
 
     /// The PostgreSQL database shared by a cluster, when `--database-url` names one.

@@ -5,7 +5,9 @@
 //! an expired token refused once); and the API channel: a bearer-token REST inbound per external
 //! user id whose replies — the bot's and an agent's — reach the integrator as signed event
 //! webhooks naming the channel and the user; and erasing one channel user's data (PIPL/GDPR)
-//! over the admin API and the CLI, with the audit log.
+//! over the admin API and the CLI, with the audit log; attachments both ways (limits, sniffing,
+//! thumbnails, expiring links, erasure), in the data directory or in a stand-in S3-compatible
+//! bucket.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -1056,4 +1058,161 @@ fn visitors_and_agents_send_files_served_by_expiring_links_and_erased_with_them(
         let status = rt.block_on(async { fetch(&Api::new(&node.base), url).await.0 });
         assert_eq!(status, 404, "{url}");
     }
+}
+
+/// A stand-in for an S3-compatible bucket, speaking the part of the S3 REST API a client needs
+/// for single objects (path-style `PUT`/`GET`/`DELETE /{bucket}/{key}`, `ETag` and
+/// `Last-Modified` on reads), refusing requests not signed with AWS Signature V4 by the expected
+/// access key. (It checks the signature's form and key id, not its HMAC.)
+#[derive(Default)]
+struct Bucket {
+    objects: std::collections::HashMap<String, Vec<u8>>,
+    unsigned: usize,
+}
+
+const S3_KEY_ID: &str = "kefu-test-key";
+
+async fn s3(
+    State(bucket): State<Arc<Mutex<Bucket>>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let signed = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| {
+            a.starts_with(&format!("AWS4-HMAC-SHA256 Credential={S3_KEY_ID}/"))
+                && a.contains("SignedHeaders=")
+                && a.contains("Signature=")
+        });
+    let mut b = bucket.lock().expect("lock");
+    if !signed {
+        b.unsigned += 1;
+        return (
+            StatusCode::FORBIDDEN,
+            "<Error><Code>AccessDenied</Code></Error>",
+        )
+            .into_response();
+    }
+    let Some(key) = uri.path().strip_prefix("/kefu-files/") else {
+        return (
+            StatusCode::NOT_FOUND,
+            "<Error><Code>NoSuchBucket</Code></Error>",
+        )
+            .into_response();
+    };
+    let key = key.to_string();
+    let etag = |bytes: &[u8]| format!("\"{}\"", hex::encode(&Sha1::digest(bytes)[..8]));
+    match method.as_str() {
+        "PUT" => {
+            let tag = etag(&body);
+            b.objects.insert(key, body.to_vec());
+            (StatusCode::OK, [("etag", tag)]).into_response()
+        }
+        "GET" | "HEAD" => match b.objects.get(&key) {
+            Some(bytes) => (
+                StatusCode::OK,
+                [
+                    ("etag", etag(bytes)),
+                    ("last-modified", "Sun, 06 Dec 2026 09:00:00 GMT".to_string()),
+                    ("content-type", "application/octet-stream".to_string()),
+                ],
+                bytes.clone(),
+            )
+                .into_response(),
+            None => (
+                StatusCode::NOT_FOUND,
+                "<Error><Code>NoSuchKey</Code></Error>",
+            )
+                .into_response(),
+        },
+        "DELETE" => {
+            b.objects.remove(&key);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        _ => StatusCode::METHOD_NOT_ALLOWED.into_response(),
+    }
+}
+
+#[test]
+fn attachments_can_live_in_an_s3_compatible_bucket() {
+    let rt = kefu_e2e::runtime();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path();
+    let bucket = Arc::new(Mutex::new(Bucket::default()));
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let endpoint = format!("http://{}", listener.local_addr().expect("address"));
+    let app = axum::Router::new()
+        .fallback(s3)
+        .with_state(Arc::clone(&bucket));
+    rt.spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let flags = [
+        "--attachments-s3-bucket",
+        "kefu-files",
+        "--attachments-s3-endpoint",
+        endpoint.as_str(),
+        "--attachments-s3-access-key-id",
+        S3_KEY_ID,
+        "--attachments-s3-secret-access-key",
+        "kefu-test-secret",
+    ];
+    let node = Server::start(data, &flags);
+    let png =
+        std::fs::read(kefu_e2e::workspace_root().join("tests/fixtures/attachments/parcel.png"))
+            .expect("fixture");
+
+    let (visitor_id, id, url) = rt.block_on(async {
+        let api = Api::new(&node.base);
+        let (_, session) = api
+            .post("/v1/visitor/sessions", None, json!({"site_key": "demo"}))
+            .await;
+        let token = session["token"].as_str().expect("token");
+        let conv = session["conversation_id"].as_str().expect("conv");
+        let (status, photo) = upload(&api, token, conv, "parcel.png", png.clone()).await;
+        assert_eq!(status, 201, "{photo}");
+        let id = photo["id"].as_str().expect("id").to_string();
+        let (status, ctype, _, bytes) = fetch(&api, photo["url"].as_str().expect("url")).await;
+        assert_eq!((status, ctype.as_str()), (200, "image/png"));
+        assert_eq!(bytes, png, "read back from the bucket");
+        let (status, _, _, _) = fetch(&api, photo["thumbnail_url"].as_str().expect("thumb")).await;
+        assert_eq!(status, 200);
+        let visitor = session["visitor_id"].as_str().expect("visitor").to_string();
+        (visitor, id, photo["url"].as_str().expect("url").to_string())
+    });
+    {
+        let b = bucket.lock().expect("lock");
+        assert_eq!(b.objects.get(&format!("attachments/{id}")), Some(&png));
+        assert!(b.objects.contains_key(&format!("attachments/{id}.thumb")));
+        assert_eq!(b.unsigned, 0, "every request was signed");
+    }
+    assert!(
+        !data.join("attachments").exists(),
+        "nothing on the local disk"
+    );
+
+    // The CLI erases with the same settings: the objects go too.
+    let mut args = vec![
+        "visitor",
+        "erase",
+        "--site",
+        "demo",
+        "--visitor-id",
+        &visitor_id,
+    ];
+    args.extend(flags);
+    kefu_e2e::kefu_ok(data, &args);
+    assert!(
+        bucket.lock().expect("lock").objects.is_empty(),
+        "deleted from the bucket"
+    );
+    let status = rt.block_on(async { fetch(&Api::new(&node.base), &url).await.0 });
+    assert_eq!(status, 404);
 }

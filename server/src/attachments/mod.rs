@@ -1,7 +1,7 @@
 //! Attachments: files visitors and agents send in a conversation. An upload is checked against
 //! its site's limits (size; kinds found by sniffing the bytes), an image is decoded within bounds
-//! and gets a JPEG thumbnail, the bytes go to the attachment directory and the record to the
-//! store; a message then carries uploads (bound in its transaction, `Store::append`). Files are
+//! and gets a JPEG thumbnail, the bytes go to the attachment directory (or an S3-compatible
+//! bucket) and the record to the store; a message then carries uploads (bound in its transaction, `Store::append`). Files are
 //! served by expiring signed links only (handed out with every read of the message); erasure and
 //! retention delete them with their conversation; uploads never sent are deleted after a day.
 
@@ -9,12 +9,11 @@ mod files;
 mod sniff;
 mod thumbnail;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use kefu_protocol::{Attachment, AuthorKind};
 
-pub use files::AttachmentFiles;
+pub use files::{AttachmentFiles, BucketSettings};
 pub use sniff::{kinds_text, parse_kinds, sniff, Kind};
 
 use crate::store::{
@@ -92,7 +91,7 @@ pub struct Upload<'a> {
 /// A file to serve.
 #[derive(Debug, Clone)]
 pub struct Served {
-    pub path: PathBuf,
+    pub bytes: Vec<u8>,
     pub content_type: String,
     pub name: String,
     /// Shown in the page (images) rather than downloaded.
@@ -173,25 +172,24 @@ impl Attachments {
             )));
         }
         let id = new_id("att_");
-        let files = self.files.clone();
-        let bytes = up.bytes.to_vec();
-        let file_id = id.clone();
-        let image = tokio::task::spawn_blocking(move || -> Result<Option<(u32, u32)>> {
-            let image = match kind {
-                Kind::Image => {
-                    let t = thumbnail::make(&bytes).map_err(|e| {
+        let image = match kind {
+            Kind::Image => {
+                let bytes = up.bytes.to_vec();
+                let thumb = tokio::task::spawn_blocking(move || thumbnail::make(&bytes))
+                    .await
+                    .map_err(|e| AttachmentError::Io(std::io::Error::other(e.to_string())))?
+                    .map_err(|e| {
                         AttachmentError::Unsupported(format!("the image cannot be read: {e}"))
                     })?;
-                    files.write(&file_id, LinkPart::Thumbnail, &t.jpeg)?;
-                    Some((t.width, t.height))
-                }
-                _ => None,
-            };
-            files.write(&file_id, LinkPart::File, &bytes)?;
-            Ok(image)
-        })
-        .await
-        .map_err(|e| AttachmentError::Io(std::io::Error::other(e.to_string())))??;
+                self.files.put(&id, LinkPart::Thumbnail, thumb.jpeg).await?;
+                Some((thumb.width, thumb.height))
+            }
+            _ => None,
+        };
+        if let Err(e) = self.files.put(&id, LinkPart::File, up.bytes.to_vec()).await {
+            self.files.delete(std::slice::from_ref(&id)).await;
+            return Err(e.into());
+        }
         let record = AttachmentRecord {
             id,
             site_key: up.site_key.to_string(),
@@ -230,16 +228,20 @@ impl Attachments {
         if part == LinkPart::Thumbnail && !record.thumbnail {
             return Err(AttachmentError::NotFound);
         }
-        let path = self.files.path(id, part).ok_or(AttachmentError::NotFound)?;
+        let bytes = self
+            .files
+            .get(id, part)
+            .await?
+            .ok_or(AttachmentError::NotFound)?;
         Ok(match part {
             LinkPart::File => Served {
-                path,
+                bytes,
                 inline: record.content_type.starts_with("image/"),
                 content_type: record.content_type,
                 name: record.name,
             },
             LinkPart::Thumbnail => Served {
-                path,
+                bytes,
                 content_type: "image/jpeg".into(),
                 name: format!("{}.jpg", record.name),
                 inline: true,

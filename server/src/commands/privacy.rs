@@ -15,7 +15,7 @@ pub async fn open(config: &Config) -> anyhow::Result<(crate::store::Store, Priva
     let kb = config.knowledge_store().await?;
     Ok((
         store.clone(),
-        Privacy::new(store, kb, config.attachment_files()),
+        Privacy::new(store, kb, config.attachment_files()?),
     ))
 }
 

@@ -138,15 +138,12 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
     let analytics = Analytics::new(store.clone(), args.resolution_window)
         .with_embedder(Arc::clone(knowledge.embedder()));
     let forget = analytics.clone();
-    let attachments =
-        crate::attachments::Attachments::new(store.clone(), config.attachment_files());
+    let files = config.attachment_files()?;
+    tracing::info!(files = %files.describe(), "attachments");
+    let attachments = crate::attachments::Attachments::new(store.clone(), files.clone());
     attachments.start_sweeper();
-    let privacy = crate::privacy::Privacy::new(
-        store.clone(),
-        knowledge.store().clone(),
-        config.attachment_files(),
-    )
-    .on_erase(Arc::new(move || forget.forget_questions()));
+    let privacy = crate::privacy::Privacy::new(store.clone(), knowledge.store().clone(), files)
+        .on_erase(Arc::new(move || forget.forget_questions()));
     privacy.start_sweeper();
     state.set_ready(Arc::new(Services {
         privacy,

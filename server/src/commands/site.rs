@@ -105,7 +105,7 @@ pub async fn run(config: &Config, cmd: SiteCommand) -> anyhow::Result<()> {
             json,
         } => {
             let attachments =
-                crate::attachments::Attachments::new(store.clone(), config.attachment_files());
+                crate::attachments::Attachments::new(store.clone(), config.attachment_files()?);
             let kinds = attachment_kinds
                 .as_deref()
                 .map(crate::attachments::parse_kinds)
@@ -133,7 +133,7 @@ pub async fn run(config: &Config, cmd: SiteCommand) -> anyhow::Result<()> {
                 let privacy = crate::privacy::Privacy::new(
                     store.clone(),
                     config.knowledge_store().await?,
-                    config.attachment_files(),
+                    config.attachment_files()?,
                 );
                 privacy
                     .set_retention(&key, days, super::privacy::ACTOR)

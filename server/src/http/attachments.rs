@@ -142,13 +142,6 @@ async fn serve(
 ) -> Result<Response, ApiError> {
     let services = super::ready(state)?;
     let served = services.attachments.open(id, part, q.exp, &q.sig).await?;
-    let bytes = match tokio::fs::read(&served.path).await {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(AttachmentError::NotFound.into())
-        }
-        Err(e) => return Err(AttachmentError::Io(e).into()),
-    };
     let disposition = format!(
         "{}; filename*=UTF-8''{}",
         if served.inline {
@@ -158,7 +151,7 @@ async fn serve(
         },
         kefu_protocol::percent_encode(&served.name)
     );
-    let mut response = bytes.into_response();
+    let mut response = served.bytes.into_response();
     let h = response.headers_mut();
     let value =
         |s: &str| HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static("attachment"));
