@@ -226,6 +226,22 @@ fn json_list(row: &AnyRow, column: &str) -> Result<Vec<String>> {
 /// How long a query waits for a pooled connection before failing (the database is down).
 const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Copies a SQLite database's write-ahead log into the database and empties the log file. A
+/// reader in the middle of a transaction makes SQLite report "busy" and leave the log: this tries
+/// again shortly, a few times.
+pub async fn truncate_wal(pool: &sqlx::AnyPool) -> std::result::Result<(), sqlx::Error> {
+    for _ in 0..20 {
+        let busy: i64 = sqlx::query_scalar("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(pool)
+            .await?;
+        if busy == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
 /// Whether `url` names a PostgreSQL database.
 pub fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
@@ -298,6 +314,9 @@ impl KbStore {
                         "PRAGMA synchronous = NORMAL",
                         "PRAGMA busy_timeout = 10000",
                         "PRAGMA foreign_keys = ON",
+                        // Deleted rows (an erased visitor's chat history) are overwritten, not
+                        // left in free pages.
+                        "PRAGMA secure_delete = ON",
                     ] {
                         sqlx::query(pragma).execute(&mut *conn).await?;
                     }
@@ -308,6 +327,16 @@ impl KbStore {
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Self { pool, url: None })
+    }
+
+    /// After deleting personal data: on SQLite, copies the write-ahead log into the database and
+    /// empties it, so no earlier version of a deleted row stays in the log file (PostgreSQL
+    /// reclaims dead rows by its own vacuum).
+    pub async fn checkpoint(&self) -> Result<()> {
+        if self.url.is_none() {
+            truncate_wal(&self.pool).await?;
+        }
+        Ok(())
     }
 
     /// An in-memory store (tests).

@@ -121,6 +121,7 @@ impl Privacy {
         if let Some(forget) = &self.forget {
             forget();
         }
+        self.checkpoint().await;
         Ok(Erasure {
             visitor_id: visitor.id,
             conversations: deleted.conversation_ids.len(),
@@ -157,6 +158,17 @@ impl Privacy {
                 .await?;
         }
         Ok(erased)
+    }
+
+    /// Leaves no copy of deleted rows in the databases' write-ahead logs (a failure is logged:
+    /// the deletion itself is done).
+    async fn checkpoint(&self) {
+        if let Err(e) = self.store.checkpoint().await {
+            tracing::warn!(error = %e, "checkpointing the conversation store after a deletion failed");
+        }
+        if let Err(e) = self.kb.checkpoint().await {
+            tracing::warn!(error = %e, "checkpointing the knowledge store after a deletion failed");
+        }
     }
 
     /// A site's retention in days (0 keeps everything).
@@ -200,6 +212,9 @@ impl Privacy {
             if !deleted.conversation_ids.is_empty() || deleted.visitors > 0 {
                 out.push((site, deleted));
             }
+        }
+        if !out.is_empty() {
+            self.checkpoint().await;
         }
         Ok(out)
     }

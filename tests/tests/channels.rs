@@ -615,6 +615,12 @@ fn a_channel_user_is_erased_everywhere_and_the_audit_log_says_so() {
             .get(&format!("/v1/admin/conversations/{kept}"), Some(&admin))
             .await;
         assert_eq!(status, 200, "the other user's stays");
+        // Nothing the user wrote is left in any file of the data directory (databases, their
+        // write-ahead logs, attachments).
+        assert_eq!(
+            files_containing(data, "KF20261206"),
+            Vec::<std::path::PathBuf>::new()
+        );
         let (status, body) = api
             .post(
                 erase,
@@ -966,6 +972,19 @@ fn visitors_and_agents_send_files_served_by_expiring_links_and_erased_with_them(
             .expect("in the history");
         let relink = again["attachments"][0]["url"].as_str().expect("url");
         assert_eq!(fetch(&api, relink).await.0, 200);
+        // Another visitor cannot read this conversation (where the links are), and one file's
+        // signature does not open another file.
+        let (status, _) = api
+            .get(&format!("/v1/conversations/{conv}/messages"), Some(&other))
+            .await;
+        assert_eq!(status, 403);
+        let query = url.split_once('?').map(|(_, q)| q).unwrap_or_default();
+        let (status, ..) = fetch(
+            &api,
+            &format!("/v1/attachments/att_0123456789abcdef01234567?{query}"),
+        )
+        .await;
+        assert_eq!(status, 403, "a signature is for one file");
         // One upload goes out once.
         chat.send(
             json!({"type": "send", "conversation_id": conv, "client_msg_id": "m-3",
@@ -1058,6 +1077,32 @@ fn visitors_and_agents_send_files_served_by_expiring_links_and_erased_with_them(
         let status = rt.block_on(async { fetch(&Api::new(&node.base), url).await.0 });
         assert_eq!(status, 404, "{url}");
     }
+    for marker in ["包裹到了，但是破损了", "退货面单"] {
+        assert_eq!(
+            files_containing(data, marker),
+            Vec::<std::path::PathBuf>::new(),
+            "{marker}"
+        );
+    }
+}
+
+/// The files under `dir` whose bytes contain `marker`.
+fn files_containing(dir: &std::path::Path, marker: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if std::fs::read(&path)
+                .is_ok_and(|b| b.windows(marker.len()).any(|w| w == marker.as_bytes()))
+            {
+                found.push(path);
+            }
+        }
+    }
+    found
 }
 
 /// A stand-in for an S3-compatible bucket, speaking the part of the S3 REST API a client needs

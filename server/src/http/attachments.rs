@@ -71,20 +71,10 @@ pub async fn upload(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max) {
+    if declared.is_some_and(|n| n > MAX_BYTES_CEILING) {
         return Err(AttachmentError::TooLarge(max).into());
     }
-    let bytes = axum::body::to_bytes(body, max as usize)
-        .await
-        .map_err(|e| {
-            let too_large = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            if too_large {
-                ApiError::from(AttachmentError::TooLarge(max))
-            } else {
-                ApiError::invalid_input(format!("the upload was cut short: {e}"))
-            }
-        })?;
+    let bytes = read_within(body, max).await?;
     let name = q.name.unwrap_or_default();
     let attachment = services
         .attachments
@@ -98,6 +88,31 @@ pub async fn upload(
         })
         .await?;
     Ok((StatusCode::CREATED, Json(attachment)))
+}
+
+/// The body, if it is at most `max` bytes. A larger one (up to `MAX_BYTES_CEILING`) is read to
+/// its end and dropped, so the client is still reading when `payload_too_large` comes back
+/// (answering mid-upload would reset its connection instead).
+async fn read_within(body: Body, max: u64) -> Result<Vec<u8>, ApiError> {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut kept = Vec::new();
+    let mut total: u64 = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::invalid_input(format!("the upload was cut short: {e}")))?;
+        total += chunk.len() as u64;
+        if total > MAX_BYTES_CEILING {
+            break;
+        }
+        if total <= max {
+            kept.extend_from_slice(&chunk);
+        }
+    }
+    if total > max {
+        return Err(AttachmentError::TooLarge(max).into());
+    }
+    Ok(kept)
 }
 
 /// A signed link's query.

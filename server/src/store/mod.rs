@@ -89,6 +89,7 @@ pub struct Store {
     pool: AnyPool,
     /// Signs the attachment links each read of a message hands out.
     links: LinkSigner,
+    backend: Backend,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -149,6 +150,9 @@ impl Store {
                         "PRAGMA synchronous = FULL",
                         "PRAGMA busy_timeout = 10000",
                         "PRAGMA foreign_keys = ON",
+                        // Deleted rows (erasure, retention) are overwritten, not left in free
+                        // pages of the file.
+                        "PRAGMA secure_delete = ON",
                     ] {
                         sqlx::query(pragma).execute(&mut *conn).await?;
                     }
@@ -163,8 +167,22 @@ impl Store {
         migrator.set_ignore_missing(true);
         migrator.run(&pool).await?;
         let links = attachments::link_signer(&pool).await?;
-        Ok(Self { pool, links })
+        Ok(Self {
+            pool,
+            links,
+            backend,
+        })
     }
+    /// After deleting personal data: on SQLite, copies the write-ahead log into the database and
+    /// empties it, so no earlier version of a deleted row stays in the log file (PostgreSQL
+    /// reclaims dead rows by its own vacuum).
+    pub async fn checkpoint(&self) -> Result<()> {
+        if self.backend == Backend::Sqlite {
+            kefu_kb::store::truncate_wal(&self.pool).await?;
+        }
+        Ok(())
+    }
+
     /// Closes every pooled connection.
     pub async fn close(&self) {
         self.pool.close().await;
