@@ -521,7 +521,7 @@ pub fn validate_text(text: &str) -> Result<(), ClientError> {
 
 /// Checks a message with attachments the way the server will.
 pub fn validate_message(text: &str, attachments: &[String]) -> Result<(), ClientError> {
-    kefu_protocol::validate_message_with("-", text, attachments)
+    kefu_protocol::validate_content(text, attachments)
         .map_err(|e| ClientError::InvalidInput(e.message))
 }
 

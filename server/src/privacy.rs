@@ -174,11 +174,8 @@ impl Privacy {
     /// A site's retention in days (0 keeps everything).
     pub async fn retention(&self, site_key: &str) -> Result<u32> {
         self.store
-            .retention_policies()
+            .retention(site_key)
             .await?
-            .into_iter()
-            .find(|(site, _)| site == site_key)
-            .map(|(_, days)| days)
             .ok_or_else(|| PrivacyError::UnknownSite(site_key.to_string()))
     }
 

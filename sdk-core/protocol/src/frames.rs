@@ -372,9 +372,8 @@ pub fn validate_message(client_msg_id: &str, text: &str) -> Result<(), FrameErro
     validate_message_with(client_msg_id, text, &[])
 }
 
-/// Checks a new message with attachments: the id, at most `MAX_ATTACHMENTS_PER_MESSAGE`
-/// attachment ids of 1–`MAX_ATTACHMENT_ID_BYTES` bytes, and the text (which may be empty when
-/// files come with it).
+/// Checks a new message with attachments the way a `send` frame is checked: the id, then the
+/// content (`validate_content`).
 pub fn validate_message_with(
     client_msg_id: &str,
     text: &str,
@@ -386,6 +385,12 @@ pub fn validate_message_with(
             format!("client_msg_id must be 1-{MAX_CLIENT_MSG_ID_BYTES} bytes"),
         ));
     }
+    validate_content(text, attachments)
+}
+
+/// Checks what a message carries: at most `MAX_ATTACHMENTS_PER_MESSAGE` attachment ids of
+/// 1–`MAX_ATTACHMENT_ID_BYTES` bytes, and the text (which may be empty when files come with it).
+pub fn validate_content(text: &str, attachments: &[String]) -> Result<(), FrameError> {
     if attachments.len() > MAX_ATTACHMENTS_PER_MESSAGE {
         return Err(FrameError::new(
             ErrorCode::TooLarge,

@@ -85,7 +85,7 @@ pub struct Upload<'a> {
     pub uploader_kind: AuthorKind,
     pub uploader_id: &'a str,
     pub name: &'a str,
-    pub bytes: &'a [u8],
+    pub bytes: Vec<u8>,
 }
 
 /// A file to serve.
@@ -147,9 +147,9 @@ impl Attachments {
         Ok(SiteLimits::of(&stored))
     }
 
-    /// Checks and keeps an upload; its wire form (with links), ready to be sent in a message.
-    pub async fn upload(&self, up: Upload<'_>) -> Result<Attachment> {
-        let limits = self.limits(up.site_key).await?;
+    /// Checks an upload against its site's `limits` (as `limits` read them) and keeps it; its
+    /// wire form (with links), ready to be sent in a message.
+    pub async fn upload(&self, up: Upload<'_>, limits: &SiteLimits) -> Result<Attachment> {
         if limits.kinds.is_empty() {
             return Err(AttachmentError::Disabled);
         }
@@ -159,7 +159,7 @@ impl Attachments {
         if up.bytes.len() as u64 > limits.max_bytes {
             return Err(AttachmentError::TooLarge(limits.max_bytes));
         }
-        let Some((kind, content_type)) = sniff(up.bytes) else {
+        let Some((kind, content_type)) = sniff(&up.bytes) else {
             return Err(AttachmentError::Unsupported(format!(
                 "this kind of file is not accepted (accepted: {})",
                 kinds_text(&limits.kinds)
@@ -172,21 +172,25 @@ impl Attachments {
             )));
         }
         let id = new_id("att_");
-        let image = match kind {
+        let size = up.bytes.len() as u64;
+        let (bytes, image) = match kind {
             Kind::Image => {
-                let bytes = up.bytes.to_vec();
-                let thumb = tokio::task::spawn_blocking(move || thumbnail::make(&bytes))
-                    .await
-                    .map_err(|e| AttachmentError::Io(std::io::Error::other(e.to_string())))?
-                    .map_err(|e| {
-                        AttachmentError::Unsupported(format!("the image cannot be read: {e}"))
-                    })?;
+                // Decoding is CPU work: off the async threads, handing the bytes back after.
+                let (bytes, made) = tokio::task::spawn_blocking(move || {
+                    let made = thumbnail::make(&up.bytes);
+                    (up.bytes, made)
+                })
+                .await
+                .map_err(|e| AttachmentError::Io(std::io::Error::other(e.to_string())))?;
+                let thumb = made.map_err(|e| {
+                    AttachmentError::Unsupported(format!("the image cannot be read: {e}"))
+                })?;
                 self.files.put(&id, LinkPart::Thumbnail, thumb.jpeg).await?;
-                Some((thumb.width, thumb.height))
+                (bytes, Some((thumb.width, thumb.height)))
             }
-            _ => None,
+            _ => (up.bytes, None),
         };
-        if let Err(e) = self.files.put(&id, LinkPart::File, up.bytes.to_vec()).await {
+        if let Err(e) = self.files.put(&id, LinkPart::File, bytes).await {
             self.files.delete(std::slice::from_ref(&id)).await;
             return Err(e.into());
         }
@@ -198,7 +202,7 @@ impl Attachments {
             uploader_id: up.uploader_id.to_string(),
             name: clean_name(up.name),
             content_type: content_type.to_string(),
-            size: up.bytes.len() as u64,
+            size,
             width: image.map(|i| i.0),
             height: image.map(|i| i.1),
             thumbnail: image.is_some(),

@@ -78,14 +78,17 @@ pub async fn upload(
     let name = q.name.unwrap_or_default();
     let attachment = services
         .attachments
-        .upload(Upload {
-            site_key: &conversation.site_key,
-            conversation_id: &conversation.id,
-            uploader_kind: kind,
-            uploader_id: &uploader,
-            name: &name,
-            bytes: &bytes,
-        })
+        .upload(
+            Upload {
+                site_key: &conversation.site_key,
+                conversation_id: &conversation.id,
+                uploader_kind: kind,
+                uploader_id: &uploader,
+                name: &name,
+                bytes,
+            },
+            &limits,
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(attachment)))
 }

@@ -317,18 +317,12 @@ impl Store {
     /// Deletes uploads never sent that were made before `before_ms`; their ids (to delete the
     /// files).
     pub async fn delete_unsent_attachments(&self, before_ms: i64) -> Result<Vec<String>> {
-        let mut tx = self.pool.begin().await?;
-        let ids: Vec<String> =
-            sqlx::query_scalar("SELECT id FROM attachments WHERE seq IS NULL AND created_at < $1")
-                .bind(before_ms)
-                .fetch_all(&mut *tx)
-                .await?;
-        sqlx::query("DELETE FROM attachments WHERE seq IS NULL AND created_at < $1")
-            .bind(before_ms)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(ids)
+        Ok(sqlx::query_scalar(
+            "DELETE FROM attachments WHERE seq IS NULL AND created_at < $1 RETURNING id",
+        )
+        .bind(before_ms)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// A site's attachment limits.

@@ -209,6 +209,16 @@ impl Store {
         Ok(true)
     }
 
+    /// A site's retention in days (0: keep everything), or `None` for an unknown site.
+    pub async fn retention(&self, site_key: &str) -> Result<Option<u32>> {
+        let days: Option<i64> =
+            sqlx::query_scalar("SELECT retention_days FROM sites WHERE site_key = $1")
+                .bind(site_key)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(days.map(|d| d.clamp(0, u32::MAX as i64) as u32))
+    }
+
     /// Every site's retention in days (0: keep everything).
     pub async fn retention_policies(&self) -> Result<Vec<(String, u32)>> {
         let rows = sqlx::query("SELECT site_key, retention_days FROM sites ORDER BY site_key")
