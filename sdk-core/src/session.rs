@@ -862,3 +862,209 @@ mod tests {
         ));
     }
 }
+
+/// Any sequence of sends, server messages, lost frames, duplicates, drops and reconnects against a
+/// model server: every committed message reaches the host once and in order, and every send is
+/// committed once.
+#[cfg(test)]
+mod properties {
+    #![allow(clippy::unwrap_used)]
+    use std::collections::{HashMap, VecDeque};
+
+    use kefu_protocol::{Author, AuthorKind, ClientFrame, Message, Seq, ServerFrame};
+    use proptest::prelude::*;
+
+    use super::{Identity, Session};
+    use crate::events::Event;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// Open a socket (when none is open).
+        Connect,
+        /// The host sends a message.
+        Send,
+        /// The bot or an agent writes.
+        ServerWrites,
+        /// The next `n` frames from the server arrive.
+        Deliver(usize),
+        /// The socket dies: frames in flight both ways are lost.
+        Drop,
+        /// The server sends an old message again (replay overlapping live delivery).
+        Duplicate(usize),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            2 => Just(Step::Connect),
+            3 => Just(Step::Send),
+            3 => Just(Step::ServerWrites),
+            4 => (1usize..6).prop_map(Step::Deliver),
+            1 => Just(Step::Drop),
+            1 => any::<usize>().prop_map(Step::Duplicate),
+        ]
+    }
+
+    /// One conversation's log and the one connection to the client.
+    #[derive(Default)]
+    struct Server {
+        log: Vec<Message>,
+        committed: HashMap<String, Seq>,
+        socket_open: bool,
+        authenticated: bool,
+        subscribed: bool,
+        to_client: VecDeque<ServerFrame>,
+    }
+
+    impl Server {
+        fn append(&mut self, kind: AuthorKind, text: String, client_msg_id: Option<String>) -> Seq {
+            let seq = self.log.len() as Seq + 1;
+            let m = Message {
+                conversation_id: "c_1".into(),
+                seq,
+                author: Author { kind, name: None },
+                text,
+                sent_at: "2026-12-06T00:00:00Z".into(),
+                client_msg_id,
+                sources: vec![],
+                quick_replies: vec![],
+                attachments: vec![],
+                route_trace: None,
+            };
+            self.log.push(m.clone());
+            if self.subscribed {
+                self.to_client
+                    .push_back(ServerFrame::Message { message: m });
+            }
+            seq
+        }
+
+        fn receive(&mut self, frame: ClientFrame) {
+            match frame {
+                ClientFrame::Hello { .. } => {
+                    self.authenticated = true;
+                    self.to_client.push_back(ServerFrame::Welcome {
+                        version: 1,
+                        role: "visitor".into(),
+                        id: "v_1".into(),
+                    });
+                }
+                ClientFrame::Subscribe { after_seq, .. } if self.authenticated => {
+                    self.subscribed = true;
+                    for m in self.log.iter().filter(|m| m.seq > after_seq) {
+                        self.to_client
+                            .push_back(ServerFrame::Message { message: m.clone() });
+                    }
+                }
+                ClientFrame::Send {
+                    client_msg_id,
+                    text,
+                    ..
+                } if self.authenticated => {
+                    let seq = match self.committed.get(&client_msg_id) {
+                        Some(seq) => *seq,
+                        None => {
+                            let seq =
+                                self.append(AuthorKind::Visitor, text, Some(client_msg_id.clone()));
+                            self.committed.insert(client_msg_id.clone(), seq);
+                            seq
+                        }
+                    };
+                    self.to_client.push_back(ServerFrame::Ack {
+                        client_msg_id,
+                        conversation_id: "c_1".into(),
+                        seq,
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Frames the session wants to send reach the server while a socket is open.
+    fn pump(session: &mut Session, server: &mut Server) {
+        while let Some(frame) = session.poll_transmit() {
+            if server.socket_open {
+                server.receive(frame);
+            }
+        }
+    }
+
+    fn drop_socket(session: &mut Session, server: &mut Server) {
+        if server.socket_open {
+            session.on_disconnected();
+            server.socket_open = false;
+            server.authenticated = false;
+            server.subscribed = false;
+            server.to_client.clear();
+        }
+    }
+
+    fn connect(session: &mut Session, server: &mut Server) {
+        if !server.socket_open {
+            server.socket_open = true;
+            session.on_connected();
+            pump(session, server);
+        }
+    }
+
+    fn deliver(session: &mut Session, server: &mut Server, n: usize) {
+        for _ in 0..n {
+            let Some(frame) = server.to_client.pop_front() else {
+                break;
+            };
+            session.handle_frame(frame);
+            pump(session, server);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        #[test]
+        fn every_message_arrives_once_and_in_order(steps in prop::collection::vec(step(), 0..60)) {
+            let mut session = Session::new(Some(Identity {
+                token: "kv_t".into(),
+                visitor_id: "v_1".into(),
+                conversation_id: "c_1".into(),
+            }));
+            let mut server = Server::default();
+            let mut sent = Vec::new();
+            for step in steps {
+                match step {
+                    Step::Connect => connect(&mut session, &mut server),
+                    Step::Send => {
+                        let id = format!("m{}", sent.len());
+                        session.send_text(id.clone(), format!("问题 {id}")).unwrap();
+                        sent.push(id);
+                        pump(&mut session, &mut server);
+                    }
+                    Step::ServerWrites => {
+                        server.append(AuthorKind::Bot, "好的 / OK".into(), None);
+                    }
+                    Step::Deliver(n) => deliver(&mut session, &mut server, n),
+                    Step::Drop => drop_socket(&mut session, &mut server),
+                    Step::Duplicate(i) => {
+                        if server.subscribed && !server.log.is_empty() {
+                            let m = server.log[i % server.log.len()].clone();
+                            server.to_client.push_back(ServerFrame::Message { message: m });
+                        }
+                    }
+                }
+            }
+            // Finally the network settles: one clean reconnect, everything delivered.
+            drop_socket(&mut session, &mut server);
+            connect(&mut session, &mut server);
+            deliver(&mut session, &mut server, usize::MAX);
+
+            let delivered: Vec<Seq> = std::iter::from_fn(|| session.poll_event())
+                .filter_map(|e| match e {
+                    Event::Message { message } => Some(message.seq),
+                    _ => None,
+                })
+                .collect();
+            let all: Vec<Seq> = (1..=server.log.len() as Seq).collect();
+            prop_assert_eq!(delivered, all, "every message once, in order");
+            prop_assert_eq!(server.committed.len(), sent.len(), "every send committed once");
+            prop_assert_eq!(session.outbox().count(), 0, "nothing left unacknowledged");
+        }
+    }
+}

@@ -276,6 +276,116 @@ pub fn to_html(markdown: &str) -> String {
     h.out
 }
 
+/// The renderer's safety invariants, checked on everything it emits for any input (the property
+/// tests and the fuzz target call `check`): only the allowed elements, properly nested (inline
+/// inside block, list items inside lists, no link in a link); every link http(s) or mailto; every
+/// open element closed; every text a piece of the input; and the HTML form escapes everything that
+/// is not one of those elements.
+#[cfg(any(test, fuzzing))]
+pub mod invariants {
+    use super::{render, safe_href, to_html, Sink, ALLOWED_TAGS};
+
+    const BLOCKS: &[&str] = &["p", "ul", "ol", "pre", "blockquote"];
+    const INLINE: &[&str] = &["em", "strong", "del", "a", "code"];
+
+    struct Checked<'a> {
+        input: &'a str,
+        stack: Vec<&'static str>,
+    }
+
+    impl Sink for Checked<'_> {
+        fn open(&mut self, tag: &'static str, href: Option<&str>) {
+            assert!(ALLOWED_TAGS.contains(&tag), "element {tag} is not allowed");
+            assert_eq!(href.is_some(), tag == "a", "only links have a target");
+            if let Some(h) = href {
+                assert!(safe_href(h), "unsafe link target {h:?}");
+                let lower = h.trim().to_ascii_lowercase();
+                assert!(
+                    ["https://", "http://", "mailto:"]
+                        .iter()
+                        .any(|p| lower.starts_with(p)),
+                    "link target {h:?}"
+                );
+            }
+            let parent = self.stack.last().copied();
+            match tag {
+                t if BLOCKS.contains(&t) => assert!(parent.is_none(), "{t} inside {parent:?}"),
+                "li" => assert!(matches!(parent, Some("ul" | "ol")), "li inside {parent:?}"),
+                "code" if parent == Some("pre") => {}
+                t => {
+                    assert!(INLINE.contains(&t), "unexpected {t}");
+                    assert!(parent.is_some(), "{t} outside a block");
+                    assert!(
+                        !matches!(parent, Some("ul" | "ol")),
+                        "{t} directly in a list"
+                    );
+                    if t == "a" {
+                        assert!(!self.stack.contains(&"a"), "a link inside a link");
+                    }
+                }
+            }
+            self.stack.push(tag);
+        }
+
+        fn close(&mut self) {
+            assert!(
+                self.stack.pop().is_some(),
+                "closed more elements than it opened"
+            );
+        }
+
+        fn text(&mut self, text: &str) {
+            assert!(!self.stack.is_empty(), "text outside any element");
+            // A code block's lines are joined with line feeds; every other text is a slice of the input.
+            for piece in text.split('\n') {
+                assert!(
+                    self.input.contains(piece),
+                    "text {piece:?} is not from the input"
+                );
+            }
+        }
+
+        fn line_break(&mut self) {
+            assert!(
+                matches!(self.stack.last().copied(), Some("p" | "blockquote")),
+                "line break inside {:?}",
+                self.stack.last()
+            );
+        }
+    }
+
+    /// Every `<` in the HTML form starts one of the renderer's own tags; `>` and `"` appear only there.
+    pub fn check_html(html: &str) {
+        let mut rest = html;
+        while let Some(start) = rest.find(['<', '>', '"']) {
+            let tail = &rest[start..];
+            assert!(tail.starts_with('<'), "stray {:?} in {html:?}", &tail[..1]);
+            let end = tail.find('>').expect("a tag ends");
+            let tag = &tail[1..end];
+            let name = tag.strip_prefix('/').unwrap_or(tag);
+            let ok = tag == "br"
+                || ALLOWED_TAGS.contains(&name)
+                || tag
+                    .strip_prefix("a href=\"")
+                    .and_then(|h| h.strip_suffix('"'))
+                    .is_some_and(|h| !h.contains(['"', '<', '>']));
+            assert!(ok, "unexpected tag <{tag}> in {html:?}");
+            rest = &tail[end + 1..];
+        }
+    }
+
+    /// Renders `input` and panics on the first broken invariant.
+    pub fn check(input: &str) {
+        let mut sink = Checked {
+            input,
+            stack: Vec::new(),
+        };
+        render(input, &mut sink);
+        assert!(sink.stack.is_empty(), "unclosed {:?}", sink.stack);
+        check_html(&to_html(input));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,5 +456,51 @@ mod tests {
             t.0
         );
         assert_eq!(t.1, 0, "balanced");
+    }
+
+    /// Message text built from the renderer's own syntax, hostile targets and plain words.
+    fn markdownish() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let token = prop_oneof![
+            Just("**"),
+            Just("__"),
+            Just("*"),
+            Just("_"),
+            Just("~~"),
+            Just("`"),
+            Just("```"),
+            Just("\n"),
+            Just("\n\n"),
+            Just("> "),
+            Just("- "),
+            Just("1. "),
+            Just("# "),
+            Just("["),
+            Just("]("),
+            Just(")"),
+            Just("https://shop.example/a"),
+            Just("javascript:alert(1)"),
+            Just("mailto:a@b.example"),
+            Just("<script>"),
+            Just("\""),
+            Just(" "),
+            Just("包邮"),
+            Just("word"),
+            Just("snake_case"),
+        ];
+        proptest::collection::vec(token, 0..40).prop_map(|t| t.concat())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        #[test]
+        fn any_message_renders_within_the_invariants(text in markdownish()) {
+            invariants::check(&text);
+        }
+
+        #[test]
+        fn any_unicode_renders_within_the_invariants(text in "\\PC{0,200}") {
+            invariants::check(&text);
+        }
     }
 }

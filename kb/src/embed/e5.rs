@@ -90,7 +90,7 @@ struct E5Weights<'a> {
 
 impl WeightSource for E5Weights<'_> {
     fn tensor(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
-        let n: usize = shape.iter().product();
+        let n = elements(self.file, shape)?;
         // Linear weights (2-D) are Q4_0; vectors are f32.
         let values = if shape.len() == 2 {
             self.file.q4_dequantized(name, n)?
@@ -129,10 +129,26 @@ pub struct E5Model {
     encoder: BertEncoder,
 }
 
+/// The element count of a tensor of `shape`, refused when a hostile header makes it overflow.
+fn elements(file: &E5S1File, shape: &[usize]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |n, d| n.checked_mul(*d))
+        .ok_or_else(|| KbError::ModelFormat {
+            path: file.path().to_path_buf(),
+            reason: format!("tensor shape {shape:?} is too large"),
+        })
+}
+
 impl E5Model {
     /// Loads `e5-small-q4.bin`.
     pub fn load(path: &Path) -> Result<Self> {
-        let file = E5S1File::open(path)?;
+        Self::from_file(E5S1File::open(path)?)
+    }
+
+    /// The model in a parsed file (every size in its header checked against the file).
+    pub fn from_file(file: E5S1File) -> Result<Self> {
+        let path = file.path().to_path_buf();
         let hd = &file.header;
         let cfg = BertConfig {
             hidden: hd.hidden,
@@ -149,16 +165,18 @@ impl E5Model {
         };
         let h = cfg.hidden;
         let word = WordEmbeddings::Q4 {
-            blocks: file.q4_bytes("emb.word", hd.vocab_rows * h)?.into(),
+            blocks: file
+                .q4_bytes("emb.word", elements(&file, &[hd.vocab_rows, h])?)?
+                .into(),
             rows: hd.vocab_rows,
             dim: h,
         };
         let positions = Tensor::from_vec(
-            file.f32_tensor("emb.pos", cfg.max_positions * h)?,
+            file.f32_tensor("emb.pos", elements(&file, &[cfg.max_positions, h])?)?,
             (cfg.max_positions, h),
             &device,
         )?;
-        let types = file.f32_tensor("emb.type", 2 * h)?;
+        let types = file.f32_tensor("emb.type", elements(&file, &[2, h])?)?;
         let token_type = Tensor::from_slice(&types[..h], h, &device)?;
         let embed_norm = LayerNorm::new(
             src.tensor("emb.ln.w", &[h])?,
@@ -171,7 +189,7 @@ impl E5Model {
         let tokenizer = E5Tokenizer::new(&file, cfg.max_positions)?;
         if file.vocab.pieces.len() > hd.vocab_rows {
             return Err(KbError::ModelFormat {
-                path: path.to_path_buf(),
+                path,
                 reason: "vocabulary larger than the embedding table".into(),
             });
         }

@@ -65,6 +65,11 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
+    /// Bytes not read yet: a count read from the file can never promise more entries than these
+    /// bytes hold, so it bounds every allocation made for them.
+    fn remaining(&self) -> usize {
+        self.data.len() - self.pos
+    }
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self.pos.checked_add(n).filter(|e| *e <= self.data.len());
         match end {
@@ -175,10 +180,13 @@ impl E5S1File {
             .copied()
             .ok_or_else(|| format_err(&self.path, &format!("missing tensor {name}")))?;
         let expected_bytes = match dtype {
-            0 => elements * 4,
-            _ => elements / Q4_BLOCK * Q4_BLOCK_BYTES,
+            0 => elements.checked_mul(4),
+            _ => Some(elements / Q4_BLOCK * Q4_BLOCK_BYTES),
         };
-        if e.dtype != dtype || e.elements != elements || e.bytes < expected_bytes {
+        if e.dtype != dtype
+            || e.elements != elements
+            || expected_bytes.is_none_or(|expected| e.bytes < expected)
+        {
             return Err(format_err(
                 &self.path,
                 &format!(
@@ -188,6 +196,11 @@ impl E5S1File {
             ));
         }
         Ok(e)
+    }
+
+    /// The file's path (as named in errors).
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// An f32 tensor's values.
@@ -248,7 +261,7 @@ fn read_vocab(c: &mut Cursor<'_>) -> Result<E5Vocab> {
         .collect::<Result<_>>()?;
     let scores: Vec<f32> = (0..n).map(|_| c.f32()).collect::<Result<_>>()?;
     let blob = c.take(blob_len)?;
-    let mut pieces = Vec::with_capacity(n);
+    let mut pieces = Vec::with_capacity(n.min(blob.len() + 1));
     for i in 0..n {
         let (a, b) = (offsets[i], offsets[i + 1]);
         if a > b || b > blob.len() {
@@ -266,7 +279,8 @@ fn read_vocab(c: &mut Cursor<'_>) -> Result<E5Vocab> {
     let n_norm = c.usize32("normalisation count")?;
     let norm_bytes = c.u32()? as usize;
     let start = c.pos;
-    let mut normalisation = HashMap::with_capacity(n_norm);
+    // Each entry takes at least 5 bytes (a codepoint with no replacement).
+    let mut normalisation = HashMap::with_capacity(n_norm.min(c.remaining() / 5));
     for _ in 0..n_norm {
         let cp = c.u32()?;
         let count = c.u8()?;
@@ -293,7 +307,8 @@ fn read_vocab(c: &mut Cursor<'_>) -> Result<E5Vocab> {
 
 fn read_directory(c: &mut Cursor<'_>, file_len: usize) -> Result<HashMap<String, TensorEntry>> {
     let count = c.usize32("tensor count")?;
-    let mut tensors = HashMap::with_capacity(count);
+    // Each entry takes at least 23 bytes (an empty name).
+    let mut tensors = HashMap::with_capacity(count.min(c.remaining() / 23));
     for _ in 0..count {
         let name_len = c.u16()? as usize;
         let name = String::from_utf8_lossy(c.take(name_len)?).into_owned();
@@ -323,6 +338,45 @@ fn read_directory(c: &mut Cursor<'_>, file_len: usize) -> Result<HashMap<String,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A header, then a one-piece vocabulary, up to the normalisation table's count.
+    fn file_with_normalisation_count(count: i32) -> Vec<u8> {
+        let mut f = b"E5S1".to_vec();
+        f.extend(1u32.to_le_bytes());
+        for v in [32i32, 1, 2, 64, 10, 16, 2] {
+            f.extend(v.to_le_bytes());
+        }
+        f.extend(1e-12f32.to_le_bytes());
+        f.extend(32i32.to_le_bytes());
+        f.extend(1i32.to_le_bytes()); // one piece
+        for id in [0u32; 4] {
+            f.extend(id.to_le_bytes());
+        }
+        f.extend(1u64.to_le_bytes());
+        f.extend(0u32.to_le_bytes());
+        f.extend(1u32.to_le_bytes());
+        f.extend(0f32.to_le_bytes());
+        f.push(b'a');
+        f.extend(count.to_le_bytes());
+        f.extend(0u32.to_le_bytes());
+        f
+    }
+
+    #[test]
+    fn counts_larger_than_the_file_are_refused_without_allocating_for_them() {
+        // Found by fuzzing (model_file): a normalisation count of 2^31 - 1 reserved a table
+        // that large before reading a single entry, and the allocation aborted the process.
+        let path = Path::new("hostile.bin");
+        let err = E5S1File::parse(path, file_with_normalisation_count(i32::MAX))
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("truncated"), "{err}");
+        // The same for the tensor directory's count.
+        let mut f = file_with_normalisation_count(0);
+        f.extend(i32::MAX.to_le_bytes());
+        let err = E5S1File::parse(path, f).err().expect("refused");
+        assert!(err.to_string().contains("truncated"), "{err}");
+    }
 
     #[test]
     fn dequantizes_low_then_high_nibbles() {

@@ -186,4 +186,68 @@ mod tests {
         assert_eq!(chunks.len(), 3);
         assert_eq!(chunks.iter().map(|c| c.chars().count()).sum::<usize>(), 250);
     }
+
+    /// Text of Chinese and English words, sentence ends, quotes, decimals and line breaks.
+    fn prose() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let token = prop_oneof![
+            Just("退货"),
+            Just("需在7天内申请"),
+            Just("。"),
+            Just("？"),
+            Just("！"),
+            Just("；"),
+            Just("Refunds"),
+            Just("take"),
+            Just("3.5"),
+            Just("days"),
+            Just("."),
+            Just("?"),
+            Just(" "),
+            Just("  "),
+            Just("\n"),
+            Just("“"),
+            Just("”"),
+            Just(")"),
+            Just("长长长长长长长长长长长长长长长长长长长长"),
+        ];
+        proptest::collection::vec(token, 0..120).prop_map(|t| t.concat())
+    }
+
+    fn visible(s: &str) -> impl Iterator<Item = char> + '_ {
+        s.chars().filter(|c| !c.is_whitespace())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+        /// Every character of the input is in some chunk (as often as the input has it), and no
+        /// chunk holds more than `max` characters besides the spaces that join sentences.
+        #[test]
+        fn chunks_cover_the_text_within_their_size(
+            text in prose(),
+            max in 8usize..200,
+            overlap_share in 0usize..60,
+        ) {
+            let overlap = max * overlap_share / 100;
+            let chunks = chunk_text(&text, max, overlap);
+            let mut wanted = std::collections::HashMap::new();
+            visible(&text).for_each(|c| *wanted.entry(c).or_insert(0usize) += 1);
+            let mut found = std::collections::HashMap::new();
+            for chunk in &chunks {
+                proptest::prop_assert!(!chunk.trim().is_empty(), "an empty chunk");
+                proptest::prop_assert!(visible(chunk).count() <= max, "{chunk:?} over {max}");
+                visible(chunk).for_each(|c| *found.entry(c).or_insert(0usize) += 1);
+            }
+            for (c, n) in wanted {
+                proptest::prop_assert!(found.get(&c).copied().unwrap_or(0) >= n, "{c:?} lost");
+            }
+            // Sentences are never cut except when one alone is longer than a chunk.
+            for s in sentences(&text).iter().filter(|s| s.chars().count() <= max) {
+                proptest::prop_assert!(
+                    chunks.iter().any(|c| c.contains(s.as_str())),
+                    "sentence {s:?} was cut"
+                );
+            }
+        }
+    }
 }

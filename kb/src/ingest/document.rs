@@ -348,4 +348,42 @@ mod tests {
         assert_eq!(r[0].question, "notes");
         assert_eq!(r[0].kind, EntryKind::Chunk);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(500))]
+        /// Any outline of headings (levels 1–4) and paragraphs: every paragraph's section carries
+        /// exactly the headings above it, outermost first, and its text.
+        #[test]
+        fn markdown_sections_keep_heading_paths(
+            outline in proptest::collection::vec(
+                (0usize..5, "[a-z退货政策]{1,8}", "[a-z包邮 ]{0,20}"),
+                0..30,
+            )
+        ) {
+            let mut md = String::new();
+            let mut stack: Vec<(usize, String)> = Vec::new();
+            let mut expected = Vec::new();
+            for (i, (level, title, words)) in outline.into_iter().enumerate() {
+                if level == 0 {
+                    // A paragraph, tagged so it can be found.
+                    let text = format!("p{i} {words}").trim().to_string();
+                    md.push_str(&format!("{text}\n\n"));
+                    expected.push((stack.iter().map(|(_, t)| t.clone()).collect::<Vec<_>>(), text));
+                } else {
+                    md.push_str(&format!("{} {title}\n\n", "#".repeat(level)));
+                    while stack.last().is_some_and(|(l, _)| *l >= level) {
+                        stack.pop();
+                    }
+                    stack.push((level, title));
+                }
+            }
+            let sections = markdown_sections(&md);
+            let found: Vec<(Vec<String>, String)> = sections
+                .iter()
+                .flat_map(|s| s.text.lines().map(|l| (s.headings.clone(), l.trim().to_string())))
+                .filter(|(_, l)| !l.is_empty())
+                .collect();
+            proptest::prop_assert_eq!(found, expected);
+        }
+    }
 }

@@ -12,7 +12,8 @@ pub fn sections(bytes: &[u8], file: &str) -> Result<Vec<Section>> {
         line: 0,
         message,
     };
-    let pages = pdf_extract::extract_text_from_mem_by_pages(bytes)
+    let (pages, outline) = guarded(|| read(bytes))
+        .ok_or_else(|| parse(UNREADABLE.into()))?
         .map_err(|e| parse(format!("cannot read the PDF: {e}")))?;
     if pages.iter().all(|p| p.trim().is_empty()) {
         return Err(parse(
@@ -20,10 +21,6 @@ pub fn sections(bytes: &[u8], file: &str) -> Result<Vec<Section>> {
                 .into(),
         ));
     }
-    // The outline, when the PDF has one: (level, title) in reading order.
-    let outline = pdf_extract::Document::load_mem(bytes)
-        .map(|doc| outline(&doc))
-        .unwrap_or_default();
     let mut sections = Vec::new();
     let mut stack: Vec<(usize, String)> = Vec::new();
     let mut text: Vec<String> = Vec::new();
@@ -52,6 +49,65 @@ pub fn sections(bytes: &[u8], file: &str) -> Result<Vec<Section>> {
     Ok(sections)
 }
 
+/// Why a PDF the reader gave up on is refused.
+const UNREADABLE: &str =
+    "cannot read the PDF: its structure is damaged or uses features the reader does not support";
+
+/// Runs the PDF reader, which panics on some damaged or unusual files instead of returning an
+/// error (found by fuzzing, `pdf_sections`): such a file is refused (`None`), and the import, or
+/// the server, carries on.
+fn guarded<T>(read: impl FnOnce() -> T) -> Option<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).ok()
+}
+
+/// The document outline (bookmarks) as (level, title), in reading order.
+type Outline = Vec<(usize, String)>;
+
+/// The text of each page, and the outline (empty when the PDF has none).
+fn read(bytes: &[u8]) -> std::result::Result<(Vec<String>, Outline), String> {
+    let mut doc = pdf_extract::Document::load_mem(bytes).map_err(|e| e.to_string())?;
+    if doc.is_encrypted() {
+        // Encrypted with an empty user password (print or copy restrictions only).
+        doc.decrypt("").map_err(|e| e.to_string())?;
+    }
+    check_page_tree(&doc)?;
+    let mut pages = Vec::new();
+    for number in doc.get_pages().into_keys() {
+        let mut text = String::new();
+        let mut output = pdf_extract::PlainTextOutput::new(&mut text);
+        // As pdf-extract's own page loop: the pages up to the first it cannot read.
+        if pdf_extract::output_doc_page(&doc, &mut output, number).is_err() {
+            break;
+        }
+        pages.push(text);
+    }
+    Ok((pages, outline(&doc)))
+}
+
+/// Page-tree nesting read at most.
+const MAX_PAGE_TREE_DEPTH: usize = 64;
+
+/// Refuses a page tree whose `Parent` links loop (found by fuzzing, `pdf_sections`: the reader
+/// follows them for inherited attributes and never returns) or nest absurdly deep.
+fn check_page_tree(doc: &pdf_extract::Document) -> std::result::Result<(), String> {
+    for page in doc.get_pages().into_values() {
+        let mut seen = std::collections::HashSet::from([page]);
+        let mut at = page;
+        while let Some(parent) = doc
+            .get_dictionary(at)
+            .ok()
+            .and_then(|d| d.get(b"Parent").ok())
+            .and_then(|p| p.as_reference().ok())
+        {
+            if !seen.insert(parent) || seen.len() > MAX_PAGE_TREE_DEPTH {
+                return Err("the page tree loops back on itself".into());
+            }
+            at = parent;
+        }
+    }
+    Ok(())
+}
+
 /// Outline titles looked ahead for the next heading line.
 const OUTLINE_LOOKAHEAD: usize = 3;
 /// Outline entries read at most (a hostile file cannot make the walk unbounded).
@@ -59,8 +115,8 @@ const MAX_OUTLINE_ENTRIES: usize = 10_000;
 /// Outline depth read at most.
 const MAX_OUTLINE_DEPTH: usize = 16;
 
-/// The document outline (bookmarks) as (level, title), in reading order.
-fn outline(doc: &pdf_extract::Document) -> Vec<(usize, String)> {
+/// The document outline.
+fn outline(doc: &pdf_extract::Document) -> Outline {
     let mut out = Vec::new();
     let first = doc
         .catalog()
@@ -172,6 +228,32 @@ mod tests {
     fn fixture(name: &str) -> Vec<u8> {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../tests/fixtures/ingest")
+            .join(name);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    #[test]
+    fn a_pdf_the_reader_panics_on_is_refused_not_a_crash() {
+        // Found by fuzzing (pdf_sections): two bytes changed in a small text PDF make
+        // pdf-extract panic while reading a font name.
+        let err =
+            sections(&seed("crash-pdf-extract-panics.pdf"), "damaged.pdf").expect_err("refused");
+        assert!(err.to_string().contains(UNREADABLE), "{err}");
+    }
+
+    #[test]
+    fn a_page_tree_that_loops_is_refused_instead_of_read_forever() {
+        // Found by fuzzing (pdf_sections): a page that is its own parent sent the reader round
+        // the loop for good.
+        let err =
+            sections(&seed("timeout-page-is-its-own-parent.pdf"), "loop.pdf").expect_err("refused");
+        assert!(err.to_string().contains("loops back"), "{err}");
+    }
+
+    /// A committed fuzzing input (`fuzz/seeds/pdf_sections`).
+    fn seed(name: &str) -> Vec<u8> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fuzz/seeds/pdf_sections")
             .join(name);
         std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     }

@@ -7,7 +7,7 @@
 
 mod files;
 mod sniff;
-mod thumbnail;
+pub mod thumbnail;
 
 use std::time::Duration;
 
@@ -277,8 +277,9 @@ impl Attachments {
     }
 }
 
-/// The name a sender gave, without folders or control characters, at most `MAX_NAME_CHARS`.
-fn clean_name(name: &str) -> String {
+/// The name a sender gave, as kept and shown: its last path segment, without control characters,
+/// at most `MAX_NAME_CHARS` characters, never empty, `.` or `..`.
+pub fn clean_name(name: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or_default();
     let kept: String = base
         .chars()
