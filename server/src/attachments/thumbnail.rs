@@ -29,6 +29,11 @@ pub fn make(bytes: &[u8]) -> Result<Thumbnail, String> {
     reader.limits(limits);
     let img = reader.decode().map_err(|e| e.to_string())?;
     let (width, height) = (img.width(), img.height());
+    // Found by fuzzing (attachment_upload): a GIF whose screen is 4417 × 0 decodes to an image
+    // with no pixels, which would be stored as a 0-high picture with an empty thumbnail.
+    if width == 0 || height == 0 {
+        return Err(format!("the image is {width} × {height} pixels"));
+    }
     let small = if width <= THUMBNAIL_SIDE && height <= THUMBNAIL_SIDE {
         img.to_rgb8()
     } else {
@@ -72,6 +77,16 @@ mod tests {
             (40, 30),
             "small images stay small"
         );
+    }
+
+    #[test]
+    fn an_image_with_no_pixels_is_refused() {
+        let gif = hex::decode(
+            "47494638396141110000800000006000ff54ff2c00002000010001000002024400800000ffffffce00600001003b",
+        )
+        .expect("hex");
+        let err = make(&gif).err().expect("refused");
+        assert!(err.contains("pixels"), "{err}");
     }
 
     #[test]
