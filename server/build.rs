@@ -9,12 +9,20 @@ const FILES: [&str; 3] = ["widget.js", "kefu_widget.js", "kefu_widget_bg.wasm"];
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let dist = manifest.join("../widget/dist");
-    println!("cargo:rerun-if-changed={}", dist.display());
-    for f in FILES {
-        println!("cargo:rerun-if-changed={}", dist.join(f).display());
-    }
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("widget_assets.rs");
     let built = FILES.iter().all(|f| dist.join(f).is_file());
+    if built {
+        for f in FILES {
+            println!("cargo:rerun-if-changed={}", dist.join(f).display());
+        }
+    } else {
+        // A path that does not exist would rerun this script on every build; the widget's folder,
+        // where `dist` appears when the widget is built, does.
+        println!(
+            "cargo:rerun-if-changed={}",
+            manifest.join("../widget").display()
+        );
+    }
     let code = if built {
         let inc = |f: &str| format!("include_bytes!({:?})", path_str(&dist.join(f)));
         format!(

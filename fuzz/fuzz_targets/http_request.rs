@@ -16,92 +16,66 @@ use axum::Router;
 use http_body_util::BodyExt;
 use kefu_protocol::ErrorCode;
 use kefu_server::http::app;
+use kefu_server::http::openapi::document_json;
 use kefu_server::state::{AppState, Limits};
 use libfuzzer_sys::fuzz_target;
 use tower::ServiceExt;
 
-/// Every route, `{}` standing for the fuzzed path segment.
-const ROUTES: &[&str] = &[
+/// What the API document does not list: pages, assets, probes, the document itself and the
+/// WebSocket.
+const PAGES: &[&str] = &[
     "/",
     "/admin",
+    "/admin.js",
     "/console",
+    "/console.js",
     "/demo",
+    "/demo.js",
     "/docs/api",
+    "/docs/api.js",
     "/healthz",
     "/metrics",
     "/readyz",
-    "/v1/admin/agents",
-    "/v1/admin/agents/{}/revoke",
-    "/v1/admin/analytics",
-    "/v1/admin/audit",
-    "/v1/admin/conversations",
-    "/v1/admin/conversations/{}",
-    "/v1/admin/intents",
-    "/v1/admin/intents/rollback",
-    "/v1/admin/intents/train",
-    "/v1/admin/intents/{}/activate",
-    "/v1/admin/jobs",
-    "/v1/admin/jobs/{}",
-    "/v1/admin/kbs",
-    "/v1/admin/kbs/{}",
-    "/v1/admin/kbs/{}/ask",
-    "/v1/admin/kbs/{}/documents",
-    "/v1/admin/kbs/{}/entries",
-    "/v1/admin/kbs/demo/entries/{}",
-    "/v1/admin/kbs/{}/eval",
-    "/v1/admin/kbs/{}/mode",
-    "/v1/admin/kbs/{}/thresholds",
-    "/v1/admin/keys",
-    "/v1/admin/keys/{}/revoke",
-    "/v1/admin/llm",
-    "/v1/admin/llm/test",
-    "/v1/admin/login",
-    "/v1/admin/rules",
-    "/v1/admin/rules/validate",
-    "/v1/admin/sites",
-    "/v1/admin/sites/{}/attachments",
-    "/v1/admin/sites/{}/hours",
-    "/v1/admin/sites/{}/retention",
-    "/v1/admin/training/history",
-    "/v1/admin/training/mine",
-    "/v1/admin/training/proposals",
-    "/v1/admin/training/proposals/{}",
-    "/v1/admin/training/proposals/{}/approve",
-    "/v1/admin/training/proposals/{}/conversations",
-    "/v1/admin/training/proposals/{}/reject",
-    "/v1/admin/visitors/erase",
-    "/v1/admin/webhooks",
-    "/v1/admin/webhooks/{}",
-    "/v1/admin/webhooks/{}/deliveries",
-    "/v1/admin/webhooks/{}/enable",
-    "/v1/admin/webhooks/{}/rotate",
-    "/v1/agent/agents",
-    "/v1/agent/canned",
-    "/v1/agent/conversations",
-    "/v1/agent/conversations/{}",
-    "/v1/agent/conversations/{}/claim",
-    "/v1/agent/conversations/{}/handback",
-    "/v1/agent/conversations/{}/messages",
-    "/v1/agent/conversations/{}/resolve",
-    "/v1/agent/conversations/{}/suggestions",
-    "/v1/agent/conversations/{}/transfer",
-    "/v1/agent/login",
-    "/v1/agent/logout",
-    "/v1/attachments/{}",
-    "/v1/attachments/{}/thumbnail",
-    "/v1/channels/api/{}/handoff",
-    "/v1/channels/api/{}/messages",
-    "/v1/channels/wechat/{}",
-    "/v1/conversations/{}/attachments",
-    "/v1/conversations/{}/messages",
-    "/v1/conversations/{}/rating",
-    "/v1/kb/query",
     "/v1/openapi.json",
-    "/v1/visitor/conversations",
-    "/v1/visitor/sessions",
     "/v1/ws",
     "/widget.js",
+    "/widget/kefu_widget.js",
+    "/widget/kefu_widget_bg.wasm",
 ];
+
+/// Every route: the API document's paths (so a new endpoint is fuzzed as soon as it is documented)
+/// and the pages. Each `{parameter}` becomes `{}`, where the fuzzed path segment goes.
+fn routes() -> &'static [String] {
+    static ROUTES: OnceLock<Vec<String>> = OnceLock::new();
+    ROUTES.get_or_init(|| {
+        let doc: serde_json::Value =
+            serde_json::from_str(document_json()).expect("the API document is JSON");
+        let paths = doc["paths"].as_object().expect("the document has paths");
+        let mut routes: Vec<String> = paths.keys().map(|p| fill(p)).collect();
+        routes.extend(PAGES.iter().map(|p| p.to_string()));
+        routes.sort();
+        routes.dedup();
+        routes
+    })
+}
+
+/// `/v1/kbs/{kb}/entries/{id}` → `/v1/kbs/{}/entries/{}`.
+fn fill(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut in_parameter = false;
+    for c in path.chars() {
+        match c {
+            '{' => {
+                in_parameter = true;
+                out.push_str("{}");
+            }
+            '}' => in_parameter = false,
+            _ if in_parameter => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}
 
 const METHODS: &[Method] = &[
     Method::GET,
@@ -150,7 +124,8 @@ fn router() -> &'static Router {
 }
 
 fuzz_target!(|call: Call| {
-    let route = ROUTES[usize::from(call.route) % ROUTES.len()].replace("{}", &call.segment);
+    let routes = routes();
+    let route = routes[usize::from(call.route) % routes.len()].replace("{}", &call.segment);
     let uri = if call.query.is_empty() {
         route
     } else {

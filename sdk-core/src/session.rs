@@ -539,7 +539,12 @@ mod tests {
         }
     }
 
-    fn msg(seq: Seq, kind: AuthorKind, text: &str, client_msg_id: Option<&str>) -> Message {
+    pub(super) fn msg(
+        seq: Seq,
+        kind: AuthorKind,
+        text: &str,
+        client_msg_id: Option<&str>,
+    ) -> Message {
         Message {
             conversation_id: "c_1".into(),
             seq,
@@ -871,7 +876,7 @@ mod properties {
     #![allow(clippy::unwrap_used)]
     use std::collections::{HashMap, VecDeque};
 
-    use kefu_protocol::{Author, AuthorKind, ClientFrame, Message, Seq, ServerFrame};
+    use kefu_protocol::{AuthorKind, ClientFrame, Message, Seq, ServerFrame};
     use proptest::prelude::*;
 
     use super::{Identity, Session};
@@ -918,18 +923,7 @@ mod properties {
     impl Server {
         fn append(&mut self, kind: AuthorKind, text: String, client_msg_id: Option<String>) -> Seq {
             let seq = self.log.len() as Seq + 1;
-            let m = Message {
-                conversation_id: "c_1".into(),
-                seq,
-                author: Author { kind, name: None },
-                text,
-                sent_at: "2026-12-06T00:00:00Z".into(),
-                client_msg_id,
-                sources: vec![],
-                quick_replies: vec![],
-                attachments: vec![],
-                route_trace: None,
-            };
+            let m = super::tests::msg(seq, kind, &text, client_msg_id.as_deref());
             self.log.push(m.clone());
             if self.subscribed {
                 self.to_client

@@ -261,7 +261,8 @@ fn read_vocab(c: &mut Cursor<'_>) -> Result<E5Vocab> {
         .collect::<Result<_>>()?;
     let scores: Vec<f32> = (0..n).map(|_| c.f32()).collect::<Result<_>>()?;
     let blob = c.take(blob_len)?;
-    let mut pieces = Vec::with_capacity(n.min(blob.len() + 1));
+    // `n` is backed by the file: its offsets and scores were read above.
+    let mut pieces = Vec::with_capacity(n);
     for i in 0..n {
         let (a, b) = (offsets[i], offsets[i + 1]);
         if a > b || b > blob.len() {

@@ -70,9 +70,10 @@ fn read(bytes: &[u8]) -> std::result::Result<(Vec<String>, Outline), String> {
         // Encrypted with an empty user password (print or copy restrictions only).
         doc.decrypt("").map_err(|e| e.to_string())?;
     }
-    check_page_tree(&doc)?;
+    let page_ids = doc.get_pages();
+    check_page_tree(&doc, page_ids.values().copied())?;
     let mut pages = Vec::new();
-    for number in doc.get_pages().into_keys() {
+    for number in page_ids.into_keys() {
         let mut text = String::new();
         let mut output = pdf_extract::PlainTextOutput::new(&mut text);
         // As pdf-extract's own page loop: the pages up to the first it cannot read.
@@ -89,8 +90,11 @@ const MAX_PAGE_TREE_DEPTH: usize = 64;
 
 /// Refuses a page tree whose `Parent` links loop (found by fuzzing, `pdf_sections`: the reader
 /// follows them for inherited attributes and never returns) or nest absurdly deep.
-fn check_page_tree(doc: &pdf_extract::Document) -> std::result::Result<(), String> {
-    for page in doc.get_pages().into_values() {
+fn check_page_tree(
+    doc: &pdf_extract::Document,
+    pages: impl Iterator<Item = pdf_extract::ObjectId>,
+) -> std::result::Result<(), String> {
+    for page in pages {
         let mut seen = std::collections::HashSet::from([page]);
         let mut at = page;
         while let Some(parent) = doc
