@@ -11,19 +11,10 @@ fn main() {
     let dist = manifest.join("../widget/dist");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("widget_assets.rs");
     let built = FILES.iter().all(|f| dist.join(f).is_file());
-    if built {
+    let code = if built {
         for f in FILES {
             println!("cargo:rerun-if-changed={}", dist.join(f).display());
         }
-    } else {
-        // A path that does not exist would rerun this script on every build; the widget's folder,
-        // where `dist` appears when the widget is built, does.
-        println!(
-            "cargo:rerun-if-changed={}",
-            manifest.join("../widget").display()
-        );
-    }
-    let code = if built {
         let inc = |f: &str| format!("include_bytes!({:?})", path_str(&dist.join(f)));
         format!(
             "/// The built widget.\npub const WIDGET: Option<WidgetAssets> = Some(WidgetAssets {{ loader: {}, glue: {}, wasm: {} }});\n",
@@ -32,6 +23,12 @@ fn main() {
             inc(FILES[2])
         )
     } else {
+        // A path that does not exist would rerun this script on every build; the widget's folder,
+        // where `dist` appears when the widget is built, does.
+        println!(
+            "cargo:rerun-if-changed={}",
+            manifest.join("../widget").display()
+        );
         println!("cargo:warning=the web widget is not built (run scripts/build-widget): /widget.js will answer 503");
         "/// The widget was not built.\npub const WIDGET: Option<WidgetAssets> = None;\n"
             .to_string()

@@ -59,22 +59,12 @@ fn routes() -> &'static [String] {
     })
 }
 
-/// `/v1/kbs/{kb}/entries/{id}` → `/v1/kbs/{}/entries/{}`.
+/// `/v1/kbs/{kb}/entries/{id}` → `/v1/kbs/{}/entries/{}` (parameters are whole segments).
 fn fill(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    let mut in_parameter = false;
-    for c in path.chars() {
-        match c {
-            '{' => {
-                in_parameter = true;
-                out.push_str("{}");
-            }
-            '}' => in_parameter = false,
-            _ if in_parameter => {}
-            _ => out.push(c),
-        }
-    }
-    out
+    path.split('/')
+        .map(|s| if s.starts_with('{') { "{}" } else { s })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 const METHODS: &[Method] = &[
