@@ -55,9 +55,43 @@ const UNREADABLE: &str =
 
 /// Runs the PDF reader, which panics on some damaged or unusual files instead of returning an
 /// error (found by fuzzing, `pdf_sections`): such a file is refused (`None`), and the import, or
-/// the server, carries on.
+/// the server, carries on. The reader's panic is logged at debug level instead of being printed
+/// as a crash (`quiet_reader_panics`).
 fn guarded<T>(read: impl FnOnce() -> T) -> Option<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).ok()
+    quiet_reader_panics();
+    READING.with(|r| r.set(true));
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).ok();
+    READING.with(|r| r.set(false));
+    out
+}
+
+thread_local! {
+    /// Set while `guarded` runs the reader on this thread.
+    static READING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Installs, once, a panic hook in front of the one before it: a panic raised inside the PDF
+/// reader's crates while `guarded` runs it becomes a debug log line (the file is refused anyway);
+/// every other panic, Kefu's own code in `read` included, still goes to the previous hook (the
+/// default message, or the fuzzer's abort).
+fn quiet_reader_panics() {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let in_reader = info.location().is_some_and(|l| is_reader_source(l.file()));
+            if in_reader && READING.with(|r| r.get()) {
+                tracing::debug!(panic = %info, "the PDF reader gave up on a file");
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Whether a source file belongs to the PDF reader's crates (pdf-extract and lopdf).
+fn is_reader_source(file: &str) -> bool {
+    file.contains("/pdf-extract-") || file.contains("/lopdf-")
 }
 
 /// The document outline (bookmarks) as (level, title), in reading order.
@@ -243,6 +277,46 @@ mod tests {
         let err =
             sections(&seed("crash-pdf-extract-panics.pdf"), "damaged.pdf").expect_err("refused");
         assert!(err.to_string().contains(UNREADABLE), "{err}");
+    }
+
+    #[test]
+    fn the_readers_panic_is_logged_not_printed() {
+        use std::io::Write;
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Log(Arc<Mutex<Vec<u8>>>);
+        impl Write for Log {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().expect("log").extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let log = Log::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            sections(&seed("crash-pdf-extract-panics.pdf"), "damaged.pdf").expect_err("refused")
+        });
+        let text = String::from_utf8(log.0.lock().expect("log").clone()).expect("UTF-8");
+        assert!(text.contains("the PDF reader gave up"), "{text}");
+        assert!(
+            text.contains("pdf-extract"),
+            "the panic's location is logged: {text}"
+        );
+        // Kefu's own panics are never hidden, even inside `guarded`.
+        assert!(is_reader_source(
+            "/cargo/registry/src/x/pdf-extract-0.10.0/src/lib.rs"
+        ));
+        assert!(is_reader_source(
+            "/cargo/registry/src/x/lopdf-0.42.0/src/reader.rs"
+        ));
+        assert!(!is_reader_source("kb/src/ingest/pdf.rs"));
     }
 
     #[test]
