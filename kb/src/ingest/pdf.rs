@@ -79,8 +79,10 @@ fn quiet_reader_panics() {
     HOOK.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let in_reader = info.location().is_some_and(|l| is_reader_source(l.file()));
-            if in_reader && READING.with(|r| r.get()) {
+            // `try_with`: a panic while this thread's locals are being destroyed still reaches
+            // the previous hook instead of panicking inside this one.
+            let reading = READING.try_with(|r| r.get()).unwrap_or(false);
+            if reading && info.location().is_some_and(|l| is_reader_source(l.file())) {
                 tracing::debug!(panic = %info, "the PDF reader gave up on a file");
             } else {
                 previous(info);
