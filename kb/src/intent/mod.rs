@@ -208,8 +208,8 @@ pub async fn train(
     let held_scored = match (&valset, calibration_mode) {
         (None, Calibration::Holdout) => {
             let held = holdout(&dataset);
-            let (mut fx, mut fy, mut gold, mut hx) =
-                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let (mut fx, mut fy, mut fit_oos, mut gold, mut hx) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for ((e, v), h) in dataset.examples.iter().zip(train_vecs).zip(&held) {
                 match (index.get(e.intent.as_str()), h) {
                     (Some(&c), false) => {
@@ -220,16 +220,17 @@ pub async fn train(
                         hx.push(v.clone());
                         gold.push(gold_label(&e.intent, |i| index.contains_key(i)));
                     }
-                    (None, false) => {}
+                    (None, false) => fit_oos.push(v.clone()),
                 }
             }
             if on_generic_oos {
                 hx.extend(oos_x.iter().cloned());
                 gold.extend(oos_x.iter().map(|_| OOS.to_string()));
             }
-            let head = train::train_head(&fx, &fy, labels.len(), cfg, &mut |stats| {
-                emit_epoch("calibration".into(), stats)
-            })?;
+            let (head, _) =
+                train::train_intents(&fx, &fy, labels.len(), &fit_oos, cfg, &mut |stats| {
+                    emit_epoch("calibration".into(), stats)
+                })?;
             Some(train::score(&head, &labels, &hx, &gold))
         }
         _ => None,
@@ -241,13 +242,17 @@ pub async fn train(
             &y,
             &labels,
             &oos_x,
+            !on_generic_oos,
             cfg,
             &mut |fold, folds, stats| emit_epoch(format!("calibration fold {fold}/{folds}"), stats),
         )?),
     };
-    let layers = train::train_head(&x, &y, labels.len(), cfg, &mut |stats| {
-        emit_epoch("final".into(), stats)
-    })?;
+    // The generic set only calibrates; the operator's out-of-scope examples may train.
+    let oos_train: &[Vec<f32>] = if on_generic_oos { &[] } else { &oos_x };
+    let (layers, oos_class) =
+        train::train_intents(&x, &y, labels.len(), oos_train, cfg, &mut |stats| {
+            emit_epoch("final".into(), stats)
+        })?;
     let scored = match (&valset, out_of_fold) {
         (Some(v), _) => {
             let gold: Vec<String> = v
@@ -287,6 +292,7 @@ pub async fn train(
             ),
         },
         hidden: cfg.hidden,
+        oos_class,
         data_file: data.display().to_string(),
         data_hash: dataset.hash(),
         train_examples: x.len(),

@@ -96,6 +96,10 @@ pub struct ModelMeta {
     /// How the threshold was chosen.
     pub calibration: String,
     pub hidden: usize,
+    /// The head has one more output after the labels, trained on the operator's out-of-scope
+    /// examples: never predicted, it takes probability away from the intents.
+    #[serde(default)]
+    pub oos_class: bool,
     pub data_file: String,
     pub data_hash: String,
     pub train_examples: usize,
@@ -126,7 +130,8 @@ impl IntentModel {
                 "an intent model needs a layer".into(),
             ));
         };
-        if last.outputs != meta.labels.len() || layers[0].inputs != meta.dim {
+        let outputs = meta.labels.len() + usize::from(meta.oos_class);
+        if last.outputs != outputs || layers[0].inputs != meta.dim {
             return Err(KbError::InvalidInput(
                 "intent model shape does not match its labels".into(),
             ));
@@ -158,11 +163,8 @@ impl IntentModel {
     /// Predicts with a given threshold.
     pub fn predict_with(&self, embedding: &[f32], threshold: f32) -> Prediction {
         let p = self.probabilities(embedding);
-        let (best, conf) =
-            p.iter().enumerate().fold(
-                (0, f32::MIN),
-                |acc, (i, &v)| if v > acc.1 { (i, v) } else { acc },
-            );
+        // The best intent: an out-of-scope output after the labels is never one.
+        let (best, conf) = argmax(&p[..self.meta.labels.len()]);
         let top = self.meta.labels.get(best).cloned().unwrap_or_default();
         let in_scope = conf >= threshold;
         Prediction {

@@ -191,6 +191,7 @@ fn is_version_name(version: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::intent::data::OOS;
     use crate::intent::model::Dense;
 
     fn model() -> IntentModel {
@@ -203,6 +204,7 @@ mod tests {
             threshold: 0.5,
             calibration: "test".into(),
             hidden: 0,
+            oos_class: false,
             data_file: "d.jsonl".into(),
             data_hash: "h".into(),
             train_examples: 2,
@@ -241,5 +243,35 @@ mod tests {
         assert!(reg.rollback().is_err());
         assert_eq!(reg.list().expect("list").len(), 2);
         assert!(reg.load("../v1").is_err());
+    }
+
+    #[test]
+    fn an_out_of_scope_output_is_kept_and_never_predicted() {
+        let mut m = model();
+        m.meta.oos_class = true;
+        // Outputs: 退款, track, and the out-of-scope output, which wins on the third axis.
+        let layer = Dense {
+            weight: vec![4.0, 0.0, 0.0, 0.0, 4.0, 0.0, 0.0, 0.0, 4.0],
+            bias: vec![0.0; 3],
+            inputs: 3,
+            outputs: 3,
+        };
+        m.meta.dim = 3;
+        assert!(
+            IntentModel::new(m.meta.clone(), vec![m.layers[0].clone()]).is_err(),
+            "two outputs for two labels plus the out-of-scope one"
+        );
+        let mut m = IntentModel::new(m.meta.clone(), vec![layer]).expect("model");
+        let tmp = tempfile::tempdir().expect("tmp");
+        let reg = Registry::new(tmp.path());
+        let v1 = reg.save(&mut m).expect("save");
+        let loaded = reg.load(&v1).expect("load");
+        assert!(loaded.meta.oos_class);
+        let p = loaded.predict(&[1.0, 0.0, 0.0]);
+        assert_eq!((p.intent.as_str(), p.in_scope), ("退款", true));
+        let p = loaded.predict(&[0.0, 0.0, 1.0]);
+        assert_eq!(p.intent, OOS, "{p:?}");
+        assert!(!p.in_scope && p.confidence < 0.5, "{p:?}");
+        assert!(["退款", "track"].contains(&p.top_intent.as_str()), "{p:?}");
     }
 }

@@ -227,6 +227,7 @@ pub async fn run(config: &Config, cmd: IntentCommand) -> anyhow::Result<()> {
             learning_rate,
             weight_decay,
             folds,
+            oos_class,
             fine_tune,
             tuning,
             activate,
@@ -246,6 +247,7 @@ pub async fn run(config: &Config, cmd: IntentCommand) -> anyhow::Result<()> {
                     learning_rate,
                     weight_decay,
                     folds,
+                    oos_class,
                     ..TrainConfig::default()
                 },
                 validation,
