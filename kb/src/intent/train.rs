@@ -28,7 +28,7 @@ pub struct TrainConfig {
     /// Folds for out-of-fold calibration predictions (when no validation file is given).
     pub folds: usize,
     pub seed: u64,
-    /// Train the operator's `oos` examples as one more output of the head (see `OosExamples`).
+    /// Train the operator's `oos` examples as one more output of the head (see `train_intents`).
     pub oos_class: bool,
 }
 
