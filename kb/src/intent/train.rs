@@ -275,16 +275,13 @@ pub fn out_of_fold(
             }
         }
         // This fold's out-of-scope examples are scored, the others train (when they may).
-        let (ox, o_train): (Vec<_>, Vec<_>) = oos_x
+        let ox: Vec<Vec<f32>> = oos_x.iter().skip(fold).step_by(folds).cloned().collect();
+        let o_train: Vec<Vec<f32>> = oos_x
             .iter()
             .enumerate()
-            .partition(|(i, _)| i % folds == fold);
-        let ox: Vec<Vec<f32>> = ox.into_iter().map(|(_, v)| v.clone()).collect();
-        let o_train: Vec<Vec<f32>> = if train_oos {
-            o_train.into_iter().map(|(_, v)| v.clone()).collect()
-        } else {
-            Vec::new()
-        };
+            .filter(|(i, _)| train_oos && i % folds != fold)
+            .map(|(_, v)| v.clone())
+            .collect();
         let (layers, _) = train_intents(&tx, &ty, labels.len(), &o_train, cfg, &mut |s| {
             on_fold(fold + 1, folds, s)
         })?;
