@@ -3,6 +3,7 @@
 //! or sockets: text in, scored answers out.
 
 pub mod answer;
+pub mod colloquial;
 pub mod demo;
 pub mod embed;
 pub mod error;

@@ -122,6 +122,30 @@ fn e5_ranks_paraphrases_across_languages() {
 }
 
 #[test]
+fn questions_are_read_with_standard_spellings_of_chat_words() {
+    let e = load_embedder("multilingual-e5-small", &model_dir()).expect("run scripts/fetch-models");
+    let pairs = [
+        ("周末下的单啥时候发", "周末下的单什么时候发"),
+        ("咋退货", "怎么退货"),
+        ("when do u ship, pls", "when do you ship, please"),
+    ];
+    for (chat, standard) in pairs {
+        let q = e
+            .embed(&[chat, standard], TextRole::Query)
+            .expect("embed questions");
+        assert!(
+            cosine(&q[0], &q[1]) > 0.9999,
+            "{chat:?} reads as {standard:?}"
+        );
+        // Content (passages) is embedded as written.
+        let p = e
+            .embed(&[chat, standard], TextRole::Passage)
+            .expect("embed passages");
+        assert!(cosine(&p[0], &p[1]) < 0.999, "{chat:?} as a passage");
+    }
+}
+
+#[test]
 fn minilm_embeds_english_and_separates_topics() {
     let e = load_embedder("all-minilm-l6-v2", &model_dir()).expect("run scripts/fetch-models");
     let long = "word ".repeat(600);

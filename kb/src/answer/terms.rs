@@ -1,7 +1,8 @@
 //! Content terms of a text for lexical matching: English words (lower-cased, light suffix
 //! stripping, stop words dropped), numbers and codes kept whole ("11.11", "sku-2041"), and Chinese
-//! as overlapping character bigrams (question words such as 什么/怎么 dropped). No dictionary is
-//! needed, so any Chinese text segments the same way at import and at query time.
+//! as overlapping character bigrams (question words such as 什么/怎么 dropped), chat spellings read
+//! as the words they stand for (`colloquial`). No dictionary is needed, so any Chinese text
+//! segments the same way at import and at query time.
 
 use std::collections::HashSet;
 use std::sync::OnceLock;
@@ -11,14 +12,15 @@ use crate::lang::is_han;
 /// English function words and question words that say nothing about the topic.
 const EN_STOP: &[&str] = &[
     "a", "about", "after", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be",
-    "been", "before", "but", "by", "can", "could", "did", "do", "does", "for", "from", "get",
-    "got", "had", "has", "have", "how", "i", "if", "in", "into", "is", "it", "its", "just", "me",
-    "my", "of", "on", "or", "our", "please", "so", "than", "that", "the", "their", "them", "then",
-    "there", "these", "they", "this", "to", "too", "u", "us", "was", "we", "were", "what", "when",
-    "where", "which", "who", "whom", "why", "will", "with", "would", "you", "your", "yours", "hi",
-    "hello", "hey", "thanks", "thank", "pls", "plz", "want", "need", "like", "know", "tell",
-    "there's", "it's", "i'm", "don't", "doesn't", "im", "dont", "s", "t", "many", "much", "long",
-    "some", "should", "way", "ok", "okay", "yes", "no", "not", "still", "there", "here", "now",
+    "because", "been", "before", "but", "by", "can", "could", "did", "do", "does", "for", "from",
+    "get", "got", "had", "has", "have", "how", "i", "if", "in", "into", "is", "it", "its", "just",
+    "me", "my", "of", "on", "or", "our", "please", "so", "than", "that", "the", "their", "them",
+    "then", "there", "these", "they", "this", "to", "too", "u", "us", "was", "we", "were", "what",
+    "when", "where", "which", "who", "whom", "why", "will", "with", "would", "you", "your",
+    "yours", "hi", "hello", "hey", "thanks", "thank", "pls", "plz", "want", "need", "like", "know",
+    "tell", "there's", "it's", "i'm", "don't", "doesn't", "im", "dont", "s", "t", "many", "much",
+    "long", "some", "should", "way", "ok", "okay", "yes", "no", "not", "still", "there", "here",
+    "now",
 ];
 
 /// Chinese bigrams that only frame a question or a request.
@@ -31,6 +33,8 @@ const ZH_STOP: &[&str] = &[
 
 /// The content terms of `text`, in order of appearance (repeats kept).
 pub fn terms(text: &str) -> Vec<String> {
+    // Chat spellings count as the words they stand for (啥 is 什么, a question word).
+    let text = crate::colloquial::standard(text);
     let mut out = Vec::new();
     let mut word = String::new();
     let mut han: Vec<char> = Vec::new();

@@ -299,9 +299,15 @@ impl BatchingEmbedder {
 }
 
 impl BatchingEmbedder {
-    /// Token ids of one text (with special tokens), as the model sees it.
+    /// Token ids of one text (with special tokens), as the model sees it: a question is read
+    /// with the standard spelling of chat words (`colloquial`).
     pub fn tokenize(&self, text: &str, role: TextRole) -> Result<Vec<u32>> {
-        self.model.tokenize(text, role)
+        match role {
+            TextRole::Query => self
+                .model
+                .tokenize(&crate::colloquial::standard(text), role),
+            TextRole::Passage => self.model.tokenize(text, role),
+        }
     }
 
     /// The transformer inside.
@@ -343,7 +349,7 @@ impl BatchingEmbedder {
     pub fn embed_uncentred(&self, texts: &[&str], role: TextRole) -> Result<Vec<Vec<f32>>> {
         let tokens = texts
             .iter()
-            .map(|t| self.model.tokenize(t, role))
+            .map(|t| self.tokenize(t, role))
             .collect::<Result<Vec<_>>>()?;
         let mut order: Vec<usize> = (0..tokens.len()).collect();
         order.sort_by_key(|&i| tokens[i].len());

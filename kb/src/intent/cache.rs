@@ -16,7 +16,7 @@ use crate::error::{KbError, Result};
 /// Texts embedded per committed chunk.
 pub const CHUNK: usize = 256;
 
-/// Embedding cache keyed by sha256(model, role, text).
+/// Embedding cache keyed by sha256(model, role, text), questions also by `colloquial::RECIPE`.
 #[derive(Clone)]
 pub struct EmbeddingCache {
     pool: SqlitePool,
@@ -54,10 +54,15 @@ impl EmbeddingCache {
         let mut h = Sha256::new();
         h.update(model.as_bytes());
         h.update([0]);
-        h.update(match role {
-            TextRole::Query => b"q",
-            TextRole::Passage => b"p",
-        });
+        match role {
+            // Questions are read with standard spellings (`colloquial`): a vector cached before
+            // that reading, or under another table, is not reused.
+            TextRole::Query => {
+                h.update(b"q");
+                h.update(crate::colloquial::RECIPE.as_bytes());
+            }
+            TextRole::Passage => h.update(b"p"),
+        }
         h.update([0]);
         h.update(text.as_bytes());
         h.finalize().to_vec()

@@ -220,8 +220,9 @@ pub(super) async fn embed_records(
     Ok(vectors)
 }
 
-/// Which texts `Record::embed_texts` makes; bumped when that changes, so that a re-import
-/// embeds every entry again instead of keeping vectors of the old kind.
+/// Which texts `Record::embed_texts` makes; bumped when that changes (as is the reading of
+/// questions, `colloquial::RECIPE`), so that a re-import embeds every entry again instead of
+/// keeping vectors of the old kind.
 const EMBED_RECIPE: &str = "2: chunks also sentence by sentence";
 
 /// Hash of everything that determines an entry's stored form and vectors.
@@ -229,6 +230,7 @@ pub(super) fn content_hash(r: &Record, model: &str) -> String {
     let mut h = Sha256::new();
     for part in [
         EMBED_RECIPE,
+        crate::colloquial::RECIPE,
         model,
         r.kind.as_str(),
         &r.question,
