@@ -80,7 +80,9 @@ const TEXT = {
   intentHint: ["上传带标注的话术（JSONL：text、intent；或 CSV：text,intent；intent 为 oos 表示域外）训练新版本；可另附测试集评估。比较各版本并启用或回滚。",
     "Upload labelled utterances (JSONL: text, intent; or CSV: text,intent; intent oos marks out-of-scope) to train a new version, optionally with a test file to evaluate it. Compare versions, activate or roll back."],
   intentData: ["训练数据", "Training data"], intentTest: ["测试集（选填）", "Test file (optional)"],
-  fineTune: ["微调编码器（较慢，数分钟）", "Fine-tune the encoder (slower, minutes)"], activateWhenDone: ["训练完成后启用", "Activate when trained"],
+  fineTune: ["微调编码器（较慢，数分钟）", "Fine-tune the encoder (slower, minutes)"],
+  oosClass: ["用 oos 样例训练“超出范围”输出", "Train an out-of-scope output on the oos examples"],
+  oosOutput: ["含超出范围输出", "out-of-scope output"], activateWhenDone: ["训练完成后启用", "Activate when trained"],
   train: ["训练新版本", "Train a new version"], testSet: ["测试集结果", "Test set"],
   trained: ["{0}：{1} 个意图，{2} 条样本；准确率 {3}", "{0}: {1} intents, {2} examples; accuracy {3}"],
   version: ["版本", "Version"], created: ["创建时间", "Created"], intentsCount: ["意图数", "Intents"], accuracy: ["准确率", "Accuracy"],
@@ -575,7 +577,7 @@ function drawIntents(data) {
     } else test.textContent = "—";
     tr.append(el("td", "", v.version), el("td", "", new Date(v.created_at).toLocaleString()), el("td", "", String(v.intents)),
       el("td", "", pct(v.metrics && v.metrics.in_scope_accuracy)), el("td", "", pct(v.metrics && v.metrics.oos_recall)),
-      test, el("td", "clip", v.embedding_model + " · " + v.data_file), act);
+      test, el("td", "clip", [v.embedding_model, v.oos_class ? t("oosOutput") : "", v.data_file].filter(Boolean).join(" · ")), act);
     rows.append(tr);
   }
   $("intentRollback").disabled = !data.active;
@@ -588,7 +590,8 @@ $("intentTrain").onclick = async () => {
   form.append("file", file, file.name);
   const test = $("intentTest").files[0];
   if (test) form.append("test", test, test.name);
-  const q = "?fine_tune=" + $("intentFineTune").checked + "&activate=" + $("intentActivate").checked;
+  const q = "?fine_tune=" + $("intentFineTune").checked + "&activate=" + $("intentActivate").checked
+    + "&oos_class=" + $("intentOosClass").checked;
   try {
     await api("POST", "/v1/admin/intents/train" + q, form);
     $("intentFile").value = "";

@@ -1488,17 +1488,32 @@ async fn intent_models_are_trained_over_the_admin_api() {
     assert_eq!(r["eval"]["metrics"]["n"], 4, "{r}");
     assert_eq!(r["eval"]["by_language"]["zh"]["n"], 2, "{r}");
     assert_eq!(r["eval"]["by_language"]["en"]["n"], 2, "{r}");
-    // A second version waits to be activated unless asked.
+    assert_eq!(r["oos_class"], false, "{r}");
+    // A second version waits to be activated unless asked; asked for, it trains an out-of-scope
+    // output on the data's `oos` examples.
+    let mut with_oos = train.clone();
+    with_oos.push(b'\n');
+    with_oos.extend(intent_lines(&[
+        ("what's the weather like", "oos"),
+        ("今天天气怎么样", "oos"),
+        ("tell me a joke", "oos"),
+        ("给我讲个笑话", "oos"),
+    ]));
     let (_, job) = h
         .train_intents(
             &admin,
-            "?activate=false",
-            &[("file", "intents.jsonl", &train)],
+            "?activate=false&oos_class=true",
+            &[("file", "intents.jsonl", &with_oos)],
         )
         .await;
     assert_eq!(
         (job["status"].as_str(), job["result"]["active"].as_bool()),
         (Some("done"), Some(false)),
+        "{job}"
+    );
+    assert_eq!(
+        (&job["result"]["oos_class"], &job["result"]["oos_examples"]),
+        (&json!(true), &json!(4)),
         "{job}"
     );
     let (_, _, list) = h
@@ -1517,6 +1532,10 @@ async fn intent_models_are_trained_over_the_admin_api() {
         .as_str()
         .is_some_and(|d| d.ends_with("-intents.jsonl")));
     assert_eq!(versions[1]["eval"], Value::Null);
+    assert_eq!(
+        (&versions[0]["oos_class"], &versions[1]["oos_class"]),
+        (&json!(false), &json!(true))
+    );
 
     // Failures are the job's: one intent only, and a fine-tune without the stock model here.
     let (_, job) = h

@@ -32,6 +32,7 @@ const INTENTS_TRAIN = intentLines([
   ["我的订单到哪了", "order_status"], ["快递到哪里了", "order_status"], ["包裹发货了吗", "order_status"],
   ["I want a refund", "refund"], ["how do I get my money back", "refund"], ["refund my order please", "refund"],
   ["我要退款", "refund"], ["怎么申请退款", "refund"], ["钱能退给我吗", "refund"],
+  ["what's the weather like", "oos"], ["今天天气怎么样", "oos"],
 ]);
 const INTENTS_TEST = intentLines([
   ["where is my parcel now", "order_status"], ["我的快递到哪了", "order_status"],
@@ -167,11 +168,16 @@ await runInChromium(async (browser, watch) => {
   await active("v1");
   await page.setInputFiles("[data-testid=intent-file]", { name: "intents.jsonl", mimeType: "application/jsonl", buffer: Buffer.from(INTENTS_TRAIN) });
   await page.setInputFiles("[data-testid=intent-test]", { name: "intents-test.jsonl", mimeType: "application/jsonl", buffer: Buffer.from(INTENTS_TEST) });
+  await page.check("[data-testid=intent-oos-class]");
   await page.click("[data-testid=intent-train]");
   await page.locator("[data-testid=training-jobs] tr[data-status=done]", { hasText: "intents.jsonl" }).waitFor({ timeout: 120000 });
   const v2 = page.locator("[data-testid=intent-versions] tr[data-version=v2]");
   await v2.locator("td.test", { hasText: "intents-test.jsonl" }).waitFor();
   const testCell = await v2.locator("td.test").innerText();
+  const v2Encoder = await v2.locator("td.clip").innerText();
+  check(/out-of-scope output|含超出范围输出/.test(v2Encoder), "v2 says it has the out-of-scope output: " + v2Encoder);
+  const v1Encoder = await page.locator("[data-testid=intent-versions] tr[data-version=v1] td.clip").innerText();
+  check(!/out-of-scope output|含超出范围输出/.test(v1Encoder), "v1 has none: " + v1Encoder);
   check(/zh \d/.test(testCell) && /en \d/.test(testCell), "the test set is reported per language: " + testCell);
   check(await v2.locator(".badge").count() === 0, "a version trained without 'activate' waits to be activated");
   await page.locator("[data-testid=intent-versions] tr[data-version=v2] button").click();

@@ -295,6 +295,8 @@ pub struct IntentVersion {
     pub embedding_model: String,
     pub intents: usize,
     pub train_examples: usize,
+    /// Whether the head has an output trained on the data's `oos` examples.
+    pub oos_class: bool,
     /// Top probability under which a message is out of scope, and how it was chosen.
     pub threshold: f32,
     pub calibration: String,
@@ -333,6 +335,7 @@ fn intent_versions(training: &crate::training::Training) -> Result<IntentVersion
             created_at: m.created_at,
             embedding_model: m.embedding_model,
             train_examples: m.train_examples,
+            oos_class: m.oos_class,
             threshold: m.threshold,
             calibration: m.calibration,
             metrics: m.metrics,
@@ -405,6 +408,11 @@ pub struct TrainQuery {
     /// Activate the new version when it is trained (the first version always is).
     #[serde(default)]
     pub activate: Option<bool>,
+    /// Train the data's `oos` examples as one more output of the head, which takes probability
+    /// away from the intents on messages like them (pays where they resemble the out-of-scope
+    /// messages visitors send).
+    #[serde(default)]
+    pub oos_class: Option<bool>,
 }
 
 /// The intent training form: labelled utterances, and optionally a test file.
@@ -420,7 +428,8 @@ pub struct IntentTrainForm {
     test: Option<Vec<u8>>,
 }
 
-/// `POST /v1/admin/intents/train?fine_tune=&activate=` (multipart `file`, optional `test`):
+/// `POST /v1/admin/intents/train?fine_tune=&activate=&oos_class=` (multipart `file`, optional
+/// `test`):
 /// trains a new intent model version as a background job; its result is the training report.
 #[utoipa::path(post, path = "/v1/admin/intents/train", tag = "training", security(("bearer" = [])),
     params(TrainQuery), request_body(content = IntentTrainForm, content_type = "multipart/form-data"),
@@ -455,6 +464,10 @@ pub async fn train_intents(
                     None => None,
                 };
                 let settings = IntentSettings {
+                    head: kefu_kb::intent::TrainConfig {
+                        oos_class: q.oos_class.unwrap_or(false),
+                        ..Default::default()
+                    },
                     fine_tune: q
                         .fine_tune
                         .unwrap_or(false)

@@ -57,6 +57,9 @@ pub struct IntentTrainReport {
     pub intents: usize,
     pub train_examples: usize,
     pub oos_examples: usize,
+    /// Whether the head has an output trained on the `oos` examples (`--oos-class`, and there
+    /// were some).
+    pub oos_class: bool,
     /// How many records were skipped.
     pub skipped: usize,
     /// The first 20 skipped records, each with its line and why.
@@ -289,6 +292,7 @@ impl IntentTrainer {
             intents: meta.labels.len(),
             train_examples: meta.train_examples,
             oos_examples: meta.oos_examples,
+            oos_class: meta.oos_class,
             skipped: outcome.skipped.len(),
             skipped_records: outcome
                 .skipped
