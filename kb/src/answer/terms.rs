@@ -188,4 +188,11 @@ mod tests {
         let t = term_set("积分有效期至次年年底");
         assert!(t.contains("积分") && t.contains("年底"));
     }
+
+    #[test]
+    fn chat_spellings_are_the_words_they_stand_for() {
+        assert_eq!(terms("积分啥时候过期"), terms("积分什么时候过期"));
+        assert_eq!(terms("咋退货"), terms("怎么退货"));
+        assert_eq!(terms("when do u ship pls"), vec!["ship"]);
+    }
 }
