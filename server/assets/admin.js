@@ -82,6 +82,7 @@ const TEXT = {
   intentData: ["训练数据", "Training data"], intentTest: ["测试集（选填）", "Test file (optional)"],
   fineTune: ["微调编码器（较慢，数分钟）", "Fine-tune the encoder (slower, minutes)"],
   oosClass: ["用 oos 样例训练“超出范围”输出", "Train an out-of-scope output on the oos examples"],
+  alsoEncoder: ["同时用英文编码器 all-minilm-l6-v2 读取（英文更准，每条消息多算一次）", "Also read with the English encoder all-minilm-l6-v2 (more accurate in English, one more pass per message)"],
   oosOutput: ["含超出范围输出", "out-of-scope output"], activateWhenDone: ["训练完成后启用", "Activate when trained"],
   train: ["训练新版本", "Train a new version"], testSet: ["测试集结果", "Test set"],
   trained: ["{0}：{1} 个意图，{2} 条样本；准确率 {3}", "{0}: {1} intents, {2} examples; accuracy {3}"],
@@ -591,7 +592,8 @@ $("intentTrain").onclick = async () => {
   const test = $("intentTest").files[0];
   if (test) form.append("test", test, test.name);
   const q = "?fine_tune=" + $("intentFineTune").checked + "&activate=" + $("intentActivate").checked
-    + "&oos_class=" + $("intentOosClass").checked;
+    + "&oos_class=" + $("intentOosClass").checked
+    + ($("intentAlsoEncoder").checked ? "&also_encoder=all-minilm-l6-v2" : "");
   try {
     await api("POST", "/v1/admin/intents/train" + q, form);
     $("intentFile").value = "";

@@ -528,6 +528,11 @@ pub enum IntentCommand {
         fine_tune: bool,
         #[command(flatten)]
         tuning: FineTuneArgs,
+        /// A second stock encoder (`all-minilm-l6-v2`) whose vectors the head reads beside the
+        /// main encoder's: more accurate on English, at the cost of a second, smaller forward
+        /// pass per message (see the README).
+        #[arg(long, value_name = "MODEL")]
+        also_encoder: Option<String>,
         /// Activate the new version at once (the first version always is).
         #[arg(long)]
         activate: bool,

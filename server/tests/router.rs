@@ -1559,6 +1559,29 @@ async fn intent_models_are_trained_over_the_admin_api() {
         )
         .await;
     assert_eq!(job["status"], "failed", "{job}");
+    // A second encoder is named: an unknown name is refused at once, one not installed here
+    // fails the job.
+    let (status, body) = h
+        .train_intents(
+            &admin,
+            "?also_encoder=gpt-9",
+            &[("file", "intents.jsonl", &train)],
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, Some("unknown_model")),
+        "{body}"
+    );
+    let (_, job) = h
+        .train_intents(
+            &admin,
+            "?also_encoder=all-minilm-l6-v2",
+            &[("file", "intents.jsonl", &train)],
+        )
+        .await;
+    assert_eq!(job["status"], "failed", "{job}");
+    assert_eq!(job["error"]["code"], "unavailable", "{job}");
     let (_, _, list) = h
         .call("GET", "/v1/admin/intents", Some(&admin), None, &[])
         .await;

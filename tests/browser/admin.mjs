@@ -169,6 +169,7 @@ await runInChromium(async (browser, watch) => {
   await page.setInputFiles("[data-testid=intent-file]", { name: "intents.jsonl", mimeType: "application/jsonl", buffer: Buffer.from(INTENTS_TRAIN) });
   await page.setInputFiles("[data-testid=intent-test]", { name: "intents-test.jsonl", mimeType: "application/jsonl", buffer: Buffer.from(INTENTS_TEST) });
   await page.check("[data-testid=intent-oos-class]");
+  await page.check("[data-testid=intent-also-encoder]");
   await page.click("[data-testid=intent-train]");
   await page.locator("[data-testid=training-jobs] tr[data-status=done]", { hasText: "intents.jsonl" }).waitFor({ timeout: 120000 });
   const v2 = page.locator("[data-testid=intent-versions] tr[data-version=v2]");
@@ -178,6 +179,8 @@ await runInChromium(async (browser, watch) => {
   check(/out-of-scope output|含超出范围输出/.test(v2Encoder), "v2 says it has the out-of-scope output: " + v2Encoder);
   const v1Encoder = await page.locator("[data-testid=intent-versions] tr[data-version=v1] td.clip").innerText();
   check(!/out-of-scope output|含超出范围输出/.test(v1Encoder), "v1 has none: " + v1Encoder);
+  check(v2Encoder.includes("multilingual-e5-small|all-minilm-l6-v2"), "v2 reads with both encoders: " + v2Encoder);
+  check(!v1Encoder.includes("all-minilm-l6-v2"), "v1 reads with one: " + v1Encoder);
   check(/zh \d/.test(testCell) && /en \d/.test(testCell), "the test set is reported per language: " + testCell);
   check(await v2.locator(".badge").count() === 0, "a version trained without 'activate' waits to be activated");
   await page.locator("[data-testid=intent-versions] tr[data-version=v2] button").click();

@@ -2,6 +2,7 @@
 
 pub mod activation;
 pub mod bert;
+pub mod concat;
 pub mod e5;
 pub mod e5s1;
 pub mod infer;
@@ -35,6 +36,11 @@ pub trait Embedder: Send + Sync {
     /// This model with a fine-tuned delta applied, sharing every weight the delta does not
     /// replace; `None` when the embedder cannot be tuned.
     fn tuned(&self, _delta: &crate::finetune::EncoderDelta) -> Option<Result<Arc<dyn Embedder>>> {
+        None
+    }
+    /// The encoders a joined embedder is made of (`concat::ConcatEmbedder`), so that caches can
+    /// keep each one's vectors under its own name; `None` for a single encoder.
+    fn joined_parts(&self) -> Option<&[Arc<dyn Embedder>]> {
         None
     }
 }

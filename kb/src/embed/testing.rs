@@ -7,12 +7,21 @@ use crate::error::Result;
 
 /// Character-bigram hashing embedder.
 pub struct HashingEmbedder {
+    name: &'static str,
     dim: usize,
 }
 
 impl HashingEmbedder {
     pub fn new(dim: usize) -> Self {
-        Self { dim: dim.max(8) }
+        Self::named("test-hashing", dim)
+    }
+
+    /// The same embedder under another model name (a second, different model in tests).
+    pub fn named(name: &'static str, dim: usize) -> Self {
+        Self {
+            name,
+            dim: dim.max(8),
+        }
     }
 
     fn one(&self, text: &str) -> Vec<f32> {
@@ -37,7 +46,7 @@ impl HashingEmbedder {
 
 impl Embedder for HashingEmbedder {
     fn model_name(&self) -> &str {
-        "test-hashing"
+        self.name
     }
     fn dim(&self) -> usize {
         self.dim

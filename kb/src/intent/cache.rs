@@ -107,8 +107,35 @@ impl EmbeddingCache {
     }
 
     /// One vector per text, in order: cached ones are read, the rest embedded `CHUNK` at a time
-    /// on `workers` blocking threads and stored.
+    /// on `workers` blocking threads and stored. A joined embedder's parts are cached each under
+    /// its own name (a second encoder reuses the main one's vectors) and concatenated.
     pub async fn embed(
+        &self,
+        embedder: &Arc<dyn Embedder>,
+        texts: &[String],
+        role: TextRole,
+        workers: usize,
+        progress: Progress<'_>,
+    ) -> Result<Vec<Vec<f32>>> {
+        let Some(parts) = embedder.joined_parts() else {
+            return self
+                .embed_one(embedder, texts, role, workers, progress)
+                .await;
+        };
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+        let n = parts.len();
+        for (i, part) in parts.iter().enumerate() {
+            let scaled = |done: usize, total: usize| progress(i * total + done, n * total);
+            let vectors = self.embed_one(part, texts, role, workers, &scaled).await?;
+            for (o, v) in out.iter_mut().zip(vectors) {
+                o.extend(v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `embed` for one encoder.
+    async fn embed_one(
         &self,
         embedder: &Arc<dyn Embedder>,
         texts: &[String],
@@ -166,5 +193,75 @@ impl EmbeddingCache {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embed::concat::ConcatEmbedder;
+    use crate::embed::testing::HashingEmbedder;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Counts the texts its inner embedder is asked for.
+    struct Counting(HashingEmbedder, AtomicUsize);
+
+    impl Embedder for Counting {
+        fn model_name(&self) -> &str {
+            self.0.model_name()
+        }
+        fn dim(&self) -> usize {
+            self.0.dim()
+        }
+        fn embed(&self, texts: &[&str], role: TextRole) -> Result<Vec<Vec<f32>>> {
+            self.1.fetch_add(texts.len(), Ordering::SeqCst);
+            self.0.embed(texts, role)
+        }
+    }
+
+    #[tokio::test]
+    async fn joined_encoders_are_cached_part_by_part() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let cache = EmbeddingCache::open(&dir.path().join("c.db"))
+            .await
+            .expect("open");
+        let main = Arc::new(Counting(HashingEmbedder::new(16), AtomicUsize::new(0)));
+        let second = Arc::new(Counting(
+            HashingEmbedder::named("second", 8),
+            AtomicUsize::new(0),
+        ));
+        let texts: Vec<String> = ["多久发货", "where is my parcel", "多久发货"]
+            .map(String::from)
+            .into();
+        let main_dyn: Arc<dyn Embedder> = main.clone();
+        let alone = cache
+            .embed(&main_dyn, &texts, TextRole::Query, 1, &|_, _| {})
+            .await
+            .expect("main");
+        assert_eq!(main.1.load(Ordering::SeqCst), 2, "distinct texts only");
+
+        let joined = ConcatEmbedder::join(main_dyn, vec![second.clone()]).expect("join");
+        let seen = std::sync::Mutex::new(Vec::new());
+        let vectors = cache
+            .embed(&joined, &texts, TextRole::Query, 1, &|d, t| {
+                seen.lock().expect("lock").push((d, t))
+            })
+            .await
+            .expect("joined");
+        assert_eq!(
+            main.1.load(Ordering::SeqCst),
+            2,
+            "the main part came from the cache"
+        );
+        assert_eq!(second.1.load(Ordering::SeqCst), 2);
+        let direct = joined
+            .embed(&["多久发货", "where is my parcel"], TextRole::Query)
+            .expect("direct");
+        assert_eq!(vectors[0], direct[0]);
+        assert_eq!(vectors[1], direct[1]);
+        assert_eq!(vectors[0][..16], alone[0][..]);
+        let seen = seen.into_inner().expect("lock");
+        assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "{seen:?}");
+        assert_eq!(seen.last(), Some(&(6, 6)));
     }
 }

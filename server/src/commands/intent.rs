@@ -45,12 +45,20 @@ pub(crate) async fn load_stock(config: &Config) -> anyhow::Result<BatchingEmbedd
     Ok(crate::training::intents::load_stock(&config.model, &config.model_dir).await?)
 }
 
-/// The embedder a model classifies with: its own fine-tuned encoder, or the configured model.
+/// The embedder a model classifies with: its own fine-tuned encoder, or the configured model;
+/// joined with the second encoder it was trained with, if any.
 async fn embedder_for(config: &Config, model: &IntentModel) -> anyhow::Result<Arc<dyn Embedder>> {
-    match &model.encoder {
-        Some(delta) => Ok(Arc::new(load_stock(config).await?.with_delta(delta)?)),
-        None => load_embedder(config).await,
+    let main: Arc<dyn Embedder> = match &model.encoder {
+        Some(delta) => Arc::new(load_stock(config).await?.with_delta(delta)?),
+        None => load_embedder(config).await?,
+    };
+    let mut extra = Vec::new();
+    for name in kefu_kb::embed::concat::extra_parts(&model.meta.embedding_model) {
+        let (name, dir) = (name.to_string(), config.model_dir.clone());
+        extra
+            .push(tokio::task::spawn_blocking(move || kefu_kb::load_embedder(&name, &dir)).await??);
     }
+    Ok(kefu_kb::embed::concat::ConcatEmbedder::join(main, extra)?)
 }
 
 /// The fine-tuning settings `a` asks for; what it leaves open comes from `defaults`.
@@ -230,6 +238,7 @@ pub async fn run(config: &Config, cmd: IntentCommand) -> anyhow::Result<()> {
             oos_class,
             fine_tune,
             tuning,
+            also_encoder,
             activate,
             test,
             json,
@@ -252,6 +261,7 @@ pub async fn run(config: &Config, cmd: IntentCommand) -> anyhow::Result<()> {
                 },
                 validation,
                 fine_tune: fine_tune.then(|| fine_tune_config(&tuning, FineTuneConfig::default())),
+                also_encoder,
                 activate,
                 test,
             };

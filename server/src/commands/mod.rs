@@ -80,18 +80,32 @@ pub async fn load_model(
 
 /// The intent model slot of a serving process: a model trained with `--fine-tune` gets its
 /// encoder as a copy of `stock` (the running embedder) with the tuned layers swapped in, sharing
-/// everything else; an embedder that cannot be copied so loads it from the model directory.
+/// everything else; an embedder that cannot be copied so loads it from the model directory. A
+/// second encoder (`--also-encoder`) is loaded once per process and kept.
 pub fn intent_slot(
     config: &Config,
     stock: Arc<dyn kefu_kb::Embedder>,
 ) -> crate::triage::IntentSlot {
     let model = kefu_kb::embed::base_model(&config.model).to_string();
     let dir = config.model_dir.clone();
-    crate::triage::IntentSlot::with_encoders(Arc::new(move |delta| {
-        stock
-            .tuned(delta)
-            .unwrap_or_else(|| kefu_kb::embed::load_tuned(&model, &dir, delta))
-    }))
+    let tuned_dir = dir.clone();
+    let loaded = std::sync::Mutex::new(std::collections::HashMap::new());
+    crate::triage::IntentSlot::with_encoders(crate::triage::intent::EncoderLoaders {
+        tuned: Arc::new(move |delta| {
+            stock
+                .tuned(delta)
+                .unwrap_or_else(|| kefu_kb::embed::load_tuned(&model, &tuned_dir, delta))
+        }),
+        stock: Arc::new(move |name| {
+            let mut loaded = loaded.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(e) = loaded.get(name) {
+                return Ok(Arc::clone(e));
+            }
+            let e = kefu_kb::load_embedder(name, &dir)?;
+            loaded.insert(name.to_string(), Arc::clone(&e));
+            Ok(e)
+        }),
+    })
 }
 
 /// Opens (and migrates) the conversation database.

@@ -413,6 +413,10 @@ pub struct TrainQuery {
     /// messages visitors send).
     #[serde(default)]
     pub oos_class: Option<bool>,
+    /// A second stock encoder whose vectors the head reads beside the main encoder's
+    /// (`all-minilm-l6-v2`; more accurate on English, a second forward pass per message).
+    #[serde(default)]
+    pub also_encoder: Option<String>,
 }
 
 /// The intent training form: labelled utterances, and optionally a test file.
@@ -428,8 +432,8 @@ pub struct IntentTrainForm {
     test: Option<Vec<u8>>,
 }
 
-/// `POST /v1/admin/intents/train?fine_tune=&activate=&oos_class=` (multipart `file`, optional
-/// `test`):
+/// `POST /v1/admin/intents/train?fine_tune=&activate=&oos_class=&also_encoder=` (multipart
+/// `file`, optional `test`):
 /// trains a new intent model version as a background job; its result is the training report.
 #[utoipa::path(post, path = "/v1/admin/intents/train", tag = "training", security(("bearer" = [])),
     params(TrainQuery), request_body(content = IntentTrainForm, content_type = "multipart/form-data"),
@@ -441,6 +445,9 @@ pub async fn train_intents(
     form: Multipart,
 ) -> Result<(StatusCode, Json<JobAccepted>), ApiError> {
     let s = super::ready(&state)?;
+    if let Some(name) = &q.also_encoder {
+        kefu_kb::embed::ModelName::parse(name)?;
+    }
     let mut files = read_files(form, &["file", "test"]).await?;
     let (name, bytes) = take_file(&mut files, "file")?;
     IntentTrainer::check_data_name(&name)?;
@@ -473,6 +480,7 @@ pub async fn train_intents(
                         .unwrap_or(false)
                         .then(kefu_kb::finetune::FineTuneConfig::default),
                     activate: q.activate.unwrap_or(false),
+                    also_encoder: q.also_encoder.clone(),
                     test,
                     ..IntentSettings::default()
                 };

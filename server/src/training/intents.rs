@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use kefu_kb::embed::concat::ConcatEmbedder;
 use kefu_kb::embed::{load_batching, BatchingEmbedder};
 use kefu_kb::finetune::FineTuneConfig;
 use kefu_kb::intent::metrics::Metrics;
@@ -21,6 +22,9 @@ pub struct IntentSettings {
     pub validation: Option<PathBuf>,
     /// Fine-tune the encoder's top layers first.
     pub fine_tune: Option<FineTuneConfig>,
+    /// A second stock encoder whose vectors the head reads beside the main encoder's
+    /// (`--also-encoder`; see `kefu_kb::embed::concat`).
+    pub also_encoder: Option<String>,
     /// Activate the new version at once (the first version always is).
     pub activate: bool,
     /// Evaluate the new version on this labelled file and keep the result with it.
@@ -60,6 +64,8 @@ pub struct IntentTrainReport {
     /// Whether the head has an output trained on the `oos` examples (`--oos-class`, and there
     /// were some).
     pub oos_class: bool,
+    /// The second encoder the head reads beside the main one (`--also-encoder`), if any.
+    pub also_encoder: Option<String>,
     /// How many records were skipped.
     pub skipped: usize,
     /// The first 20 skipped records, each with its line and why.
@@ -211,6 +217,20 @@ impl IntentTrainer {
         load_stock(&self.base_model, &self.model_dir).await
     }
 
+    /// The second encoder `name` asks for: a stock model other than the main one.
+    async fn load_also(&self, name: &str) -> Result<Arc<dyn Embedder>, KbError> {
+        let model = kefu_kb::embed::ModelName::parse(name)?;
+        if model.as_str() == self.base_model {
+            return Err(KbError::InvalidInput(format!(
+                "{name} is already the main encoder; --also-encoder names a different one"
+            )));
+        }
+        let dir = self.model_dir.clone();
+        tokio::task::spawn_blocking(move || kefu_kb::load_embedder(model.as_str(), &dir))
+            .await
+            .map_err(|e| KbError::InvalidInput(format!("loading {name}: {e}")))?
+    }
+
     /// Trains a version on `data` (JSONL/CSV `text`, `intent`; `oos` marks out-of-scope
     /// examples), saves it, activates it when asked (or when it is the first), and evaluates it
     /// on `settings.test`. `observer` hears every progress event.
@@ -233,9 +253,13 @@ impl IntentTrainer {
             None => None,
         };
         let tune_seconds = tune_started.elapsed().as_secs_f64();
-        let embedder = tuned
+        let main = tuned
             .as_ref()
             .map_or_else(|| Arc::clone(&self.embedder), |(e, _)| Arc::clone(e));
+        let embedder = match &settings.also_encoder {
+            Some(name) => ConcatEmbedder::join(main, vec![self.load_also(name).await?])?,
+            None => main,
+        };
         let cache = EmbeddingCache::open(&self.cache_path).await?;
         let calibration = if tuned.is_some() {
             intent::Calibration::Holdout
@@ -293,6 +317,9 @@ impl IntentTrainer {
             train_examples: meta.train_examples,
             oos_examples: meta.oos_examples,
             oos_class: meta.oos_class,
+            also_encoder: kefu_kb::embed::concat::extra_parts(&meta.embedding_model)
+                .first()
+                .map(|s| s.to_string()),
             skipped: outcome.skipped.len(),
             skipped_records: outcome
                 .skipped
@@ -306,7 +333,10 @@ impl IntentTrainer {
             calibration: outcome.calibration_metrics.clone(),
             data_hash: meta.data_hash.clone(),
             fine_tune: outcome.model.encoder.as_ref().map(|d| FineTuneReport {
-                encoder: meta.embedding_model.clone(),
+                encoder: kefu_kb::embed::concat::parts(&meta.embedding_model)
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
                 layers: d.layers.len(),
                 method: d.meta.method,
                 seconds: tune_seconds,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
+use kefu_kb::embed::concat;
 use kefu_kb::finetune::EncoderDelta;
 use kefu_kb::intent::{IntentModel, Registry};
 use kefu_kb::{Embedder, KbError, TextRole};
@@ -15,31 +16,53 @@ use super::trace::{IntentStatus, IntentTrace};
 /// How often the registry's state is checked.
 pub const POLL: Duration = Duration::from_secs(2);
 
-/// Builds the embedder of a fine-tuned encoder (the stock model with the delta applied).
-pub type EncoderLoader =
-    Arc<dyn Fn(&EncoderDelta) -> Result<Arc<dyn Embedder>, KbError> + Send + Sync>;
+/// An encoder built on demand, or why it cannot be.
+type Loaded = Result<Arc<dyn Embedder>, KbError>;
+
+/// Builds the encoders intent models read besides the running one.
+#[derive(Clone)]
+pub struct EncoderLoaders {
+    /// A fine-tuned encoder: the stock model with the delta applied.
+    pub tuned: Arc<dyn Fn(&EncoderDelta) -> Loaded + Send + Sync>,
+    /// A second stock encoder by name (`--also-encoder`).
+    pub stock: Arc<dyn Fn(&str) -> Loaded + Send + Sync>,
+}
 
 /// An intent model ready to classify, with the encoder it was trained on when that is a
-/// fine-tuned one (otherwise it classifies the vector the knowledge search uses).
+/// fine-tuned one (otherwise it classifies the vector the knowledge search uses), and the second
+/// encoders whose vectors follow that one's (`kefu_kb::embed::concat`).
 pub struct ActiveIntents {
     pub model: IntentModel,
     pub encoder: Option<Arc<dyn Embedder>>,
+    pub also: Vec<Arc<dyn Embedder>>,
 }
 
 impl ActiveIntents {
     /// The vector `model` classifies `text` by: its own encoder's, else `shared` (the search
-    /// vector).
+    /// vector), followed by each second encoder's.
     pub async fn vector(&self, text: &str, shared: &[f32]) -> Result<Vec<f32>, KbError> {
-        let Some(encoder) = &self.encoder else {
+        if self.encoder.is_none() && self.also.is_empty() {
             return Ok(shared.to_vec());
-        };
-        let encoder = Arc::clone(encoder);
-        let text = text.to_string();
-        tokio::task::spawn_blocking(move || encoder.embed(&[&text], TextRole::Query))
-            .await
-            .map_err(|e| KbError::InvalidInput(format!("intent encoder task: {e}")))??
-            .pop()
-            .ok_or_else(|| KbError::InvalidInput("the intent encoder returned no vector".into()))
+        }
+        let (encoder, also) = (self.encoder.clone(), self.also.clone());
+        let (text, shared) = (text.to_string(), shared.to_vec());
+        tokio::task::spawn_blocking(move || {
+            let one = |e: &Arc<dyn Embedder>| {
+                e.embed(&[&text], TextRole::Query)?.pop().ok_or_else(|| {
+                    KbError::InvalidInput(format!("{} returned no vector", e.model_name()))
+                })
+            };
+            let mut v = match &encoder {
+                Some(e) => one(e)?,
+                None => shared,
+            };
+            for e in &also {
+                v.extend(one(e)?);
+            }
+            Ok(v)
+        })
+        .await
+        .map_err(|e| KbError::InvalidInput(format!("intent encoder task: {e}")))?
     }
 }
 
@@ -47,8 +70,9 @@ impl ActiveIntents {
 #[derive(Default)]
 pub struct IntentSlot {
     model: ArcSwapOption<ActiveIntents>,
-    /// Loads fine-tuned encoders; without one, models trained with `--fine-tune` are refused.
-    encoders: Option<EncoderLoader>,
+    /// Loads fine-tuned and second encoders; without them, models trained with `--fine-tune` or
+    /// `--also-encoder` are refused.
+    encoders: Option<EncoderLoaders>,
 }
 
 impl IntentSlot {
@@ -56,8 +80,9 @@ impl IntentSlot {
         Self::default()
     }
 
-    /// A slot that can run models with a fine-tuned encoder, loading it with `encoders`.
-    pub fn with_encoders(encoders: EncoderLoader) -> Self {
+    /// A slot that can run models with a fine-tuned or second encoder, loading it with
+    /// `encoders`.
+    pub fn with_encoders(encoders: EncoderLoaders) -> Self {
         Self {
             model: ArcSwapOption::default(),
             encoders: Some(encoders),
@@ -75,38 +100,62 @@ impl IntentSlot {
             Arc::new(ActiveIntents {
                 model,
                 encoder: None,
+                also: Vec::new(),
             })
         }));
     }
 
     /// Readies `m` for a server running `embedding_model`: a head on the stock encoder must match
-    /// it; a head on a fine-tuned encoder needs that encoder's base to match, and loads it.
+    /// it; a head on a fine-tuned encoder needs that encoder's base to match, and loads it; a
+    /// second encoder the head reads is loaded by name.
     fn prepare(&self, m: IntentModel, embedding_model: &str) -> Result<ActiveIntents, String> {
-        let Some(delta) = &m.encoder else {
-            if m.meta.embedding_model != embedding_model {
-                return Err(format!(
-                    "trained on the embedding model {}, the server runs {embedding_model}",
-                    m.meta.embedding_model
-                ));
+        let extra: Vec<String> = concat::extra_parts(&m.meta.embedding_model)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let needs_loaders = m.encoder.is_some() || !extra.is_empty();
+        let loaders = match &self.encoders {
+            Some(l) => Some(l),
+            None if needs_loaders => {
+                return Err("this process cannot load the model's own encoders".into())
             }
-            return Ok(ActiveIntents {
-                model: m,
-                encoder: None,
-            });
+            None => None,
         };
-        if delta.meta.base_model != embedding_model {
-            return Err(format!(
-                "its fine-tuned encoder is based on {}, the server runs {embedding_model}",
-                delta.meta.base_model
-            ));
-        }
-        let Some(load) = &self.encoders else {
-            return Err("this process cannot load fine-tuned encoders".into());
+        let encoder = match &m.encoder {
+            None => {
+                let main = concat::parts(&m.meta.embedding_model)
+                    .next()
+                    .unwrap_or_default();
+                if main != embedding_model {
+                    return Err(format!(
+                        "trained on the embedding model {main}, the server runs {embedding_model}"
+                    ));
+                }
+                None
+            }
+            Some(delta) => {
+                if delta.meta.base_model != embedding_model {
+                    return Err(format!(
+                        "its fine-tuned encoder is based on {}, the server runs {embedding_model}",
+                        delta.meta.base_model
+                    ));
+                }
+                let load = loaders.map(|l| &l.tuned).ok_or("no encoder loader")?;
+                Some(load(delta).map_err(|e| e.to_string())?)
+            }
         };
-        let encoder = load(delta).map_err(|e| e.to_string())?;
+        let also = match loaders {
+            Some(l) => extra
+                .iter()
+                .map(|name| (l.stock)(name))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())?,
+            None => Vec::new(),
+        };
         Ok(ActiveIntents {
             model: m,
-            encoder: Some(encoder),
+            encoder,
+            also,
         })
     }
 
@@ -184,6 +233,7 @@ impl IntentSlot {
                         version,
                         intents = active.model.meta.labels.len(),
                         fine_tuned = active.encoder.is_some(),
+                        second_encoders = active.also.len(),
                         "intent model active"
                     );
                     self.model.store(Some(Arc::new(active)));
@@ -225,5 +275,77 @@ pub fn classify(model: &IntentModel, vector: &[f32]) -> IntentTrace {
         } else {
             IntentStatus::OutOfScope
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kefu_kb::embed::testing::HashingEmbedder;
+    use kefu_kb::intent::model::{Dense, ModelMeta};
+
+    /// A linear head over `dim` inputs trained (nominally) on `embedding_model`.
+    fn model(embedding_model: &str, dim: usize) -> IntentModel {
+        let meta: ModelMeta = serde_json::from_value(serde_json::json!({
+            "version": "v3", "created_at": 0, "embedding_model": embedding_model, "dim": dim,
+            "labels": ["refund", "track_order"], "threshold": 0.5, "calibration": "test",
+            "hidden": 0, "data_file": "d", "data_hash": "h", "train_examples": 2,
+            "oos_examples": 0, "epochs": 1, "train_seconds": 0.0, "metrics": null
+        }))
+        .expect("meta");
+        let layer = Dense {
+            weight: vec![0.0; 2 * dim],
+            bias: vec![0.0, 0.0],
+            inputs: dim,
+            outputs: 2,
+        };
+        IntentModel::new(meta, vec![layer]).expect("model")
+    }
+
+    fn loaders() -> EncoderLoaders {
+        EncoderLoaders {
+            tuned: Arc::new(|_| Err(KbError::InvalidInput("no tuned encoders here".into()))),
+            stock: Arc::new(|name| match name {
+                "second" => Ok(Arc::new(HashingEmbedder::named("second", 8)) as Arc<dyn Embedder>),
+                _ => Err(KbError::UnknownModel(name.into())),
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_head_on_two_encoders_reads_the_search_vector_then_the_second_encoders() {
+        let slot = IntentSlot::with_encoders(loaders());
+        let active = slot
+            .prepare(model("test-hashing|second", 24), "test-hashing")
+            .expect("prepared");
+        assert!(active.encoder.is_none());
+        assert_eq!(active.also.len(), 1);
+        let shared = HashingEmbedder::new(16)
+            .embed(&["我要退款"], TextRole::Query)
+            .expect("embed")
+            .remove(0);
+        let v = active.vector("我要退款", &shared).await.expect("vector");
+        let second = HashingEmbedder::named("second", 8)
+            .embed(&["我要退款"], TextRole::Query)
+            .expect("embed")
+            .remove(0);
+        assert_eq!(v.len(), 24);
+        assert_eq!(v[..16], shared[..]);
+        assert_eq!(v[16..], second[..]);
+    }
+
+    #[test]
+    fn a_head_on_two_encoders_needs_the_main_one_and_a_loader() {
+        let slot = IntentSlot::with_encoders(loaders());
+        let wrong_main = slot.prepare(model("other|second", 24), "test-hashing");
+        assert!(wrong_main.is_err());
+        let unknown = slot.prepare(model("test-hashing|third", 24), "test-hashing");
+        assert!(unknown.is_err());
+        let bare = IntentSlot::new().prepare(model("test-hashing|second", 24), "test-hashing");
+        assert!(bare.is_err());
+        let single = IntentSlot::new()
+            .prepare(model("test-hashing", 16), "test-hashing")
+            .expect("one encoder needs no loader");
+        assert!(single.also.is_empty());
     }
 }
