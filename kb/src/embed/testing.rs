@@ -2,6 +2,8 @@
 //! It hashes character bigrams into a fixed-size vector: texts sharing characters score high.
 //! Never used to serve users; the real models are tested separately.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use super::{Embedder, TextRole};
 use crate::error::Result;
 
@@ -53,5 +55,38 @@ impl Embedder for HashingEmbedder {
     }
     fn embed(&self, texts: &[&str], _role: TextRole) -> Result<Vec<Vec<f32>>> {
         Ok(texts.iter().map(|t| self.one(t)).collect())
+    }
+}
+
+/// A `HashingEmbedder` that counts the texts it is asked to embed (for tests of caching).
+pub struct CountingEmbedder {
+    inner: HashingEmbedder,
+    texts: AtomicUsize,
+}
+
+impl CountingEmbedder {
+    pub fn new(inner: HashingEmbedder) -> Self {
+        Self {
+            inner,
+            texts: AtomicUsize::new(0),
+        }
+    }
+
+    /// Texts embedded so far.
+    pub fn count(&self) -> usize {
+        self.texts.load(Ordering::SeqCst)
+    }
+}
+
+impl Embedder for CountingEmbedder {
+    fn model_name(&self) -> &str {
+        self.inner.model_name()
+    }
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+    fn embed(&self, texts: &[&str], role: TextRole) -> Result<Vec<Vec<f32>>> {
+        self.texts.fetch_add(texts.len(), Ordering::SeqCst);
+        self.inner.embed(texts, role)
     }
 }

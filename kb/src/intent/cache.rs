@@ -200,24 +200,7 @@ impl EmbeddingCache {
 mod tests {
     use super::*;
     use crate::embed::concat::ConcatEmbedder;
-    use crate::embed::testing::HashingEmbedder;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// Counts the texts its inner embedder is asked for.
-    struct Counting(HashingEmbedder, AtomicUsize);
-
-    impl Embedder for Counting {
-        fn model_name(&self) -> &str {
-            self.0.model_name()
-        }
-        fn dim(&self) -> usize {
-            self.0.dim()
-        }
-        fn embed(&self, texts: &[&str], role: TextRole) -> Result<Vec<Vec<f32>>> {
-            self.1.fetch_add(texts.len(), Ordering::SeqCst);
-            self.0.embed(texts, role)
-        }
-    }
+    use crate::embed::testing::{CountingEmbedder, HashingEmbedder};
 
     #[tokio::test]
     async fn joined_encoders_are_cached_part_by_part() {
@@ -225,11 +208,8 @@ mod tests {
         let cache = EmbeddingCache::open(&dir.path().join("c.db"))
             .await
             .expect("open");
-        let main = Arc::new(Counting(HashingEmbedder::new(16), AtomicUsize::new(0)));
-        let second = Arc::new(Counting(
-            HashingEmbedder::named("second", 8),
-            AtomicUsize::new(0),
-        ));
+        let main = Arc::new(CountingEmbedder::new(HashingEmbedder::new(16)));
+        let second = Arc::new(CountingEmbedder::new(HashingEmbedder::named("second", 8)));
         let texts: Vec<String> = ["多久发货", "where is my parcel", "多久发货"]
             .map(String::from)
             .into();
@@ -238,7 +218,7 @@ mod tests {
             .embed(&main_dyn, &texts, TextRole::Query, 1, &|_, _| {})
             .await
             .expect("main");
-        assert_eq!(main.1.load(Ordering::SeqCst), 2, "distinct texts only");
+        assert_eq!(main.count(), 2, "distinct texts only");
 
         let joined = ConcatEmbedder::join(main_dyn, vec![second.clone()]).expect("join");
         let seen = std::sync::Mutex::new(Vec::new());
@@ -248,12 +228,8 @@ mod tests {
             })
             .await
             .expect("joined");
-        assert_eq!(
-            main.1.load(Ordering::SeqCst),
-            2,
-            "the main part came from the cache"
-        );
-        assert_eq!(second.1.load(Ordering::SeqCst), 2);
+        assert_eq!(main.count(), 2, "the main part came from the cache");
+        assert_eq!(second.count(), 2);
         let direct = joined
             .embed(&["多久发货", "where is my parcel"], TextRole::Query)
             .expect("direct");

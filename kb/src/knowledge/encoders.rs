@@ -147,29 +147,16 @@ impl Encoders {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::embed::testing::CountingEmbedder;
     use crate::embed::testing::HashingEmbedder;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// A tuned-encoder stand-in that counts the texts it embeds.
-    struct Counting(HashingEmbedder, AtomicUsize);
-
-    impl Embedder for Counting {
-        fn model_name(&self) -> &str {
-            "test-hashing+ft-1"
-        }
-        fn dim(&self) -> usize {
-            self.0.dim()
-        }
-        fn embed(&self, texts: &[&str], role: TextRole) -> Result<Vec<Vec<f32>>> {
-            self.1.fetch_add(texts.len(), Ordering::SeqCst);
-            self.0.embed(texts, role)
-        }
-    }
 
     #[tokio::test]
     async fn tuned_query_vectors_are_embedded_once_and_returned_in_order() {
         let encoders = Encoders::new(Arc::new(HashingEmbedder::new(64)));
-        let tuned = Arc::new(Counting(HashingEmbedder::new(64), AtomicUsize::new(0)));
+        let tuned = Arc::new(CountingEmbedder::new(HashingEmbedder::named(
+            "test-hashing+ft-1",
+            64,
+        )));
         let texts = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let first = encoders
             .embed_queries(tuned.clone(), &texts(&["多久发货", "refund"]))
@@ -179,14 +166,10 @@ mod tests {
             .embed_queries(tuned.clone(), &texts(&["refund", "新问题", "多久发货"]))
             .await
             .expect("embed");
-        assert_eq!(
-            tuned.1.load(Ordering::SeqCst),
-            3,
-            "only the new question is embedded"
-        );
+        assert_eq!(tuned.count(), 3, "only the new question is embedded");
         assert_eq!(second[0], first[1]);
         assert_eq!(second[2], first[0]);
-        let direct = tuned.0.embed(&["新问题"], TextRole::Query).expect("embed");
+        let direct = tuned.embed(&["新问题"], TextRole::Query).expect("embed");
         assert_eq!(second[1], direct[0]);
     }
 }
