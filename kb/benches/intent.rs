@@ -5,13 +5,15 @@
 //!
 //! `cargo bench -p kefu-kb --bench intent` (models from `KEFU_MODEL_DIR` or `./models`; data from
 //! `KEFU_CLINC150` or the copy in `tests/fixtures/clinc150`; `KEFU_BENCH_HIDDEN=N` for a hidden
-//! layer).
+//! layer; `KEFU_BENCH_ALSO_ENCODER=all-minilm-l6-v2` for a second encoder beside e5, as
+//! `--also-encoder`; `KEFU_BENCH_OOS_CLASS=1` for the out-of-scope output, as `--oos-class`).
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use kefu_kb::embed::concat::ConcatEmbedder;
 use kefu_kb::embed::{load_embedder, TextRole};
 use kefu_kb::intent::{self, metrics, EmbeddingCache, TrainConfig};
 use serde_json::{json, Value};
@@ -58,15 +60,21 @@ fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
+    let also = std::env::var("KEFU_BENCH_ALSO_ENCODER").ok();
     let cfg = TrainConfig {
         hidden,
+        oos_class: std::env::var_os("KEFU_BENCH_OOS_CLASS").is_some(),
         ..TrainConfig::default()
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let embedder = load_embedder(kefu_kb::DEFAULT_MODEL, &model_dir())?;
+        let mut embedder = load_embedder(kefu_kb::DEFAULT_MODEL, &model_dir())?;
+        if let Some(name) = &also {
+            let second = load_embedder(name, &model_dir())?;
+            embedder = ConcatEmbedder::join(embedder, vec![second])?;
+        }
         let cache = EmbeddingCache::open(&tmp.path().join("cache.db")).await?;
         let dataset = intent::data::load(&files[0])?;
         let texts: Vec<String> = dataset.examples.iter().map(|e| e.text.clone()).collect();
@@ -103,6 +111,7 @@ fn main() -> anyhow::Result<()> {
         let e = Arc::clone(&embedder);
         let threshold = model.meta.threshold;
         let calibration = model.meta.calibration.clone();
+        let model_oos_class = model.meta.oos_class;
         let (encode_ms, head_us) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let mut encode = Vec::new();
             let mut head = Vec::new();
@@ -125,6 +134,7 @@ fn main() -> anyhow::Result<()> {
             "dataset": "CLINC150 full: train+oos_train -> val+oos_val",
             "embedding_model": embedder.model_name(),
             "hidden": hidden,
+            "oos_class": model_oos_class,
             "train_examples": texts.len(),
             "embed_train_seconds_cold": embed_seconds,
             "embed_texts_per_second": texts.len() as f64 / embed_seconds,
