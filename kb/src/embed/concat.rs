@@ -53,32 +53,6 @@ impl ConcatEmbedder {
         let dim = parts.iter().map(|p| p.dim()).sum();
         Ok(Arc::new(Self { name, parts, dim }))
     }
-
-    /// Appends the vectors of every part after the first to `main` (the first part's vectors of
-    /// the same texts, computed elsewhere: the search vector a server already has).
-    pub fn extend(
-        &self,
-        main: Vec<Vec<f32>>,
-        texts: &[&str],
-        role: TextRole,
-    ) -> Result<Vec<Vec<f32>>> {
-        let mut out = main;
-        for part in &self.parts[1..] {
-            let vectors = part.embed(texts, role)?;
-            if vectors.len() != out.len() {
-                return Err(KbError::InvalidInput(format!(
-                    "{} returned {} vectors for {} texts",
-                    part.model_name(),
-                    vectors.len(),
-                    out.len()
-                )));
-            }
-            for (o, v) in out.iter_mut().zip(vectors) {
-                o.extend_from_slice(&v);
-            }
-        }
-        Ok(out)
-    }
 }
 
 impl Embedder for ConcatEmbedder {
@@ -91,8 +65,22 @@ impl Embedder for ConcatEmbedder {
     }
 
     fn embed(&self, texts: &[&str], role: TextRole) -> Result<Vec<Vec<f32>>> {
-        let main = self.parts[0].embed(texts, role)?;
-        self.extend(main, texts, role)
+        let mut out = self.parts[0].embed(texts, role)?;
+        for part in &self.parts[1..] {
+            let vectors = part.embed(texts, role)?;
+            if vectors.len() != out.len() {
+                return Err(KbError::InvalidInput(format!(
+                    "{} returned {} vectors for {} texts",
+                    part.model_name(),
+                    vectors.len(),
+                    out.len()
+                )));
+            }
+            for (o, v) in out.iter_mut().zip(vectors) {
+                o.extend(v);
+            }
+        }
+        Ok(out)
     }
 
     fn joined_parts(&self) -> Option<&[Arc<dyn Embedder>]> {

@@ -109,49 +109,45 @@ impl IntentSlot {
     /// it; a head on a fine-tuned encoder needs that encoder's base to match, and loads it; a
     /// second encoder the head reads is loaded by name.
     fn prepare(&self, m: IntentModel, embedding_model: &str) -> Result<ActiveIntents, String> {
-        let extra: Vec<String> = concat::extra_parts(&m.meta.embedding_model)
-            .into_iter()
-            .map(str::to_string)
-            .collect();
-        let needs_loaders = m.encoder.is_some() || !extra.is_empty();
-        let loaders = match &self.encoders {
-            Some(l) => Some(l),
-            None if needs_loaders => {
-                return Err("this process cannot load the model's own encoders".into())
+        let main = concat::parts(&m.meta.embedding_model)
+            .next()
+            .unwrap_or_default();
+        match &m.encoder {
+            None if main != embedding_model => {
+                return Err(format!(
+                    "trained on the embedding model {main}, the server runs {embedding_model}"
+                ))
             }
-            None => None,
-        };
-        let encoder = match &m.encoder {
-            None => {
-                let main = concat::parts(&m.meta.embedding_model)
-                    .next()
-                    .unwrap_or_default();
-                if main != embedding_model {
-                    return Err(format!(
-                        "trained on the embedding model {main}, the server runs {embedding_model}"
-                    ));
-                }
-                None
+            Some(delta) if delta.meta.base_model != embedding_model => {
+                return Err(format!(
+                    "its fine-tuned encoder is based on {}, the server runs {embedding_model}",
+                    delta.meta.base_model
+                ))
             }
-            Some(delta) => {
-                if delta.meta.base_model != embedding_model {
-                    return Err(format!(
-                        "its fine-tuned encoder is based on {}, the server runs {embedding_model}",
-                        delta.meta.base_model
-                    ));
-                }
-                let load = loaders.map(|l| &l.tuned).ok_or("no encoder loader")?;
-                Some(load(delta).map_err(|e| e.to_string())?)
-            }
+            _ => {}
+        }
+        let extra = concat::extra_parts(&m.meta.embedding_model);
+        if m.encoder.is_none() && extra.is_empty() {
+            return Ok(ActiveIntents {
+                model: m,
+                encoder: None,
+                also: Vec::new(),
+            });
+        }
+        let Some(load) = &self.encoders else {
+            return Err("this process cannot load the model's own encoders".into());
         };
-        let also = match loaders {
-            Some(l) => extra
-                .iter()
-                .map(|name| (l.stock)(name))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| e.to_string())?,
-            None => Vec::new(),
-        };
+        let also = extra
+            .iter()
+            .map(|name| (load.stock)(name))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        let encoder = m
+            .encoder
+            .as_deref()
+            .map(|delta| (load.tuned)(delta))
+            .transpose()
+            .map_err(|e| e.to_string())?;
         Ok(ActiveIntents {
             model: m,
             encoder,
