@@ -107,6 +107,9 @@ pub struct Hit {
     pub question: String,
     pub answer: String,
     pub score: f32,
+    /// The lexical half of `score`: how much of the question's wording the entry holds (0–1).
+    #[serde(default)]
+    pub lexical: f32,
     pub source: String,
     pub kind: String,
     pub tags: Vec<String>,
@@ -144,6 +147,7 @@ mod tests {
             question: "q".into(),
             answer: answer.into(),
             score,
+            lexical: 0.0,
             source: "s".into(),
             kind: "faq".into(),
             tags: vec![],

@@ -311,12 +311,12 @@ fn xquad_subset_answers_from_documents() {
     );
 }
 
-// Floors a few points under what was measured when they were pinned (demo: zh 93.6% / en 97.2%
+// Floors a few points under what was measured when they were pinned (demo: zh 95.5% / en 97.2%
 // right answers, 95% out of scope held; XQuAD subset: gold span in 69.5% (en, long sentences cut
-// to their answering clauses) / 84.0% (zh) of replies, right paragraph cited 95.8% / 97.7%,
+// to their answering clauses) / 84.5% (zh) of replies, right paragraph cited 95.8% / 97.7%,
 // median reply 105 (en) / 61 (zh) chars), so that CPU floating-point differences cannot flip them
 // but a real regression does.
-const DEMO_RIGHT_FLOOR: f64 = 0.89;
+const DEMO_RIGHT_FLOOR: f64 = 0.91;
 const DEMO_OOS_HELD_FLOOR: f64 = 0.92;
 const XQUAD_EN_CONTAINS_FLOOR: f64 = 0.65;
 const XQUAD_ZH_CONTAINS_FLOOR: f64 = 0.78;

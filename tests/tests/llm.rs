@@ -55,6 +55,7 @@ impl Retriever for Injected {
             question: question.into(),
             answer: answer.into(),
             score,
+            lexical: 0.0,
             source: "faq.csv".into(),
             kind: "faq".into(),
             tags: vec![],

@@ -258,6 +258,7 @@ mod tests {
             question: "Policy".into(),
             answer: text.into(),
             score,
+            lexical: 0.0,
             source: "p.md > Policy".into(),
             kind: "chunk".into(),
             tags: vec![],

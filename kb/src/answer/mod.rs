@@ -179,6 +179,12 @@ fn faq_answer<'a>(faqs: &[&'a Hit], t: &Thresholds, lang: Option<Lang>) -> Optio
     if compatible.len() >= 2 {
         return Some(Plan::Faq(compatible));
     }
+    // A rival on another topic that holds under half of the question's wording the best entry
+    // holds is no real alternative, however close its score.
+    close.retain(|h| std::ptr::eq(*h, first) || h.lexical * 2.0 >= first.lexical);
+    if close.len() == 1 {
+        return Some(Plan::Faq(close));
+    }
     Some(Plan::Choices(choices(close, lang)))
 }
 
@@ -290,6 +296,7 @@ mod tests {
             question: q.into(),
             answer: a.into(),
             score,
+            lexical: 0.0,
             source: "faq.csv".into(),
             kind: "faq".into(),
             tags: tags.iter().map(|t| t.to_string()).collect(),
@@ -303,6 +310,7 @@ mod tests {
             question: "Shop policies / 店铺政策 > Loyalty points / 积分规则".into(),
             answer: text.into(),
             score,
+            lexical: 0.0,
             source: "policy.md > Loyalty points".into(),
             kind: "chunk".into(),
             tags: vec![],
@@ -388,6 +396,49 @@ mod tests {
             r.quick_replies,
             vec!["When will my order ship?", "Gift cards?"]
         );
+    }
+
+    #[test]
+    fn a_close_rival_on_another_topic_without_the_questions_wording_is_no_alternative() {
+        let worded = |mut h: Hit, lexical: f32| {
+            h.lexical = lexical;
+            h
+        };
+        let returns = worded(
+            faq(
+                "r",
+                "怎么申请退货？",
+                "未拆封的茶叶可以退货。",
+                0.63,
+                &["returns"],
+            ),
+            0.22,
+        );
+        let storage = |lexical| {
+            worded(
+                faq("s", "茶叶怎么保存？", "密封避光。", 0.61, &["tea"]),
+                lexical,
+            )
+        };
+        let reply = |rival_wording| {
+            let hits = [returns.clone(), storage(rival_wording)];
+            compose(
+                "茶叶拆了还能退吗",
+                Lang::Zh,
+                &hits,
+                &T,
+                AnswerMode::Extractive,
+            )
+        };
+        // 茶叶拆了还能退吗: the storage entry scores close but holds little of the wording.
+        let r = reply(0.08);
+        assert_eq!(r.band, Band::Answer);
+        assert_eq!(r.citations.len(), 1);
+        assert_eq!(r.citations[0].id, "r");
+        // A rival holding as much of the wording stays a real choice.
+        let r = reply(0.2);
+        assert_eq!(r.band, Band::Suggest);
+        assert_eq!(r.quick_replies.len(), 2);
     }
 
     #[test]

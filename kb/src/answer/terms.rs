@@ -2,7 +2,8 @@
 //! stripping, stop words dropped), numbers and codes kept whole ("11.11", "sku-2041"), and Chinese
 //! as overlapping character bigrams (question words such as 什么/怎么 dropped), chat spellings read
 //! as the words they stand for (`colloquial`). No dictionary is needed, so any Chinese text
-//! segments the same way at import and at query time.
+//! segments the same way at import and at query time. A question's characters that no bigram known
+//! to the index covers (`orphan_chars`) are terms of their own.
 
 use std::collections::HashSet;
 use std::sync::OnceLock;
@@ -62,6 +63,50 @@ pub fn terms(text: &str) -> Vec<String> {
     }
     flush_word(&mut word, &mut out);
     flush_han(&mut han, &mut out);
+    out
+}
+
+/// Characters that carry no topic on their own (particles, pronouns, copulas, auxiliaries).
+const ZH_STOP_CHARS: &str =
+    "的了吗呢啊吧呀嘛么是有在我你他她它们这那就还也都和与或及被把给让要会能可以想请问什怎哪几多少";
+
+/// The Chinese characters of `text` (chat spellings standardised), each once: the index side of
+/// `orphan_chars`.
+pub fn han_chars(text: &str) -> HashSet<String> {
+    crate::colloquial::standard(text)
+        .chars()
+        .filter(|&c| is_han(c))
+        .map(String::from)
+        .collect()
+}
+
+/// The content characters of `text` that no bigram term known to an index covers (`known`):
+/// 拆 in 茶叶拆了还能退吗 when the index holds 拆封 but neither 叶拆 nor 拆了. Such a character
+/// still says what the question is about, though bigram segmentation lost it. Characters of
+/// question-word bigrams (什么, 时候) and particles are not content.
+pub fn orphan_chars(text: &str, known: impl Fn(&str) -> bool) -> Vec<String> {
+    let text = crate::colloquial::standard(text);
+    let chars: Vec<char> = text.chars().collect();
+    let pair = |i: usize| -> Option<String> {
+        let (a, b) = (*chars.get(i)?, *chars.get(i + 1)?);
+        (is_han(a) && is_han(b)).then(|| [a, b].iter().collect())
+    };
+    let mut out: Vec<String> = Vec::new();
+    for (i, &c) in chars.iter().enumerate() {
+        if !is_han(c) || ZH_STOP_CHARS.contains(c) {
+            continue;
+        }
+        let around = [i.checked_sub(1).and_then(pair), pair(i)];
+        let covered = around
+            .iter()
+            .flatten()
+            .any(|b| known(b) || stop_words().contains(b.as_str()));
+        let lone = around.iter().all(Option::is_none);
+        let s = c.to_string();
+        if !covered && !lone && !out.contains(&s) {
+            out.push(s);
+        }
+    }
     out
 }
 
@@ -187,6 +232,23 @@ mod tests {
         assert_eq!(terms("买 iPhone 吗"), vec!["买", "iphon", "吗"]);
         let t = term_set("积分有效期至次年年底");
         assert!(t.contains("积分") && t.contains("年底"));
+    }
+
+    #[test]
+    fn characters_no_known_bigram_covers_are_orphans() {
+        // The index knows 茶叶 and 能退 (from 拆封的茶叶, 能退吗), not 叶拆 or 拆了: 拆 is lost
+        // between bigrams; particles (了, 还) and question words are never content.
+        let known = |b: &str| ["茶叶", "能退", "退吗"].contains(&b);
+        assert_eq!(orphan_chars("茶叶拆了还能退吗", known), vec!["拆"]);
+        // Every character covered, or alone between Latin text: no orphans.
+        assert!(orphan_chars("茶叶能退吗", known).is_empty());
+        assert!(orphan_chars("买 iPhone", known).is_empty());
+        // Chat spellings read first; characters of question-word bigrams are not content.
+        assert!(orphan_chars("啥时候", |_| false).is_empty());
+        assert_eq!(
+            han_chars("拆封的茶"),
+            ["拆", "封", "的", "茶"].map(String::from).into()
+        );
     }
 
     #[test]

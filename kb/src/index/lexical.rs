@@ -1,12 +1,13 @@
 //! The lexical half of hybrid retrieval: an in-process BM25 index over every entry's text (FAQ
 //! question, alternates and answer; a passage's heading and text), with the terms of
 //! `answer::terms` (English words, codes such as "11.11" or "SKU-2041" whole, Chinese character
-//! bigrams). It is rebuilt from the store, the one source of truth, whenever the vector index is.
+//! bigrams; every Chinese character too, for a question's characters no known bigram covers). It is
+//! rebuilt from the store, the one source of truth, whenever the vector index is.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
 
-use crate::answer::terms::terms;
+use crate::answer::terms::{han_chars, orphan_chars, terms};
 use crate::error::{KbError, Result};
 use crate::lang::is_han;
 
@@ -89,6 +90,11 @@ impl LexicalIndex {
             for t in terms {
                 *counts.entry(t).or_default() += 1;
             }
+            // Every Chinese character too, for the query's orphan characters (not counted in
+            // the length: they repeat what the bigrams hold).
+            for c in han_chars(&d.text) {
+                counts.entry(c).or_insert(1);
+            }
             for (t, tf) in counts.drain() {
                 let next = fresh.postings.len() as u32;
                 let id = *fresh.term_ids.entry((d.kb_id, t)).or_insert(next);
@@ -128,7 +134,9 @@ impl LexicalIndex {
         let ordered = terms(query);
         let known = |t: &str| m.term_ids.contains_key(&(kb_id, t.to_string()));
         let straddling = straddling_bigrams(&ordered, known);
+        let orphans = orphan_chars(query, known);
         let mut q = ordered;
+        q.extend(orphans.iter().cloned());
         q.sort();
         q.dedup();
         if q.is_empty() || n == 0 {
@@ -149,7 +157,9 @@ impl LexicalIndex {
             let w = idf(postings.map_or(0.0, |p| p.len() as f32));
             // Unknown terms count against the match (a topic the base lacks), except bigrams
             // that only straddle two words.
-            if !straddling.contains(t) {
+            // An orphan character the base lacks adds nothing: its bigrams already count.
+            let unknown_orphan = postings.is_none() && orphans.contains(t);
+            if !straddling.contains(t) && !unknown_orphan {
                 best_possible += w * (K1 + 1.0);
             }
             for &(doc, tf) in postings.into_iter().flatten() {
@@ -276,6 +286,25 @@ mod tests {
             .expect("search")
             .is_empty());
         assert!(i.search(9, &[], "gift", 5).expect("search").is_empty());
+    }
+
+    #[test]
+    fn a_character_lost_between_bigrams_still_finds_its_entry() {
+        let i = LexicalIndex::new();
+        i.replace_all(vec![
+            doc(1, 1, "已拆封的茶叶不支持退货。", &[]),
+            doc(2, 1, "茶叶请密封保存。", &[]),
+        ])
+        .expect("build");
+        // 拆了 is no term of either entry; 拆 (an orphan) is one of entry 1's characters.
+        let hits = i.search(1, &[], "茶叶拆了", 5).expect("search");
+        assert_eq!(hits[0].entry_id, 1, "{hits:?}");
+        assert!(hits[0].score > hits[1].score, "{hits:?}");
+        // A character the knowledge base lacks adds nothing, and costs nothing beyond its
+        // bigrams.
+        let with = i.search(1, &[], "茶叶砸了", 5).expect("search");
+        let without = i.search(1, &[], "茶叶了", 5).expect("search");
+        assert!(with[0].score <= without[0].score, "{with:?} {without:?}");
     }
 
     #[test]

@@ -248,6 +248,7 @@ impl Knowledge {
                         question: e.question.clone(),
                         answer: e.answer.clone(),
                         score: h.score,
+                        lexical: h.lexical,
                         source: e.source.clone(),
                         kind: e.kind.as_str().to_string(),
                         tags: e.tags.clone(),

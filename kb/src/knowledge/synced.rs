@@ -37,6 +37,8 @@ pub(super) struct HybridHit {
     pub entry_id: i64,
     pub vector_id: i64,
     pub score: f32,
+    /// The lexical match alone (`LexicalIndex::search`'s score, 0 when it did not find the entry).
+    pub lexical: f32,
 }
 
 /// What `SyncedIndex::sync_outside` does besides routing.
@@ -393,6 +395,7 @@ impl SyncedIndex {
                     entry_id,
                     vector_id,
                     score: cos + LEXICAL_WEIGHT * lex,
+                    lexical: lex,
                 })
             })
             .collect();

@@ -226,6 +226,7 @@ pub fn query_json(r: &Retrieval) -> serde_json::Value {
             "question": h.question,
             "answer": h.answer,
             "score": h.score,
+            "lexical": h.lexical,
             "source": h.source,
         })).collect::<Vec<_>>(),
     })

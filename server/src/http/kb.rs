@@ -42,7 +42,7 @@ pub struct QueryRequest {
 /// Retrieves the best entries for one question, with the band.
 #[utoipa::path(post, path = "/v1/kb/query", tag = "knowledge", security(("bearer" = [])),
     request_body = QueryRequest,
-    responses((status = 200, description = "`{query, band, hits: [{id, question, answer, score, source}], thresholds}`", body = Object)))]
+    responses((status = 200, description = "`{query, band, hits: [{id, question, answer, score, lexical, source, kind, tags}], thresholds, answer_mode}`", body = Object)))]
 pub async fn query(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -316,6 +316,7 @@ mod tests {
                 question: q.into(),
                 answer: format!("answer to {q}"),
                 score,
+                lexical: 0.0,
                 source: "faq.csv".into(),
                 kind: "faq".into(),
                 tags: vec![],
