@@ -180,8 +180,8 @@ fn faq_answer<'a>(faqs: &[&'a Hit], t: &Thresholds, lang: Option<Lang>) -> Optio
         return Some(Plan::Faq(compatible));
     }
     // A rival on another topic that holds under half of the question's wording the best entry
-    // holds is no real alternative, however close its score.
-    close.retain(|h| std::ptr::eq(*h, first) || h.lexical * 2.0 >= first.lexical);
+    // holds is no real alternative, however close its score (the best entry always stays).
+    close.retain(|h| h.lexical * 2.0 >= first.lexical);
     if close.len() == 1 {
         return Some(Plan::Faq(close));
     }

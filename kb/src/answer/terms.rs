@@ -87,10 +87,13 @@ pub fn han_chars(text: &str) -> HashSet<String> {
 pub fn orphan_chars(text: &str, known: impl Fn(&str) -> bool) -> Vec<String> {
     let text = crate::colloquial::standard(text);
     let chars: Vec<char> = text.chars().collect();
-    let pair = |i: usize| -> Option<String> {
-        let (a, b) = (*chars.get(i)?, *chars.get(i + 1)?);
-        (is_han(a) && is_han(b)).then(|| [a, b].iter().collect())
-    };
+    // pairs[i]: the Chinese bigram starting at character i, if any.
+    let pairs: Vec<Option<String>> = chars
+        .iter()
+        .zip(chars.iter().skip(1))
+        .map(|(&a, &b)| (is_han(a) && is_han(b)).then(|| [a, b].iter().collect()))
+        .collect();
+    let pair = |i: usize| pairs.get(i).and_then(Option::as_deref);
     let mut out: Vec<String> = Vec::new();
     for (i, &c) in chars.iter().enumerate() {
         if !is_han(c) || ZH_STOP_CHARS.contains(c) {
@@ -100,7 +103,7 @@ pub fn orphan_chars(text: &str, known: impl Fn(&str) -> bool) -> Vec<String> {
         let covered = around
             .iter()
             .flatten()
-            .any(|b| known(b) || stop_words().contains(b.as_str()));
+            .any(|&b| known(b) || stop_words().contains(b));
         let lone = around.iter().all(Option::is_none);
         let s = c.to_string();
         if !covered && !lone && !out.contains(&s) {
